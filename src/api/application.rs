@@ -1,0 +1,151 @@
+//! `Application`: an application on the identity server, its OIDC settings and its login flow.
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::{BackendRef, Conditions, DeletionPolicy, LocalObjectRef};
+
+/// An application on the identity server with its OpenID Connect settings and its (multi-factor)
+/// login flow.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "identity-operator.io",
+    version = "v1alpha1",
+    kind = "Application",
+    namespaced,
+    status = "ApplicationStatus",
+    // Not `app`/`apps`: Argo CD's Application owns those. The full name is
+    // applications.identity-operator.io.
+    shortname = "idapp",
+    shortname = "idapps",
+    category = "identity",
+    doc = "An application on the identity server with its OpenID Connect settings and its multi-factor login flow.",
+    printcolumn(name = "Backend", type_ = "string", json_path = ".spec.backendRef.name"),
+    printcolumn(name = "Steps", type_ = "integer", json_path = ".status.steps"),
+    printcolumn(name = "Conflict", type_ = "string", json_path = ".status.conditions[?(@.type==\"InterconnectionConflict\")].status"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("oldSelf.backendRef == self.backendRef").message("backendRef is immutable: create a new Application to move it to another backend"))]
+#[x_kube(validation = Rule::new("!has(self.credentialsSecret) || has(self.oidc)").message("credentialsSecret needs oidc: only OIDC applications have client credentials"))]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationSpec {
+    /// The IdentityBackend (same namespace) this application lives on. Immutable.
+    pub backend_ref: BackendRef,
+    /// The application's name on the server; unique on the server.
+    #[x_kube(validation = Rule::new("self.size() > 0 && self.size() <= 120").message("displayName must be 1 to 120 characters"))]
+    pub display_name: String,
+    /// A description shown in the server's console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// OpenID Connect inbound settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcSettings>,
+    /// A Secret (same namespace) the operator creates and keeps with keys client-id and client-secret
+    /// of the OIDC client. The Secret is owned by this Application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<LocalObjectRef>,
+    /// The login flow: steps run in order, and within a step the user picks one option. Without it
+    /// the server's default flow (username and password) is used and left as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_flow: Option<LoginFlow>,
+    /// What happens on the server when this object is deleted: Delete (default) or Orphan.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// Take over an application that already exists on the server with the same displayName.
+    /// Without it, an existing one is reported as AlreadyExists and left untouched.
+    #[serde(default)]
+    pub adopt: bool,
+}
+
+/// OpenID Connect inbound settings of an application.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!('authorization_code' in self.grantTypes || 'implicit' in self.grantTypes) || (has(self.callbackURLs) && size(self.callbackURLs) > 0)").message("authorization_code and implicit grants need at least one callbackURL"))]
+pub struct OidcSettings {
+    /// Allowed grant types, e.g. authorization_code, refresh_token, client_credentials.
+    #[x_kube(validation = Rule::new("size(self) > 0").message("oidc.grantTypes needs at least one grant type"))]
+    #[x_kube(validation = Rule::new("self.all(g, g in ['authorization_code', 'implicit', 'password', 'client_credentials', 'refresh_token', 'organization_switch', 'urn:ietf:params:oauth:grant-type:saml2-bearer', 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'urn:ietf:params:oauth:grant-type:device_code', 'urn:ietf:params:oauth:grant-type:token-exchange'])").message("unknown grant type: use authorization_code, implicit, password, client_credentials, refresh_token, organization_switch or a urn:ietf:params:oauth:grant-type:* the server supports"))]
+    pub grant_types: Vec<String>,
+    /// Redirect URLs the application may use (a single `regexp=(...)` entry is allowed).
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        rename = "callbackURLs"
+    )]
+    pub callback_urls: Vec<String>,
+    /// Origins allowed to call the token endpoint from a browser (CORS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
+    /// A public client (no client secret; use PKCE).
+    #[serde(default)]
+    pub public_client: bool,
+}
+
+/// A login flow: ordered steps of alternatives.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+pub struct LoginFlow {
+    /// The steps, in order. The user completes every step; within a step they pick one option.
+    #[x_kube(validation = Rule::new("size(self) >= 1").message("loginFlow needs at least one step"))]
+    #[x_kube(validation = Rule::new("size(self) <= 10").message("loginFlow may have at most 10 steps"))]
+    pub steps: Vec<LoginStep>,
+}
+
+/// One step of a login flow.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+pub struct LoginStep {
+    /// The alternatives of this step; the user picks one.
+    #[x_kube(validation = Rule::new("size(self) >= 1").message("every login step needs at least one option"))]
+    pub options: Vec<LoginOption>,
+}
+
+/// One option of a login step: a local authenticator or an identity provider.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.authenticator) != has(self.identityProviderRef)").message("a login option sets exactly one of authenticator or identityProviderRef"))]
+pub struct LoginOption {
+    /// A local authenticator by its server name, e.g. BasicAuthenticator, totp, FIDOAuthenticator,
+    /// email-otp-authenticator, backup-code-authenticator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_.-]+$')").message("authenticator must be an authenticator name such as totp or BasicAuthenticator"))]
+    pub authenticator: Option<String>,
+    /// An IdentityProvider in this namespace; the flow uses its displayName and authenticator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_provider_ref: Option<LocalObjectRef>,
+}
+
+/// What the operator observed about the application.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Reconciling, Stalled and InterconnectionConflict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Conditions,
+    /// The application's id on the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The number of steps of the login flow on the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<i32>,
+    /// Conflicts between the login flow and the JIT settings of its identity providers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<AppConflictEntry>,
+}
+
+/// One conflict seen from the application: an IdP without JIT before a step that needs a local account.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppConflictEntry {
+    /// The IdentityProvider object (this namespace).
+    pub identity_provider: String,
+    /// The step (1-based) that offers it.
+    pub identity_provider_step: i32,
+    /// The authenticator that needs a local account.
+    pub authenticator: String,
+    /// The step (1-based) of that authenticator.
+    pub authenticator_step: i32,
+}

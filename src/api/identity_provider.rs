@@ -1,0 +1,331 @@
+//! `IdentityProvider`: a federated connection (Google, GitHub, OIDC, SAML) with its JIT provisioning.
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::{BackendRef, Conditions, DeletionPolicy, SecretKeyRef};
+
+/// A federated identity provider on the identity server and its Just-in-Time provisioning settings.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "identity-operator.io",
+    version = "v1alpha1",
+    kind = "IdentityProvider",
+    namespaced,
+    status = "IdentityProviderStatus",
+    shortname = "idp",
+    shortname = "idps",
+    category = "identity",
+    doc = "A federated identity provider (connection) on the identity server, with its Just-in-Time provisioning settings.",
+    printcolumn(
+        name = "Backend",
+        type_ = "string",
+        json_path = ".spec.backendRef.name"
+    ),
+    printcolumn(
+        name = "JIT",
+        type_ = "string",
+        json_path = ".status.jit",
+        description = "JIT provisioning as observed on the server"
+    ),
+    printcolumn(
+        name = "Conflict",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"InterconnectionConflict\")].status"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new("(has(self.google) ? 1 : 0) + (has(self.github) ? 1 : 0) + (has(self.oidc) ? 1 : 0) + (has(self.saml) ? 1 : 0) == 1").message("set exactly one identity provider type: google, github, oidc or saml"))]
+#[x_kube(validation = Rule::new("oldSelf.backendRef == self.backendRef").message("backendRef is immutable: create a new IdentityProvider to move it to another backend"))]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityProviderSpec {
+    /// The IdentityBackend (same namespace) this identity provider lives on. Immutable.
+    pub backend_ref: BackendRef,
+    /// The identity provider's name on the server. Login flows on the server reference IdPs by this
+    /// name; it must be unique on the server.
+    #[x_kube(validation = Rule::new("self.size() > 0 && self.size() <= 120").message("displayName must be 1 to 120 characters"))]
+    pub display_name: String,
+    /// A description shown in the server's console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Google as an OpenID Connect provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google: Option<OAuthProvider>,
+    /// GitHub as an OAuth provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<OAuthProvider>,
+    /// Any OpenID Connect provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcProvider>,
+    /// A SAML 2.0 identity provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml: Option<SamlProvider>,
+    /// Just-in-Time provisioning. Without this block JIT counts as disabled for the conflict check and
+    /// the server's JIT settings are left as they are. Fields left out are not managed: the operator
+    /// keeps what the server has for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jit: Option<JitSpec>,
+    /// What to do when a change would disable JIT while applications with MFA after this IdP depend on
+    /// it: Block (default) holds the JIT change back and reports it; Warn pushes it and reports it.
+    #[serde(default)]
+    pub conflict_policy: ConflictPolicy,
+    /// What happens on the server when this object is deleted: Delete (default) or Orphan.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// Take over an identity provider that already exists on the server with the same displayName.
+    /// Without it, an existing one is reported as AlreadyExists and left untouched.
+    #[serde(default)]
+    pub adopt: bool,
+}
+
+/// An OAuth 2.0 / OIDC social login (Google, GitHub).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OAuthProvider {
+    /// The OAuth client id registered at the provider.
+    #[serde(rename = "clientID")]
+    #[x_kube(validation = Rule::new("self != ''").message("clientID must not be empty"))]
+    pub client_id: String,
+    /// The Secret key holding the OAuth client secret.
+    pub client_secret_ref: SecretKeyRef,
+    /// Scopes to request (default: the provider's usual set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// The redirect URL registered at the provider (default: the server's commonauth endpoint).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "callbackURL"
+    )]
+    pub callback_url: Option<String>,
+}
+
+/// A generic OpenID Connect provider.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OidcProvider {
+    /// The client id registered at the provider.
+    #[serde(rename = "clientID")]
+    #[x_kube(validation = Rule::new("self != ''").message("clientID must not be empty"))]
+    pub client_id: String,
+    /// The Secret key holding the client secret.
+    pub client_secret_ref: SecretKeyRef,
+    /// The provider's authorization endpoint.
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("authorizationEndpoint must be an http(s) URL"))]
+    pub authorization_endpoint: String,
+    /// The provider's token endpoint.
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("tokenEndpoint must be an http(s) URL"))]
+    pub token_endpoint: String,
+    /// The provider's userinfo endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<String>,
+    /// The provider's logout endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logout_endpoint: Option<String>,
+    /// The provider's JWKS URI, used to verify ID tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "jwksURI")]
+    pub jwks_uri: Option<String>,
+    /// Scopes to request (default openid).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// The redirect URL registered at the provider.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "callbackURL"
+    )]
+    pub callback_url: Option<String>,
+}
+
+/// A SAML 2.0 identity provider.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SamlProvider {
+    /// The IdP's entity id (issuer).
+    #[serde(rename = "idpEntityID")]
+    #[x_kube(validation = Rule::new("self != ''").message("idpEntityID must not be empty"))]
+    pub idp_entity_id: String,
+    /// The IdP's single sign-on URL.
+    #[serde(rename = "ssoURL")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("ssoURL must be an http(s) URL"))]
+    pub sso_url: String,
+    /// The entity id this server presents to the IdP (service provider entity id).
+    #[serde(rename = "spEntityID")]
+    #[x_kube(validation = Rule::new("self != ''").message("spEntityID must not be empty"))]
+    pub sp_entity_id: String,
+    /// The NameID format to request.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "nameIDFormat"
+    )]
+    pub name_id_format: Option<String>,
+    /// Sign authentication requests.
+    #[serde(default)]
+    pub sign_authn_requests: bool,
+}
+
+/// How the server provisions a local account for a federated user.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JitSpec {
+    /// Create (or link) a local account when a federated user signs in. Second factors such as TOTP
+    /// and passkeys keep their secret on that account.
+    pub enabled: bool,
+    /// What the user is asked during provisioning (server default ProvisionSilently).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<JitScheme>,
+    /// The user store domain for provisioned users (server default PRIMARY; Asgardeo calls it DEFAULT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self != ''").message("userstore must not be empty"))]
+    pub userstore: Option<String>,
+    /// Link the federated user to an existing local account with the same identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub associate_local_user: Option<bool>,
+    /// How federated attributes update the local account (server default OverrideAll).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_sync_method: Option<AttributeSyncMethod>,
+}
+
+/// JIT provisioning scheme (the API's PROVISION_SILENTLY, PROMPT_* values).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum JitScheme {
+    /// Create the account without asking the user.
+    ProvisionSilently,
+    /// Ask for a username, a password and consent.
+    PromptUsernamePasswordConsent,
+    /// Ask for a password and consent.
+    PromptPasswordConsent,
+    /// Ask for consent only.
+    PromptConsent,
+}
+
+/// How federated attributes are synced into the local account.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum AttributeSyncMethod {
+    /// Federated attributes replace all local ones.
+    OverrideAll,
+    /// Local values win over federated ones.
+    PreserveLocal,
+    /// Attributes are not synced.
+    None,
+}
+
+/// What to do with a change that would disable JIT while applications depend on it.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+)]
+pub enum ConflictPolicy {
+    /// Hold the JIT change back (the rest of the spec is still applied) and report it.
+    #[default]
+    Block,
+    /// Apply the change anyway; report the conflict with a condition and a Warning Event.
+    Warn,
+}
+
+/// The kind of federated connection, which decides the authenticator name used in login flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderType {
+    /// Google (GoogleOIDCAuthenticator).
+    Google,
+    /// GitHub (GithubAuthenticator).
+    Github,
+    /// Generic OIDC (OpenIDConnectAuthenticator).
+    Oidc,
+    /// SAML 2.0 (SAMLSSOAuthenticator).
+    Saml,
+}
+
+impl ProviderType {
+    /// The federated authenticator name the server uses in login-flow steps.
+    pub fn authenticator_name(self) -> &'static str {
+        match self {
+            ProviderType::Google => "GoogleOIDCAuthenticator",
+            ProviderType::Github => "GithubAuthenticator",
+            ProviderType::Oidc => "OpenIDConnectAuthenticator",
+            ProviderType::Saml => "SAMLSSOAuthenticator",
+        }
+    }
+}
+
+impl IdentityProviderSpec {
+    /// Which type is set. The CRD's CEL rule guarantees exactly one; `None` only for objects that
+    /// bypassed validation.
+    pub fn provider_type(&self) -> Option<ProviderType> {
+        match (&self.google, &self.github, &self.oidc, &self.saml) {
+            (Some(_), None, None, None) => Some(ProviderType::Google),
+            (None, Some(_), None, None) => Some(ProviderType::Github),
+            (None, None, Some(_), None) => Some(ProviderType::Oidc),
+            (None, None, None, Some(_)) => Some(ProviderType::Saml),
+            _ => None,
+        }
+    }
+
+    /// Whether JIT is declared enabled (a missing block counts as disabled).
+    pub fn jit_enabled(&self) -> bool {
+        self.jit.as_ref().is_some_and(|j| j.enabled)
+    }
+}
+
+/// What the operator observed about the identity provider.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityProviderStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Reconciling, Stalled and InterconnectionConflict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Conditions,
+    /// The identity provider's id on the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// JIT provisioning as observed on the server: Enabled or Disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jit: Option<String>,
+    /// Applications whose login flow offers this identity provider, declared in the cluster or
+    /// existing only on the server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependents: Vec<Dependent>,
+    /// Conflicts between this provider's JIT setting and its dependents' login flows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<ConflictEntry>,
+}
+
+/// An application that uses the identity provider in its login flow.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Dependent {
+    /// The application's name on the server.
+    pub name: String,
+    /// The Application object in this namespace, when it is declared in the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_ref: Option<String>,
+    /// The application's id on the server, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// One conflict: an application step that needs a local account after this IdP.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConflictEntry {
+    /// The application's name on the server.
+    pub application: String,
+    /// The step (1-based) that offers this identity provider.
+    pub identity_provider_step: i32,
+    /// The authenticator that needs a local account.
+    pub authenticator: String,
+    /// The step (1-based) of that authenticator.
+    pub authenticator_step: i32,
+}

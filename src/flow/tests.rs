@@ -1,0 +1,248 @@
+use super::*;
+
+fn auth(name: &str) -> FlowOption {
+    FlowOption::Authenticator(name.to_string())
+}
+fn idp(name: &str) -> FlowOption {
+    FlowOption::IdentityProvider(name.to_string())
+}
+fn flow(steps: Vec<Vec<FlowOption>>) -> Flow {
+    Flow { steps }
+}
+fn idps(list: &[(&str, Jit)]) -> HashMap<String, Jit> {
+    list.iter().map(|(n, j)| (n.to_string(), *j)).collect()
+}
+/// (idp, idp step, authenticator, authenticator step)
+type Expected<'a> = Vec<(&'a str, usize, &'a str, usize)>;
+
+fn found(analysis: &Analysis) -> Vec<(&str, usize, &str, usize)> {
+    analysis
+        .conflicts
+        .iter()
+        .map(|c| {
+            (
+                c.identity_provider.as_str(),
+                c.identity_provider_step,
+                c.authenticator.as_str(),
+                c.authenticator_step,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn single_application_table() {
+    let google_off = idps(&[("google", Jit::Disabled)]);
+    let cases: Vec<(&str, Flow, HashMap<String, Jit>, Expected)> = vec![
+        (
+            "console case: basic|google then totp, JIT off",
+            flow(vec![
+                vec![auth("BasicAuthenticator"), idp("google")],
+                vec![auth("totp")],
+            ]),
+            google_off.clone(),
+            vec![("google", 1, "totp", 2)],
+        ),
+        (
+            "same flow with JIT on is clear",
+            flow(vec![
+                vec![auth("BasicAuthenticator"), idp("google")],
+                vec![auth("totp")],
+            ]),
+            idps(&[("google", Jit::Enabled)]),
+            vec![],
+        ),
+        (
+            "IdP in a later step (the console misses this)",
+            flow(vec![
+                vec![auth("BasicAuthenticator")],
+                vec![idp("google")],
+                vec![auth("FIDOAuthenticator")],
+            ]),
+            google_off.clone(),
+            vec![("google", 2, "FIDOAuthenticator", 3)],
+        ),
+        (
+            "MFA in the same step as the IdP is an alternative, not a conflict",
+            flow(vec![vec![idp("google"), auth("totp")]]),
+            google_off.clone(),
+            vec![],
+        ),
+        (
+            "MFA before the IdP is not a conflict",
+            flow(vec![vec![auth("totp")], vec![idp("google")]]),
+            google_off.clone(),
+            vec![],
+        ),
+        (
+            "a missing JIT block counts as disabled",
+            flow(vec![
+                vec![idp("google")],
+                vec![auth("email-otp-authenticator")],
+            ]),
+            idps(&[("google", Jit::Missing)]),
+            vec![("google", 1, "email-otp-authenticator", 2)],
+        ),
+        (
+            "authenticators that need no local account never conflict",
+            flow(vec![
+                vec![idp("google")],
+                vec![
+                    auth("sms-otp-authenticator"),
+                    auth("MagicLinkAuthenticator"),
+                ],
+            ]),
+            google_off.clone(),
+            vec![],
+        ),
+        (
+            "every later step with a local-account authenticator is named",
+            flow(vec![
+                vec![idp("google")],
+                vec![auth("totp"), auth("BasicAuthenticator")],
+                vec![auth("backup-code-authenticator")],
+            ]),
+            google_off.clone(),
+            vec![
+                ("google", 1, "backup-code-authenticator", 3),
+                ("google", 1, "totp", 2),
+            ],
+        ),
+    ];
+    for (name, f, known, expected) in cases {
+        let got = check_flow("app", &f, &known, &LocalAccountAuthenticators::default());
+        let mut expected = expected;
+        expected.sort();
+        assert_eq!(found(&got), expected, "case: {name}");
+        assert!(got.unknown_references.is_empty(), "case: {name}");
+    }
+}
+
+#[test]
+fn several_idps_and_applications() {
+    let known = idps(&[
+        ("google", Jit::Disabled),
+        ("github", Jit::Enabled),
+        ("okta", Jit::Missing),
+    ]);
+    let payroll = flow(vec![vec![idp("google"), idp("github")], vec![auth("totp")]]);
+    let wiki = flow(vec![vec![idp("github")], vec![auth("totp")]]);
+    let crm = flow(vec![
+        vec![idp("okta")],
+        vec![idp("google")],
+        vec![auth("DuoAuthenticator")],
+    ]);
+    let analysis = check_all(
+        [("payroll", &payroll), ("wiki", &wiki), ("crm", &crm)],
+        &known,
+        &LocalAccountAuthenticators::default(),
+    );
+    let got: Vec<(&str, &str, usize)> = analysis
+        .conflicts
+        .iter()
+        .map(|c| {
+            (
+                c.application.as_str(),
+                c.identity_provider.as_str(),
+                c.authenticator_step,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("crm", "google", 3),
+            ("crm", "okta", 3),
+            ("payroll", "google", 2)
+        ]
+    );
+}
+
+#[test]
+fn unknown_reference_is_reported_not_a_conflict() {
+    let f = flow(vec![vec![idp("azure")], vec![auth("totp")]]);
+    let got = check_flow(
+        "payroll",
+        &f,
+        &HashMap::new(),
+        &LocalAccountAuthenticators::default(),
+    );
+    assert!(got.conflicts.is_empty());
+    assert_eq!(
+        got.unknown_references,
+        vec![UnknownReference {
+            application: "payroll".into(),
+            identity_provider: "azure".into(),
+            step: 1
+        }]
+    );
+}
+
+#[test]
+fn authenticator_set_is_data() {
+    let f = flow(vec![
+        vec![idp("google")],
+        vec![auth("sms-otp-authenticator")],
+    ]);
+    let known = idps(&[("google", Jit::Disabled)]);
+    let custom = LocalAccountAuthenticators::from_names(["sms-otp-authenticator"]);
+    assert_eq!(check_flow("a", &f, &known, &custom).conflicts.len(), 1);
+    assert!(
+        check_flow("a", &f, &known, &LocalAccountAuthenticators::default())
+            .conflicts
+            .is_empty()
+    );
+}
+
+#[test]
+fn conflict_message_names_both_sides() {
+    let f = flow(vec![vec![idp("google")], vec![auth("totp")]]);
+    let got = check_flow(
+        "payroll",
+        &f,
+        &idps(&[("google", Jit::Disabled)]),
+        &Default::default(),
+    );
+    let text = got.conflicts[0].to_string();
+    for needle in ["payroll", "google", "step 1", "step 2", "totp", "JIT"] {
+        assert!(text.contains(needle), "{needle} missing in: {text}");
+    }
+}
+
+#[test]
+fn flow_lists_distinct_idps_in_order() {
+    let f = flow(vec![vec![idp("b"), auth("x")], vec![idp("a"), idp("b")]]);
+    assert_eq!(f.identity_providers(), vec!["b", "a"]);
+}
+
+#[test]
+fn index_tracks_edges_both_ways() {
+    let mut index: DependencyIndex<String, String> = DependencyIndex::default();
+    index.set_app(
+        "payroll".into(),
+        ["google".to_string(), "github".to_string()],
+    );
+    index.set_app("wiki".into(), ["google".to_string()]);
+    assert_eq!(
+        index.dependents(&"google".to_string()).collect::<Vec<_>>(),
+        ["payroll", "wiki"]
+    );
+    assert_eq!(index.edges(), 3);
+
+    // Payroll drops google: only its own edges move.
+    index.set_app("payroll".into(), ["github".to_string()]);
+    assert_eq!(
+        index.dependents(&"google".to_string()).collect::<Vec<_>>(),
+        ["wiki"]
+    );
+    assert_eq!(
+        index
+            .identity_providers(&"payroll".to_string())
+            .collect::<Vec<_>>(),
+        ["github"]
+    );
+
+    index.remove_app(&"wiki".to_string());
+    assert_eq!(index.dependents(&"google".to_string()).count(), 0);
+    assert_eq!(index.edges(), 1);
+}
