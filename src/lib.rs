@@ -10,3 +10,4 @@ pub mod api;
 pub mod backend;
 pub mod emulator;
 pub mod flow;
+pub mod lint;

@@ -17,6 +17,13 @@ enum Command {
         #[arg(long)]
         out_dir: Option<std::path::PathBuf>,
     },
+    /// Check YAML files and folders (as a GitOps repo holds them) for interconnection conflicts and
+    /// dangling references. Exit status: 0 clean, 1 problems found, 2 unreadable input.
+    Lint {
+        /// Files or folders; folders are read recursively (*.yaml, *.yml).
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+    },
     /// Serve a local Asgardeo / WSO2 Identity Server compatible API (for tests, demos and CI).
     Emulator(identity_operator::emulator::EmulatorArgs),
 }
@@ -34,6 +41,26 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Lint { paths } => {
+            let docs = match identity_operator::lint::load_paths(&paths) {
+                Ok(docs) => docs,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(2);
+                }
+            };
+            let report = identity_operator::lint::lint_documents(&docs);
+            for f in &report.findings {
+                println!("{}: {}", f.location, f.problem);
+            }
+            println!(
+                "{} problem(s) in {} object(s) from {} file(s)",
+                report.findings.len(),
+                report.objects,
+                report.files
+            );
+            std::process::exit(report.exit_code());
         }
         Command::Emulator(args) => identity_operator::emulator::serve(args).await,
     }

@@ -1,5 +1,8 @@
 //! `Application`: an application on the identity server, its OIDC settings and its login flow.
 
+// kube's printcolumn(...) lists repeat `type_ = "string"`, which clippy reads as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 

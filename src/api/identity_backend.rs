@@ -1,5 +1,8 @@
 //! `IdentityBackend`: where an identity server is and how the operator logs in to it.
 
+// kube's printcolumn(...) lists repeat `type_ = "string"`, which clippy reads as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 

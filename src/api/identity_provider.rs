@@ -1,5 +1,8 @@
 //! `IdentityProvider`: a federated connection (Google, GitHub, OIDC, SAML) with its JIT provisioning.
 
+// kube's printcolumn(...) lists repeat `type_ = "string"`, which clippy reads as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
