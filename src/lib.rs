@@ -9,5 +9,8 @@
 pub mod api;
 pub mod backend;
 pub mod emulator;
+pub mod controller;
 pub mod flow;
+pub mod leader;
 pub mod lint;
+pub mod telemetry;

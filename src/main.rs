@@ -5,12 +5,17 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "identity-operator", version, about)]
 struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = identity_operator::telemetry::LogFormat::Text)]
+    log_format: identity_operator::telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controllers (kubeconfig or in-cluster credentials).
+    Run(identity_operator::controller::RunArgs),
     /// Print the CustomResourceDefinitions as YAML (or write one file per kind with --out-dir).
     Crd {
         /// Write <plural>.yaml files into this folder instead of printing.
@@ -32,6 +37,10 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => {
+            identity_operator::telemetry::init_logging(cli.log_format);
+            identity_operator::controller::run(args).await
+        }
         Command::Crd { out_dir } => {
             for (plural, crd) in identity_operator::api::crds() {
                 let yaml = identity_operator::api::crd_yaml(&crd)?;
@@ -62,6 +71,9 @@ async fn main() -> anyhow::Result<()> {
             );
             std::process::exit(report.exit_code());
         }
-        Command::Emulator(args) => identity_operator::emulator::serve(args).await,
+        Command::Emulator(args) => {
+            identity_operator::telemetry::init_logging(cli.log_format);
+            identity_operator::emulator::serve(args).await
+        }
     }
 }

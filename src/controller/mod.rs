@@ -1,0 +1,163 @@
+//! The reconcilers. One module per kind, each written as steps (see its `//!` header); this module
+//! holds what they share: the [`Context`], the error type, status and event helpers, and [`run`].
+
+pub mod application;
+pub mod conditions;
+pub mod identity_backend;
+pub mod identity_provider;
+pub mod registry;
+pub mod translate;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret as KubeSecret;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::api::{Application, IdentityBackend, IdentityProvider};
+use crate::backend::BackendError;
+use crate::flow::DependencyIndex;
+use crate::telemetry::Metrics;
+
+pub use registry::BackendRegistry;
+
+/// The finalizer the operator puts on IdentityProviders and Applications (state outside Kubernetes).
+pub const FINALIZER: &str = "identity-operator.io/cleanup";
+/// The field manager of every write.
+pub const MANAGER: &str = "identity-operator";
+
+/// What every reconcile needs.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Cached IdentityBackends.
+    pub backends: Store<IdentityBackend>,
+    /// Cached IdentityProviders.
+    pub idps: Store<IdentityProvider>,
+    /// Cached Applications.
+    pub apps: Store<Application>,
+    /// One identity-server client per backend (one token, one connection pool).
+    pub registry: BackendRegistry,
+    /// Application → IdentityProvider edges, both ways, so a JIT change reaches exactly its dependents.
+    pub index: Mutex<DependencyIndex<ObjectRef<Application>, ObjectRef<IdentityProvider>>>,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// How often the server is checked for drift when nothing changes in the cluster.
+    pub resync: Duration,
+}
+
+/// Why a reconcile failed. Messages name the object and never contain secret values.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Kubernetes API call failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The identity server call failed.
+    #[error("{context}: {source}")]
+    Backend {
+        /// What the operator was doing.
+        context: String,
+        /// The backend error (server code and traceId included, no secrets).
+        source: BackendError,
+    },
+    /// The finalizer helper failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    /// The object is missing a namespace (the kinds are namespaced; this is a bug or bad input).
+    #[error("object has no namespace")]
+    NoNamespace,
+}
+
+impl Error {
+    /// A bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Backend { source, .. } => source.metric_label(),
+            Error::Finalizer(_) => "finalizer",
+            Error::NoNamespace => "no_namespace",
+        }
+    }
+}
+
+/// Wraps a backend error with what the operator was doing.
+pub fn backend_err(context: impl Into<String>) -> impl FnOnce(BackendError) -> Error {
+    move |source| Error::Backend { context: context.into(), source }
+}
+
+/// The requeue delay for the next drift check: the resync interval with ±10 % jitter, so thousands
+/// of objects created together do not poll the server together forever.
+pub fn jittered(resync: Duration) -> Duration {
+    use rand::Rng;
+    let spread = resync.as_millis() as u64 / 10;
+    let offset = rand::rng().random_range(0..=spread.saturating_mul(2).max(1));
+    Duration::from_millis((resync.as_millis() as u64).saturating_sub(spread) + offset)
+}
+
+/// Writes `status` to the status subresource with server-side apply, unless it equals `current`.
+/// Returns whether a write happened.
+pub async fn apply_status<K, S>(api: &Api<K>, obj: &K, current: Option<&S>, status: &S) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(status) {
+        return Ok(false);
+    }
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&obj.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+        .await?;
+    Ok(true)
+}
+
+/// Publishes an Event on `obj`; a failure to publish is logged, never fatal.
+pub async fn publish<K>(ctx: &Context, obj: &K, type_: EventType, reason: &str, action: &str, note: String)
+where
+    K: Resource<DynamicType = ()>,
+{
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: action.to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "could not publish event");
+    }
+}
+
+/// Reads a Secret in `ns`; `Ok(None)` when it does not exist.
+pub async fn read_secret(client: &Client, ns: &str, name: &str) -> Result<Option<KubeSecret>, Error> {
+    Ok(Api::<KubeSecret>::namespaced(client.clone(), ns).get_opt(name).await?)
+}
+
+/// One key of a Secret as text (`data`, or `stringData` on objects not yet stored).
+pub fn secret_value(secret: &KubeSecret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .and_then(|b| String::from_utf8(b.0.clone()).ok())
+        .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(key).cloned()))
+}
+
+/// Builds the event recorder with this operator's identity.
+pub fn recorder(client: Client) -> Recorder {
+    let instance = std::env::var("POD_NAME").ok();
+    Recorder::new(client, Reporter { controller: MANAGER.into(), instance })
+}
+
+pub use run::{run, RunArgs};
+mod run;

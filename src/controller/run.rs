@@ -1,0 +1,247 @@
+//! `identity-operator run`: wires the three controllers, their watches, the caches and the HTTP
+//! endpoints (/metrics, /healthz, /readyz) together.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Secret as KubeSecret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Config as ControllerConfig};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{metadata_watcher, predicates, watcher, Controller, WatchStreamExt};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use super::{application, identity_backend, identity_provider, recorder, BackendRegistry, Context, Error};
+use crate::api::{Application, IdentityBackend, IdentityProvider};
+use crate::backend::BackendMetrics;
+use crate::flow::DependencyIndex;
+use crate::telemetry::{self, Metrics};
+
+/// Options of `identity-operator run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// How often each object is compared with the server when nothing changes (jittered ±10 %),
+    /// e.g. 300s, 5m, 1h.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Reconciles running at once per kind.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: u16,
+    /// Take a Lease before reconciling, so that several replicas are safe (one is active).
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Namespace of the leader-election Lease (default: the watched namespace, else POD_NAMESPACE,
+    /// else "default").
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+}
+
+/// Parses `30s`, `5m`, `1h` or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}: use e.g. 30s, 5m, 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "ms" => return Ok(Duration::from_millis(n)),
+        _ => return Err(format!("invalid duration unit in {s:?}: use s, m or h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn api<K>(client: &Client, ns: &Option<String>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The objects of kind `K` in `ns` that `pick` selects, from a cache (no API call).
+fn select<K>(store: &Store<K>, ns: Option<String>, pick: impl Fn(&K) -> bool) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .state()
+        .into_iter()
+        .filter(|o| o.namespace() == ns && pick(o))
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
+        .collect()
+}
+
+fn primary<K>(api: Api<K>) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        // Status writes do not change the generation: they must not trigger a reconcile of their own
+        // object (that is how operators loop). Deletion bumps the generation; finalizer edits count.
+        .predicate_filter(predicates::generation.combine(predicates::finalizers), Default::default());
+    (store, stream)
+}
+
+fn secret_meta(client: &Client, ns: &Option<String>) -> impl Stream<Item = Result<PartialObjectMeta<KubeSecret>, watcher::Error>> + Send {
+    metadata_watcher(api::<KubeSecret>(client, ns), watcher::Config::default().any_semantic())
+        .default_backoff()
+        .touched_objects()
+}
+
+/// Runs the operator until SIGTERM / Ctrl-C.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let client = Client::try_default().await?;
+    let ns = args.namespace.clone();
+    let metrics = Arc::new(Metrics::new());
+    let backend_metrics = metrics.backend.clone();
+
+    let (backends, backend_stream) = primary(api::<IdentityBackend>(&client, &ns));
+    let (idps, idp_stream) = primary(api::<IdentityProvider>(&client, &ns));
+    let (apps, app_stream) = primary(api::<Application>(&client, &ns));
+
+    // A metadata-only cache of Secrets: their resourceVersions tell when a backend's client must be
+    // rebuilt, without keeping secret values in memory.
+    let (secrets, secrets_writer) = reflector::store();
+    let secrets_task = tokio::spawn(
+        metadata_watcher(api::<KubeSecret>(&client, &ns), watcher::Config::default().any_semantic())
+            .default_backoff()
+            .reflect(secrets_writer)
+            .for_each(|_| futures::future::ready(())),
+    );
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        backends: backends.clone(),
+        idps: idps.clone(),
+        apps: apps.clone(),
+        registry: BackendRegistry::new(secrets, backend_metrics_arc(backend_metrics)),
+        index: Mutex::new(DependencyIndex::default()),
+        recorder: recorder(client.clone()),
+        metrics: metrics.clone(),
+        resync: args.resync_interval,
+    });
+
+    let ready = telemetry::Readiness::default();
+    let server = tokio::spawn(telemetry::serve(args.metrics_addr, metrics.clone(), ready.clone()));
+
+    if args.leader_elect {
+        let lease_ns = args.lease_namespace.clone().or(ns.clone()).unwrap_or_else(|| "default".into());
+        crate::leader::acquire(&client, &lease_ns, "identity-operator").await?;
+    }
+    ready.set(true);
+    tracing::info!(namespace = ns.as_deref().unwrap_or("*"), resync = ?args.resync_interval, "starting controllers");
+
+    let config = ControllerConfig::default().concurrency(args.concurrency);
+
+    let c = ctx.clone();
+    let backend_ctrl = Controller::for_stream(backend_stream, backends.clone())
+        .with_config(config.clone())
+        .watches_stream(secret_meta(&client, &ns), move |s| {
+            select(&c.backends, s.namespace(), |b: &IdentityBackend| {
+                b.spec.credentials_secret_ref.name == s.name_any()
+                    || b.spec.ca_bundle_secret_ref.as_ref().is_some_and(|r| r.name == s.name_any())
+            })
+        })
+        .shutdown_on_signal()
+        .run(timed("IdentityBackend", identity_backend::reconcile), error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    let (c1, c2, c3) = (ctx.clone(), ctx.clone(), ctx.clone());
+    let idp_ctrl = Controller::for_stream(idp_stream, idps.clone())
+        .with_config(config.clone())
+        .watches(api::<Application>(&client, &ns), watcher::Config::default().any_semantic(), move |app| {
+            application::index_app(&c1, &app)
+        })
+        .watches(api::<IdentityBackend>(&client, &ns), watcher::Config::default().any_semantic(), move |b| {
+            select(&c2.idps, b.namespace(), |i: &IdentityProvider| i.spec.backend_ref.name == b.name_any())
+        })
+        .watches_stream(secret_meta(&client, &ns), move |s| {
+            select(&c3.idps, s.namespace(), |i: &IdentityProvider| {
+                let r = i.spec.google.as_ref().or(i.spec.github.as_ref()).map(|p| &p.client_secret_ref)
+                    .or(i.spec.oidc.as_ref().map(|p| &p.client_secret_ref));
+                r.is_some_and(|r| r.name == s.name_any())
+            })
+        })
+        .shutdown_on_signal()
+        .run(timed("IdentityProvider", identity_provider::reconcile), error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    let (c4, c5) = (ctx.clone(), ctx.clone());
+    let app_ctrl = Controller::for_stream(app_stream, apps.clone())
+        .with_config(config)
+        .owns_stream(secret_meta(&client, &ns))
+        .watches(api::<IdentityProvider>(&client, &ns), watcher::Config::default().any_semantic(), move |idp| {
+            let me = ObjectRef::from_obj(&idp);
+            c4.index.lock().map(|i| i.dependents(&me).cloned().collect::<Vec<_>>()).unwrap_or_default()
+        })
+        .watches(api::<IdentityBackend>(&client, &ns), watcher::Config::default().any_semantic(), move |b| {
+            select(&c5.apps, b.namespace(), |a: &Application| a.spec.backend_ref.name == b.name_any())
+        })
+        .shutdown_on_signal()
+        .run(timed("Application", application::reconcile), error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    tokio::join!(backend_ctrl, idp_ctrl, app_ctrl);
+    secrets_task.abort();
+    server.abort();
+    tracing::info!("controllers stopped");
+    Ok(())
+}
+
+fn backend_metrics_arc(m: Arc<BackendMetrics>) -> Arc<BackendMetrics> {
+    m
+}
+
+/// Wraps a reconciler with its duration and result metrics.
+fn timed<K, F, Fut>(kind: &'static str, f: F) -> impl Fn(Arc<K>, Arc<Context>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Action, Error>> + Send>>
+where
+    K: Send + Sync + 'static,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    move |obj, ctx| {
+        let f = f.clone();
+        Box::pin(async move {
+            let start = std::time::Instant::now();
+            let result = f(obj, ctx.clone()).await;
+            let label = match &result {
+                Ok(_) => "success",
+                Err(e) => e.metric_label(),
+            };
+            ctx.metrics.reconciled(kind, label, start.elapsed());
+            result
+        })
+    }
+}
+
+/// Transient failures back off briefly; everything else waits longer (a spec or Secret change
+/// triggers a reconcile sooner anyway).
+fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(object = %ObjectRef::from_obj(obj.as_ref()), error = %error, "reconcile failed");
+    let retry = match error {
+        Error::Backend { source, .. } => match source {
+            crate::backend::BackendError::RateLimited { retry_after: Some(d) } => *d,
+            s if s.is_retryable() => Duration::from_secs(5),
+            _ => Duration::from_secs(30),
+        },
+        Error::Kube(_) => Duration::from_secs(5),
+        _ => Duration::from_secs(30),
+    };
+    Action::requeue(retry)
+}

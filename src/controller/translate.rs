@@ -1,0 +1,232 @@
+//! Pure translation between the custom resources and the backend's types, and the "is it up to
+//! date?" comparisons. No I/O here: every function is unit tested.
+
+use crate::api::identity_provider::{AttributeSyncMethod, JitScheme, ProviderType};
+use crate::api::{ApplicationSpec, IdentityProviderSpec};
+use crate::backend::{
+    self, wire, FederatedAuthenticator, FlowOption, FlowStep, FlowUpdate, Jit, JitChange,
+    OidcChange, OidcSettings, Property, Secret,
+};
+
+/// The JIT change the spec asks for: only declared fields are `Some`.
+pub fn jit_change(spec: &IdentityProviderSpec) -> Option<JitChange> {
+    let jit = spec.jit.as_ref()?;
+    Some(JitChange {
+        enabled: Some(jit.enabled),
+        scheme: jit.scheme.map(scheme_to_wire),
+        userstore: jit.userstore.clone(),
+        associate_local_user: jit.associate_local_user,
+        attribute_sync_method: jit.attribute_sync_method.map(sync_to_wire),
+    })
+}
+
+fn scheme_to_wire(s: JitScheme) -> backend::JitScheme {
+    match s {
+        JitScheme::ProvisionSilently => backend::JitScheme::ProvisionSilently,
+        JitScheme::PromptUsernamePasswordConsent => backend::JitScheme::PromptUsernamePasswordConsent,
+        JitScheme::PromptPasswordConsent => backend::JitScheme::PromptPasswordConsent,
+        JitScheme::PromptConsent => backend::JitScheme::PromptConsent,
+    }
+}
+
+fn sync_to_wire(s: AttributeSyncMethod) -> backend::AttributeSyncMethod {
+    match s {
+        AttributeSyncMethod::OverrideAll => backend::AttributeSyncMethod::OverrideAll,
+        AttributeSyncMethod::PreserveLocal => backend::AttributeSyncMethod::PreserveLocal,
+        AttributeSyncMethod::None => backend::AttributeSyncMethod::None,
+    }
+}
+
+/// The fields of `change` that differ from what the server has; `None` when nothing differs.
+pub fn jit_diff(change: &JitChange, server: &Jit) -> Option<JitChange> {
+    let differs = |d: bool| d;
+    let out = JitChange {
+        enabled: change.enabled.filter(|v| differs(*v != server.enabled)),
+        scheme: change.scheme.filter(|v| *v != server.scheme),
+        userstore: change.userstore.clone().filter(|v| *v != server.userstore),
+        associate_local_user: change
+            .associate_local_user
+            .filter(|v| *v != server.associate_local_user),
+        attribute_sync_method: change
+            .attribute_sync_method
+            .filter(|v| *v != server.attribute_sync_method),
+    };
+    (out != JitChange::default()).then_some(out)
+}
+
+/// The federated authenticator the spec describes, with the client secret (when the type has one).
+pub fn desired_authenticator(
+    spec: &IdentityProviderSpec,
+    client_secret: Option<&Secret>,
+) -> Option<FederatedAuthenticator> {
+    let kind = spec.provider_type()?;
+    let mut props: Vec<Property> = Vec::new();
+    let secret = || client_secret.map(|s| Property::new("ClientSecret", s.expose()));
+    match kind {
+        ProviderType::Google | ProviderType::Github => {
+            let p = spec.google.as_ref().or(spec.github.as_ref())?;
+            props.push(Property::new("ClientId", &p.client_id));
+            props.extend(secret());
+            if let Some(cb) = &p.callback_url {
+                props.push(Property::new("callbackUrl", cb));
+            }
+            if kind == ProviderType::Google {
+                let scopes = if p.scopes.is_empty() {
+                    "openid email profile".to_string()
+                } else {
+                    p.scopes.join(" ")
+                };
+                props.push(Property::new("AdditionalQueryParameters", format!("scope={scopes}")));
+            } else if !p.scopes.is_empty() {
+                props.push(Property::new("scope", p.scopes.join(" ")));
+            }
+        }
+        ProviderType::Oidc => {
+            let p = spec.oidc.as_ref()?;
+            props.push(Property::new("ClientId", &p.client_id));
+            props.extend(secret());
+            props.push(Property::new("OAuth2AuthzEPUrl", &p.authorization_endpoint));
+            props.push(Property::new("OAuth2TokenEPUrl", &p.token_endpoint));
+            if let Some(v) = &p.userinfo_endpoint {
+                props.push(Property::new("UserInfoUrl", v));
+            }
+            if let Some(v) = &p.logout_endpoint {
+                props.push(Property::new("OIDCLogoutEPUrl", v));
+            }
+            if let Some(v) = &p.callback_url {
+                props.push(Property::new("callbackUrl", v));
+            }
+            let scopes = if p.scopes.is_empty() { "openid".to_string() } else { p.scopes.join(" ") };
+            props.push(Property::new("Scopes", scopes));
+        }
+        ProviderType::Saml => {
+            let p = spec.saml.as_ref()?;
+            props.push(Property::new("IdPEntityId", &p.idp_entity_id));
+            props.push(Property::new("SSOUrl", &p.sso_url));
+            props.push(Property::new("SPEntityId", &p.sp_entity_id));
+            if let Some(v) = &p.name_id_format {
+                props.push(Property::new("NameIDType", v));
+            }
+            props.push(Property::new("ISAuthnReqSigned", p.sign_authn_requests.to_string()));
+        }
+    }
+    Some(FederatedAuthenticator {
+        authenticator_id: wire::authenticator_id(kind.authenticator_name()),
+        name: Some(kind.authenticator_name().to_string()),
+        is_enabled: true,
+        is_default: true,
+        properties: props,
+    })
+}
+
+/// Whether the server's authenticator differs from the desired one in what the spec manages.
+/// Confidential values are not compared (servers may mask them): a Secret change is detected by the
+/// caller through the Secret's resourceVersion instead.
+pub fn authenticator_differs(desired: &FederatedAuthenticator, server: &FederatedAuthenticator) -> bool {
+    if desired.is_enabled != server.is_enabled {
+        return true;
+    }
+    desired
+        .properties
+        .iter()
+        .filter(|p| !p.is_confidential())
+        .any(|p| {
+            server
+                .properties
+                .iter()
+                .find(|s| s.key == p.key)
+                .map(|s| s.value.as_deref())
+                != Some(p.value.as_deref())
+        })
+}
+
+/// The login flow with IdP references resolved to (server name, authenticator name).
+pub fn desired_flow(spec: &ApplicationSpec, resolve: impl Fn(&str) -> Option<(String, String)>) -> Result<Option<FlowUpdate>, String> {
+    let Some(flow) = &spec.login_flow else {
+        return Ok(None);
+    };
+    let mut steps = Vec::with_capacity(flow.steps.len());
+    for step in &flow.steps {
+        let mut options = Vec::with_capacity(step.options.len());
+        for o in &step.options {
+            match (&o.authenticator, &o.identity_provider_ref) {
+                (Some(a), _) => options.push(FlowOption::local(a)),
+                (None, Some(r)) => {
+                    let (name, authenticator) = resolve(&r.name).ok_or_else(|| r.name.clone())?;
+                    options.push(FlowOption::federated(name, authenticator));
+                }
+                (None, None) => {}
+            }
+        }
+        steps.push(FlowStep { options });
+    }
+    Ok(Some(FlowUpdate {
+        steps,
+        ..FlowUpdate::default()
+    }))
+}
+
+/// Whether the server's flow differs from the desired one. Options inside a step are compared as sets:
+/// the server returns federated options first, then local ones, whatever order they were sent in.
+pub fn flow_differs(desired: &FlowUpdate, server: &backend::LoginFlow) -> bool {
+    if server.kind != backend::FlowKind::UserDefined || desired.steps.len() != server.steps.len() {
+        return true;
+    }
+    desired.steps.iter().zip(&server.steps).any(|(d, s)| {
+        let mut a: Vec<_> = d.options.iter().collect();
+        let mut b: Vec<_> = s.options.iter().collect();
+        a.sort_by(|x, y| (&x.idp, &x.authenticator).cmp(&(&y.idp, &y.authenticator)));
+        b.sort_by(|x, y| (&x.idp, &x.authenticator).cmp(&(&y.idp, &y.authenticator)));
+        a.dedup();
+        b.dedup();
+        a != b
+    })
+}
+
+/// The OIDC settings the spec asks for.
+pub fn desired_oidc(spec: &ApplicationSpec) -> Option<OidcChange> {
+    let o = spec.oidc.as_ref()?;
+    Some(OidcChange {
+        grant_types: o.grant_types.clone(),
+        callback_urls: o.callback_urls.clone(),
+        allowed_origins: o.allowed_origins.clone(),
+        public_client: Some(o.public_client),
+    })
+}
+
+/// Whether the server's OIDC settings differ from the desired ones (lists compared as sets).
+pub fn oidc_differs(desired: &OidcChange, server: &OidcSettings) -> bool {
+    fn set(v: &[String]) -> std::collections::BTreeSet<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    set(&desired.grant_types) != set(&server.grant_types)
+        || set(&desired.callback_urls) != set(&server.callback_urls)
+        || set(&desired.allowed_origins) != set(&server.allowed_origins)
+        || desired.public_client.is_some_and(|p| p != server.public_client)
+}
+
+/// The login flow as the conflict rule sees it, keyed by IdP server name. Connector-style second
+/// factors (Duo, iProov) sit on the server as federated options; they count as authenticators when
+/// the set of local-account authenticators names them.
+pub fn flow_for_rule(steps: &[FlowStep], needs_local: &crate::flow::LocalAccountAuthenticators) -> crate::flow::Flow {
+    crate::flow::Flow {
+        steps: steps
+            .iter()
+            .map(|s| {
+                s.options
+                    .iter()
+                    .map(|o| {
+                        if o.is_local() || needs_local.contains(&o.authenticator) {
+                            crate::flow::FlowOption::Authenticator(o.authenticator.clone())
+                        } else {
+                            crate::flow::FlowOption::IdentityProvider(o.idp.clone())
+                        }
+                    })
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
