@@ -1,0 +1,1 @@
+//! Asgardeo client (todo)

@@ -1,0 +1,1 @@
+//! Access token cache (todo)
