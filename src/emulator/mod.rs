@@ -127,7 +127,45 @@ impl Emulator {
                 tracing::error!(error = %e, "emulator stopped");
             }
         });
-        Ok(EmulatorHandle { addr, shared, task })
+        Ok(EmulatorHandle {
+            addr,
+            shared,
+            task,
+            scheme: "http",
+        })
+    }
+
+    /// Starts an HTTPS emulator with a freshly generated CA; returns the handle and the CA (PEM) that
+    /// clients must trust. The certificate is valid for `localhost` and `127.0.0.1`.
+    pub async fn start_tls(
+        config: EmulatorConfig,
+    ) -> Result<(EmulatorHandle, String), EmulatorError> {
+        let shared = build_shared(&config, "https")?;
+        let (ca_pem, cert, key) =
+            generate_certificates().map_err(|e| EmulatorError::Tls(e.to_string()))?;
+        let rustls =
+            axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config(cert, key)?));
+        let listener = std::net::TcpListener::bind(config.listen)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let app = http::router(shared.clone());
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum_server::from_tcp_rustls(listener, rustls)
+                .serve(app.into_make_service())
+                .await
+            {
+                tracing::error!(error = %e, "emulator stopped");
+            }
+        });
+        Ok((
+            EmulatorHandle {
+                addr,
+                shared,
+                task,
+                scheme: "https",
+            },
+            ca_pem,
+        ))
     }
 }
 
@@ -160,12 +198,17 @@ pub struct EmulatorHandle {
     addr: SocketAddr,
     shared: Arc<http::Shared>,
     task: tokio::task::JoinHandle<()>,
+    scheme: &'static str,
 }
 
 impl EmulatorHandle {
-    /// `http://127.0.0.1:PORT` – use as the WSO2 IS URL (tenant paths are added by the client).
+    /// `http://127.0.0.1:PORT` (or `https://localhost:PORT` for TLS) – use as the WSO2 IS URL; the
+    /// client adds the tenant path.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.scheme {
+            "https" => format!("https://localhost:{}", self.addr.port()),
+            _ => format!("http://{}", self.addr),
+        }
     }
 
     /// The bound address.
