@@ -954,3 +954,62 @@ async fn tenants_are_isolated_and_state_persists() {
         "state reloaded from file"
     );
 }
+
+#[tokio::test]
+async fn admin_endpoints_work_over_http() {
+    let (emu, client) = setup().await;
+    // Faults hit the token endpoint too: take the token first so the fault lands on the API call.
+    client.check_access().await.expect("warm token");
+    emu.reset_stats();
+    let http = reqwest::Client::new();
+    let faults = Faults {
+        fail_next: 1,
+        error_status: 502,
+        ..Default::default()
+    };
+    let resp = http
+        .post(format!("{}/_emulator/faults", emu.url()))
+        .json(&faults)
+        .send()
+        .await
+        .expect("post faults");
+    assert_eq!(resp.status(), 204);
+    let read: Faults = http
+        .get(format!("{}/_emulator/faults", emu.url()))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(read, faults);
+    client
+        .find_idp_by_name("x")
+        .await
+        .expect("retried past the 502");
+    let stats: identity_operator::emulator::Stats = http
+        .get(format!("{}/_emulator/stats", emu.url()))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stats.faults_injected, 1);
+    assert_eq!(stats.count(Operation::ListIdps), 2);
+    assert_eq!(stats.reads, 2);
+    assert_eq!(stats.statuses.get(&502), Some(&1));
+    let resp = http
+        .post(format!("{}/_emulator/revoke-tokens", emu.url()))
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(resp.status(), 204);
+    let resp = http
+        .post(format!("{}/_emulator/reset-stats", emu.url()))
+        .send()
+        .await
+        .expect("reset");
+    assert_eq!(resp.status(), 204);
+    assert_eq!(emu.stats(), Default::default());
+}

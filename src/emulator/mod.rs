@@ -44,7 +44,7 @@ pub struct EmulatorArgs {
     pub client_id: String,
     /// OAuth client secret the token endpoint accepts (prefer the environment variable).
     #[arg(long, env = "EMULATOR_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: String,
+    pub client_secret: Secret,
     /// Serve HTTPS with a freshly generated CA and server certificate (for localhost / 127.0.0.1).
     #[arg(long, requires = "ca_out")]
     pub tls: bool,
@@ -316,7 +316,7 @@ pub async fn serve(args: EmulatorArgs) -> anyhow::Result<()> {
     };
     let config = EmulatorConfig {
         client_id: args.client_id,
-        client_secret: Secret::new(args.client_secret),
+        client_secret: args.client_secret,
         token_lifetime: Duration::from_secs(args.token_lifetime),
         grant_scopes: args.grant_scopes,
         state_file: args.state_file,
