@@ -1,0 +1,185 @@
+//! The API operations the operator uses, shared by the client (metric labels, required scopes) and
+//! the emulator (routing, scope checks, request counters). A closed enum keeps metric labels bounded.
+
+/// Scope needed to send a conditional-auth `script` (IS code since Oct 2025, see asgardeo-api.md §2).
+pub const SCRIPT_SCOPE: &str = "internal_application_script_update";
+
+/// One operation of the management API (or the token endpoint).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    /// `POST /oauth2/token`.
+    Token,
+    /// `GET /identity-providers` (getIDPs).
+    ListIdps,
+    /// `POST /identity-providers` (addIDP).
+    CreateIdp,
+    /// `GET /identity-providers/{id}` (getIDP).
+    GetIdp,
+    /// `PATCH /identity-providers/{id}` (patchIDP).
+    PatchIdp,
+    /// `DELETE /identity-providers/{id}` (deleteIDP).
+    DeleteIdp,
+    /// `GET /identity-providers/{id}/federated-authenticators`.
+    ListFederatedAuthenticators,
+    /// `GET /identity-providers/{id}/federated-authenticators/{aid}`.
+    GetFederatedAuthenticator,
+    /// `PUT /identity-providers/{id}/federated-authenticators/{aid}`.
+    UpdateFederatedAuthenticator,
+    /// `GET /identity-providers/{id}/provisioning`.
+    GetProvisioning,
+    /// `GET /identity-providers/{id}/provisioning/jit`.
+    GetJit,
+    /// `PUT /identity-providers/{id}/provisioning/jit`.
+    UpdateJit,
+    /// `GET /identity-providers/{id}/connected-apps`.
+    ConnectedApps,
+    /// `GET /applications`.
+    ListApplications,
+    /// `POST /applications`.
+    CreateApplication,
+    /// `GET /applications/{id}`.
+    GetApplication,
+    /// `PATCH /applications/{id}`.
+    PatchApplication,
+    /// `DELETE /applications/{id}`.
+    DeleteApplication,
+    /// `GET /applications/{id}/inbound-protocols/oidc`.
+    GetOidc,
+    /// `PUT /applications/{id}/inbound-protocols/oidc`.
+    UpdateOidc,
+}
+
+impl Operation {
+    /// Every operation, for iteration.
+    pub const ALL: [Operation; 20] = [
+        Self::Token,
+        Self::ListIdps,
+        Self::CreateIdp,
+        Self::GetIdp,
+        Self::PatchIdp,
+        Self::DeleteIdp,
+        Self::ListFederatedAuthenticators,
+        Self::GetFederatedAuthenticator,
+        Self::UpdateFederatedAuthenticator,
+        Self::GetProvisioning,
+        Self::GetJit,
+        Self::UpdateJit,
+        Self::ConnectedApps,
+        Self::ListApplications,
+        Self::CreateApplication,
+        Self::GetApplication,
+        Self::PatchApplication,
+        Self::DeleteApplication,
+        Self::GetOidc,
+        Self::UpdateOidc,
+    ];
+
+    /// Bounded label for metrics and stats, e.g. `get_idp`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::ListIdps => "list_idps",
+            Self::CreateIdp => "create_idp",
+            Self::GetIdp => "get_idp",
+            Self::PatchIdp => "patch_idp",
+            Self::DeleteIdp => "delete_idp",
+            Self::ListFederatedAuthenticators => "list_federated_authenticators",
+            Self::GetFederatedAuthenticator => "get_federated_authenticator",
+            Self::UpdateFederatedAuthenticator => "update_federated_authenticator",
+            Self::GetProvisioning => "get_provisioning",
+            Self::GetJit => "get_jit",
+            Self::UpdateJit => "update_jit",
+            Self::ConnectedApps => "connected_apps",
+            Self::ListApplications => "list_applications",
+            Self::CreateApplication => "create_application",
+            Self::GetApplication => "get_application",
+            Self::PatchApplication => "patch_application",
+            Self::DeleteApplication => "delete_application",
+            Self::GetOidc => "get_oidc",
+            Self::UpdateOidc => "update_oidc",
+        }
+    }
+
+    /// The scope the server requires (from the operation descriptions in the specs); `None` for the
+    /// token endpoint.
+    pub fn scope(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Token => return None,
+            Self::ListIdps
+            | Self::GetIdp
+            | Self::ListFederatedAuthenticators
+            | Self::GetFederatedAuthenticator
+            | Self::GetProvisioning
+            | Self::GetJit
+            | Self::ConnectedApps => "internal_idp_view",
+            Self::CreateIdp => "internal_idp_create",
+            Self::PatchIdp | Self::UpdateFederatedAuthenticator | Self::UpdateJit => {
+                "internal_idp_update"
+            }
+            Self::DeleteIdp => "internal_idp_delete",
+            Self::ListApplications | Self::GetApplication | Self::GetOidc => {
+                "internal_application_mgt_view"
+            }
+            Self::CreateApplication => "internal_application_mgt_create",
+            Self::PatchApplication | Self::UpdateOidc => "internal_application_mgt_update",
+            Self::DeleteApplication => "internal_application_mgt_delete",
+        })
+    }
+
+    /// True for operations that change server state.
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Self::CreateIdp
+                | Self::PatchIdp
+                | Self::DeleteIdp
+                | Self::UpdateFederatedAuthenticator
+                | Self::UpdateJit
+                | Self::CreateApplication
+                | Self::PatchApplication
+                | Self::DeleteApplication
+                | Self::UpdateOidc
+        )
+    }
+
+    /// True for IdP operations (error codes `IDP-…`), false for applications (`APP-…`).
+    pub fn is_idp(self) -> bool {
+        matches!(
+            self,
+            Self::ListIdps
+                | Self::CreateIdp
+                | Self::GetIdp
+                | Self::PatchIdp
+                | Self::DeleteIdp
+                | Self::ListFederatedAuthenticators
+                | Self::GetFederatedAuthenticator
+                | Self::UpdateFederatedAuthenticator
+                | Self::GetProvisioning
+                | Self::GetJit
+                | Self::UpdateJit
+                | Self::ConnectedApps
+        )
+    }
+
+    /// Every scope the operator's full feature set needs (script scope excluded: only when managed).
+    pub fn all_scopes() -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = Self::ALL.iter().filter_map(|o| o.scope()).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_unique_and_scopes_cover_the_api() {
+        let mut labels: Vec<_> = Operation::ALL.iter().map(|o| o.label()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), Operation::ALL.len());
+        assert_eq!(Operation::all_scopes().len(), 8);
+    }
+}

@@ -1,0 +1,1015 @@
+//! The Asgardeo client against the in-process emulator, over real HTTP.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use identity_operator::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, RetryPolicy, Target};
+use identity_operator::backend::operation::Operation;
+use identity_operator::backend::wire::{self, authenticator_id, IdpGroupSyncMethod, JitScheme};
+use identity_operator::backend::{
+    ApplicationPatch, AttributeSyncMethod, BackendError, BackendMetrics, FederatedAuthenticator,
+    FlowKind, FlowOption, FlowStep, FlowUpdate, IdentityServer, IdpPatch, Jit, JitChange,
+    NewApplication, NewIdp, OidcChange, Property, Secret,
+};
+use identity_operator::emulator::{Emulator, EmulatorConfig, EmulatorHandle, Faults};
+
+const TENANT: &str = "acme";
+const CLIENT_SECRET: &str = "very-secret-client-secret";
+const GOOGLE: &str = "GoogleOIDCAuthenticator";
+
+fn emulator_config() -> EmulatorConfig {
+    EmulatorConfig {
+        client_id: "operator".into(),
+        client_secret: Secret::new(CLIENT_SECRET),
+        ..Default::default()
+    }
+}
+
+fn client_config(url: &str) -> AsgardeoConfig {
+    let mut c = AsgardeoConfig::new(
+        Target::Wso2IdentityServer {
+            url: url.to_owned(),
+            tenant: TENANT.to_owned(),
+        },
+        "operator",
+        Secret::new(CLIENT_SECRET),
+    );
+    c.retry = RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        max_retry_after: Duration::from_secs(5),
+    };
+    c.request_timeout = Duration::from_secs(5);
+    c
+}
+
+async fn setup() -> (EmulatorHandle, AsgardeoClient) {
+    let emu = Emulator::start(emulator_config()).await.expect("emulator");
+    let client = AsgardeoClient::new(client_config(&emu.url()), None).expect("client");
+    (emu, client)
+}
+
+fn google_idp(name: &str) -> NewIdp {
+    NewIdp {
+        name: name.to_owned(),
+        description: Some("Google login".into()),
+        image: None,
+        authenticator: FederatedAuthenticator {
+            authenticator_id: authenticator_id(GOOGLE),
+            name: None,
+            is_enabled: true,
+            is_default: true,
+            properties: vec![
+                Property::new("ClientId", "123.apps.example"),
+                Property::new("ClientSecret", "google-secret"),
+            ],
+        },
+        jit: None,
+    }
+}
+
+fn mfa_flow(idp: &str) -> FlowUpdate {
+    FlowUpdate {
+        steps: vec![
+            FlowStep {
+                options: vec![
+                    FlowOption::local("BasicAuthenticator"),
+                    FlowOption::federated(idp, GOOGLE),
+                ],
+            },
+            FlowStep {
+                options: vec![FlowOption::local("totp")],
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn every_operation_round_trips() {
+    let metrics = Arc::new(BackendMetrics::new());
+    let emu = Emulator::start(emulator_config()).await.expect("emulator");
+    let client: Arc<dyn IdentityServer> = Arc::new(
+        AsgardeoClient::new(client_config(&emu.url()), Some(metrics.clone())).expect("client"),
+    );
+
+    let info = client.check_access().await.expect("check_access");
+    assert!(info.tenant_url.ends_with("/t/acme"));
+    assert!(info.granted_scopes.iter().any(|s| s == "internal_idp_view"));
+
+    // Identity providers.
+    let mut new = google_idp("Google");
+    new.jit = Some(Jit {
+        enabled: true,
+        scheme: JitScheme::PromptConsent,
+        userstore: "DEFAULT".into(),
+        associate_local_user: true,
+        attribute_sync_method: AttributeSyncMethod::PreserveLocal,
+        skip_jit_for_lookup_failure: None,
+        idp_group_sync_method: None,
+    });
+    let idp_id = client.create_idp(&new).await.expect("create_idp");
+    let found = client
+        .find_idp_by_name("Google")
+        .await
+        .expect("find")
+        .expect("found");
+    assert_eq!(found.id, idp_id);
+    assert!(
+        client
+            .find_idp_by_name("Goog")
+            .await
+            .expect("find")
+            .is_none(),
+        "exact match only"
+    );
+
+    let idp = client.get_idp(&idp_id).await.expect("get_idp");
+    assert_eq!(idp.name, "Google");
+    assert_eq!(
+        idp.default_authenticator_id.as_deref(),
+        Some(authenticator_id(GOOGLE).as_str())
+    );
+    assert_eq!(idp.authenticators[0].name, GOOGLE);
+    let jit = idp.jit.expect("jit in response");
+    assert!(jit.enabled);
+    assert_eq!(jit.scheme, JitScheme::PromptConsent);
+
+    client
+        .patch_idp(
+            &idp_id,
+            &[
+                IdpPatch::Description("changed".into()),
+                IdpPatch::Enabled(false),
+            ],
+        )
+        .await
+        .expect("patch_idp");
+    let idp = client.get_idp(&idp_id).await.expect("get_idp");
+    assert_eq!(idp.description.as_deref(), Some("changed"));
+    assert!(!idp.is_enabled);
+
+    let mut auth = client
+        .get_federated_authenticator(&idp_id, &authenticator_id(GOOGLE))
+        .await
+        .expect("get auth");
+    assert_eq!(auth.name.as_deref(), Some(GOOGLE));
+    assert!(auth
+        .properties
+        .iter()
+        .any(|p| p.key == "ClientId" && p.value.as_deref() == Some("123.apps.example")));
+    auth.properties = vec![
+        Property::new("ClientId", "456.apps.example"),
+        Property::new("ClientSecret", "rotated"),
+    ];
+    client
+        .update_federated_authenticator(&idp_id, &auth)
+        .await
+        .expect("update auth");
+    let auth = client
+        .get_federated_authenticator(&idp_id, &authenticator_id(GOOGLE))
+        .await
+        .expect("get auth");
+    assert!(auth
+        .properties
+        .iter()
+        .any(|p| p.value.as_deref() == Some("456.apps.example")));
+
+    let jit = client
+        .update_jit(
+            &idp_id,
+            &JitChange {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("jit");
+    assert!(!jit.enabled);
+    assert_eq!(client.get_jit(&idp_id).await.expect("get_jit"), jit);
+
+    // Applications.
+    let app_id = client
+        .create_application(&NewApplication {
+            name: "Payroll".into(),
+            description: Some("payroll".into()),
+            template_id: None,
+            oidc: Some(OidcChange {
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                callback_urls: vec!["https://payroll.example/callback".into()],
+                allowed_origins: vec![],
+                public_client: None,
+            }),
+            login_flow: Some(mfa_flow("Google")),
+        })
+        .await
+        .expect("create_application");
+    let summary = client
+        .find_application_by_name("Payroll")
+        .await
+        .expect("find app")
+        .expect("found");
+    assert_eq!(summary.id, app_id);
+    assert!(summary.client_id.is_some());
+
+    let app = client
+        .get_application(&app_id)
+        .await
+        .expect("get_application");
+    assert_eq!(app.login_flow.kind, FlowKind::UserDefined);
+    assert_eq!(app.login_flow.steps, mfa_flow("Google").steps);
+    assert_eq!(app.login_flow.script, None);
+
+    assert_eq!(
+        client.connected_apps(&idp_id).await.expect("connected"),
+        vec![app_id.clone()]
+    );
+
+    let oidc = client.get_oidc(&app_id).await.expect("get_oidc");
+    let secret = oidc.client_secret.clone().expect("generated secret");
+    assert!(!secret.is_empty());
+    assert_eq!(oidc.client_id, app.client_id);
+    let updated = client
+        .update_oidc(
+            &app_id,
+            &OidcChange {
+                grant_types: vec!["authorization_code".into()],
+                callback_urls: vec!["https://payroll.example/cb2".into()],
+                allowed_origins: vec!["https://payroll.example".into()],
+                public_client: None,
+            },
+        )
+        .await
+        .expect("update_oidc");
+    assert_eq!(
+        updated.client_id, oidc.client_id,
+        "credentials survive an update"
+    );
+    assert_eq!(updated.client_secret, Some(secret));
+    assert_eq!(
+        updated.callback_urls,
+        vec!["https://payroll.example/cb2".to_owned()]
+    );
+
+    client
+        .patch_application(
+            &app_id,
+            &ApplicationPatch {
+                description: Some("new".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("patch description");
+    assert_eq!(
+        client
+            .get_application(&app_id)
+            .await
+            .expect("get")
+            .login_flow
+            .kind,
+        FlowKind::UserDefined,
+        "flow kept"
+    );
+    let single = FlowUpdate {
+        steps: vec![FlowStep {
+            options: vec![FlowOption::local("BasicAuthenticator")],
+        }],
+        ..Default::default()
+    };
+    client
+        .patch_application(
+            &app_id,
+            &ApplicationPatch {
+                login_flow: Some(single.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("patch flow");
+    assert_eq!(
+        client
+            .get_application(&app_id)
+            .await
+            .expect("get")
+            .login_flow
+            .steps,
+        single.steps
+    );
+    assert!(client
+        .connected_apps(&idp_id)
+        .await
+        .expect("connected")
+        .is_empty());
+
+    // Duplicates.
+    let dup = client
+        .create_idp(&google_idp("Google"))
+        .await
+        .expect_err("duplicate idp");
+    assert!(matches!(dup, BackendError::AlreadyExists { .. }), "{dup:?}");
+    assert_eq!(dup.server_code(), Some("IDP-60001"));
+    let dup = client
+        .create_application(&NewApplication {
+            name: "Payroll".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("duplicate app");
+    assert!(matches!(dup, BackendError::AlreadyExists { .. }), "{dup:?}");
+
+    // Deletes: gone is success; a second delete says it was already gone.
+    assert!(client
+        .delete_application(&app_id)
+        .await
+        .expect("delete app"));
+    assert!(!client
+        .delete_application(&app_id)
+        .await
+        .expect("delete app again"));
+    assert!(client.delete_idp(&idp_id).await.expect("delete idp"));
+    assert!(!client.delete_idp(&idp_id).await.expect("delete idp again"));
+    let missing = client.get_idp(&idp_id).await.expect_err("gone");
+    assert!(missing.is_not_found());
+    assert_eq!(missing.server_code(), Some("IDP-60002"));
+
+    // Metrics saw requests with bounded labels.
+    let mut reg = prometheus_client::registry::Registry::default();
+    metrics.register(&mut reg);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &reg).expect("encode");
+    assert!(
+        text.contains(r#"operation="create_idp",status="201""#),
+        "{text}"
+    );
+    assert!(text.contains(r#"operation="delete_idp",status="404""#));
+    assert!(text.contains("identity_backend_token_refreshes_total 1"));
+    assert!(!text.contains(&idp_id), "no ids in labels");
+}
+
+#[tokio::test]
+async fn delete_of_idp_in_use_is_refused_with_the_servers_code() {
+    let (emu, client) = setup().await;
+    let idp_id = client.create_idp(&google_idp("Google")).await.expect("idp");
+    emu.with_tenant(TENANT, |t| {
+        t.insert_app("ServerOnly", vec![vec![("Google".into(), GOOGLE.into())]])
+    });
+    let err = client.delete_idp(&idp_id).await.expect_err("in use");
+    assert_eq!(err.server_code(), Some("IDP-60005"));
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn a_400_surfaces_code_and_trace_id() {
+    let (_emu, client) = setup().await;
+    let err = client
+        .create_application(&NewApplication {
+            name: "Broken".into(),
+            login_flow: Some(mfa_flow("NoSuchIdp")),
+            ..Default::default()
+        })
+        .await
+        .expect_err("unknown idp in flow");
+    match &err {
+        BackendError::Invalid {
+            status,
+            code,
+            description,
+            trace_id,
+            ..
+        } => {
+            assert_eq!(*status, 400);
+            assert_eq!(code.as_deref(), Some("APP-60001"));
+            assert!(description
+                .as_deref()
+                .is_some_and(|d| d.contains("NoSuchIdp")));
+            assert!(trace_id.as_deref().is_some_and(|t| !t.is_empty()));
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("APP-60001") && text.contains("traceId"),
+        "{text}"
+    );
+    assert_eq!(err.metric_label(), "invalid");
+}
+
+#[tokio::test]
+async fn jit_update_keeps_fields_it_does_not_declare() {
+    let (emu, client) = setup().await;
+    let idp_id = client.create_idp(&google_idp("Google")).await.expect("idp");
+    emu.with_tenant(TENANT, |t| {
+        let idp = t.idp_mut(&idp_id).expect("stored");
+        idp.jit = wire::JustInTimeProvisioning {
+            is_enabled: Some(true),
+            scheme: Some(JitScheme::PromptUsernamePasswordConsent),
+            userstore: Some("SECONDARY".into()),
+            associate_local_user: Some(true),
+            skip_jit_for_lookup_failure: Some(true),
+            account_lookup_attribute_mappings: Some(vec![wire::AccountLookupAttributeMapping {
+                local_attribute: Some("http://wso2.org/claims/emailaddress".into()),
+                federated_attribute: Some("email".into()),
+            }]),
+            attribute_sync_method: Some(AttributeSyncMethod::PreserveLocal),
+            idp_group_sync_method: Some(IdpGroupSyncMethod::OverrideAll),
+            extra: Default::default(),
+        };
+    });
+    let jit = client
+        .update_jit(
+            &idp_id,
+            &JitChange {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("put");
+    assert!(!jit.enabled);
+    let stored = emu
+        .with_tenant(TENANT, |t| t.idp(&idp_id).map(|i| i.jit.clone()))
+        .expect("stored");
+    assert_eq!(stored.is_enabled, Some(false));
+    assert_eq!(
+        stored.scheme,
+        Some(JitScheme::PromptUsernamePasswordConsent)
+    );
+    assert_eq!(stored.userstore.as_deref(), Some("SECONDARY"));
+    assert_eq!(stored.associate_local_user, Some(true));
+    assert_eq!(stored.skip_jit_for_lookup_failure, Some(true));
+    assert_eq!(
+        stored
+            .account_lookup_attribute_mappings
+            .as_ref()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        stored.attribute_sync_method,
+        Some(AttributeSyncMethod::PreserveLocal)
+    );
+    assert_eq!(
+        stored.idp_group_sync_method,
+        Some(IdpGroupSyncMethod::OverrideAll)
+    );
+}
+
+#[tokio::test]
+async fn expired_and_revoked_tokens_are_renewed_transparently() {
+    let emu = Emulator::start(EmulatorConfig {
+        token_lifetime: Duration::from_secs(1),
+        ..emulator_config()
+    })
+    .await
+    .expect("emulator");
+    let client = AsgardeoClient::new(client_config(&emu.url()), None).expect("client");
+    client.find_idp_by_name("x").await.expect("first call");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    client.find_idp_by_name("x").await.expect("after expiry");
+    let stats = emu.stats();
+    assert_eq!(
+        stats.token_requests, 2,
+        "expired token replaced before use: {stats:?}"
+    );
+    assert_eq!(
+        stats.statuses.get(&401),
+        None,
+        "no request went out with the expired token"
+    );
+
+    // A token revoked on the server: one 401, one re-authentication, then success.
+    emu.set_faults(Faults {
+        token_lifetime_secs: Some(3600),
+        ..Default::default()
+    });
+    client
+        .find_idp_by_name("x")
+        .await
+        .expect("fresh long token");
+    emu.revoke_all_tokens();
+    emu.reset_stats();
+    client.find_idp_by_name("x").await.expect("after revoke");
+    let stats = emu.stats();
+    assert_eq!(stats.token_requests, 1);
+    assert_eq!(stats.statuses.get(&401), Some(&1));
+    assert_eq!(stats.count(Operation::ListIdps), 2);
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_unauthorized_and_never_printed() {
+    let emu = Emulator::start(emulator_config()).await.expect("emulator");
+    let mut cfg = client_config(&emu.url());
+    cfg.client_secret = Secret::new("wrong-secret-value");
+    let client = AsgardeoClient::new(cfg.clone(), None).expect("client");
+    let err = client.check_access().await.expect_err("bad secret");
+    assert!(matches!(err, BackendError::Unauthorized { .. }), "{err:?}");
+    assert!(err.to_string().contains("invalid_client"));
+    for text in [
+        err.to_string(),
+        format!("{err:?}"),
+        format!("{cfg:?}"),
+        format!("{client:?}"),
+    ] {
+        assert!(!text.contains("wrong-secret-value"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn no_secret_appears_in_any_error() {
+    let (emu, client) = setup().await;
+    let idp_id = client.create_idp(&google_idp("Google")).await.expect("idp");
+    let app_id = client
+        .create_application(&NewApplication {
+            name: "App".into(),
+            oidc: Some(OidcChange {
+                grant_types: vec!["client_credentials".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("app");
+    let app_secret = client
+        .get_oidc(&app_id)
+        .await
+        .expect("oidc")
+        .client_secret
+        .expect("secret");
+    let mut errors: Vec<BackendError> = Vec::new();
+    errors.push(client.get_idp("missing").await.expect_err("404"));
+    errors.push(
+        client
+            .create_idp(&google_idp("Google"))
+            .await
+            .expect_err("409"),
+    );
+    errors.push(
+        client
+            .create_application(&NewApplication {
+                name: "X".into(),
+                login_flow: Some(mfa_flow("Nope")),
+                ..Default::default()
+            })
+            .await
+            .expect_err("400"),
+    );
+    emu.set_faults(Faults {
+        fail_next: 10,
+        ..Default::default()
+    });
+    errors.push(client.get_idp(&idp_id).await.expect_err("5xx"));
+    emu.set_faults(Faults {
+        rate_limit_next: 10,
+        ..Default::default()
+    });
+    errors.push(client.get_idp(&idp_id).await.expect_err("429"));
+    emu.set_faults(Faults::default());
+    let restricted = Emulator::start(EmulatorConfig {
+        grant_scopes: Some(vec!["internal_idp_view".into()]),
+        ..emulator_config()
+    })
+    .await
+    .expect("emulator");
+    let limited = AsgardeoClient::new(client_config(&restricted.url()), None).expect("client");
+    errors.push(limited.create_idp(&google_idp("G")).await.expect_err("403"));
+    let unreachable =
+        AsgardeoClient::new(client_config("http://127.0.0.1:9"), None).expect("client");
+    errors.push(
+        unreachable
+            .get_idp("x")
+            .await
+            .expect_err("connection refused"),
+    );
+
+    let forbidden: Vec<&str> = vec![
+        CLIENT_SECRET,
+        "google-secret",
+        app_secret.expose(),
+        "Bearer",
+        "Basic ",
+    ];
+    for err in &errors {
+        for text in [err.to_string(), format!("{err:?}")] {
+            for secret in &forbidden {
+                assert!(!text.contains(secret), "{secret} leaked in {text}");
+            }
+        }
+    }
+    // Debug of domain values holding secrets redacts them too.
+    let debug = format!(
+        "{:?} {:?}",
+        google_idp("G"),
+        client.get_oidc(&app_id).await.expect("oidc")
+    );
+    assert!(
+        !debug.contains("google-secret") && !debug.contains(app_secret.expose()),
+        "{debug}"
+    );
+}
+
+#[tokio::test]
+async fn forbidden_names_the_missing_scope() {
+    let emu = Emulator::start(EmulatorConfig {
+        grant_scopes: Some(vec!["internal_idp_view".into()]),
+        ..emulator_config()
+    })
+    .await
+    .expect("emulator");
+    let client = AsgardeoClient::new(client_config(&emu.url()), None).expect("client");
+    client.check_access().await.expect("view is granted");
+    let err = client.create_idp(&google_idp("G")).await.expect_err("403");
+    match &err {
+        BackendError::Forbidden { missing_scope, .. } => {
+            assert_eq!(missing_scope.as_deref(), Some("internal_idp_create"))
+        }
+        other => panic!("expected Forbidden, got {other:?}"),
+    }
+    assert!(err.to_string().contains("internal_idp_create"));
+}
+
+#[tokio::test]
+async fn rate_limit_retry_after_is_honoured() {
+    let (emu, client) = setup().await;
+    client.check_access().await.expect("warm token");
+    emu.reset_stats();
+    emu.set_faults(Faults {
+        rate_limit_next: 1,
+        retry_after_secs: 1,
+        ..Default::default()
+    });
+    let started = Instant::now();
+    client
+        .find_idp_by_name("x")
+        .await
+        .expect("succeeds after waiting");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(emu.stats().statuses.get(&429), Some(&1));
+
+    // A burst longer than the retry budget surfaces RateLimited with the server's Retry-After.
+    emu.set_faults(Faults {
+        rate_limit_next: 5,
+        retry_after_secs: 0,
+        ..Default::default()
+    });
+    let err = client.find_idp_by_name("x").await.expect_err("burst");
+    assert!(
+        matches!(err, BackendError::RateLimited { retry_after: Some(d) } if d == Duration::ZERO),
+        "{err:?}"
+    );
+    assert!(err.is_retryable());
+
+    // Retry-After beyond what the client waits in-line is surfaced at once.
+    emu.set_faults(Faults {
+        rate_limit_next: 1,
+        retry_after_secs: 120,
+        ..Default::default()
+    });
+    let started = Instant::now();
+    let err = client.find_idp_by_name("x").await.expect_err("long wait");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        matches!(err, BackendError::RateLimited { retry_after: Some(d) } if d == Duration::from_secs(120))
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_surfaced() {
+    let (emu, client) = setup().await;
+    let idp_id = client.create_idp(&google_idp("Google")).await.expect("idp");
+    emu.reset_stats();
+    emu.set_faults(Faults {
+        fail_next: 2,
+        ..Default::default()
+    });
+    client
+        .get_idp(&idp_id)
+        .await
+        .expect("third attempt succeeds");
+    assert_eq!(emu.stats().count(Operation::GetIdp), 3);
+
+    emu.reset_stats();
+    emu.set_faults(Faults {
+        fail_next: 100,
+        error_status: 503,
+        ..Default::default()
+    });
+    let err = client.get_idp(&idp_id).await.expect_err("persisting 503");
+    match &err {
+        BackendError::Transient {
+            status,
+            attempts,
+            code,
+            trace_id,
+            ..
+        } => {
+            assert_eq!(*status, Some(503));
+            assert_eq!(*attempts, 3);
+            assert_eq!(code.as_deref(), Some("IDP-65001"));
+            assert!(trace_id.is_some());
+        }
+        other => panic!("expected Transient, got {other:?}"),
+    }
+    assert!(err.is_retryable());
+    assert_eq!(emu.stats().count(Operation::GetIdp), 3);
+
+    // A create is not blindly repeated after a 5xx: it might have happened.
+    emu.reset_stats();
+    emu.set_faults(Faults {
+        fail_next: 1,
+        ..Default::default()
+    });
+    let err = client
+        .create_idp(&google_idp("Other"))
+        .await
+        .expect_err("not retried");
+    assert!(
+        matches!(err, BackendError::Transient { attempts: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(emu.stats().count(Operation::CreateIdp), 1);
+}
+
+#[tokio::test]
+async fn connection_errors_are_retried_then_surfaced() {
+    let client = AsgardeoClient::new(client_config("http://127.0.0.1:9"), None).expect("client");
+    let err = client
+        .check_access()
+        .await
+        .expect_err("nothing listens on port 9");
+    match &err {
+        BackendError::Transient {
+            status: None,
+            attempts: 3,
+            message,
+            ..
+        } => {
+            assert!(message.contains("connection"), "{message}")
+        }
+        other => panic!("expected Transient, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn lists_are_followed_through_every_page() {
+    let emu = Emulator::start(emulator_config()).await.expect("emulator");
+    let mut cfg = client_config(&emu.url());
+    cfg.page_size = 2;
+    let client = AsgardeoClient::new(cfg, None).expect("client");
+    let idp_id = client.create_idp(&google_idp("Google")).await.expect("idp");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(emu.with_tenant(TENANT, |t| {
+            t.insert_app(
+                &format!("app-{i}"),
+                vec![
+                    vec![("Google".into(), GOOGLE.into())],
+                    vec![("LOCAL".into(), "totp".into())],
+                ],
+            )
+        }));
+    }
+    emu.with_tenant(TENANT, |t| t.insert_app("unrelated", vec![]));
+    emu.reset_stats();
+    assert_eq!(
+        client.connected_apps(&idp_id).await.expect("connected"),
+        ids
+    );
+    assert_eq!(
+        emu.stats().count(Operation::ConnectedApps),
+        3,
+        "pages of 2, 2, 1"
+    );
+
+    for i in 0..4 {
+        client
+            .create_idp(&google_idp(&format!("Other {i}")))
+            .await
+            .expect("idp");
+    }
+    // `"` cannot be quoted in a filter: every page is read and matched locally.
+    emu.with_tenant(TENANT, |t| {
+        let mut idp = t.idp(&idp_id).cloned().expect("idp");
+        idp.id = "quoted-id".into();
+        idp.name = "Say \"hi\"".into();
+        t.idps.push(idp);
+    });
+    emu.reset_stats();
+    let found = client
+        .find_idp_by_name("Say \"hi\"")
+        .await
+        .expect("find")
+        .expect("found");
+    assert_eq!(found.id, "quoted-id");
+    assert_eq!(
+        emu.stats().count(Operation::ListIdps),
+        3,
+        "6 IdPs in pages of 2"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_token_refresh() {
+    let (emu, client) = setup().await;
+    let client = Arc::new(client);
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let c = client.clone();
+        tasks.push(tokio::spawn(async move {
+            c.find_application_by_name(&format!("app-{i}")).await
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.expect("join").expect("call").is_none());
+    }
+    let stats = emu.stats();
+    assert_eq!(stats.token_requests, 1, "{stats:?}");
+    assert_eq!(stats.count(Operation::ListApplications), 20);
+}
+
+#[tokio::test]
+async fn script_is_never_sent_unless_managed() {
+    let emu = Emulator::start(EmulatorConfig {
+        // The operator's default scopes, without the script scope.
+        grant_scopes: Some(
+            Operation::all_scopes()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        ),
+        ..emulator_config()
+    })
+    .await
+    .expect("emulator");
+    let client = AsgardeoClient::new(client_config(&emu.url()), None).expect("client");
+    client.create_idp(&google_idp("Google")).await.expect("idp");
+    let app_id = client
+        .create_application(&NewApplication {
+            name: "A".into(),
+            login_flow: Some(mfa_flow("Google")),
+            ..Default::default()
+        })
+        .await
+        .expect("flow without script needs no script scope");
+    let mut managed = mfa_flow("Google");
+    managed.script = Some("var onLoginRequest = function(context) { executeStep(1); };".into());
+    let err = client
+        .patch_application(
+            &app_id,
+            &ApplicationPatch {
+                login_flow: Some(managed),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("script needs its scope");
+    match err {
+        BackendError::Forbidden {
+            missing_scope,
+            code,
+            ..
+        } => {
+            assert_eq!(
+                missing_scope.as_deref(),
+                Some("internal_application_script_update")
+            );
+            assert_eq!(code.as_deref(), Some("APP-60008"));
+        }
+        other => panic!("expected Forbidden, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn tls_with_a_custom_ca_bundle() {
+    let (emu, ca_pem) = Emulator::start_tls(emulator_config())
+        .await
+        .expect("tls emulator");
+    assert!(emu.url().starts_with("https://localhost:"));
+    let mut cfg = client_config(&emu.url());
+    cfg.ca_bundle_pem = Some(ca_pem.into_bytes());
+    let client = AsgardeoClient::new(cfg, None).expect("client");
+    client
+        .check_access()
+        .await
+        .expect("trusted through the CA bundle");
+
+    // Without the CA the certificate is refused: verification is always on.
+    let mut cfg = client_config(&emu.url());
+    cfg.retry.max_attempts = 1;
+    let untrusted = AsgardeoClient::new(cfg, None).expect("client");
+    let err = untrusted.check_access().await.expect_err("unknown issuer");
+    assert!(matches!(err, BackendError::Transient { .. }), "{err:?}");
+
+    let mut cfg = client_config(&emu.url());
+    cfg.ca_bundle_pem = Some(b"not pem".to_vec());
+    assert!(matches!(
+        AsgardeoClient::new(cfg, None),
+        Err(BackendError::Config(_))
+    ));
+}
+
+#[tokio::test]
+async fn tenants_are_isolated_and_state_persists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.json");
+    let emu = Emulator::start(EmulatorConfig {
+        state_file: Some(path.clone()),
+        ..emulator_config()
+    })
+    .await
+    .expect("emulator");
+    let client = AsgardeoClient::new(client_config(&emu.url()), None).expect("client");
+    client.create_idp(&google_idp("Google")).await.expect("idp");
+    let mut other = client_config(&emu.url());
+    other.target = Target::Wso2IdentityServer {
+        url: emu.url(),
+        tenant: "other".into(),
+    };
+    let other = AsgardeoClient::new(other, None).expect("client");
+    assert!(other
+        .find_idp_by_name("Google")
+        .await
+        .expect("find")
+        .is_none());
+    drop(emu);
+
+    let emu = Emulator::start(EmulatorConfig {
+        state_file: Some(path),
+        ..emulator_config()
+    })
+    .await
+    .expect("restart");
+    let client = AsgardeoClient::new(client_config(&emu.url()), None).expect("client");
+    assert!(
+        client
+            .find_idp_by_name("Google")
+            .await
+            .expect("find")
+            .is_some(),
+        "state reloaded from file"
+    );
+}
+
+#[tokio::test]
+async fn admin_endpoints_work_over_http() {
+    let (emu, client) = setup().await;
+    // Faults hit the token endpoint too: take the token first so the fault lands on the API call.
+    client.check_access().await.expect("warm token");
+    emu.reset_stats();
+    let http = reqwest::Client::new();
+    let faults = Faults {
+        fail_next: 1,
+        error_status: 502,
+        ..Default::default()
+    };
+    let resp = http
+        .post(format!("{}/_emulator/faults", emu.url()))
+        .json(&faults)
+        .send()
+        .await
+        .expect("post faults");
+    assert_eq!(resp.status(), 204);
+    let read: Faults = http
+        .get(format!("{}/_emulator/faults", emu.url()))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(read, faults);
+    client
+        .find_idp_by_name("x")
+        .await
+        .expect("retried past the 502");
+    let stats: identity_operator::emulator::Stats = http
+        .get(format!("{}/_emulator/stats", emu.url()))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stats.faults_injected, 1);
+    assert_eq!(stats.count(Operation::ListIdps), 2);
+    assert_eq!(stats.reads, 2);
+    assert_eq!(stats.statuses.get(&502), Some(&1));
+    let resp = http
+        .post(format!("{}/_emulator/revoke-tokens", emu.url()))
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(resp.status(), 204);
+    let resp = http
+        .post(format!("{}/_emulator/reset-stats", emu.url()))
+        .send()
+        .await
+        .expect("reset");
+    assert_eq!(resp.status(), 204);
+    assert_eq!(emu.stats(), Default::default());
+}
