@@ -13,11 +13,14 @@ const LEASE_SECONDS: i32 = 15;
 const RENEW_EVERY: Duration = Duration::from_secs(5);
 
 fn identity() -> String {
-    std::env::var("POD_NAME").unwrap_or_else(|_| format!("identity-operator-{}", uuid::Uuid::new_v4()))
+    std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("identity-operator-{}", uuid::Uuid::new_v4()))
 }
 
 fn expired(spec: &LeaseSpec, now: jiff::Timestamp) -> bool {
-    let Some(renew) = spec.renew_time.as_ref() else { return true };
+    let Some(renew) = spec.renew_time.as_ref() else {
+        return true;
+    };
     let secs = spec.lease_duration_seconds.unwrap_or(LEASE_SECONDS);
     renew.0 + jiff::SignedDuration::from_secs(i64::from(secs)) < now
 }
@@ -58,7 +61,10 @@ async fn try_take(api: &Api<Lease>, name: &str, me: &str) -> anyhow::Result<bool
     match api.get_opt(name).await? {
         None => {
             let lease = Lease {
-                metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    ..Default::default()
+                },
                 spec: Some(LeaseSpec {
                     holder_identity: Some(me.into()),
                     lease_duration_seconds: Some(LEASE_SECONDS),
@@ -84,7 +90,10 @@ async fn try_take(api: &Api<Lease>, name: &str, me: &str) -> anyhow::Result<bool
             new.lease_duration_seconds = Some(LEASE_SECONDS);
             new.renew_time = Some(MicroTime(now));
             lease.spec = Some(new);
-            Ok(api.replace(name, &PostParams::default(), &lease).await.is_ok())
+            Ok(api
+                .replace(name, &PostParams::default(), &lease)
+                .await
+                .is_ok())
         }
     }
 }

@@ -8,8 +8,8 @@
 
 pub mod api;
 pub mod backend;
-pub mod emulator;
 pub mod controller;
+pub mod emulator;
 pub mod flow;
 pub mod leader;
 pub mod lint;

@@ -34,7 +34,9 @@ pub enum LogFormat {
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -75,32 +77,68 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("identity_operator");
         let reconciles = Family::<ReconcileLabels, Counter>::default();
-        registry.register("reconciles", "Reconciles by kind and result (success or an error label)", reconciles.clone());
-        let duration = Family::<KindLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 14)));
-        registry.register("reconcile_duration_seconds", "Reconcile duration by kind", duration.clone());
+        registry.register(
+            "reconciles",
+            "Reconciles by kind and result (success or an error label)",
+            reconciles.clone(),
+        );
+        let duration = Family::<KindLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration by kind",
+            duration.clone(),
+        );
         let conflicts = Family::<KindLabel, Gauge<i64, AtomicI64>>::default();
-        registry.register("conflicts", "Current interconnection conflicts, counted on each side (kind)", conflicts.clone());
+        registry.register(
+            "conflicts",
+            "Current interconnection conflicts, counted on each side (kind)",
+            conflicts.clone(),
+        );
         let backend = Arc::new(BackendMetrics::default());
         backend.register(&mut registry);
-        Self { registry, reconciles, duration, conflicts, per_object: Mutex::default(), backend }
+        Self {
+            registry,
+            reconciles,
+            duration,
+            conflicts,
+            per_object: Mutex::default(),
+            backend,
+        }
     }
 
     /// Records one reconcile.
     pub fn reconciled(&self, kind: &str, result: &str, took: Duration) {
-        self.reconciles.get_or_create(&ReconcileLabels { kind: kind.into(), result: result.into() }).inc();
-        self.duration.get_or_create(&KindLabel { kind: kind.into() }).observe(took.as_secs_f64());
+        self.reconciles
+            .get_or_create(&ReconcileLabels {
+                kind: kind.into(),
+                result: result.into(),
+            })
+            .inc();
+        self.duration
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .observe(took.as_secs_f64());
     }
 
     /// Sets the number of conflicts an object has; the gauge shows the sum per kind.
     pub fn set_conflicts(&self, kind: &str, object: &str, n: usize) {
-        let Ok(mut per) = self.per_object.lock() else { return };
+        let Ok(mut per) = self.per_object.lock() else {
+            return;
+        };
         if n == 0 {
             per.remove(&(kind.to_string(), object.to_string()));
         } else {
             per.insert((kind.to_string(), object.to_string()), n);
         }
-        let total: usize = per.iter().filter(|((k, _), _)| k == kind).map(|(_, n)| n).sum();
-        self.conflicts.get_or_create(&KindLabel { kind: kind.into() }).set(total as i64);
+        let total: usize = per
+            .iter()
+            .filter(|((k, _), _)| k == kind)
+            .map(|(_, n)| n)
+            .sum();
+        self.conflicts
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .set(total as i64);
     }
 
     /// The Prometheus text exposition.
@@ -125,15 +163,39 @@ impl Readiness {
 }
 
 /// Serves /metrics, /healthz and /readyz.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>, ready: Readiness) -> anyhow::Result<()> {
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: Readiness,
+) -> anyhow::Result<()> {
     let app = Router::new()
-        .route("/metrics", get(|State((m, _)): State<(Arc<Metrics>, Readiness)>| async move {
-            ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode())
-        }))
+        .route(
+            "/metrics",
+            get(
+                |State((m, _)): State<(Arc<Metrics>, Readiness)>| async move {
+                    (
+                        [(
+                            "content-type",
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.encode(),
+                    )
+                },
+            ),
+        )
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|State((_, r)): State<(Arc<Metrics>, Readiness)>| async move {
-            if r.0.load(Ordering::SeqCst) { (StatusCode::OK, "ready").into_response() } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response() }
-        }))
+        .route(
+            "/readyz",
+            get(
+                |State((_, r)): State<(Arc<Metrics>, Readiness)>| async move {
+                    if r.0.load(Ordering::SeqCst) {
+                        (StatusCode::OK, "ready").into_response()
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+                    }
+                },
+            ),
+        )
         .with_state((metrics, ready));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");

@@ -28,7 +28,12 @@ fn check_dir(dir: &str) {
         .collect();
     present.sort();
     expected_files.sort();
-    assert_eq!(present, expected_files, "{} holds stray files", dir.display());
+    assert_eq!(
+        present,
+        expected_files,
+        "{} holds stray files",
+        dir.display()
+    );
 }
 
 #[test]

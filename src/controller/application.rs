@@ -23,7 +23,9 @@ use super::conditions::{self, Cond, Outcome};
 use super::identity_backend::now;
 use super::identity_provider::CREATE_PENDING;
 use super::translate::{self, desired_flow, desired_oidc, flow_differs, oidc_differs};
-use super::{apply_status, backend_err, jittered, publish, registry, Context, Error, FINALIZER, MANAGER};
+use super::{
+    apply_status, backend_err, jittered, publish, registry, Context, Error, FINALIZER, MANAGER,
+};
 use crate::api::application::AppConflictEntry;
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
 use crate::api::{Application, ApplicationStatus, DeletionPolicy, IdentityProvider};
@@ -44,7 +46,8 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
     })
     .await
     .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => Error::Finalizer(other.to_string()),
     })
 }
@@ -70,7 +73,11 @@ pub fn referenced_idps(app: &Application) -> Vec<ObjectRef<IdentityProvider>> {
 /// fresh look at their dependents).
 pub fn index_app(ctx: &Context, app: &Application) -> Vec<ObjectRef<IdentityProvider>> {
     let me = ObjectRef::from_obj(app);
-    let new = if app.meta().deletion_timestamp.is_some() { Vec::new() } else { referenced_idps(app) };
+    let new = if app.meta().deletion_timestamp.is_some() {
+        Vec::new()
+    } else {
+        referenced_idps(app)
+    };
     let Ok(mut index) = ctx.index.lock() else {
         return new;
     };
@@ -89,47 +96,121 @@ struct Observed {
     conflicts: Vec<AppConflictEntry>,
 }
 
-async fn apply(app: Arc<Application>, api: &Api<Application>, ctx: &Context) -> Result<Action, Error> {
+async fn apply(
+    app: Arc<Application>,
+    api: &Api<Application>,
+    ctx: &Context,
+) -> Result<Action, Error> {
     let ns = app.namespace().ok_or(Error::NoNamespace)?;
     let spec = &app.spec;
     let old = app.status.clone().unwrap_or_default();
-    let mut observed = Observed { id: old.id.clone(), steps: old.steps, ..Default::default() };
+    let mut observed = Observed {
+        id: old.id.clone(),
+        steps: old.steps,
+        ..Default::default()
+    };
 
     // 1. Dereference: backend, client, and the IdentityProviders of the flow.
-    let Some(backend) = ctx.backends.get(&ObjectRef::new(&spec.backend_ref.name).within(&ns)) else {
-        let msg = format!("IdentityBackend {} not found in namespace {ns}: create it", spec.backend_ref.name);
-        return finish(ctx, api, &app, observed, Outcome::Stalled { reason: "BackendNotFound".into(), message: msg }).await;
+    let Some(backend) = ctx
+        .backends
+        .get(&ObjectRef::new(&spec.backend_ref.name).within(&ns))
+    else {
+        let msg = format!(
+            "IdentityBackend {} not found in namespace {ns}: create it",
+            spec.backend_ref.name
+        );
+        return finish(
+            ctx,
+            api,
+            &app,
+            observed,
+            Outcome::Stalled {
+                reason: "BackendNotFound".into(),
+                message: msg,
+            },
+        )
+        .await;
     };
     let client = match ctx.registry.client_for(&ctx.client, &backend).await {
         Ok(c) => c,
         Err(e) => {
             let msg = format!("IdentityBackend {}: {e}", spec.backend_ref.name);
-            return finish(ctx, api, &app, observed, Outcome::Stalled { reason: e.reason().into(), message: msg }).await;
+            return finish(
+                ctx,
+                api,
+                &app,
+                observed,
+                Outcome::Stalled {
+                    reason: e.reason().into(),
+                    message: msg,
+                },
+            )
+            .await;
         }
     };
     let mut idps: HashMap<String, Arc<IdentityProvider>> = HashMap::new();
     for r in referenced_idps(&app) {
         let Some(idp) = ctx.idps.get(&r) else {
             let msg = format!("waiting for IdentityProvider {} (referenced by loginFlow): it does not exist in namespace {ns}", r.name);
-            return finish(ctx, api, &app, observed, Outcome::Progressing { reason: "IdentityProviderNotFound".into(), message: msg }).await;
+            return finish(
+                ctx,
+                api,
+                &app,
+                observed,
+                Outcome::Progressing {
+                    reason: "IdentityProviderNotFound".into(),
+                    message: msg,
+                },
+            )
+            .await;
         };
-        let ready = idp.status.as_ref().is_some_and(|s| s.id.is_some() && s.observed_generation.is_some());
+        let ready = idp
+            .status
+            .as_ref()
+            .is_some_and(|s| s.id.is_some() && s.observed_generation.is_some());
         if !ready {
-            let msg = format!("waiting for IdentityProvider {} to exist on the server", r.name);
-            return finish(ctx, api, &app, observed, Outcome::Progressing { reason: "IdentityProviderNotReady".into(), message: msg }).await;
+            let msg = format!(
+                "waiting for IdentityProvider {} to exist on the server",
+                r.name
+            );
+            return finish(
+                ctx,
+                api,
+                &app,
+                observed,
+                Outcome::Progressing {
+                    reason: "IdentityProviderNotReady".into(),
+                    message: msg,
+                },
+            )
+            .await;
         }
         if idp.spec.backend_ref != spec.backend_ref {
             let msg = format!("IdentityProvider {} is on backend {}, this application on {}: a login flow can only use providers of its own backend",
                 r.name, idp.spec.backend_ref.name, spec.backend_ref.name);
-            return finish(ctx, api, &app, observed, Outcome::Stalled { reason: "InvalidReference".into(), message: msg }).await;
+            return finish(
+                ctx,
+                api,
+                &app,
+                observed,
+                Outcome::Stalled {
+                    reason: "InvalidReference".into(),
+                    message: msg,
+                },
+            )
+            .await;
         }
         idps.insert(r.name.clone(), idp);
     }
     let resolve = |name: &str| {
         let idp = idps.get(name)?;
-        Some((idp.spec.display_name.clone(), idp.spec.provider_type()?.authenticator_name().to_string()))
+        Some((
+            idp.spec.display_name.clone(),
+            idp.spec.provider_type()?.authenticator_name().to_string(),
+        ))
     };
-    let flow = desired_flow(spec, resolve).map_err(|n| Error::Finalizer(format!("IdentityProvider {n} vanished")))?;
+    let flow = desired_flow(spec, resolve)
+        .map_err(|n| Error::Finalizer(format!("IdentityProvider {n} vanished")))?;
     let oidc = desired_oidc(spec);
 
     // 2. Observe: by id, else by name (adopt or recover a crashed create).
@@ -148,18 +229,45 @@ async fn apply(app: Arc<Application>, api: &Api<Application>, ctx: &Context) -> 
     let mut created = false;
     if server.is_none() {
         let pending = app.annotations().get(CREATE_PENDING) == Some(&spec.display_name);
-        match client.find_application_by_name(&spec.display_name).await.map_err(backend_err("looking up the application by name"))? {
+        match client
+            .find_application_by_name(&spec.display_name)
+            .await
+            .map_err(backend_err("looking up the application by name"))?
+        {
             Some(found) if spec.adopt || pending => {
                 let reason = if pending { "Recovered" } else { "Adopted" };
-                publish(ctx, app.as_ref(), EventType::Normal, reason, "Adopt", format!("took over application {} ({})", spec.display_name, found.id)).await;
-                server = Some(client.get_application(&found.id).await.map_err(backend_err("reading the adopted application"))?);
+                publish(
+                    ctx,
+                    app.as_ref(),
+                    EventType::Normal,
+                    reason,
+                    "Adopt",
+                    format!("took over application {} ({})", spec.display_name, found.id),
+                )
+                .await;
+                server = Some(
+                    client
+                        .get_application(&found.id)
+                        .await
+                        .map_err(backend_err("reading the adopted application"))?,
+                );
             }
             Some(found) => {
                 let msg = format!(
                     "an application named {:?} already exists on the server ({}); set spec.adopt: true to manage it, or choose another displayName",
                     spec.display_name, found.id
                 );
-                return finish(ctx, api, &app, observed, Outcome::Stalled { reason: "AlreadyExists".into(), message: msg }).await;
+                return finish(
+                    ctx,
+                    api,
+                    &app,
+                    observed,
+                    Outcome::Stalled {
+                        reason: "AlreadyExists".into(),
+                        message: msg,
+                    },
+                )
+                .await;
             }
             None => {
                 mark_pending(api, &app, Some(&spec.display_name)).await?;
@@ -170,18 +278,39 @@ async fn apply(app: Arc<Application>, api: &Api<Application>, ctx: &Context) -> 
                     oidc: oidc.clone(),
                     login_flow: flow.clone(),
                 };
-                let id = client.create_application(&new).await.map_err(backend_err("creating the application"))?;
-                let early = ApplicationStatus { id: Some(id.clone()), ..old.clone() };
+                let id = client
+                    .create_application(&new)
+                    .await
+                    .map_err(backend_err("creating the application"))?;
+                let early = ApplicationStatus {
+                    id: Some(id.clone()),
+                    ..old.clone()
+                };
                 apply_status(api, app.as_ref(), None, &early).await?;
                 mark_pending(api, &app, None).await?;
-                publish(ctx, app.as_ref(), EventType::Normal, "Created", "Create", format!("created application {} ({id})", spec.display_name)).await;
-                server = Some(client.get_application(&id).await.map_err(backend_err("reading the created application"))?);
+                publish(
+                    ctx,
+                    app.as_ref(),
+                    EventType::Normal,
+                    "Created",
+                    "Create",
+                    format!("created application {} ({id})", spec.display_name),
+                )
+                .await;
+                server = Some(
+                    client
+                        .get_application(&id)
+                        .await
+                        .map_err(backend_err("reading the created application"))?,
+                );
                 created = true;
             }
         }
     }
     let Some(server) = server else {
-        return Err(Error::Finalizer("application vanished during reconcile".into()));
+        return Err(Error::Finalizer(
+            "application vanished during reconcile".into(),
+        ));
     };
     let id = server.id.clone();
     observed.id = Some(id.clone());
@@ -201,23 +330,57 @@ async fn apply(app: Arc<Application>, api: &Api<Application>, ctx: &Context) -> 
         }
     }
     if patch != ApplicationPatch::default() {
-        client.patch_application(&id, &patch).await.map_err(backend_err("updating the application"))?;
-        changed.push(if patch.login_flow.is_some() { "login flow" } else { "name/description" });
+        client
+            .patch_application(&id, &patch)
+            .await
+            .map_err(backend_err("updating the application"))?;
+        changed.push(if patch.login_flow.is_some() {
+            "login flow"
+        } else {
+            "name/description"
+        });
     }
-    observed.steps = Some(flow.as_ref().map(|f| f.steps.len()).unwrap_or(server.login_flow.steps.len()) as i32);
+    observed.steps = Some(
+        flow.as_ref()
+            .map(|f| f.steps.len())
+            .unwrap_or(server.login_flow.steps.len()) as i32,
+    );
     if let Some(o) = &oidc {
-        let mut current = client.get_oidc(&id).await.map_err(backend_err("reading OIDC settings"))?;
+        let mut current = client
+            .get_oidc(&id)
+            .await
+            .map_err(backend_err("reading OIDC settings"))?;
         if oidc_differs(o, &current) {
-            current = client.update_oidc(&id, o).await.map_err(backend_err("updating OIDC settings"))?;
+            current = client
+                .update_oidc(&id, o)
+                .await
+                .map_err(backend_err("updating OIDC settings"))?;
             changed.push("OIDC settings");
         }
         if let Some(secret) = &spec.credentials_secret {
-            write_credentials(ctx, &app, &secret.name, current.client_id.as_deref(), current.client_secret.as_ref().map(|s| s.expose())).await?;
+            write_credentials(
+                ctx,
+                &app,
+                &secret.name,
+                current.client_id.as_deref(),
+                current.client_secret.as_ref().map(|s| s.expose()),
+            )
+            .await?;
         }
     }
     if !created && !changed.is_empty() && old.observed_generation == app.metadata.generation {
-        publish(ctx, app.as_ref(), EventType::Normal, "DriftCorrected", "Update",
-            format!("the server differed from the spec in: {}; it was corrected", changed.join(", "))).await;
+        publish(
+            ctx,
+            app.as_ref(),
+            EventType::Normal,
+            "DriftCorrected",
+            "Update",
+            format!(
+                "the server differed from the spec in: {}; it was corrected",
+                changed.join(", ")
+            ),
+        )
+        .await;
     }
 
     // 4. The conflict rule, against each IdP's JIT as declared and as on the server.
@@ -226,28 +389,60 @@ async fn apply(app: Arc<Application>, api: &Api<Application>, ctx: &Context) -> 
         let jit: HashMap<String, Jit> = idps
             .values()
             .map(|i| {
-                let on_server = i.status.as_ref().and_then(|s| s.jit.as_deref()) != Some("Disabled");
+                let on_server =
+                    i.status.as_ref().and_then(|s| s.jit.as_deref()) != Some("Disabled");
                 let on = i.spec.jit_enabled() && on_server;
-                (i.spec.display_name.clone(), if on { Jit::Enabled } else { Jit::from(i.spec.jit.as_ref().map(|_| false)) })
+                (
+                    i.spec.display_name.clone(),
+                    if on {
+                        Jit::Enabled
+                    } else {
+                        Jit::from(i.spec.jit.as_ref().map(|_| false))
+                    },
+                )
             })
             .collect();
-        let by_server_name: BTreeMap<&str, &str> = idps.iter().map(|(k, i)| (i.spec.display_name.as_str(), k.as_str())).collect();
-        let analysis = flow::check_flow(&spec.display_name, &translate::flow_for_rule(&f.steps, &needs_local), &jit, &needs_local);
+        let by_server_name: BTreeMap<&str, &str> = idps
+            .iter()
+            .map(|(k, i)| (i.spec.display_name.as_str(), k.as_str()))
+            .collect();
+        let analysis = flow::check_flow(
+            &spec.display_name,
+            &translate::flow_for_rule(&f.steps, &needs_local),
+            &jit,
+            &needs_local,
+        );
         observed.conflicts = analysis
             .conflicts
             .into_iter()
             .map(|c| AppConflictEntry {
-                identity_provider: by_server_name.get(c.identity_provider.as_str()).map(|s| s.to_string()).unwrap_or(c.identity_provider),
+                identity_provider: by_server_name
+                    .get(c.identity_provider.as_str())
+                    .map(|s| s.to_string())
+                    .unwrap_or(c.identity_provider),
                 identity_provider_step: c.identity_provider_step as i32,
                 authenticator: c.authenticator,
                 authenticator_step: c.authenticator_step as i32,
             })
             .collect();
     }
-    finish(ctx, api, &app, observed, Outcome::Ready(format!("application {id} matches the spec"))).await
+    finish(
+        ctx,
+        api,
+        &app,
+        observed,
+        Outcome::Ready(format!("application {id} matches the spec")),
+    )
+    .await
 }
 
-async fn write_credentials(ctx: &Context, app: &Application, name: &str, client_id: Option<&str>, client_secret: Option<&str>) -> Result<(), Error> {
+async fn write_credentials(
+    ctx: &Context,
+    app: &Application,
+    name: &str,
+    client_id: Option<&str>,
+    client_secret: Option<&str>,
+) -> Result<(), Error> {
     let ns = app.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<KubeSecret> = Api::namespaced(ctx.client.clone(), &ns);
     let mut data = BTreeMap::new();
@@ -255,18 +450,32 @@ async fn write_credentials(ctx: &Context, app: &Application, name: &str, client_
         data.insert("client-id".to_string(), ByteString(v.as_bytes().to_vec()));
     }
     if let Some(v) = client_secret {
-        data.insert("client-secret".to_string(), ByteString(v.as_bytes().to_vec()));
+        data.insert(
+            "client-secret".to_string(),
+            ByteString(v.as_bytes().to_vec()),
+        );
     }
-    let owner = app.controller_owner_ref(&()).into_iter().collect::<Vec<_>>();
+    let owner = app
+        .controller_owner_ref(&())
+        .into_iter()
+        .collect::<Vec<_>>();
     if let Some(existing) = api.get_opt(name).await? {
         let same_data = existing.data.as_ref() == Some(&data);
-        let owned = existing.metadata.owner_references.as_ref().is_some_and(|o| o.iter().any(|r| Some(&r.uid) == app.uid().as_ref()));
+        let owned = existing
+            .metadata
+            .owner_references
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|r| Some(&r.uid) == app.uid().as_ref()));
         if same_data && owned {
             return Ok(());
         }
     }
     let secret = KubeSecret {
-        metadata: ObjectMeta { name: Some(name.to_string()), owner_references: Some(owner), ..Default::default() },
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            owner_references: Some(owner),
+            ..Default::default()
+        },
         type_: Some("Opaque".into()),
         data: Some(data),
         ..Default::default()
@@ -274,18 +483,46 @@ async fn write_credentials(ctx: &Context, app: &Application, name: &str, client_
     let mut body = serde_json::to_value(&secret).map_err(|e| Error::Finalizer(e.to_string()))?;
     body["apiVersion"] = json!("v1");
     body["kind"] = json!("Secret");
-    api.patch(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await?;
-    publish(ctx, app, EventType::Normal, "CredentialsWritten", "WriteSecret", format!("wrote client-id and client-secret to Secret {name}")).await;
+    api.patch(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    publish(
+        ctx,
+        app,
+        EventType::Normal,
+        "CredentialsWritten",
+        "WriteSecret",
+        format!("wrote client-id and client-secret to Secret {name}"),
+    )
+    .await;
     Ok(())
 }
 
-async fn mark_pending(api: &Api<Application>, app: &Application, name: Option<&str>) -> Result<(), Error> {
+async fn mark_pending(
+    api: &Api<Application>,
+    app: &Application,
+    name: Option<&str>,
+) -> Result<(), Error> {
     let patch = json!({"metadata": {"annotations": {CREATE_PENDING: name}}});
-    api.patch(&app.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    api.patch(
+        &app.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
     Ok(())
 }
 
-async fn finish(ctx: &Context, api: &Api<Application>, app: &Application, observed: Observed, outcome: Outcome) -> Result<Action, Error> {
+async fn finish(
+    ctx: &Context,
+    api: &Api<Application>,
+    app: &Application,
+    observed: Observed,
+    outcome: Outcome,
+) -> Result<Action, Error> {
     let old = app.status.clone().unwrap_or_default();
     let mut wanted = outcome.conditions();
     let had_conflict = conditions::is_true(&old.conditions, INTERCONNECTION_CONFLICT);
@@ -306,57 +543,147 @@ async fn finish(ctx: &Context, api: &Api<Application>, app: &Application, observ
     wanted.push(conflict);
     let status = ApplicationStatus {
         observed_generation: app.metadata.generation,
-        conditions: conditions::merge(&old.conditions, &wanted, conditions::MANAGED, app.metadata.generation, &now()),
+        conditions: conditions::merge(
+            &old.conditions,
+            &wanted,
+            conditions::MANAGED,
+            app.metadata.generation,
+            &now(),
+        ),
         id: observed.id,
         steps: observed.steps,
         conflicts: observed.conflicts,
     };
     if conflict_now != had_conflict {
         if conflict_now {
-            publish(ctx, app, EventType::Warning, "InterconnectionConflict", "CheckConflicts", conflict_msg).await;
+            publish(
+                ctx,
+                app,
+                EventType::Warning,
+                "InterconnectionConflict",
+                "CheckConflicts",
+                conflict_msg,
+            )
+            .await;
         } else if !old.conditions.is_empty() {
-            publish(ctx, app, EventType::Normal, "ConflictCleared", "CheckConflicts", "the login flow fits the identity providers' JIT settings again".into()).await;
+            publish(
+                ctx,
+                app,
+                EventType::Normal,
+                "ConflictCleared",
+                "CheckConflicts",
+                "the login flow fits the identity providers' JIT settings again".into(),
+            )
+            .await;
         }
     }
     let was_ready = conditions::is_true(&old.conditions, READY);
     if was_ready != outcome.is_ready() && !outcome.is_ready() {
         let c = &outcome.conditions()[0];
-        publish(ctx, app, EventType::Warning, &c.reason, "Reconcile", c.message.clone()).await;
+        publish(
+            ctx,
+            app,
+            EventType::Warning,
+            &c.reason,
+            "Reconcile",
+            c.message.clone(),
+        )
+        .await;
     }
     apply_status(api, app, app.status.as_ref(), &status).await?;
-    ctx.metrics.set_conflicts("Application", &ObjectRef::from_obj(app).to_string(), status.conflicts.len());
-    let requeue = if outcome.is_ready() { jittered(ctx.resync) } else { std::time::Duration::from_secs(30) };
+    ctx.metrics.set_conflicts(
+        "Application",
+        &ObjectRef::from_obj(app).to_string(),
+        status.conflicts.len(),
+    );
+    let requeue = if outcome.is_ready() {
+        jittered(ctx.resync)
+    } else {
+        std::time::Duration::from_secs(30)
+    };
     Ok(Action::requeue(requeue))
 }
 
 async fn cleanup(app: Arc<Application>, ctx: &Context) -> Result<Action, Error> {
     let ns = app.namespace().ok_or(Error::NoNamespace)?;
     index_app(ctx, &app);
-    ctx.metrics.set_conflicts("Application", &ObjectRef::from_obj(app.as_ref()).to_string(), 0);
+    ctx.metrics.set_conflicts(
+        "Application",
+        &ObjectRef::from_obj(app.as_ref()).to_string(),
+        0,
+    );
     if app.spec.deletion_policy == DeletionPolicy::Orphan {
-        publish(ctx, app.as_ref(), EventType::Normal, "Orphaned", "Delete", "deletionPolicy Orphan: the application stays on the server".into()).await;
+        publish(
+            ctx,
+            app.as_ref(),
+            EventType::Normal,
+            "Orphaned",
+            "Delete",
+            "deletionPolicy Orphan: the application stays on the server".into(),
+        )
+        .await;
         return Ok(Action::await_change());
     }
-    let Some(backend) = ctx.backends.get(&ObjectRef::new(&app.spec.backend_ref.name).within(&ns)) else {
-        publish(ctx, app.as_ref(), EventType::Warning, "BackendGone", "Delete",
-            format!("IdentityBackend {} is gone: the application is left on the server", app.spec.backend_ref.name)).await;
+    let Some(backend) = ctx
+        .backends
+        .get(&ObjectRef::new(&app.spec.backend_ref.name).within(&ns))
+    else {
+        publish(
+            ctx,
+            app.as_ref(),
+            EventType::Warning,
+            "BackendGone",
+            "Delete",
+            format!(
+                "IdentityBackend {} is gone: the application is left on the server",
+                app.spec.backend_ref.name
+            ),
+        )
+        .await;
         return Ok(Action::await_change());
     };
     let client = match ctx.registry.client_for(&ctx.client, &backend).await {
         Ok(c) => c,
         Err(e) => {
-            publish(ctx, app.as_ref(), EventType::Warning, "BackendUnusable", "Delete", format!("{e}: the application is left on the server")).await;
+            publish(
+                ctx,
+                app.as_ref(),
+                EventType::Warning,
+                "BackendUnusable",
+                "Delete",
+                format!("{e}: the application is left on the server"),
+            )
+            .await;
             return Ok(Action::await_change());
         }
     };
     let mut id = app.status.as_ref().and_then(|s| s.id.clone());
     if id.is_none() && app.annotations().get(CREATE_PENDING) == Some(&app.spec.display_name) {
-        id = client.find_application_by_name(&app.spec.display_name).await.map_err(backend_err("looking up the application"))?.map(|s| s.id);
+        id = client
+            .find_application_by_name(&app.spec.display_name)
+            .await
+            .map_err(backend_err("looking up the application"))?
+            .map(|s| s.id);
     }
     if let Some(id) = id {
-        let existed = client.delete_application(&id).await.map_err(backend_err(format!("deleting application {id}")))?;
-        let note = if existed { format!("deleted application {id} on the server") } else { format!("application {id} was already gone") };
-        publish(ctx, app.as_ref(), EventType::Normal, "Deleted", "Delete", note).await;
+        let existed = client
+            .delete_application(&id)
+            .await
+            .map_err(backend_err(format!("deleting application {id}")))?;
+        let note = if existed {
+            format!("deleted application {id} on the server")
+        } else {
+            format!("application {id} was already gone")
+        };
+        publish(
+            ctx,
+            app.as_ref(),
+            EventType::Normal,
+            "Deleted",
+            "Delete",
+            note,
+        )
+        .await;
     }
     Ok(Action::await_change())
 }

@@ -21,8 +21,18 @@ pub struct Cond {
 
 impl Cond {
     /// A condition.
-    pub fn new(type_: &'static str, status: bool, reason: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { type_, status, reason: reason.into(), message: message.into() }
+    pub fn new(
+        type_: &'static str,
+        status: bool,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -61,10 +71,18 @@ impl Outcome {
 
 /// Merges `wanted` into `previous`: conditions of the managed types not in `wanted` are dropped, a
 /// condition whose status did not change keeps its `lastTransitionTime`.
-pub fn merge(previous: &[Condition], wanted: &[Cond], managed: &[&str], generation: Option<i64>, now: &Time) -> Vec<Condition> {
+pub fn merge(
+    previous: &[Condition],
+    wanted: &[Cond],
+    managed: &[&str],
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
     let mut out: Vec<Condition> = previous
         .iter()
-        .filter(|c| !managed.contains(&c.type_.as_str()) && !wanted.iter().any(|w| w.type_ == c.type_))
+        .filter(|c| {
+            !managed.contains(&c.type_.as_str()) && !wanted.iter().any(|w| w.type_ == c.type_)
+        })
         .cloned()
         .collect();
     for w in wanted {
@@ -98,7 +116,12 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
 }
 
 /// Every condition type a controller manages, so stale ones are removed.
-pub const MANAGED: &[&str] = &[READY, RECONCILING, STALLED, crate::api::conditions::INTERCONNECTION_CONFLICT];
+pub const MANAGED: &[&str] = &[
+    READY,
+    RECONCILING,
+    STALLED,
+    crate::api::conditions::INTERCONNECTION_CONFLICT,
+];
 
 #[cfg(test)]
 mod tests {
@@ -110,13 +133,29 @@ mod tests {
 
     #[test]
     fn transition_time_moves_only_on_flip() {
-        let first = merge(&[], &Outcome::Ready("ok".into()).conditions(), MANAGED, Some(1), &t("2026-01-01T00:00:00Z"));
-        let same = merge(&first, &Outcome::Ready("ok again".into()).conditions(), MANAGED, Some(2), &t("2026-01-02T00:00:00Z"));
+        let first = merge(
+            &[],
+            &Outcome::Ready("ok".into()).conditions(),
+            MANAGED,
+            Some(1),
+            &t("2026-01-01T00:00:00Z"),
+        );
+        let same = merge(
+            &first,
+            &Outcome::Ready("ok again".into()).conditions(),
+            MANAGED,
+            Some(2),
+            &t("2026-01-02T00:00:00Z"),
+        );
         assert_eq!(same[0].last_transition_time, t("2026-01-01T00:00:00Z"));
         assert_eq!(same[0].observed_generation, Some(2));
         let flipped = merge(
             &same,
-            &Outcome::Stalled { reason: "X".into(), message: "m".into() }.conditions(),
+            &Outcome::Stalled {
+                reason: "X".into(),
+                message: "m".into(),
+            }
+            .conditions(),
             MANAGED,
             Some(3),
             &t("2026-01-03T00:00:00Z"),
@@ -124,7 +163,16 @@ mod tests {
         let ready = find(&flipped, READY).expect("ready");
         assert_eq!(ready.last_transition_time, t("2026-01-03T00:00:00Z"));
         assert!(is_true(&flipped, STALLED));
-        let back = merge(&flipped, &Outcome::Ready("ok".into()).conditions(), MANAGED, Some(3), &t("2026-01-04T00:00:00Z"));
-        assert!(find(&back, STALLED).is_none(), "abnormal-true conditions are removed when clear");
+        let back = merge(
+            &flipped,
+            &Outcome::Ready("ok".into()).conditions(),
+            MANAGED,
+            Some(3),
+            &t("2026-01-04T00:00:00Z"),
+        );
+        assert!(
+            find(&back, STALLED).is_none(),
+            "abnormal-true conditions are removed when clear"
+        );
     }
 }

@@ -34,7 +34,14 @@ pub async fn reconcile(backend: Arc<IdentityBackend>, ctx: Arc<Context>) -> Resu
     let api: Api<IdentityBackend> = Api::namespaced(ctx.client.clone(), &ns);
     let mut status = IdentityBackendStatus {
         observed_generation: backend.metadata.generation,
-        backend_type: Some(if backend.spec.asgardeo.is_some() { "Asgardeo" } else { "WSO2IdentityServer" }.into()),
+        backend_type: Some(
+            if backend.spec.asgardeo.is_some() {
+                "Asgardeo"
+            } else {
+                "WSO2IdentityServer"
+            }
+            .into(),
+        ),
         api_url: registry::base_url(&backend).ok(),
         ..Default::default()
     };
@@ -93,7 +100,11 @@ pub async fn reconcile(backend: Arc<IdentityBackend>, ctx: Arc<Context>) -> Resu
     );
     let was_ready = conditions::is_true(&old.conditions, crate::api::conditions::READY);
     if was_ready != outcome.is_ready() || old.conditions.is_empty() {
-        let (t, reason) = if outcome.is_ready() { (EventType::Normal, "Ready") } else { (EventType::Warning, "NotReady") };
+        let (t, reason) = if outcome.is_ready() {
+            (EventType::Normal, "Ready")
+        } else {
+            (EventType::Warning, "NotReady")
+        };
         let note = outcome.conditions()[0].message.clone();
         publish(&ctx, backend.as_ref(), t, reason, "CheckAccess", note).await;
     }

@@ -20,7 +20,10 @@ use serde_json::json;
 use super::conditions::{self, Cond, Outcome};
 use super::identity_backend::now;
 use super::translate::{self, authenticator_differs, desired_authenticator, jit_change, jit_diff};
-use super::{apply_status, backend_err, jittered, publish, read_secret, registry, secret_value, Context, Error, FINALIZER, MANAGER};
+use super::{
+    apply_status, backend_err, jittered, publish, read_secret, registry, secret_value, Context,
+    Error, FINALIZER, MANAGER,
+};
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
 use crate::api::identity_provider::{ConflictEntry, ConflictPolicy, Dependent};
 use crate::api::{Application, DeletionPolicy, IdentityProvider, IdentityProviderStatus};
@@ -43,7 +46,8 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
     })
     .await
     .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => Error::Finalizer(other.to_string()),
     })
 }
@@ -58,47 +62,126 @@ struct Observed {
     secret_version: Option<String>,
 }
 
-async fn apply(idp: Arc<IdentityProvider>, api: &Api<IdentityProvider>, ctx: &Context) -> Result<Action, Error> {
+async fn apply(
+    idp: Arc<IdentityProvider>,
+    api: &Api<IdentityProvider>,
+    ctx: &Context,
+) -> Result<Action, Error> {
     let ns = idp.namespace().ok_or(Error::NoNamespace)?;
     let spec = &idp.spec;
     let old = idp.status.clone().unwrap_or_default();
-    let mut observed = Observed { id: old.id.clone(), ..Default::default() };
+    let mut observed = Observed {
+        id: old.id.clone(),
+        ..Default::default()
+    };
 
     // 1. Dereference: the backend and its client.
     let backend_ref = ObjectRef::new(&spec.backend_ref.name).within(&ns);
     let Some(backend) = ctx.backends.get(&backend_ref) else {
-        let msg = format!("IdentityBackend {} not found in namespace {ns}: create it", spec.backend_ref.name);
-        return finish(ctx, api, &idp, observed, Outcome::Stalled { reason: "BackendNotFound".into(), message: msg }, None).await;
+        let msg = format!(
+            "IdentityBackend {} not found in namespace {ns}: create it",
+            spec.backend_ref.name
+        );
+        return finish(
+            ctx,
+            api,
+            &idp,
+            observed,
+            Outcome::Stalled {
+                reason: "BackendNotFound".into(),
+                message: msg,
+            },
+            None,
+        )
+        .await;
     };
     let client = match ctx.registry.client_for(&ctx.client, &backend).await {
         Ok(c) => c,
         Err(e) => {
             let msg = format!("IdentityBackend {}: {e}", spec.backend_ref.name);
-            return finish(ctx, api, &idp, observed, Outcome::Stalled { reason: e.reason().into(), message: msg }, None).await;
+            return finish(
+                ctx,
+                api,
+                &idp,
+                observed,
+                Outcome::Stalled {
+                    reason: e.reason().into(),
+                    message: msg,
+                },
+                None,
+            )
+            .await;
         }
     };
     // 2. Validate what the schema could not.
     let Some(kind) = spec.provider_type() else {
         let msg = "set exactly one of google, github, oidc or saml".to_string();
-        return finish(ctx, api, &idp, observed, Outcome::Stalled { reason: "InvalidSpec".into(), message: msg }, None).await;
+        return finish(
+            ctx,
+            api,
+            &idp,
+            observed,
+            Outcome::Stalled {
+                reason: "InvalidSpec".into(),
+                message: msg,
+            },
+            None,
+        )
+        .await;
     };
-    let secret_ref = spec.google.as_ref().or(spec.github.as_ref()).map(|p| &p.client_secret_ref).or(spec.oidc.as_ref().map(|p| &p.client_secret_ref));
+    let secret_ref = spec
+        .google
+        .as_ref()
+        .or(spec.github.as_ref())
+        .map(|p| &p.client_secret_ref)
+        .or(spec.oidc.as_ref().map(|p| &p.client_secret_ref));
     let secret_version = match secret_ref {
         Some(r) => match read_secret(&ctx.client, &ns, &r.name).await? {
-            Some(s) if secret_value(&s, &r.key).is_some() => Some((s.resource_version().unwrap_or_default(), s, r.key.clone())),
+            Some(s) if secret_value(&s, &r.key).is_some() => {
+                Some((s.resource_version().unwrap_or_default(), s, r.key.clone()))
+            }
             found => {
-                let what = if found.is_some() { format!("has no key {}", r.key) } else { "not found".into() };
+                let what = if found.is_some() {
+                    format!("has no key {}", r.key)
+                } else {
+                    "not found".into()
+                };
                 let msg = format!("Secret {} (clientSecretRef) {what}: create it", r.name);
-                return finish(ctx, api, &idp, observed, Outcome::Stalled { reason: "SecretNotFound".into(), message: msg }, None).await;
+                return finish(
+                    ctx,
+                    api,
+                    &idp,
+                    observed,
+                    Outcome::Stalled {
+                        reason: "SecretNotFound".into(),
+                        message: msg,
+                    },
+                    None,
+                )
+                .await;
             }
         },
         None => None,
     };
-    let client_secret = secret_version.as_ref().and_then(|(_, s, k)| secret_value(s, k)).map(Secret::new);
+    let client_secret = secret_version
+        .as_ref()
+        .and_then(|(_, s, k)| secret_value(s, k))
+        .map(Secret::new);
     observed.secret_version = secret_version.as_ref().map(|(v, _, _)| v.clone());
     let Some(desired_auth) = desired_authenticator(spec, client_secret.as_ref()) else {
         let msg = "the identity provider type is incomplete".to_string();
-        return finish(ctx, api, &idp, observed, Outcome::Stalled { reason: "InvalidSpec".into(), message: msg }, None).await;
+        return finish(
+            ctx,
+            api,
+            &idp,
+            observed,
+            Outcome::Stalled {
+                reason: "InvalidSpec".into(),
+                message: msg,
+            },
+            None,
+        )
+        .await;
     };
 
     // 3. Observe: by id, else by name (adopt or recover a crashed create).
@@ -117,22 +200,54 @@ async fn apply(idp: Arc<IdentityProvider>, api: &Api<IdentityProvider>, ctx: &Co
     let mut created = false;
     if server.is_none() {
         let pending = idp.annotations().get(CREATE_PENDING) == Some(&spec.display_name);
-        match client.find_idp_by_name(&spec.display_name).await.map_err(backend_err("looking up the identity provider by name"))? {
+        match client
+            .find_idp_by_name(&spec.display_name)
+            .await
+            .map_err(backend_err("looking up the identity provider by name"))?
+        {
             Some(found) if spec.adopt || pending => {
                 let (reason, note) = if pending {
-                    ("Recovered", format!("found identity provider {} created before a restart; taking it over", found.id))
+                    (
+                        "Recovered",
+                        format!(
+                            "found identity provider {} created before a restart; taking it over",
+                            found.id
+                        ),
+                    )
                 } else {
-                    ("Adopted", format!("adopted the existing identity provider {} ({})", spec.display_name, found.id))
+                    (
+                        "Adopted",
+                        format!(
+                            "adopted the existing identity provider {} ({})",
+                            spec.display_name, found.id
+                        ),
+                    )
                 };
                 publish(ctx, idp.as_ref(), EventType::Normal, reason, "Adopt", note).await;
-                server = Some(client.get_idp(&found.id).await.map_err(backend_err("reading the adopted identity provider"))?);
+                server = Some(
+                    client
+                        .get_idp(&found.id)
+                        .await
+                        .map_err(backend_err("reading the adopted identity provider"))?,
+                );
             }
             Some(found) => {
                 let msg = format!(
                     "an identity provider named {:?} already exists on the server ({}); set spec.adopt: true to manage it, or choose another displayName",
                     spec.display_name, found.id
                 );
-                return finish(ctx, api, &idp, observed, Outcome::Stalled { reason: "AlreadyExists".into(), message: msg }, None).await;
+                return finish(
+                    ctx,
+                    api,
+                    &idp,
+                    observed,
+                    Outcome::Stalled {
+                        reason: "AlreadyExists".into(),
+                        message: msg,
+                    },
+                    None,
+                )
+                .await;
             }
             None => {
                 mark_pending(api, &idp, Some(&spec.display_name)).await?;
@@ -143,19 +258,40 @@ async fn apply(idp: Arc<IdentityProvider>, api: &Api<IdentityProvider>, ctx: &Co
                     authenticator: desired_auth.clone(),
                     jit: None,
                 };
-                let id = client.create_idp(&new).await.map_err(backend_err("creating the identity provider"))?;
+                let id = client
+                    .create_idp(&new)
+                    .await
+                    .map_err(backend_err("creating the identity provider"))?;
                 // Persist the id before anything else can fail.
-                let early = IdentityProviderStatus { id: Some(id.clone()), ..old.clone() };
+                let early = IdentityProviderStatus {
+                    id: Some(id.clone()),
+                    ..old.clone()
+                };
                 apply_status(api, idp.as_ref(), None, &early).await?;
                 mark_pending(api, &idp, None).await?;
-                publish(ctx, idp.as_ref(), EventType::Normal, "Created", "Create", format!("created identity provider {} ({id})", spec.display_name)).await;
-                server = Some(client.get_idp(&id).await.map_err(backend_err("reading the created identity provider"))?);
+                publish(
+                    ctx,
+                    idp.as_ref(),
+                    EventType::Normal,
+                    "Created",
+                    "Create",
+                    format!("created identity provider {} ({id})", spec.display_name),
+                )
+                .await;
+                server = Some(
+                    client
+                        .get_idp(&id)
+                        .await
+                        .map_err(backend_err("reading the created identity provider"))?,
+                );
                 created = true;
             }
         }
     }
     let Some(server) = server else {
-        return Err(Error::Finalizer("identity provider vanished during reconcile".into()));
+        return Err(Error::Finalizer(
+            "identity provider vanished during reconcile".into(),
+        ));
     };
     let id = server.id.clone();
     observed.id = Some(id.clone());
@@ -172,18 +308,32 @@ async fn apply(idp: Arc<IdentityProvider>, api: &Api<IdentityProvider>, ctx: &Co
         }
     }
     if !ops.is_empty() {
-        client.patch_idp(&id, &ops).await.map_err(backend_err("updating the identity provider"))?;
+        client
+            .patch_idp(&id, &ops)
+            .await
+            .map_err(backend_err("updating the identity provider"))?;
         changed.push("name/description");
     }
     if !created {
-        let server_auth = match client.get_federated_authenticator(&id, &desired_auth.authenticator_id).await {
+        let server_auth = match client
+            .get_federated_authenticator(&id, &desired_auth.authenticator_id)
+            .await
+        {
             Ok(a) => Some(a),
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(backend_err("reading the federated authenticator")(e)),
         };
-        let secret_changed = old.id.is_some() && observed.secret_version != old_secret_version(&idp);
-        if server_auth.as_ref().is_none_or(|s| authenticator_differs(&desired_auth, s)) || secret_changed {
-            client.update_federated_authenticator(&id, &desired_auth).await.map_err(backend_err("updating the federated authenticator"))?;
+        let secret_changed =
+            old.id.is_some() && observed.secret_version != old_secret_version(&idp);
+        if server_auth
+            .as_ref()
+            .is_none_or(|s| authenticator_differs(&desired_auth, s))
+            || secret_changed
+        {
+            client
+                .update_federated_authenticator(&id, &desired_auth)
+                .await
+                .map_err(backend_err("updating the federated authenticator"))?;
             changed.push("authenticator");
         }
     }
@@ -193,7 +343,11 @@ async fn apply(idp: Arc<IdentityProvider>, api: &Api<IdentityProvider>, ctx: &Co
     let (dependents, flows) = dependents(ctx, &idp, client.as_ref(), &id, &needs_local).await?;
     let declared = Jit::from(spec.jit.as_ref().map(|j| j.enabled));
     let idps = HashMap::from([(spec.display_name.clone(), declared)]);
-    let analysis = flow::check_all(flows.iter().map(|(n, f)| (n.as_str(), f)), &idps, &needs_local);
+    let analysis = flow::check_all(
+        flows.iter().map(|(n, f)| (n.as_str(), f)),
+        &idps,
+        &needs_local,
+    );
     observed.conflicts = analysis
         .conflicts
         .iter()
@@ -208,24 +362,43 @@ async fn apply(idp: Arc<IdentityProvider>, api: &Api<IdentityProvider>, ctx: &Co
     observed.dependents = dependents;
 
     // 6. JIT with the conflict policy: read-merge-write only the declared fields that differ.
-    let server_jit = client.get_jit(&id).await.map_err(backend_err("reading JIT provisioning"))?;
+    let server_jit = client
+        .get_jit(&id)
+        .await
+        .map_err(backend_err("reading JIT provisioning"))?;
     let mut jit_on = server_jit.enabled;
     let mut blocked = false;
     if let Some(mut diff) = jit_change(spec).and_then(|c| jit_diff(&c, &server_jit)) {
-        if diff.enabled == Some(false) && !observed.conflicts.is_empty() && spec.conflict_policy == ConflictPolicy::Block {
+        if diff.enabled == Some(false)
+            && !observed.conflicts.is_empty()
+            && spec.conflict_policy == ConflictPolicy::Block
+        {
             diff.enabled = None;
             blocked = true;
         }
         if diff != Default::default() {
-            let result = client.update_jit(&id, &diff).await.map_err(backend_err("updating JIT provisioning"))?;
+            let result = client
+                .update_jit(&id, &diff)
+                .await
+                .map_err(backend_err("updating JIT provisioning"))?;
             jit_on = result.enabled;
             changed.push("JIT");
         }
     }
     observed.jit_on_server = Some(jit_on);
     if !created && !changed.is_empty() && old.observed_generation == idp.metadata.generation {
-        publish(ctx, idp.as_ref(), EventType::Normal, "DriftCorrected", "Update",
-            format!("the server differed from the spec in: {}; it was corrected", changed.join(", "))).await;
+        publish(
+            ctx,
+            idp.as_ref(),
+            EventType::Normal,
+            "DriftCorrected",
+            "Update",
+            format!(
+                "the server differed from the spec in: {}; it was corrected",
+                changed.join(", ")
+            ),
+        )
+        .await;
     }
 
     // 7. Status.
@@ -241,7 +414,15 @@ async fn apply(idp: Arc<IdentityProvider>, api: &Api<IdentityProvider>, ctx: &Co
     } else {
         Outcome::Ready(format!("identity provider {id} matches the spec"))
     };
-    finish(ctx, api, &idp, observed, outcome, Some(kind.authenticator_name())).await
+    finish(
+        ctx,
+        api,
+        &idp,
+        observed,
+        outcome,
+        Some(kind.authenticator_name()),
+    )
+    .await
 }
 
 fn names(conflicts: &[ConflictEntry]) -> String {
@@ -258,9 +439,18 @@ fn old_secret_version(idp: &IdentityProvider) -> Option<String> {
 /// server never shows the secret back. Kept as an annotation: it is bookkeeping, not status a user reads.
 pub const SECRET_VERSION: &str = "identity-operator.io/client-secret-version";
 
-async fn mark_pending(api: &Api<IdentityProvider>, idp: &IdentityProvider, name: Option<&str>) -> Result<(), Error> {
+async fn mark_pending(
+    api: &Api<IdentityProvider>,
+    idp: &IdentityProvider,
+    name: Option<&str>,
+) -> Result<(), Error> {
     let patch = json!({"metadata": {"annotations": {CREATE_PENDING: name}}});
-    api.patch(&idp.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    api.patch(
+        &idp.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
     Ok(())
 }
 
@@ -276,8 +466,14 @@ async fn dependents(
 ) -> Result<(Vec<Dependent>, Vec<(String, flow::Flow)>), Error> {
     let me = ObjectRef::from_obj(idp);
     let cluster_apps: Vec<Arc<Application>> = {
-        let index = ctx.index.lock().map_err(|_| Error::Finalizer("dependency index poisoned".into()))?;
-        index.dependents(&me).filter_map(|r| ctx.apps.get(r)).collect()
+        let index = ctx
+            .index
+            .lock()
+            .map_err(|_| Error::Finalizer("dependency index poisoned".into()))?;
+        index
+            .dependents(&me)
+            .filter_map(|r| ctx.apps.get(r))
+            .collect()
     };
     let mut deps: BTreeMap<String, Dependent> = BTreeMap::new();
     let mut flows = Vec::new();
@@ -287,16 +483,35 @@ async fn dependents(
         let resolved = translate::desired_flow(&app.spec, |r| {
             ctx.idps
                 .get(&ObjectRef::new(r).within(&idp.namespace().unwrap_or_default()))
-                .and_then(|i| Some((i.spec.display_name.clone(), i.spec.provider_type()?.authenticator_name().to_string())))
+                .and_then(|i| {
+                    Some((
+                        i.spec.display_name.clone(),
+                        i.spec.provider_type()?.authenticator_name().to_string(),
+                    ))
+                })
         });
         if let Ok(Some(f)) = resolved {
-            flows.push((name.clone(), translate::flow_for_rule(&f.steps, needs_local)));
+            flows.push((
+                name.clone(),
+                translate::flow_for_rule(&f.steps, needs_local),
+            ));
         }
         let app_id = app.status.as_ref().and_then(|s| s.id.clone());
         known_ids.extend(app_id.clone());
-        deps.insert(name.clone(), Dependent { name, application_ref: Some(app.name_any()), id: app_id });
+        deps.insert(
+            name.clone(),
+            Dependent {
+                name,
+                application_ref: Some(app.name_any()),
+                id: app_id,
+            },
+        );
     }
-    for app_id in client.connected_apps(id).await.map_err(backend_err("listing connected applications"))? {
+    for app_id in client
+        .connected_apps(id)
+        .await
+        .map_err(backend_err("listing connected applications"))?
+    {
         if known_ids.contains(&app_id) {
             continue;
         }
@@ -306,9 +521,16 @@ async fn dependents(
             Err(e) => return Err(backend_err("reading a connected application")(e)),
         };
         if app.login_flow.kind == crate::backend::FlowKind::UserDefined {
-            flows.push((app.name.clone(), translate::flow_for_rule(&app.login_flow.steps, needs_local)));
+            flows.push((
+                app.name.clone(),
+                translate::flow_for_rule(&app.login_flow.steps, needs_local),
+            ));
         }
-        deps.entry(app.name.clone()).or_insert(Dependent { name: app.name, application_ref: None, id: Some(app_id) });
+        deps.entry(app.name.clone()).or_insert(Dependent {
+            name: app.name,
+            application_ref: None,
+            id: Some(app_id),
+        });
     }
     Ok((deps.into_values().collect(), flows))
 }
@@ -325,14 +547,28 @@ async fn finish(
     let mut wanted = outcome.conditions();
     let had_conflict = conditions::is_true(&old.conditions, INTERCONNECTION_CONFLICT);
     let conflict = if observed.conflicts.is_empty() {
-        Cond::new(INTERCONNECTION_CONFLICT, false, "NoConflict", "no application needs a local account after this provider without JIT provisioning")
+        Cond::new(
+            INTERCONNECTION_CONFLICT,
+            false,
+            "NoConflict",
+            "no application needs a local account after this provider without JIT provisioning",
+        )
     } else {
         let detail: Vec<String> = observed
             .conflicts
             .iter()
-            .map(|c| format!("{} (step {} offers this provider, step {} requires {})", c.application, c.identity_provider_step, c.authenticator_step, c.authenticator))
+            .map(|c| {
+                format!(
+                    "{} (step {} offers this provider, step {} requires {})",
+                    c.application, c.identity_provider_step, c.authenticator_step, c.authenticator
+                )
+            })
             .collect();
-        let on_server = if observed.jit_on_server == Some(true) { " The server still has JIT on (change held back)." } else { " The server has JIT off: these logins fail now." };
+        let on_server = if observed.jit_on_server == Some(true) {
+            " The server still has JIT on (change held back)."
+        } else {
+            " The server has JIT off: these logins fail now."
+        };
         Cond::new(
             INTERCONNECTION_CONFLICT,
             true,
@@ -345,64 +581,160 @@ async fn finish(
     wanted.push(conflict);
     let status = IdentityProviderStatus {
         observed_generation: idp.metadata.generation,
-        conditions: conditions::merge(&old.conditions, &wanted, conditions::MANAGED, idp.metadata.generation, &now()),
+        conditions: conditions::merge(
+            &old.conditions,
+            &wanted,
+            conditions::MANAGED,
+            idp.metadata.generation,
+            &now(),
+        ),
         id: observed.id.clone(),
-        jit: observed.jit_on_server.map(|on| if on { "Enabled" } else { "Disabled" }.to_string()).or(old.jit.clone()),
+        jit: observed
+            .jit_on_server
+            .map(|on| if on { "Enabled" } else { "Disabled" }.to_string())
+            .or(old.jit.clone()),
         dependents: observed.dependents,
         conflicts: observed.conflicts,
     };
     if conflict_now != had_conflict {
         if conflict_now {
-            publish(ctx, idp, EventType::Warning, "InterconnectionConflict", "CheckConflicts", conflict_msg).await;
+            publish(
+                ctx,
+                idp,
+                EventType::Warning,
+                "InterconnectionConflict",
+                "CheckConflicts",
+                conflict_msg,
+            )
+            .await;
         } else if !old.conditions.is_empty() {
-            publish(ctx, idp, EventType::Normal, "ConflictCleared", "CheckConflicts", "no application depends on JIT being disabled here any more".into()).await;
+            publish(
+                ctx,
+                idp,
+                EventType::Normal,
+                "ConflictCleared",
+                "CheckConflicts",
+                "no application depends on JIT being disabled here any more".into(),
+            )
+            .await;
         }
     }
     let was_ready = conditions::is_true(&old.conditions, READY);
     if was_ready != outcome.is_ready() && !outcome.is_ready() {
         let c = &outcome.conditions()[0];
-        publish(ctx, idp, EventType::Warning, &c.reason, "Reconcile", c.message.clone()).await;
+        publish(
+            ctx,
+            idp,
+            EventType::Warning,
+            &c.reason,
+            "Reconcile",
+            c.message.clone(),
+        )
+        .await;
     }
     if let Some(v) = &observed.secret_version {
-        if idp.annotations().get(SECRET_VERSION) != Some(v) && observed.id.is_some() && outcome.is_ready() {
+        if idp.annotations().get(SECRET_VERSION) != Some(v)
+            && observed.id.is_some()
+            && outcome.is_ready()
+        {
             let patch = json!({"metadata": {"annotations": {SECRET_VERSION: v}}});
-            api.patch(&idp.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            api.patch(
+                &idp.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
         }
     }
     apply_status(api, idp, idp.status.as_ref(), &status).await?;
-    ctx.metrics.set_conflicts("IdentityProvider", &ObjectRef::from_obj(idp).to_string(), status.conflicts.len());
+    ctx.metrics.set_conflicts(
+        "IdentityProvider",
+        &ObjectRef::from_obj(idp).to_string(),
+        status.conflicts.len(),
+    );
     Ok(Action::requeue(jittered(ctx.resync)))
 }
 
 async fn cleanup(idp: Arc<IdentityProvider>, ctx: &Context) -> Result<Action, Error> {
     let ns = idp.namespace().ok_or(Error::NoNamespace)?;
-    ctx.metrics.set_conflicts("IdentityProvider", &ObjectRef::from_obj(idp.as_ref()).to_string(), 0);
+    ctx.metrics.set_conflicts(
+        "IdentityProvider",
+        &ObjectRef::from_obj(idp.as_ref()).to_string(),
+        0,
+    );
     if idp.spec.deletion_policy == DeletionPolicy::Orphan {
-        publish(ctx, idp.as_ref(), EventType::Normal, "Orphaned", "Delete", "deletionPolicy Orphan: the identity provider stays on the server".into()).await;
+        publish(
+            ctx,
+            idp.as_ref(),
+            EventType::Normal,
+            "Orphaned",
+            "Delete",
+            "deletionPolicy Orphan: the identity provider stays on the server".into(),
+        )
+        .await;
         return Ok(Action::await_change());
     }
-    let Some(backend) = ctx.backends.get(&ObjectRef::new(&idp.spec.backend_ref.name).within(&ns)) else {
-        publish(ctx, idp.as_ref(), EventType::Warning, "BackendGone", "Delete",
-            format!("IdentityBackend {} is gone: the identity provider is left on the server", idp.spec.backend_ref.name)).await;
+    let Some(backend) = ctx
+        .backends
+        .get(&ObjectRef::new(&idp.spec.backend_ref.name).within(&ns))
+    else {
+        publish(
+            ctx,
+            idp.as_ref(),
+            EventType::Warning,
+            "BackendGone",
+            "Delete",
+            format!(
+                "IdentityBackend {} is gone: the identity provider is left on the server",
+                idp.spec.backend_ref.name
+            ),
+        )
+        .await;
         return Ok(Action::await_change());
     };
     let client = match ctx.registry.client_for(&ctx.client, &backend).await {
         Ok(c) => c,
         Err(e) => {
-            publish(ctx, idp.as_ref(), EventType::Warning, "BackendUnusable", "Delete",
-                format!("{e}: the identity provider is left on the server")).await;
+            publish(
+                ctx,
+                idp.as_ref(),
+                EventType::Warning,
+                "BackendUnusable",
+                "Delete",
+                format!("{e}: the identity provider is left on the server"),
+            )
+            .await;
             return Ok(Action::await_change());
         }
     };
     let mut id = idp.status.as_ref().and_then(|s| s.id.clone());
     if id.is_none() && idp.annotations().get(CREATE_PENDING) == Some(&idp.spec.display_name) {
         // A create may have reached the server before a crash: delete what it made.
-        id = client.find_idp_by_name(&idp.spec.display_name).await.map_err(backend_err("looking up the identity provider"))?.map(|s| s.id);
+        id = client
+            .find_idp_by_name(&idp.spec.display_name)
+            .await
+            .map_err(backend_err("looking up the identity provider"))?
+            .map(|s| s.id);
     }
     if let Some(id) = id {
-        let existed = client.delete_idp(&id).await.map_err(backend_err(format!("deleting identity provider {id}")))?;
-        let note = if existed { format!("deleted identity provider {id} on the server") } else { format!("identity provider {id} was already gone") };
-        publish(ctx, idp.as_ref(), EventType::Normal, "Deleted", "Delete", note).await;
+        let existed = client
+            .delete_idp(&id)
+            .await
+            .map_err(backend_err(format!("deleting identity provider {id}")))?;
+        let note = if existed {
+            format!("deleted identity provider {id} on the server")
+        } else {
+            format!("identity provider {id} was already gone")
+        };
+        publish(
+            ctx,
+            idp.as_ref(),
+            EventType::Normal,
+            "Deleted",
+            "Delete",
+            note,
+        )
+        .await;
     }
     Ok(Action::await_change())
 }

@@ -89,7 +89,10 @@ impl Error {
 
 /// Wraps a backend error with what the operator was doing.
 pub fn backend_err(context: impl Into<String>) -> impl FnOnce(BackendError) -> Error {
-    move |source| Error::Backend { context: context.into(), source }
+    move |source| Error::Backend {
+        context: context.into(),
+        source,
+    }
 }
 
 /// The requeue delay for the next drift check: the resync interval with ±10 % jitter, so thousands
@@ -103,7 +106,12 @@ pub fn jittered(resync: Duration) -> Duration {
 
 /// Writes `status` to the status subresource with server-side apply, unless it equals `current`.
 /// Returns whether a write happened.
-pub async fn apply_status<K, S>(api: &Api<K>, obj: &K, current: Option<&S>, status: &S) -> Result<bool, Error>
+pub async fn apply_status<K, S>(
+    api: &Api<K>,
+    obj: &K,
+    current: Option<&S>,
+    status: &S,
+) -> Result<bool, Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize + PartialEq,
@@ -116,14 +124,24 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(&obj.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     Ok(true)
 }
 
 /// Publishes an Event on `obj`; a failure to publish is logged, never fatal.
-pub async fn publish<K>(ctx: &Context, obj: &K, type_: EventType, reason: &str, action: &str, note: String)
-where
+pub async fn publish<K>(
+    ctx: &Context,
+    obj: &K,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) where
     K: Resource<DynamicType = ()>,
 {
     let event = Event {
@@ -139,8 +157,14 @@ where
 }
 
 /// Reads a Secret in `ns`; `Ok(None)` when it does not exist.
-pub async fn read_secret(client: &Client, ns: &str, name: &str) -> Result<Option<KubeSecret>, Error> {
-    Ok(Api::<KubeSecret>::namespaced(client.clone(), ns).get_opt(name).await?)
+pub async fn read_secret(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<Option<KubeSecret>, Error> {
+    Ok(Api::<KubeSecret>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await?)
 }
 
 /// One key of a Secret as text (`data`, or `stringData` on objects not yet stored).
@@ -150,13 +174,24 @@ pub fn secret_value(secret: &KubeSecret, key: &str) -> Option<String> {
         .as_ref()
         .and_then(|d| d.get(key))
         .and_then(|b| String::from_utf8(b.0.clone()).ok())
-        .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(key).cloned()))
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key).cloned())
+        })
 }
 
 /// Builds the event recorder with this operator's identity.
 pub fn recorder(client: Client) -> Recorder {
     let instance = std::env::var("POD_NAME").ok();
-    Recorder::new(client, Reporter { controller: MANAGER.into(), instance })
+    Recorder::new(
+        client,
+        Reporter {
+            controller: MANAGER.into(),
+            instance,
+        },
+    )
 }
 
 pub use run::{run, RunArgs};

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 
 use super::{read_secret, secret_value};
 use crate::api::IdentityBackend;
-use crate::backend::asgardeo::{AsgardeoClient, ClientConfig};
+use crate::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, Target};
 use crate::backend::{BackendMetrics, IdentityServer, Secret};
 use crate::flow::LocalAccountAuthenticators;
 
@@ -43,24 +43,36 @@ impl ResolveError {
     /// The condition reason for this error.
     pub fn reason(&self) -> &'static str {
         match self {
-            ResolveError::SecretNotFound(_) | ResolveError::SecretKeyMissing { .. } => "CredentialsSecretNotFound",
+            ResolveError::SecretNotFound(_) | ResolveError::SecretKeyMissing { .. } => {
+                "CredentialsSecretNotFound"
+            }
             ResolveError::Config(_) => "InvalidBackendConfig",
             ResolveError::Kube(_) => "KubernetesError",
         }
     }
 }
 
+/// A client with the fingerprint of the spec and Secrets it was built from.
+type Cached = (String, Arc<dyn IdentityServer>);
+
 /// The cache of clients, keyed by backend.
 pub struct BackendRegistry {
-    clients: Mutex<HashMap<ObjectRef<IdentityBackend>, (String, Arc<dyn IdentityServer>)>>,
+    clients: Mutex<HashMap<ObjectRef<IdentityBackend>, Cached>>,
     secrets: Store<PartialObjectMeta<KubeSecret>>,
     metrics: Arc<BackendMetrics>,
 }
 
 impl BackendRegistry {
     /// A registry that reads Secret versions from `secrets` (a metadata-only cache).
-    pub fn new(secrets: Store<PartialObjectMeta<KubeSecret>>, metrics: Arc<BackendMetrics>) -> Self {
-        Self { clients: Mutex::default(), secrets, metrics }
+    pub fn new(
+        secrets: Store<PartialObjectMeta<KubeSecret>>,
+        metrics: Arc<BackendMetrics>,
+    ) -> Self {
+        Self {
+            clients: Mutex::default(),
+            secrets,
+            metrics,
+        }
     }
 
     fn secret_version(&self, ns: &str, name: &str) -> Option<String> {
@@ -70,7 +82,11 @@ impl BackendRegistry {
     }
 
     /// The client for `backend`, built on first use and whenever its spec or Secrets change.
-    pub async fn client_for(&self, kube: &Client, backend: &IdentityBackend) -> Result<Arc<dyn IdentityServer>, ResolveError> {
+    pub async fn client_for(
+        &self,
+        kube: &Client,
+        backend: &IdentityBackend,
+    ) -> Result<Arc<dyn IdentityServer>, ResolveError> {
         let ns = backend.namespace().unwrap_or_default();
         let spec = &backend.spec;
         let secret_name = &spec.credentials_secret_ref.name;
@@ -79,7 +95,9 @@ impl BackendRegistry {
             backend.uid().unwrap_or_default(),
             backend.metadata.generation,
             self.secret_version(&ns, secret_name),
-            spec.ca_bundle_secret_ref.as_ref().map(|r| self.secret_version(&ns, &r.name)),
+            spec.ca_bundle_secret_ref
+                .as_ref()
+                .map(|r| self.secret_version(&ns, &r.name)),
         );
         let key = ObjectRef::from_obj(backend);
         let mut clients = self.clients.lock().await;
@@ -106,15 +124,17 @@ impl BackendRegistry {
                     .await
                     .map_err(|e| ResolveError::Kube(e.to_string()))?
                     .ok_or_else(|| ResolveError::SecretNotFound(r.name.clone()))?;
-                Some(secret_value(&ca, &r.key).ok_or_else(|| ResolveError::SecretKeyMissing {
-                    secret: r.name.clone(),
-                    key: r.key.clone(),
-                })?)
+                Some(
+                    secret_value(&ca, &r.key).ok_or_else(|| ResolveError::SecretKeyMissing {
+                        secret: r.name.clone(),
+                        key: r.key.clone(),
+                    })?,
+                )
             }
             None => None,
         };
-        let base_url = base_url(backend)?;
-        let mut config = ClientConfig::new(base_url, client_id, Secret::new(client_secret));
+        let mut config =
+            AsgardeoConfig::new(target(backend)?, client_id, Secret::new(client_secret));
         config.ca_bundle_pem = ca_pem.map(String::into_bytes);
         if let Some(n) = spec.max_concurrent_requests {
             config.max_concurrency = n.clamp(1, 64) as usize;
@@ -132,12 +152,30 @@ impl BackendRegistry {
     }
 }
 
+/// Where a backend's server is.
+pub fn target(backend: &IdentityBackend) -> Result<Target, ResolveError> {
+    match (&backend.spec.asgardeo, &backend.spec.wso2_identity_server) {
+        (Some(a), None) => Ok(Target::Asgardeo {
+            organization: a.organization.clone(),
+        }),
+        (None, Some(w)) => Ok(Target::Wso2IdentityServer {
+            url: w.url.trim_end_matches('/').to_string(),
+            tenant: w.tenant.clone(),
+        }),
+        _ => Err(ResolveError::Config(
+            "set exactly one of asgardeo or wso2IdentityServer".into(),
+        )),
+    }
+}
+
 /// The tenant base URL of a backend (`https://api.asgardeo.io/t/acme`, `{url}/t/{tenant}`).
 pub fn base_url(backend: &IdentityBackend) -> Result<String, ResolveError> {
     match (&backend.spec.asgardeo, &backend.spec.wso2_identity_server) {
         (Some(a), None) => Ok(format!("https://api.asgardeo.io/t/{}", a.organization)),
         (None, Some(w)) => Ok(format!("{}/t/{}", w.url.trim_end_matches('/'), w.tenant)),
-        _ => Err(ResolveError::Config("set exactly one of asgardeo or wso2IdentityServer".into())),
+        _ => Err(ResolveError::Config(
+            "set exactly one of asgardeo or wso2IdentityServer".into(),
+        )),
     }
 }
 

@@ -10,13 +10,15 @@ use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{metadata_watcher, predicates, watcher, Controller, WatchStreamExt};
+use kube::runtime::utils::Predicate;
+use kube::runtime::{predicates, watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use super::{application, identity_backend, identity_provider, recorder, BackendRegistry, Context, Error};
+use super::{
+    application, identity_backend, identity_provider, recorder, BackendRegistry, Context, Error,
+};
 use crate::api::{Application, IdentityBackend, IdentityProvider};
-use crate::backend::BackendMetrics;
 use crate::flow::DependencyIndex;
 use crate::telemetry::{self, Metrics};
 
@@ -49,7 +51,9 @@ pub struct RunArgs {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}: use e.g. 30s, 5m, 1h"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: use e.g. 30s, 5m, 1h"))?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,
@@ -70,6 +74,14 @@ where
     }
 }
 
+/// Secrets as metadata only: no secret value is held in the operator's caches.
+fn meta_api(client: &Client, ns: &Option<String>) -> Api<PartialObjectMeta<KubeSecret>> {
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
 /// The objects of kind `K` in `ns` that `pick` selects, from a cache (no API call).
 fn select<K>(store: &Store<K>, ns: Option<String>, pick: impl Fn(&K) -> bool) -> Vec<ObjectRef<K>>
 where
@@ -83,9 +95,20 @@ where
         .collect()
 }
 
-fn primary<K>(api: Api<K>) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send)
+fn primary<K>(
+    api: Api<K>,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send,
+)
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
     let (store, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default().any_semantic())
@@ -94,14 +117,23 @@ where
         .applied_objects()
         // Status writes do not change the generation: they must not trigger a reconcile of their own
         // object (that is how operators loop). Deletion bumps the generation; finalizer edits count.
-        .predicate_filter(predicates::generation.combine(predicates::finalizers), Default::default());
+        .predicate_filter(
+            predicates::generation.combine(predicates::finalizers),
+            Default::default(),
+        );
     (store, stream)
 }
 
-fn secret_meta(client: &Client, ns: &Option<String>) -> impl Stream<Item = Result<PartialObjectMeta<KubeSecret>, watcher::Error>> + Send {
-    metadata_watcher(api::<KubeSecret>(client, ns), watcher::Config::default().any_semantic())
-        .default_backoff()
-        .touched_objects()
+fn secret_meta(
+    client: &Client,
+    ns: &Option<String>,
+) -> impl Stream<Item = Result<PartialObjectMeta<KubeSecret>, watcher::Error>> + Send {
+    watcher(
+        meta_api(client, ns),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .touched_objects()
 }
 
 /// Runs the operator until SIGTERM / Ctrl-C.
@@ -119,10 +151,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // rebuilt, without keeping secret values in memory.
     let (secrets, secrets_writer) = reflector::store();
     let secrets_task = tokio::spawn(
-        metadata_watcher(api::<KubeSecret>(&client, &ns), watcher::Config::default().any_semantic())
-            .default_backoff()
-            .reflect(secrets_writer)
-            .for_each(|_| futures::future::ready(())),
+        watcher(
+            meta_api(&client, &ns),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff()
+        .reflect(secrets_writer)
+        .for_each(|_| futures::future::ready(())),
     );
 
     let ctx = Arc::new(Context {
@@ -130,7 +165,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         backends: backends.clone(),
         idps: idps.clone(),
         apps: apps.clone(),
-        registry: BackendRegistry::new(secrets, backend_metrics_arc(backend_metrics)),
+        registry: BackendRegistry::new(secrets, backend_metrics),
         index: Mutex::new(DependencyIndex::default()),
         recorder: recorder(client.clone()),
         metrics: metrics.clone(),
@@ -138,10 +173,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     });
 
     let ready = telemetry::Readiness::default();
-    let server = tokio::spawn(telemetry::serve(args.metrics_addr, metrics.clone(), ready.clone()));
+    let server = tokio::spawn(telemetry::serve(
+        args.metrics_addr,
+        metrics.clone(),
+        ready.clone(),
+    ));
 
     if args.leader_elect {
-        let lease_ns = args.lease_namespace.clone().or(ns.clone()).unwrap_or_else(|| "default".into());
+        let lease_ns = args
+            .lease_namespace
+            .clone()
+            .or(ns.clone())
+            .unwrap_or_else(|| "default".into());
         crate::leader::acquire(&client, &lease_ns, "identity-operator").await?;
     }
     ready.set(true);
@@ -155,46 +198,87 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .watches_stream(secret_meta(&client, &ns), move |s| {
             select(&c.backends, s.namespace(), |b: &IdentityBackend| {
                 b.spec.credentials_secret_ref.name == s.name_any()
-                    || b.spec.ca_bundle_secret_ref.as_ref().is_some_and(|r| r.name == s.name_any())
+                    || b.spec
+                        .ca_bundle_secret_ref
+                        .as_ref()
+                        .is_some_and(|r| r.name == s.name_any())
             })
         })
         .shutdown_on_signal()
-        .run(timed("IdentityBackend", identity_backend::reconcile), error_policy, ctx.clone())
+        .run(
+            timed("IdentityBackend", identity_backend::reconcile),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|_| futures::future::ready(()));
 
     let (c1, c2, c3) = (ctx.clone(), ctx.clone(), ctx.clone());
     let idp_ctrl = Controller::for_stream(idp_stream, idps.clone())
         .with_config(config.clone())
-        .watches(api::<Application>(&client, &ns), watcher::Config::default().any_semantic(), move |app| {
-            application::index_app(&c1, &app)
-        })
-        .watches(api::<IdentityBackend>(&client, &ns), watcher::Config::default().any_semantic(), move |b| {
-            select(&c2.idps, b.namespace(), |i: &IdentityProvider| i.spec.backend_ref.name == b.name_any())
-        })
+        .watches(
+            api::<Application>(&client, &ns),
+            watcher::Config::default().any_semantic(),
+            move |app| application::index_app(&c1, &app),
+        )
+        .watches(
+            api::<IdentityBackend>(&client, &ns),
+            watcher::Config::default().any_semantic(),
+            move |b| {
+                select(&c2.idps, b.namespace(), |i: &IdentityProvider| {
+                    i.spec.backend_ref.name == b.name_any()
+                })
+            },
+        )
         .watches_stream(secret_meta(&client, &ns), move |s| {
             select(&c3.idps, s.namespace(), |i: &IdentityProvider| {
-                let r = i.spec.google.as_ref().or(i.spec.github.as_ref()).map(|p| &p.client_secret_ref)
+                let r = i
+                    .spec
+                    .google
+                    .as_ref()
+                    .or(i.spec.github.as_ref())
+                    .map(|p| &p.client_secret_ref)
                     .or(i.spec.oidc.as_ref().map(|p| &p.client_secret_ref));
                 r.is_some_and(|r| r.name == s.name_any())
             })
         })
         .shutdown_on_signal()
-        .run(timed("IdentityProvider", identity_provider::reconcile), error_policy, ctx.clone())
+        .run(
+            timed("IdentityProvider", identity_provider::reconcile),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|_| futures::future::ready(()));
 
     let (c4, c5) = (ctx.clone(), ctx.clone());
     let app_ctrl = Controller::for_stream(app_stream, apps.clone())
         .with_config(config)
         .owns_stream(secret_meta(&client, &ns))
-        .watches(api::<IdentityProvider>(&client, &ns), watcher::Config::default().any_semantic(), move |idp| {
-            let me = ObjectRef::from_obj(&idp);
-            c4.index.lock().map(|i| i.dependents(&me).cloned().collect::<Vec<_>>()).unwrap_or_default()
-        })
-        .watches(api::<IdentityBackend>(&client, &ns), watcher::Config::default().any_semantic(), move |b| {
-            select(&c5.apps, b.namespace(), |a: &Application| a.spec.backend_ref.name == b.name_any())
-        })
+        .watches(
+            api::<IdentityProvider>(&client, &ns),
+            watcher::Config::default().any_semantic(),
+            move |idp| {
+                let me = ObjectRef::from_obj(&idp);
+                c4.index
+                    .lock()
+                    .map(|i| i.dependents(&me).cloned().collect::<Vec<_>>())
+                    .unwrap_or_default()
+            },
+        )
+        .watches(
+            api::<IdentityBackend>(&client, &ns),
+            watcher::Config::default().any_semantic(),
+            move |b| {
+                select(&c5.apps, b.namespace(), |a: &Application| {
+                    a.spec.backend_ref.name == b.name_any()
+                })
+            },
+        )
         .shutdown_on_signal()
-        .run(timed("Application", application::reconcile), error_policy, ctx.clone())
+        .run(
+            timed("Application", application::reconcile),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|_| futures::future::ready(()));
 
     tokio::join!(backend_ctrl, idp_ctrl, app_ctrl);
@@ -204,12 +288,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn backend_metrics_arc(m: Arc<BackendMetrics>) -> Arc<BackendMetrics> {
-    m
-}
+/// A boxed reconcile future.
+type ReconcileFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Action, Error>> + Send>>;
 
 /// Wraps a reconciler with its duration and result metrics.
-fn timed<K, F, Fut>(kind: &'static str, f: F) -> impl Fn(Arc<K>, Arc<Context>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Action, Error>> + Send>>
+fn timed<K, F, Fut>(kind: &'static str, f: F) -> impl Fn(Arc<K>, Arc<Context>) -> ReconcileFuture
 where
     K: Send + Sync + 'static,
     F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + Clone + 'static,
@@ -232,11 +316,17 @@ where
 
 /// Transient failures back off briefly; everything else waits longer (a spec or Secret change
 /// triggers a reconcile sooner anyway).
-fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    error: &Error,
+    _ctx: Arc<Context>,
+) -> Action {
     tracing::warn!(object = %ObjectRef::from_obj(obj.as_ref()), error = %error, "reconcile failed");
     let retry = match error {
         Error::Backend { source, .. } => match source {
-            crate::backend::BackendError::RateLimited { retry_after: Some(d) } => *d,
+            crate::backend::BackendError::RateLimited {
+                retry_after: Some(d),
+            } => *d,
             s if s.is_retryable() => Duration::from_secs(5),
             _ => Duration::from_secs(30),
         },

@@ -23,7 +23,9 @@ pub fn jit_change(spec: &IdentityProviderSpec) -> Option<JitChange> {
 fn scheme_to_wire(s: JitScheme) -> backend::JitScheme {
     match s {
         JitScheme::ProvisionSilently => backend::JitScheme::ProvisionSilently,
-        JitScheme::PromptUsernamePasswordConsent => backend::JitScheme::PromptUsernamePasswordConsent,
+        JitScheme::PromptUsernamePasswordConsent => {
+            backend::JitScheme::PromptUsernamePasswordConsent
+        }
         JitScheme::PromptPasswordConsent => backend::JitScheme::PromptPasswordConsent,
         JitScheme::PromptConsent => backend::JitScheme::PromptConsent,
     }
@@ -76,7 +78,10 @@ pub fn desired_authenticator(
                 } else {
                     p.scopes.join(" ")
                 };
-                props.push(Property::new("AdditionalQueryParameters", format!("scope={scopes}")));
+                props.push(Property::new(
+                    "AdditionalQueryParameters",
+                    format!("scope={scopes}"),
+                ));
             } else if !p.scopes.is_empty() {
                 props.push(Property::new("scope", p.scopes.join(" ")));
             }
@@ -96,7 +101,11 @@ pub fn desired_authenticator(
             if let Some(v) = &p.callback_url {
                 props.push(Property::new("callbackUrl", v));
             }
-            let scopes = if p.scopes.is_empty() { "openid".to_string() } else { p.scopes.join(" ") };
+            let scopes = if p.scopes.is_empty() {
+                "openid".to_string()
+            } else {
+                p.scopes.join(" ")
+            };
             props.push(Property::new("Scopes", scopes));
         }
         ProviderType::Saml => {
@@ -107,7 +116,10 @@ pub fn desired_authenticator(
             if let Some(v) = &p.name_id_format {
                 props.push(Property::new("NameIDType", v));
             }
-            props.push(Property::new("ISAuthnReqSigned", p.sign_authn_requests.to_string()));
+            props.push(Property::new(
+                "ISAuthnReqSigned",
+                p.sign_authn_requests.to_string(),
+            ));
         }
     }
     Some(FederatedAuthenticator {
@@ -122,7 +134,10 @@ pub fn desired_authenticator(
 /// Whether the server's authenticator differs from the desired one in what the spec manages.
 /// Confidential values are not compared (servers may mask them): a Secret change is detected by the
 /// caller through the Secret's resourceVersion instead.
-pub fn authenticator_differs(desired: &FederatedAuthenticator, server: &FederatedAuthenticator) -> bool {
+pub fn authenticator_differs(
+    desired: &FederatedAuthenticator,
+    server: &FederatedAuthenticator,
+) -> bool {
     if desired.is_enabled != server.is_enabled {
         return true;
     }
@@ -141,7 +156,10 @@ pub fn authenticator_differs(desired: &FederatedAuthenticator, server: &Federate
 }
 
 /// The login flow with IdP references resolved to (server name, authenticator name).
-pub fn desired_flow(spec: &ApplicationSpec, resolve: impl Fn(&str) -> Option<(String, String)>) -> Result<Option<FlowUpdate>, String> {
+pub fn desired_flow(
+    spec: &ApplicationSpec,
+    resolve: impl Fn(&str) -> Option<(String, String)>,
+) -> Result<Option<FlowUpdate>, String> {
     let Some(flow) = &spec.login_flow else {
         return Ok(None);
     };
@@ -202,13 +220,18 @@ pub fn oidc_differs(desired: &OidcChange, server: &OidcSettings) -> bool {
     set(&desired.grant_types) != set(&server.grant_types)
         || set(&desired.callback_urls) != set(&server.callback_urls)
         || set(&desired.allowed_origins) != set(&server.allowed_origins)
-        || desired.public_client.is_some_and(|p| p != server.public_client)
+        || desired
+            .public_client
+            .is_some_and(|p| p != server.public_client)
 }
 
 /// The login flow as the conflict rule sees it, keyed by IdP server name. Connector-style second
 /// factors (Duo, iProov) sit on the server as federated options; they count as authenticators when
 /// the set of local-account authenticators names them.
-pub fn flow_for_rule(steps: &[FlowStep], needs_local: &crate::flow::LocalAccountAuthenticators) -> crate::flow::Flow {
+pub fn flow_for_rule(
+    steps: &[FlowStep],
+    needs_local: &crate::flow::LocalAccountAuthenticators,
+) -> crate::flow::Flow {
     crate::flow::Flow {
         steps: steps
             .iter()

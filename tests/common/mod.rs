@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use identity_operator::backend::asgardeo::{AsgardeoClient, ClientConfig};
+use identity_operator::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, Target};
 use identity_operator::backend::{IdentityServer, Secret};
 use identity_operator::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use k8s_openapi::api::core::v1::{Namespace, Secret as KubeSecret};
@@ -60,15 +60,23 @@ pub async fn install_crds(client: &Client) {
         let mut body = serde_json::to_value(&crd).expect("crd json");
         body["apiVersion"] = "apiextensions.k8s.io/v1".into();
         body["kind"] = "CustomResourceDefinition".into();
-        api.patch(&name, &PatchParams::apply("identity-operator-tests").force(), &Patch::Apply(&body))
-            .await
-            .expect("apply CRD");
+        api.patch(
+            &name,
+            &PatchParams::apply("identity-operator-tests").force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .expect("apply CRD");
         wait_until(Duration::from_secs(30), || {
             let api = api.clone();
             let name = name.clone();
             async move {
                 let crd = api.get(&name).await.ok()?;
-                crd.status?.conditions?.iter().find(|c| c.type_ == "Established" && c.status == "True").map(|_| ())
+                crd.status?
+                    .conditions?
+                    .iter()
+                    .find(|c| c.type_ == "Established" && c.status == "True")
+                    .map(|_| ())
             }
         })
         .await
@@ -101,8 +109,11 @@ impl TestEnv {
         install_crds(&client).await;
         let ns = format!("t-{name}-{}", random_suffix());
         let nss: Api<Namespace> = Api::all(client.clone());
-        let body: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).expect("ns");
-        nss.create(&PostParams::default(), &body).await.expect("create namespace");
+        let body: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).expect("ns");
+        nss.create(&PostParams::default(), &body)
+            .await
+            .expect("create namespace");
         let client_secret = format!("emu-{}", uuid::Uuid::new_v4().simple());
         let emulator = Emulator::start(EmulatorConfig {
             client_id: CLIENT_ID.into(),
@@ -112,18 +123,37 @@ impl TestEnv {
         .await
         .expect("emulator starts");
         let operator_log = std::env::temp_dir().join(format!("identity-operator-{ns}.log"));
-        Self { client, ns, emulator, client_secret, operator: None, operator_log }
+        Self {
+            client,
+            ns,
+            emulator,
+            client_secret,
+            operator: None,
+            operator_log,
+        }
     }
 
     /// Starts the operator binary watching this namespace.
     pub fn start_operator(&mut self, extra: &[&str]) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.operator_log).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.operator_log)
+            .expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_identity-operator"));
-        cmd.args(["run", "--namespace", &self.ns, "--resync-interval", "3s", "--metrics-addr", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "info,identity_operator=debug")
-            .stdout(Stdio::null())
-            .stderr(log);
+        cmd.args([
+            "run",
+            "--namespace",
+            &self.ns,
+            "--resync-interval",
+            "3s",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .env("RUST_LOG", "info,identity_operator=debug")
+        .stdout(Stdio::null())
+        .stderr(log);
         self.operator = Some(cmd.spawn().expect("operator starts"));
     }
 
@@ -142,7 +172,12 @@ impl TestEnv {
 
     /// A client of this test's emulator, for reading and changing the server behind the operator.
     pub fn server(&self) -> Arc<dyn IdentityServer> {
-        let config = ClientConfig::new(format!("{}/t/{TENANT}", self.emulator.url()), CLIENT_ID.into(), Secret::new(self.client_secret.clone()));
+        let target = Target::Wso2IdentityServer {
+            url: self.emulator.url(),
+            tenant: TENANT.into(),
+        };
+        let config =
+            AsgardeoConfig::new(target, CLIENT_ID, Secret::new(self.client_secret.clone()));
         Arc::new(AsgardeoClient::new(config, None).expect("client"))
     }
 
@@ -178,13 +213,20 @@ spec:
             }
             let value: Value = serde_yaml::from_str(doc).map_err(|e| e.to_string())?;
             let api = self.dynamic(&value);
-            let name = value["metadata"]["name"].as_str().unwrap_or_default().to_string();
-            api.patch(&name, &PatchParams::apply("tests").force(), &Patch::Apply(&value))
-                .await
-                .map_err(|e| match e {
-                    kube::Error::Api(s) => s.message,
-                    other => other.to_string(),
-                })?;
+            let name = value["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            api.patch(
+                &name,
+                &PatchParams::apply("tests").force(),
+                &Patch::Apply(&value),
+            )
+            .await
+            .map_err(|e| match e {
+                kube::Error::Api(s) => s.message,
+                other => other.to_string(),
+            })?;
         }
         Ok(())
     }
@@ -192,18 +234,27 @@ spec:
     /// Merge-patches an object.
     pub async fn patch(&self, kind: &str, name: &str, patch: Value) -> Result<(), String> {
         let api = self.api_for(kind);
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ()).map_err(|e| e.to_string())
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// Deletes an object.
     pub async fn delete(&self, kind: &str, name: &str) {
-        let _ = self.api_for(kind).delete(name, &DeleteParams::default()).await;
+        let _ = self
+            .api_for(kind)
+            .delete(name, &DeleteParams::default())
+            .await;
     }
 
     fn dynamic(&self, value: &Value) -> Api<DynamicObject> {
         let (group, version) = match value["apiVersion"].as_str().unwrap_or("v1").split_once('/') {
             Some((g, v)) => (g.to_string(), v.to_string()),
-            None => (String::new(), value["apiVersion"].as_str().unwrap_or("v1").to_string()),
+            None => (
+                String::new(),
+                value["apiVersion"].as_str().unwrap_or("v1").to_string(),
+            ),
         };
         let kind = value["kind"].as_str().unwrap_or_default();
         let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(&group, &version, kind));
@@ -225,11 +276,20 @@ spec:
     }
 
     /// Waits until condition `type_` of the object has `status`; returns the condition.
-    pub async fn wait_condition(&self, kind: &str, name: &str, type_: &str, status: &str, timeout: Duration) -> Value {
+    pub async fn wait_condition(
+        &self,
+        kind: &str,
+        name: &str,
+        type_: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> Value {
         let found = wait_until(timeout, || async {
             let obj = self.get(kind, name).await?;
             let conds = obj["status"]["conditions"].as_array()?.clone();
-            conds.into_iter().find(|c| c["type"] == type_ && c["status"] == status)
+            conds
+                .into_iter()
+                .find(|c| c["type"] == type_ && c["status"] == status)
         })
         .await;
         match found {
@@ -247,38 +307,73 @@ spec:
 
     /// Waits until the object is gone.
     pub async fn wait_gone(&self, kind: &str, name: &str, timeout: Duration) {
-        let gone = wait_until(timeout, || async { self.get(kind, name).await.is_none().then_some(()) }).await;
-        assert!(gone.is_some(), "{kind} {name} still exists after {timeout:?}\n{}", tail(&self.operator_log(), 30));
+        let gone = wait_until(timeout, || async {
+            self.get(kind, name).await.is_none().then_some(())
+        })
+        .await;
+        assert!(
+            gone.is_some(),
+            "{kind} {name} still exists after {timeout:?}\n{}",
+            tail(&self.operator_log(), 30)
+        );
     }
 
     /// Events of one object (reason, type, note).
     pub async fn events(&self, name: &str) -> Vec<(String, String, String)> {
-        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), &self.ns);
+        let api: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), &self.ns);
         api.list(&ListParams::default())
             .await
             .map(|l| {
                 l.items
                     .into_iter()
                     .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-                    .map(|e| (e.reason.unwrap_or_default(), e.type_.unwrap_or_default(), e.note.unwrap_or_default()))
+                    .map(|e| {
+                        (
+                            e.reason.unwrap_or_default(),
+                            e.type_.unwrap_or_default(),
+                            e.note.unwrap_or_default(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default()
     }
 
     /// Waits until an Event with `reason` exists on the object.
-    pub async fn wait_event(&self, name: &str, reason: &str, timeout: Duration) -> (String, String, String) {
-        match wait_until(timeout, || async { self.events(name).await.into_iter().find(|e| e.0 == reason) }).await {
+    pub async fn wait_event(
+        &self,
+        name: &str,
+        reason: &str,
+        timeout: Duration,
+    ) -> (String, String, String) {
+        match wait_until(timeout, || async {
+            self.events(name).await.into_iter().find(|e| e.0 == reason)
+        })
+        .await
+        {
             Some(e) => e,
-            None => panic!("no {reason} event on {name}; events: {:?}", self.events(name).await),
+            None => panic!(
+                "no {reason} event on {name}; events: {:?}",
+                self.events(name).await
+            ),
         }
     }
 
     /// A Secret's data as strings.
-    pub async fn secret_data(&self, name: &str) -> Option<std::collections::BTreeMap<String, String>> {
+    pub async fn secret_data(
+        &self,
+        name: &str,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
         let api: Api<KubeSecret> = Api::namespaced(self.client.clone(), &self.ns);
         let s = api.get_opt(name).await.ok()??;
-        Some(s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned())).collect())
+        Some(
+            s.data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                .collect(),
+        )
     }
 }
 

@@ -11,7 +11,10 @@ fn google_spec(jit: Option<JitSpec>) -> IdentityProviderSpec {
         description: None,
         google: Some(OAuthProvider {
             client_id: "cid".into(),
-            client_secret_ref: SecretKeyRef { name: "s".into(), key: "k".into() },
+            client_secret_ref: SecretKeyRef {
+                name: "s".into(),
+                key: "k".into(),
+            },
             scopes: vec![],
             callback_url: None,
         }),
@@ -39,7 +42,11 @@ fn server_jit() -> Jit {
 
 #[test]
 fn jit_change_holds_only_declared_fields() {
-    assert_eq!(jit_change(&google_spec(None)), None, "no block: JIT is not managed");
+    assert_eq!(
+        jit_change(&google_spec(None)),
+        None,
+        "no block: JIT is not managed"
+    );
     let spec = google_spec(Some(JitSpec {
         enabled: false,
         scheme: None,
@@ -56,10 +63,24 @@ fn jit_change_holds_only_declared_fields() {
 
 #[test]
 fn jit_diff_is_empty_when_the_server_matches() {
-    let same = JitChange { enabled: Some(true), userstore: Some("PRIMARY".into()), ..Default::default() };
+    let same = JitChange {
+        enabled: Some(true),
+        userstore: Some("PRIMARY".into()),
+        ..Default::default()
+    };
     assert_eq!(jit_diff(&same, &server_jit()), None);
-    let off = JitChange { enabled: Some(false), userstore: Some("PRIMARY".into()), ..Default::default() };
-    assert_eq!(jit_diff(&off, &server_jit()), Some(JitChange { enabled: Some(false), ..Default::default() }));
+    let off = JitChange {
+        enabled: Some(false),
+        userstore: Some("PRIMARY".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        jit_diff(&off, &server_jit()),
+        Some(JitChange {
+            enabled: Some(false),
+            ..Default::default()
+        })
+    );
 }
 
 #[test]
@@ -68,7 +89,10 @@ fn google_authenticator_properties_and_secret_not_compared() {
     let desired = desired_authenticator(&google_spec(None), Some(&secret)).expect("google");
     assert_eq!(desired.authenticator_id, "R29vZ2xlT0lEQ0F1dGhlbnRpY2F0b3I");
     let keys: Vec<&str> = desired.properties.iter().map(|p| p.key.as_str()).collect();
-    assert_eq!(keys, ["ClientId", "ClientSecret", "AdditionalQueryParameters"]);
+    assert_eq!(
+        keys,
+        ["ClientId", "ClientSecret", "AdditionalQueryParameters"]
+    );
     // The server masks the secret: no diff from that alone.
     let mut server = desired.clone();
     for p in &mut server.properties {
@@ -88,26 +112,45 @@ fn app_spec(steps: Vec<Vec<LoginOption>>) -> ApplicationSpec {
         description: None,
         oidc: None,
         credentials_secret: None,
-        login_flow: Some(ApiFlow { steps: steps.into_iter().map(|options| LoginStep { options }).collect() }),
+        login_flow: Some(ApiFlow {
+            steps: steps
+                .into_iter()
+                .map(|options| LoginStep { options })
+                .collect(),
+        }),
         deletion_policy: DeletionPolicy::Delete,
         adopt: false,
     }
 }
 
 fn a(name: &str) -> LoginOption {
-    LoginOption { authenticator: Some(name.into()), identity_provider_ref: None }
+    LoginOption {
+        authenticator: Some(name.into()),
+        identity_provider_ref: None,
+    }
 }
 fn r(name: &str) -> LoginOption {
-    LoginOption { authenticator: None, identity_provider_ref: Some(LocalObjectRef { name: name.into() }) }
+    LoginOption {
+        authenticator: None,
+        identity_provider_ref: Some(LocalObjectRef { name: name.into() }),
+    }
 }
 
 #[test]
 fn flow_resolves_idp_refs_to_server_names() {
-    let spec = app_spec(vec![vec![a("BasicAuthenticator"), r("google")], vec![a("totp")]]);
-    let flow = desired_flow(&spec, |n| (n == "google").then(|| ("Google".into(), "GoogleOIDCAuthenticator".into())))
-        .expect("resolves")
-        .expect("has a flow");
-    assert_eq!(flow.steps[0].options[1], FlowOption::federated("Google", "GoogleOIDCAuthenticator"));
+    let spec = app_spec(vec![
+        vec![a("BasicAuthenticator"), r("google")],
+        vec![a("totp")],
+    ]);
+    let flow = desired_flow(&spec, |n| {
+        (n == "google").then(|| ("Google".into(), "GoogleOIDCAuthenticator".into()))
+    })
+    .expect("resolves")
+    .expect("has a flow");
+    assert_eq!(
+        flow.steps[0].options[1],
+        FlowOption::federated("Google", "GoogleOIDCAuthenticator")
+    );
     assert_eq!(flow.steps[1].options[0], FlowOption::local("totp"));
     let missing = desired_flow(&spec, |_| None);
     assert_eq!(missing, Err("google".to_string()));
@@ -117,16 +160,30 @@ fn flow_resolves_idp_refs_to_server_names() {
 fn flow_comparison_ignores_option_order_within_a_step() {
     let desired = FlowUpdate {
         steps: vec![
-            FlowStep { options: vec![FlowOption::local("BasicAuthenticator"), FlowOption::federated("Google", "GoogleOIDCAuthenticator")] },
-            FlowStep { options: vec![FlowOption::local("totp")] },
+            FlowStep {
+                options: vec![
+                    FlowOption::local("BasicAuthenticator"),
+                    FlowOption::federated("Google", "GoogleOIDCAuthenticator"),
+                ],
+            },
+            FlowStep {
+                options: vec![FlowOption::local("totp")],
+            },
         ],
         ..Default::default()
     };
     let mut server = LoginFlow {
         kind: FlowKind::UserDefined,
         steps: vec![
-            FlowStep { options: vec![FlowOption::federated("Google", "GoogleOIDCAuthenticator"), FlowOption::local("BasicAuthenticator")] },
-            FlowStep { options: vec![FlowOption::local("totp")] },
+            FlowStep {
+                options: vec![
+                    FlowOption::federated("Google", "GoogleOIDCAuthenticator"),
+                    FlowOption::local("BasicAuthenticator"),
+                ],
+            },
+            FlowStep {
+                options: vec![FlowOption::local("totp")],
+            },
         ],
         script: None,
         subject_step_id: 1,
@@ -137,7 +194,10 @@ fn flow_comparison_ignores_option_order_within_a_step() {
     assert!(flow_differs(&desired, &server));
     server.steps[1].options[0] = FlowOption::local("totp");
     server.kind = FlowKind::Default;
-    assert!(flow_differs(&desired, &server), "a DEFAULT flow on the server is drift");
+    assert!(
+        flow_differs(&desired, &server),
+        "a DEFAULT flow on the server is drift"
+    );
 }
 
 #[test]
@@ -165,10 +225,22 @@ fn oidc_comparison_uses_sets() {
 #[test]
 fn connector_second_factors_count_as_authenticators() {
     let steps = vec![
-        FlowStep { options: vec![FlowOption::federated("Google", "GoogleOIDCAuthenticator")] },
-        FlowStep { options: vec![FlowOption::federated("Duo", "DuoAuthenticator")] },
+        FlowStep {
+            options: vec![FlowOption::federated("Google", "GoogleOIDCAuthenticator")],
+        },
+        FlowStep {
+            options: vec![FlowOption::federated("Duo", "DuoAuthenticator")],
+        },
     ];
     let flow = flow_for_rule(&steps, &Default::default());
-    assert_eq!(flow.steps[1], vec![crate::flow::FlowOption::Authenticator("DuoAuthenticator".into())]);
-    assert_eq!(flow.steps[0], vec![crate::flow::FlowOption::IdentityProvider("Google".into())]);
+    assert_eq!(
+        flow.steps[1],
+        vec![crate::flow::FlowOption::Authenticator(
+            "DuoAuthenticator".into()
+        )]
+    );
+    assert_eq!(
+        flow.steps[0],
+        vec![crate::flow::FlowOption::IdentityProvider("Google".into())]
+    );
 }
