@@ -36,7 +36,8 @@ pub struct ApplicationSpec {
     /// The IdentityBackend (same namespace) this application lives on. Immutable.
     pub backend_ref: BackendRef,
     /// The application's name on the server; unique on the server.
-    #[x_kube(validation = Rule::new("self.size() > 0 && self.size() <= 120").message("displayName must be 1 to 120 characters"))]
+    #[schemars(length(max = 120))]
+    #[x_kube(validation = Rule::new("self.size() > 0").message("displayName must not be empty"))]
     pub display_name: String,
     /// A description shown in the server's console.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,8 +69,8 @@ pub struct ApplicationSpec {
 pub struct OidcSettings {
     /// Allowed grant types, e.g. authorization_code, refresh_token, client_credentials.
     #[x_kube(validation = Rule::new("size(self) > 0").message("oidc.grantTypes needs at least one grant type"))]
-    #[x_kube(validation = Rule::new("self.all(g, g in ['authorization_code', 'implicit', 'password', 'client_credentials', 'refresh_token', 'organization_switch', 'urn:ietf:params:oauth:grant-type:saml2-bearer', 'urn:ietf:params:oauth:grant-type:jwt-bearer', 'urn:ietf:params:oauth:grant-type:device_code', 'urn:ietf:params:oauth:grant-type:token-exchange'])").message("unknown grant type: use authorization_code, implicit, password, client_credentials, refresh_token, organization_switch or a urn:ietf:params:oauth:grant-type:* the server supports"))]
-    pub grant_types: Vec<String>,
+    #[schemars(length(max = 10))]
+    pub grant_types: Vec<GrantType>,
     /// Redirect URLs the application may use (a single `regexp=(...)` entry is allowed).
     #[serde(
         default,
@@ -79,10 +80,64 @@ pub struct OidcSettings {
     pub callback_urls: Vec<String>,
     /// Origins allowed to call the token endpoint from a browser (CORS).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
     pub allowed_origins: Vec<String>,
     /// A public client (no client secret; use PKCE).
     #[serde(default)]
     pub public_client: bool,
+}
+
+/// An OAuth 2.0 grant type the server supports.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum GrantType {
+    /// Authorization code (browser sign-in).
+    #[serde(rename = "authorization_code")]
+    AuthorizationCode,
+    /// Implicit (legacy browser flow).
+    #[serde(rename = "implicit")]
+    Implicit,
+    /// Resource owner password.
+    #[serde(rename = "password")]
+    Password,
+    /// Client credentials (machine to machine).
+    #[serde(rename = "client_credentials")]
+    ClientCredentials,
+    /// Refresh token.
+    #[serde(rename = "refresh_token")]
+    RefreshToken,
+    /// Switching into a sub-organization.
+    #[serde(rename = "organization_switch")]
+    OrganizationSwitch,
+    /// SAML 2.0 bearer assertion.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:saml2-bearer")]
+    Saml2Bearer,
+    /// JWT bearer assertion.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:jwt-bearer")]
+    JwtBearer,
+    /// Device authorization.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
+    DeviceCode,
+    /// Token exchange.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
+}
+
+impl GrantType {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::Implicit => "implicit",
+            GrantType::Password => "password",
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::OrganizationSwitch => "organization_switch",
+            GrantType::Saml2Bearer => "urn:ietf:params:oauth:grant-type:saml2-bearer",
+            GrantType::JwtBearer => "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            GrantType::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            GrantType::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+        }
+    }
 }
 
 /// A login flow: ordered steps of alternatives.
@@ -90,7 +145,7 @@ pub struct OidcSettings {
 pub struct LoginFlow {
     /// The steps, in order. The user completes every step; within a step they pick one option.
     #[x_kube(validation = Rule::new("size(self) >= 1").message("loginFlow needs at least one step"))]
-    #[x_kube(validation = Rule::new("size(self) <= 10").message("loginFlow may have at most 10 steps"))]
+    #[schemars(length(max = 10))]
     pub steps: Vec<LoginStep>,
 }
 
@@ -99,6 +154,7 @@ pub struct LoginFlow {
 pub struct LoginStep {
     /// The alternatives of this step; the user picks one.
     #[x_kube(validation = Rule::new("size(self) >= 1").message("every login step needs at least one option"))]
+    #[schemars(length(max = 20))]
     pub options: Vec<LoginOption>,
 }
 
@@ -110,7 +166,7 @@ pub struct LoginOption {
     /// A local authenticator by its server name, e.g. BasicAuthenticator, totp, FIDOAuthenticator,
     /// email-otp-authenticator, backup-code-authenticator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_.-]+$')").message("authenticator must be an authenticator name such as totp or BasicAuthenticator"))]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_.-]+$"))]
     pub authenticator: Option<String>,
     /// An IdentityProvider in this namespace; the flow uses its displayName and authenticator.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -55,7 +55,7 @@ pub struct IdentityBackendSpec {
     /// backup-code-authenticator, email-otp-authenticator, IproovAuthenticator, DuoAuthenticator,
     /// password-reset-enforcer) for resources on this backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.all(a, a != '')").message("authenticator names must not be empty"))]
+    #[schemars(length(max = 50))]
     pub local_account_authenticators: Option<Vec<String>>,
     /// The most requests the operator sends to this server at once (default 8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +67,7 @@ pub struct IdentityBackendSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 pub struct AsgardeoBackend {
     /// The organization (tenant) name as in https://console.asgardeo.io/t/{organization}.
+    #[schemars(length(min = 1, max = 63))]
     #[x_kube(validation = Rule::new("self.matches('^[a-z0-9][a-z0-9-]*$')").message("organization must be lower-case letters, digits and dashes"))]
     pub organization: String,
 }
@@ -76,10 +77,12 @@ pub struct AsgardeoBackend {
 pub struct Wso2IdentityServerBackend {
     /// Base URL of the server, e.g. https://is.example.com:9443 (no path). http:// is accepted for
     /// local emulators only.
+    #[schemars(length(max = 2048))]
     #[x_kube(validation = Rule::new("self.matches('^https?://[^/?#]+/?$')").message("url must be http(s)://host[:port] without a path"))]
     pub url: String,
     /// The tenant domain (default carbon.super).
     #[serde(default = "default_tenant")]
+    #[schemars(length(min = 1, max = 253))]
     pub tenant: String,
 }
 

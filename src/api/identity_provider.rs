@@ -55,7 +55,8 @@ pub struct IdentityProviderSpec {
     pub backend_ref: BackendRef,
     /// The identity provider's name on the server. Login flows on the server reference IdPs by this
     /// name; it must be unique on the server.
-    #[x_kube(validation = Rule::new("self.size() > 0 && self.size() <= 120").message("displayName must be 1 to 120 characters"))]
+    #[schemars(length(max = 120))]
+    #[x_kube(validation = Rule::new("self.size() > 0").message("displayName must not be empty"))]
     pub display_name: String,
     /// A description shown in the server's console.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,9 +124,11 @@ pub struct OidcProvider {
     /// The Secret key holding the client secret.
     pub client_secret_ref: SecretKeyRef,
     /// The provider's authorization endpoint.
+    #[schemars(length(max = 2048))]
     #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("authorizationEndpoint must be an http(s) URL"))]
     pub authorization_endpoint: String,
     /// The provider's token endpoint.
+    #[schemars(length(max = 2048))]
     #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("tokenEndpoint must be an http(s) URL"))]
     pub token_endpoint: String,
     /// The provider's userinfo endpoint.
@@ -159,6 +162,7 @@ pub struct SamlProvider {
     pub idp_entity_id: String,
     /// The IdP's single sign-on URL.
     #[serde(rename = "ssoURL")]
+    #[schemars(length(max = 2048))]
     #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("ssoURL must be an http(s) URL"))]
     pub sso_url: String,
     /// The entity id this server presents to the IdP (service provider entity id).

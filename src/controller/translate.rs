@@ -205,7 +205,11 @@ pub fn flow_differs(desired: &FlowUpdate, server: &backend::LoginFlow) -> bool {
 pub fn desired_oidc(spec: &ApplicationSpec) -> Option<OidcChange> {
     let o = spec.oidc.as_ref()?;
     Some(OidcChange {
-        grant_types: o.grant_types.clone(),
+        grant_types: o
+            .grant_types
+            .iter()
+            .map(|g| g.as_str().to_string())
+            .collect(),
         callback_urls: o.callback_urls.clone(),
         allowed_origins: o.allowed_origins.clone(),
         public_client: Some(o.public_client),
