@@ -1,0 +1,285 @@
+//! The fault suite: each test breaks something, then asserts the final state in the cluster AND on
+//! the emulator (no duplicates, nothing lost).
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestEnv;
+use identity_operator::emulator::Faults;
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(90);
+
+fn idp_yaml(name: &str, display: &str) -> String {
+    format!(
+        r#"
+apiVersion: identity-operator.io/v1alpha1
+kind: IdentityProvider
+metadata: {{name: {name}}}
+spec:
+  backendRef: {{name: asgardeo}}
+  displayName: {display}
+  github: {{clientID: "gh-{name}", clientSecretRef: {{name: gh-oauth, key: client-secret}}}}
+  jit: {{enabled: true}}
+"#
+    )
+}
+
+fn app_yaml(name: &str, display: &str, idp: &str) -> String {
+    format!(
+        r#"
+apiVersion: identity-operator.io/v1alpha1
+kind: Application
+metadata: {{name: {name}}}
+spec:
+  backendRef: {{name: asgardeo}}
+  displayName: {display}
+  oidc: {{grantTypes: [authorization_code], callbackURLs: ["https://{name}.example/cb"]}}
+  credentialsSecret: {{name: {name}-oidc}}
+  loginFlow:
+    steps:
+      - options: [{{identityProviderRef: {{name: {idp}}}}}]
+      - options: [{{authenticator: totp}}]
+"#
+    )
+}
+
+const GH_SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: gh-oauth}\nstringData: {client-secret: gh-secret-value}\n";
+
+fn counts(env: &TestEnv) -> (usize, usize) {
+    env.emulator
+        .with_tenant(common::TENANT, |t| (t.idps.len(), t.apps.len()))
+}
+
+#[tokio::test]
+async fn server_errors_and_429_storm_then_recovery() {
+    let mut env = TestEnv::new("5xx").await;
+    env.create_backend("asgardeo").await;
+    env.apply(GH_SECRET).await.expect("secret");
+    // The server fails every request for a while, then rate-limits a burst.
+    env.emulator.set_faults(Faults {
+        error_rate: 1.0,
+        error_status: 503,
+        ..Default::default()
+    });
+    env.start_operator(&[]);
+    env.apply(&idp_yaml("gh", "GitHub")).await.expect("idp");
+    env.apply(&app_yaml("wiki", "Wiki", "gh"))
+        .await
+        .expect("app");
+    env.wait_condition("IdentityBackend", "asgardeo", "Ready", "False", T)
+        .await;
+    assert!(env.emulator.stats().faults_injected > 0);
+    env.emulator.set_faults(Faults {
+        rate_limit_next: 20,
+        retry_after_secs: 1,
+        ..Default::default()
+    });
+    env.wait_condition("IdentityProvider", "gh", "Ready", "True", T)
+        .await;
+    env.wait_condition("Application", "wiki", "Ready", "True", T)
+        .await;
+    env.wait_condition("IdentityBackend", "asgardeo", "Ready", "True", T)
+        .await;
+    assert_eq!(
+        counts(&env),
+        (1, 1),
+        "exactly one IdP and one application on the server"
+    );
+    assert!(
+        env.emulator
+            .stats()
+            .statuses
+            .get(&429)
+            .copied()
+            .unwrap_or(0)
+            > 0,
+        "the 429 burst was hit"
+    );
+}
+
+#[tokio::test]
+async fn revoked_token_is_renewed() {
+    let mut env = TestEnv::new("revoke").await;
+    env.create_backend("asgardeo").await;
+    env.apply(GH_SECRET).await.expect("secret");
+    env.start_operator(&[]);
+    env.apply(&idp_yaml("gh", "GitHub")).await.expect("idp");
+    env.wait_condition("IdentityProvider", "gh", "Ready", "True", T)
+        .await;
+    let before = env.emulator.stats().token_requests;
+    env.emulator.revoke_all_tokens();
+    // A spec change forces calls with the revoked token.
+    env.patch(
+        "IdentityProvider",
+        "gh",
+        json!({"spec": {"jit": {"enabled": true, "scheme": "PromptConsent"}}}),
+    )
+    .await
+    .expect("patch");
+    let pushed = common::wait_until(T, || async {
+        let server = env.server();
+        let idp = server.find_idp_by_name("GitHub").await.ok()??;
+        let jit = server.get_jit(&idp.id).await.ok()?;
+        (jit.scheme == identity_operator::backend::JitScheme::PromptConsent).then_some(())
+    })
+    .await;
+    assert!(
+        pushed.is_some(),
+        "the change went through after re-authentication"
+    );
+    assert!(
+        env.emulator.stats().token_requests > before,
+        "a new token was requested"
+    );
+    assert_eq!(counts(&env).0, 1);
+}
+
+#[tokio::test]
+async fn sigkill_mid_reconcile_leaves_no_duplicates() {
+    let mut env = TestEnv::new("sigkill").await;
+    env.create_backend("asgardeo").await;
+    env.apply(GH_SECRET).await.expect("secret");
+    // Slow server, so the kill lands while creates are in flight.
+    env.emulator.set_faults(Faults {
+        latency_ms: 150,
+        ..Default::default()
+    });
+    for i in 0..6 {
+        env.apply(&idp_yaml(&format!("gh{i}"), &format!("GitHub {i}")))
+            .await
+            .expect("idp");
+        env.apply(&app_yaml(
+            &format!("app{i}"),
+            &format!("App {i}"),
+            &format!("gh{i}"),
+        ))
+        .await
+        .expect("app");
+    }
+    env.start_operator(&[]);
+    let some_created =
+        common::wait_until(T, || async { (counts(&env).0 >= 1).then_some(()) }).await;
+    assert!(some_created.is_some());
+    env.kill_operator();
+    env.start_operator(&[]);
+    env.emulator.set_faults(Faults::default());
+    for i in 0..6 {
+        env.wait_condition("IdentityProvider", &format!("gh{i}"), "Ready", "True", T)
+            .await;
+        env.wait_condition("Application", &format!("app{i}"), "Ready", "True", T)
+            .await;
+    }
+    assert_eq!(
+        counts(&env),
+        (6, 6),
+        "every object exactly once on the server"
+    );
+    for i in 0..6 {
+        let obj = env
+            .get("Application", &format!("app{i}"))
+            .await
+            .expect("app");
+        let id = obj["status"]["id"]
+            .as_str()
+            .expect("id in status")
+            .to_string();
+        let on_server = env
+            .emulator
+            .with_tenant(common::TENANT, |t| t.app(&id).is_some());
+        assert!(on_server, "status id points at the server object");
+    }
+}
+
+#[tokio::test]
+async fn deleted_credentials_secret_and_idp_deleted_on_server() {
+    let mut env = TestEnv::new("secretgone").await;
+    env.create_backend("asgardeo").await;
+    env.apply(GH_SECRET).await.expect("secret");
+    env.start_operator(&[]);
+    env.apply(&idp_yaml("gh", "GitHub")).await.expect("idp");
+    env.wait_condition("IdentityProvider", "gh", "Ready", "True", T)
+        .await;
+
+    // The client Secret is deleted under the IdP: a clear reason, and back when it returns.
+    env.delete("Secret", "gh-oauth").await;
+    let c = env
+        .wait_condition("IdentityProvider", "gh", "Ready", "False", T)
+        .await;
+    assert_eq!(c["reason"], "SecretNotFound");
+    assert!(c["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("gh-oauth"));
+    env.apply(GH_SECRET).await.expect("secret back");
+    env.wait_condition("IdentityProvider", "gh", "Ready", "True", T)
+        .await;
+
+    // The IdP is deleted on the server behind the operator's back: recreated, reported.
+    let old_id = env.get("IdentityProvider", "gh").await.expect("idp")["status"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    env.emulator
+        .with_tenant(common::TENANT, |t| t.idps.retain(|i| i.id != old_id));
+    env.wait_event("gh", "DeletedOnServer", T).await;
+    let new_id = common::wait_until(T, || async {
+        let obj = env.get("IdentityProvider", "gh").await?;
+        let id = obj["status"]["id"].as_str()?.to_string();
+        (id != old_id).then_some(id)
+    })
+    .await
+    .expect("a new id in status");
+    assert_eq!(counts(&env).0, 1);
+    assert!(env
+        .emulator
+        .with_tenant(common::TENANT, |t| t.idp(&new_id).is_some()));
+
+    // The backend's credentials Secret is deleted: the backend reports it; deleting the IdP then
+    // does not wedge its finalizer.
+    env.delete("Secret", "asgardeo-m2m").await;
+    let c = env
+        .wait_condition("IdentityBackend", "asgardeo", "Ready", "False", T)
+        .await;
+    assert_eq!(c["reason"], "CredentialsSecretNotFound");
+    env.delete("IdentityProvider", "gh").await;
+    env.wait_gone("IdentityProvider", "gh", T).await;
+}
+
+#[tokio::test]
+async fn a_broken_object_does_not_stop_the_others() {
+    let mut env = TestEnv::new("broken").await;
+    env.create_backend("asgardeo").await;
+    env.apply(GH_SECRET).await.expect("secret");
+    env.start_operator(&[]);
+    // References that cannot be resolved: a missing backend and a missing IdP.
+    env.apply(&idp_yaml("orphan", "Orphan").replace(
+        "backendRef: {name: asgardeo}",
+        "backendRef: {name: nowhere}",
+    ))
+    .await
+    .expect("idp");
+    env.apply(&app_yaml("lost", "Lost", "missing-idp"))
+        .await
+        .expect("app");
+    env.apply(&idp_yaml("gh", "GitHub")).await.expect("idp");
+    env.apply(&app_yaml("wiki", "Wiki", "gh"))
+        .await
+        .expect("app");
+    env.wait_condition("Application", "wiki", "Ready", "True", T)
+        .await;
+    let c = env
+        .wait_condition("IdentityProvider", "orphan", "Ready", "False", T)
+        .await;
+    assert_eq!(c["reason"], "BackendNotFound");
+    let c = env
+        .wait_condition("Application", "lost", "Ready", "False", T)
+        .await;
+    assert_eq!(c["reason"], "IdentityProviderNotFound");
+    assert!(c["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("missing-idp"));
+    assert_eq!(counts(&env), (1, 1));
+}
