@@ -283,3 +283,27 @@ async fn a_broken_object_does_not_stop_the_others() {
         .contains("missing-idp"));
     assert_eq!(counts(&env), (1, 1));
 }
+
+#[tokio::test]
+async fn apiserver_restart_is_survived() {
+    // Its own control plane: restarting the shared apiserver would disturb the other tests.
+    let cp = common::OwnControlPlane::start("restart");
+    let mut env =
+        TestEnv::with_client("restart", cp.client().await, Some(cp.kubeconfig.clone())).await;
+    env.create_backend("asgardeo").await;
+    env.apply(GH_SECRET).await.expect("secret");
+    env.start_operator(&[]);
+    env.apply(&idp_yaml("gh", "GitHub")).await.expect("idp");
+    env.wait_condition("IdentityProvider", "gh", "Ready", "True", T)
+        .await;
+
+    cp.restart_apiserver();
+    // The watches reconnect: a change made after the restart reaches the server.
+    env.client = cp.client().await;
+    env.apply(&app_yaml("wiki", "Wiki", "gh"))
+        .await
+        .expect("app after restart");
+    env.wait_condition("Application", "wiki", "Ready", "True", T)
+        .await;
+    assert_eq!(counts(&env), (1, 1));
+}

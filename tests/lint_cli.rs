@@ -26,7 +26,10 @@ fn flags_exactly_the_jit_off_variant() {
         out.contains("examples/jit-off/payroll.yaml:3 (document 1)"),
         "{out}"
     );
-    assert!(out.contains("1 problem(s) in 6 object(s) from 8 file(s)"), "{out}");
+    assert!(
+        out.contains("1 problem(s) in 6 object(s) from 8 file(s)"),
+        "{out}"
+    );
 }
 
 #[test]

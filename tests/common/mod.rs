@@ -37,6 +37,8 @@ pub struct TestEnv {
     operator: Option<Child>,
     /// Where the operator logs.
     pub operator_log: PathBuf,
+    /// A kubeconfig for the operator other than the caller's KUBECONFIG.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 fn random_suffix() -> String {
@@ -105,7 +107,11 @@ where
 impl TestEnv {
     /// A namespace, an emulator and CRDs; the operator is started with [`TestEnv::start_operator`].
     pub async fn new(name: &str) -> Self {
-        let client = admin_client().await;
+        Self::with_client(name, admin_client().await, None).await
+    }
+
+    /// Like [`TestEnv::new`] on another control plane (its admin client and kubeconfig file).
+    pub async fn with_client(name: &str, client: Client, kubeconfig: Option<PathBuf>) -> Self {
         install_crds(&client).await;
         let ns = format!("t-{name}-{}", random_suffix());
         let nss: Api<Namespace> = Api::all(client.clone());
@@ -130,6 +136,7 @@ impl TestEnv {
             client_secret,
             operator: None,
             operator_log,
+            kubeconfig,
         }
     }
 
@@ -151,6 +158,7 @@ impl TestEnv {
             "127.0.0.1:0",
         ])
         .args(extra)
+        .envs(self.kubeconfig.iter().map(|k| ("KUBECONFIG", k.clone())))
         .env("RUST_LOG", "info,identity_operator=debug")
         .stdout(Stdio::null())
         .stderr(log);
@@ -381,6 +389,70 @@ spec:
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A control plane of a test's own (`scripts/dev-env up --no-emulator` in a temp state dir), for
+/// tests that restart the apiserver and must not disturb the shared one. Stopped on drop.
+pub struct OwnControlPlane {
+    /// The state dir.
+    pub dir: PathBuf,
+    /// Its admin kubeconfig.
+    pub kubeconfig: PathBuf,
+}
+
+impl OwnControlPlane {
+    /// Starts it (the tools are already built by then).
+    pub fn start(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("io-cp-{name}-{}", random_suffix()));
+        let out = dev_env(&dir, &["up", "--no-emulator"]);
+        let kubeconfig = out
+            .lines()
+            .find_map(|l| l.strip_prefix("export KUBECONFIG="))
+            .map(PathBuf::from)
+            .expect("dev-env prints KUBECONFIG");
+        Self { dir, kubeconfig }
+    }
+
+    /// Its admin client.
+    pub async fn client(&self) -> Client {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("config");
+        Client::try_from(config).expect("client")
+    }
+
+    /// Stops and starts kube-apiserver (same flags and ports); returns when /readyz is 200 again.
+    pub fn restart_apiserver(&self) {
+        dev_env(&self.dir, &["restart-apiserver", "--kill"]);
+    }
+}
+
+fn dev_env(dir: &std::path::Path, args: &[&str]) -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dev-env");
+    let out = Command::new(script)
+        .args(args)
+        .env("DEV_ENV_DIR", dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("dev-env runs");
+    assert!(
+        out.status.success(),
+        "dev-env {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Drop for OwnControlPlane {
+    fn drop(&mut self) {
+        let _ =
+            Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dev-env"))
+                .args(["down"])
+                .env("DEV_ENV_DIR", &self.dir)
+                .stdin(Stdio::null())
+                .output();
+    }
 }
 
 impl Drop for TestEnv {
