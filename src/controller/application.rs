@@ -83,9 +83,36 @@ pub fn index_app(ctx: &Context, app: &Application) -> Vec<ObjectRef<IdentityProv
     };
     let mut touched: Vec<_> = index.identity_providers(&me).cloned().collect();
     index.set_app(me, new.iter().cloned());
-    touched.extend(new);
+    // While being deleted the app has no edges, but its IdPs must still hear about it.
+    touched.extend(referenced_idps(app));
     touched.sort_by_key(|r| r.name.clone());
     touched.dedup();
+    touched
+}
+
+/// The IdentityProviders to reconcile after an Application event: those it referenced before and
+/// after, but only when something they use changed (its flow's generation, its server id, its
+/// deletion, its finalizer). A status-only write of the Application changes none of these.
+pub fn idps_to_refresh(ctx: &Context, app: &Application) -> Vec<ObjectRef<IdentityProvider>> {
+    let touched = index_app(ctx, app);
+    let fingerprint = (
+        app.metadata.generation,
+        app.status.as_ref().and_then(|s| s.id.clone()),
+        app.meta().deletion_timestamp.is_some(),
+        app.finalizers().iter().any(|f| f == FINALIZER),
+    );
+    let Ok(mut seen) = ctx.app_seen.lock() else {
+        return touched;
+    };
+    let me = ObjectRef::from_obj(app);
+    if seen.get(&me) == Some(&fingerprint) {
+        return Vec::new();
+    }
+    if fingerprint.2 && !fingerprint.3 {
+        seen.remove(&me); // Gone for good: forget it.
+    } else {
+        seen.insert(me, fingerprint);
+    }
     touched
 }
 

@@ -45,6 +45,9 @@ pub struct Context {
     pub registry: BackendRegistry,
     /// Application → IdentityProvider edges, both ways, so a JIT change reaches exactly its dependents.
     pub index: Mutex<DependencyIndex<ObjectRef<Application>, ObjectRef<IdentityProvider>>>,
+    /// What IdentityProviders last learned about each Application (generation, server id, deleting),
+    /// so that an Application's status write does not make its IdPs re-read the server.
+    pub app_seen: Mutex<std::collections::HashMap<ObjectRef<Application>, AppFingerprint>>,
     /// Publishes Events.
     pub recorder: Recorder,
     /// Prometheus metrics.
@@ -52,6 +55,10 @@ pub struct Context {
     /// How often the server is checked for drift when nothing changes in the cluster.
     pub resync: Duration,
 }
+
+/// The parts of an Application its IdentityProviders care about: generation, server id, deleting,
+/// finalizer still present (its removal means the server object is gone).
+pub type AppFingerprint = (Option<i64>, Option<String>, bool, bool);
 
 /// Why a reconcile failed. Messages name the object and never contain secret values.
 #[derive(Debug, thiserror::Error)]

@@ -167,6 +167,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         apps: apps.clone(),
         registry: BackendRegistry::new(secrets, backend_metrics),
         index: Mutex::new(DependencyIndex::default()),
+        app_seen: Mutex::default(),
         recorder: recorder(client.clone()),
         metrics: metrics.clone(),
         resync: args.resync_interval,
@@ -218,7 +219,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .watches(
             api::<Application>(&client, &ns),
             watcher::Config::default().any_semantic(),
-            move |app| application::index_app(&c1, &app),
+            move |app| application::idps_to_refresh(&c1, &app),
         )
         .watches(
             api::<IdentityBackend>(&client, &ns),
