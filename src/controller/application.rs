@@ -237,7 +237,7 @@ async fn apply(
         ))
     };
     let flow = desired_flow(spec, resolve)
-        .map_err(|n| Error::Finalizer(format!("IdentityProvider {n} vanished")))?;
+        .map_err(|n| Error::Internal(format!("IdentityProvider {n} vanished")))?;
     let oidc = desired_oidc(spec);
 
     // 2. Observe: by id, else by name (adopt or recover a crashed create).
@@ -507,7 +507,7 @@ async fn write_credentials(
         data: Some(data),
         ..Default::default()
     };
-    let mut body = serde_json::to_value(&secret).map_err(|e| Error::Finalizer(e.to_string()))?;
+    let mut body = serde_json::to_value(&secret).map_err(|e| Error::Internal(e.to_string()))?;
     body["apiVersion"] = json!("v1");
     body["kind"] = json!("Secret");
     api.patch(

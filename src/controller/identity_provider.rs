@@ -22,7 +22,7 @@ use super::identity_backend::now;
 use super::translate::{self, authenticator_differs, desired_authenticator, jit_change, jit_diff};
 use super::{
     apply_status, backend_err, jittered, publish, read_secret, registry, secret_value, Context,
-    Error, FINALIZER, MANAGER,
+    Error, FINALIZER,
 };
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
 use crate::api::identity_provider::{ConflictEntry, ConflictPolicy, Dependent};
@@ -91,7 +91,6 @@ async fn apply(
                 reason: "BackendNotFound".into(),
                 message: msg,
             },
-            None,
         )
         .await;
     };
@@ -108,13 +107,12 @@ async fn apply(
                     reason: e.reason().into(),
                     message: msg,
                 },
-                None,
             )
             .await;
         }
     };
     // 2. Validate what the schema could not.
-    let Some(kind) = spec.provider_type() else {
+    if spec.provider_type().is_none() {
         let msg = "set exactly one of google, github, oidc or saml".to_string();
         return finish(
             ctx,
@@ -125,10 +123,9 @@ async fn apply(
                 reason: "InvalidSpec".into(),
                 message: msg,
             },
-            None,
         )
         .await;
-    };
+    }
     let secret_ref = spec
         .google
         .as_ref()
@@ -156,7 +153,6 @@ async fn apply(
                         reason: "SecretNotFound".into(),
                         message: msg,
                     },
-                    None,
                 )
                 .await;
             }
@@ -179,7 +175,6 @@ async fn apply(
                 reason: "InvalidSpec".into(),
                 message: msg,
             },
-            None,
         )
         .await;
     };
@@ -245,7 +240,6 @@ async fn apply(
                         reason: "AlreadyExists".into(),
                         message: msg,
                     },
-                    None,
                 )
                 .await;
             }
@@ -414,15 +408,7 @@ async fn apply(
     } else {
         Outcome::Ready(format!("identity provider {id} matches the spec"))
     };
-    finish(
-        ctx,
-        api,
-        &idp,
-        observed,
-        outcome,
-        Some(kind.authenticator_name()),
-    )
-    .await
+    finish(ctx, api, &idp, observed, outcome).await
 }
 
 fn names(conflicts: &[ConflictEntry]) -> String {
@@ -469,7 +455,7 @@ async fn dependents(
         let index = ctx
             .index
             .lock()
-            .map_err(|_| Error::Finalizer("dependency index poisoned".into()))?;
+            .map_err(|_| Error::Internal("dependency index poisoned".into()))?;
         index
             .dependents(&me)
             .filter_map(|r| ctx.apps.get(r))
@@ -541,7 +527,6 @@ async fn finish(
     idp: &IdentityProvider,
     observed: Observed,
     outcome: Outcome,
-    _authenticator: Option<&str>,
 ) -> Result<Action, Error> {
     let old = idp.status.clone().unwrap_or_default();
     let mut wanted = outcome.conditions();
@@ -738,6 +723,3 @@ async fn cleanup(idp: Arc<IdentityProvider>, ctx: &Context) -> Result<Action, Er
     }
     Ok(Action::await_change())
 }
-
-/// The manager name used for writes (re-exported for tests).
-pub const FIELD_MANAGER: &str = MANAGER;

@@ -77,6 +77,9 @@ pub enum Error {
     /// The finalizer helper failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// An invariant of the operator broke (a cache changed under a reconcile); retried.
+    #[error("internal: {0}")]
+    Internal(String),
     /// The object is missing a namespace (the kinds are namespaced; this is a bug or bad input).
     #[error("object has no namespace")]
     NoNamespace,
@@ -89,6 +92,7 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::Backend { source, .. } => source.metric_label(),
             Error::Finalizer(_) => "finalizer",
+            Error::Internal(_) => "internal",
             Error::NoNamespace => "no_namespace",
         }
     }
