@@ -505,3 +505,48 @@ async fn invalid_specs_are_rejected_by_the_apiserver() {
         .expect_err("immutable");
     assert!(err.contains("backendRef is immutable"), "{err}");
 }
+
+fn stored_client_secret(env: &TestEnv, idp: &str) -> Option<String> {
+    env.emulator.with_tenant(common::TENANT, |t| {
+        t.idp_by_name(idp)?
+            .authenticators
+            .iter()
+            .flat_map(|a| a.properties.iter().flatten())
+            .find(|p| p.key == "ClientSecret")
+            .and_then(|p| p.value.clone())
+    })
+}
+
+#[tokio::test]
+async fn secret_rotation_is_pushed_and_credentials_secret_is_restored() {
+    let mut env = TestEnv::new("rotate").await;
+    env.start_operator(&[]);
+    env.create_backend("asgardeo").await;
+    env.apply(&google(true, "Block")).await.expect("idp");
+    env.apply(PAYROLL).await.expect("app");
+    env.wait_condition("Application", "payroll", "Ready", "True", T)
+        .await;
+    assert_eq!(
+        stored_client_secret(&env, "Google").as_deref(),
+        Some("google-very-secret-value")
+    );
+
+    // Rotating the Secret in the cluster reaches the server without a spec change.
+    env.apply("apiVersion: v1\nkind: Secret\nmetadata: {name: google-oauth}\nstringData: {client-secret: rotated-value}\n").await.expect("rotate");
+    let rotated = common::wait_until(T, || async {
+        (stored_client_secret(&env, "Google").as_deref() == Some("rotated-value")).then_some(())
+    })
+    .await;
+    assert!(rotated.is_some(), "the rotated secret was pushed");
+
+    // The generated credentials Secret is owned: deleting it brings it back with the same values.
+    let before = env.secret_data("payroll-oidc").await.expect("written");
+    env.delete("Secret", "payroll-oidc").await;
+    let back = common::wait_until(T, || async {
+        env.secret_data("payroll-oidc")
+            .await
+            .filter(|d| d == &before)
+    })
+    .await;
+    assert!(back.is_some(), "credentials Secret restored");
+}
