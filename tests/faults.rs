@@ -296,7 +296,6 @@ async fn apiserver_restart_is_survived() {
     env.apply(&idp_yaml("gh", "GitHub")).await.expect("idp");
     env.wait_condition("IdentityProvider", "gh", "Ready", "True", T)
         .await;
-
     cp.restart_apiserver();
     // The watches reconnect: a change made after the restart reaches the server.
     env.client = cp.client().await;

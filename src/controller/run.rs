@@ -74,6 +74,50 @@ where
     }
 }
 
+/// Watch reconnection backoff: 250 ms doubling to at most 5 s, with jitter, reset after a success.
+/// kube's default goes up to 30 s, which after an apiserver restart left the operator blind for up
+/// to a minute; a watch retry is cheap for the apiserver.
+#[derive(Clone)]
+struct QuickBackoff {
+    next: Duration,
+}
+
+impl Default for QuickBackoff {
+    fn default() -> Self {
+        Self {
+            next: Duration::from_millis(250),
+        }
+    }
+}
+
+impl Iterator for QuickBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        use rand::Rng;
+        let base = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(5));
+        let jitter = rand::rng().random_range(0..=base.as_millis() as u64 / 2);
+        Some(base + Duration::from_millis(jitter))
+    }
+}
+
+impl kube::runtime::utils::Backoff for QuickBackoff {
+    fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// A secondary watch (a trigger of another controller), with the same backoff as the primaries.
+fn trigger<K>(api: Api<K>) -> impl Stream<Item = Result<K, watcher::Error>> + Send
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher(api, watcher::Config::default())
+        .backoff(QuickBackoff::default())
+        .touched_objects()
+}
+
 /// Secrets as metadata only: no secret value is held in the operator's caches.
 fn meta_api(client: &Client, ns: &Option<String>) -> Api<PartialObjectMeta<KubeSecret>> {
     match ns {
@@ -111,8 +155,8 @@ where
         + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
+    let stream = watcher(api, watcher::Config::default())
+        .backoff(QuickBackoff::default())
         .reflect(writer)
         .applied_objects()
         // Status writes do not change the generation: they must not trigger a reconcile of their own
@@ -128,12 +172,9 @@ fn secret_meta(
     client: &Client,
     ns: &Option<String>,
 ) -> impl Stream<Item = Result<PartialObjectMeta<KubeSecret>, watcher::Error>> + Send {
-    watcher(
-        meta_api(client, ns),
-        watcher::Config::default().any_semantic(),
-    )
-    .default_backoff()
-    .touched_objects()
+    watcher(meta_api(client, ns), watcher::Config::default())
+        .backoff(QuickBackoff::default())
+        .touched_objects()
 }
 
 /// Runs the operator until SIGTERM / Ctrl-C.
@@ -151,13 +192,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // rebuilt, without keeping secret values in memory.
     let (secrets, secrets_writer) = reflector::store();
     let secrets_task = tokio::spawn(
-        watcher(
-            meta_api(&client, &ns),
-            watcher::Config::default().any_semantic(),
-        )
-        .default_backoff()
-        .reflect(secrets_writer)
-        .for_each(|_| futures::future::ready(())),
+        watcher(meta_api(&client, &ns), watcher::Config::default())
+            .backoff(QuickBackoff::default())
+            .reflect(secrets_writer)
+            .for_each(|_| futures::future::ready(())),
     );
 
     let ctx = Arc::new(Context {
@@ -196,6 +234,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let c = ctx.clone();
     let backend_ctrl = Controller::for_stream(backend_stream, backends.clone())
         .with_config(config.clone())
+        .trigger_backoff(QuickBackoff::default())
         .watches_stream(secret_meta(&client, &ns), move |s| {
             select(&c.backends, s.namespace(), |b: &IdentityBackend| {
                 b.spec.credentials_secret_ref.name == s.name_any()
@@ -216,20 +255,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (c1, c2, c3) = (ctx.clone(), ctx.clone(), ctx.clone());
     let idp_ctrl = Controller::for_stream(idp_stream, idps.clone())
         .with_config(config.clone())
-        .watches(
-            api::<Application>(&client, &ns),
-            watcher::Config::default().any_semantic(),
-            move |app| application::idps_to_refresh(&c1, &app),
-        )
-        .watches(
-            api::<IdentityBackend>(&client, &ns),
-            watcher::Config::default().any_semantic(),
-            move |b| {
-                select(&c2.idps, b.namespace(), |i: &IdentityProvider| {
-                    i.spec.backend_ref.name == b.name_any()
-                })
-            },
-        )
+        .trigger_backoff(QuickBackoff::default())
+        .watches_stream(trigger(api::<Application>(&client, &ns)), move |app| {
+            application::idps_to_refresh(&c1, &app)
+        })
+        .watches_stream(trigger(api::<IdentityBackend>(&client, &ns)), move |b| {
+            select(&c2.idps, b.namespace(), |i: &IdentityProvider| {
+                i.spec.backend_ref.name == b.name_any()
+            })
+        })
         .watches_stream(secret_meta(&client, &ns), move |s| {
             select(&c3.idps, s.namespace(), |i: &IdentityProvider| {
                 let r = i
@@ -253,27 +287,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (c4, c5) = (ctx.clone(), ctx.clone());
     let app_ctrl = Controller::for_stream(app_stream, apps.clone())
         .with_config(config)
+        .trigger_backoff(QuickBackoff::default())
         .owns_stream(secret_meta(&client, &ns))
-        .watches(
-            api::<IdentityProvider>(&client, &ns),
-            watcher::Config::default().any_semantic(),
-            move |idp| {
-                let me = ObjectRef::from_obj(&idp);
-                c4.index
-                    .lock()
-                    .map(|i| i.dependents(&me).cloned().collect::<Vec<_>>())
-                    .unwrap_or_default()
-            },
-        )
-        .watches(
-            api::<IdentityBackend>(&client, &ns),
-            watcher::Config::default().any_semantic(),
-            move |b| {
-                select(&c5.apps, b.namespace(), |a: &Application| {
-                    a.spec.backend_ref.name == b.name_any()
-                })
-            },
-        )
+        .watches_stream(trigger(api::<IdentityProvider>(&client, &ns)), move |idp| {
+            let me = ObjectRef::from_obj(&idp);
+            c4.index
+                .lock()
+                .map(|i| i.dependents(&me).cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+        .watches_stream(trigger(api::<IdentityBackend>(&client, &ns)), move |b| {
+            select(&c5.apps, b.namespace(), |a: &Application| {
+                a.spec.backend_ref.name == b.name_any()
+            })
+        })
         .shutdown_on_signal()
         .run(
             timed("Application", application::reconcile),

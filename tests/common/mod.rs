@@ -159,7 +159,11 @@ impl TestEnv {
         ])
         .args(extra)
         .envs(self.kubeconfig.iter().map(|k| ("KUBECONFIG", k.clone())))
-        .env("RUST_LOG", "info,identity_operator=debug")
+        .env(
+            "RUST_LOG",
+            std::env::var("OPERATOR_RUST_LOG")
+                .unwrap_or_else(|_| "info,identity_operator=debug".into()),
+        )
         .stdout(Stdio::null())
         .stderr(log);
         self.operator = Some(cmd.spawn().expect("operator starts"));
