@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# The operator image: built with the locked dependencies, run as a static-ish binary on distroless
-# (glibc + libgcc, no shell, no package manager) as the non-root user 65532.
+# The operator image: built with the locked dependencies, run on distroless
+# as the non-root user 65532. The binary links only glibc and libgcc (rustls, no OpenSSL), which the
+# distroless cc image has; it has no shell and no package manager.
 #
 #   docker build -t identity-operator:dev .
 #   docker run --rm identity-operator:dev --help
