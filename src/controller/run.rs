@@ -41,6 +41,9 @@ pub struct RunArgs {
     /// Take a Lease before reconciling, so that several replicas are safe (one is active).
     #[arg(long)]
     pub leader_elect: bool,
+    /// Name of the leader-election Lease (one per installation).
+    #[arg(long, default_value = "identity-operator")]
+    pub lease_name: String,
     /// Namespace of the leader-election Lease (default: the watched namespace, else POD_NAMESPACE,
     /// else "default").
     #[arg(long, env = "POD_NAMESPACE")]
@@ -218,15 +221,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         ready.clone(),
     ));
 
+    // Ready means "serving and healthy", leader or follower: a follower that reported not-ready would
+    // block rolling updates (the new pods could never become ready while the old leader holds the
+    // Lease) and keep `helm --wait` and Argo CD waiting.
+    ready.set(true);
     if args.leader_elect {
         let lease_ns = args
             .lease_namespace
             .clone()
             .or(ns.clone())
             .unwrap_or_else(|| "default".into());
-        crate::leader::acquire(&client, &lease_ns, "identity-operator").await?;
+        crate::leader::acquire(&client, &lease_ns, &args.lease_name).await?;
     }
-    ready.set(true);
     tracing::info!(namespace = ns.as_deref().unwrap_or("*"), resync = ?args.resync_interval, "starting controllers");
 
     let config = ControllerConfig::default().concurrency(args.concurrency);
