@@ -14,7 +14,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::conditions::{self, Cond, Outcome};
@@ -356,10 +356,14 @@ async fn apply(
     observed.dependents = dependents;
 
     // 6. JIT with the conflict policy: read-merge-write only the declared fields that differ.
-    let server_jit = client
-        .get_jit(&id)
-        .await
-        .map_err(backend_err("reading JIT provisioning"))?;
+    // The IdP's GET carries its JIT settings; ask separately only when a server leaves them out.
+    let server_jit = match server.jit.clone() {
+        Some(jit) => jit,
+        None => client
+            .get_jit(&id)
+            .await
+            .map_err(backend_err("reading JIT provisioning"))?,
+    };
     let mut jit_on = server_jit.enabled;
     let mut blocked = false;
     if let Some(mut diff) = jit_change(spec).and_then(|c| jit_diff(&c, &server_jit)) {
@@ -438,6 +442,36 @@ async fn mark_pending(
     )
     .await?;
     Ok(())
+}
+
+/// The applications that must look again after an IdentityProvider event: its dependents, but only
+/// when something they use changed (generation, server id, JIT on the server, deletion, finalizer). Status
+/// writes that only change the IdP's dependents list or conditions do not re-run every dependent.
+pub fn apps_to_refresh(ctx: &Context, idp: &IdentityProvider) -> Vec<ObjectRef<Application>> {
+    let me = ObjectRef::from_obj(idp);
+    let status = idp.status.as_ref();
+    let fingerprint = (
+        idp.metadata.generation,
+        status.and_then(|s| s.id.clone()),
+        status.and_then(|s| s.jit.clone()),
+        status.and_then(|s| s.observed_generation),
+        idp.meta().deletion_timestamp.is_some(),
+        idp.finalizers().iter().any(|f| f == FINALIZER),
+    );
+    if let Ok(mut seen) = ctx.idp_seen.lock() {
+        if seen.get(&me) == Some(&fingerprint) {
+            return Vec::new();
+        }
+        if fingerprint.4 && !fingerprint.5 {
+            seen.remove(&me); // Gone for good: forget it.
+        } else {
+            seen.insert(me.clone(), fingerprint);
+        }
+    }
+    ctx.index
+        .lock()
+        .map(|i| i.dependents(&me).cloned().collect())
+        .unwrap_or_default()
 }
 
 /// The applications whose flows offer this IdP: those declared in the cluster (from the index, no

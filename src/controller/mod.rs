@@ -48,6 +48,9 @@ pub struct Context {
     /// What IdentityProviders last learned about each Application (generation, server id, deleting),
     /// so that an Application's status write does not make its IdPs re-read the server.
     pub app_seen: Mutex<std::collections::HashMap<ObjectRef<Application>, AppFingerprint>>,
+    /// What Applications last learned about each IdentityProvider (see
+    /// `identity_provider::apps_to_refresh`).
+    pub idp_seen: Mutex<std::collections::HashMap<ObjectRef<IdentityProvider>, IdpFingerprint>>,
     /// Publishes Events.
     pub recorder: Recorder,
     /// Prometheus metrics.
@@ -59,6 +62,17 @@ pub struct Context {
 /// The parts of an Application its IdentityProviders care about: generation, server id, deleting,
 /// finalizer still present (its removal means the server object is gone).
 pub type AppFingerprint = (Option<i64>, Option<String>, bool, bool);
+
+/// The parts of an IdentityProvider its Applications care about: generation, server id, JIT on the
+/// server, observed generation, deleting, finalizer still present.
+pub type IdpFingerprint = (
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    bool,
+    bool,
+);
 
 /// Why a reconcile failed. Messages name the object and never contain secret values.
 #[derive(Debug, thiserror::Error)]

@@ -209,6 +209,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         registry: BackendRegistry::new(secrets, backend_metrics),
         index: Mutex::new(DependencyIndex::default()),
         app_seen: Mutex::default(),
+        idp_seen: Mutex::default(),
         recorder: recorder(client.clone()),
         metrics: metrics.clone(),
         resync: args.resync_interval,
@@ -296,11 +297,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .trigger_backoff(QuickBackoff::default())
         .owns_stream(secret_meta(&client, &ns))
         .watches_stream(trigger(api::<IdentityProvider>(&client, &ns)), move |idp| {
-            let me = ObjectRef::from_obj(&idp);
-            c4.index
-                .lock()
-                .map(|i| i.dependents(&me).cloned().collect::<Vec<_>>())
-                .unwrap_or_default()
+            identity_provider::apps_to_refresh(&c4, &idp)
         })
         .watches_stream(trigger(api::<IdentityBackend>(&client, &ns)), move |b| {
             select(&c5.apps, b.namespace(), |a: &Application| {
