@@ -613,11 +613,14 @@ fn has_condition(obj: &DynamicObject, type_: &str, status: &str) -> bool {
     condition(obj, type_).is_some_and(|c| c["status"] == status)
 }
 
+/// How often to list while waiting: often for small runs; for large ones rarely enough that the
+/// bench's own lists (thousands of objects with status) do not load the apiserver much. `fine`: a
+/// short wait measured in fractions of a second (the JIT toggle).
 fn poll_interval(objects: usize, fine: bool) -> Duration {
     match (objects > 2000, fine) {
         (false, true) => Duration::from_millis(250),
         (false, false) | (true, true) => Duration::from_secs(1),
-        (true, false) => Duration::from_secs(2),
+        (true, false) => Duration::from_secs(5),
     }
 }
 

@@ -206,7 +206,11 @@ impl Report {
                 ),
             ),
         ]);
+        // WATCH restarts come from kube-controller-manager's informers; they stay in the JSON.
         for (k, n) in &self.steady_state.apiserver_requests_by_verb {
+            if k.starts_with("WATCH ") {
+                continue;
+            }
             rows.push((format!("  steady apiserver {k}"), n.to_string()));
         }
         for (k, n) in &self.operator_reconciles {
