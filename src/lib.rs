@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod backend;
+pub mod bench;
 pub mod controller;
 pub mod emulator;
 pub mod flow;

@@ -31,6 +31,9 @@ enum Command {
     },
     /// Serve a local Asgardeo / WSO2 Identity Server compatible API (for tests, demos and CI).
     Emulator(identity_operator::emulator::EmulatorArgs),
+    /// Measure the operator at scale: a real control plane, the emulator with added latency, N
+    /// IdentityProviders and M Applications; prints a table (and JSON with --json).
+    Bench(identity_operator::bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -75,5 +78,6 @@ async fn main() -> anyhow::Result<()> {
             identity_operator::telemetry::init_logging(cli.log_format);
             identity_operator::emulator::serve(args).await
         }
+        Command::Bench(args) => identity_operator::bench::run(args).await.map(|_| ()),
     }
 }
