@@ -116,6 +116,31 @@ pub fn idps_to_refresh(ctx: &Context, app: &Application) -> Vec<ObjectRef<Identi
     touched
 }
 
+/// Whether an IdentityProvider exists on the server and has been reconciled once.
+fn idp_ready(idp: &IdentityProvider) -> bool {
+    idp.status
+        .as_ref()
+        .is_some_and(|s| s.id.is_some() && s.observed_generation.is_some())
+}
+
+/// A referenced IdentityProvider from the cache; when the cache has it missing or not ready yet, read
+/// it from the apiserver. The trigger that started this reconcile came on another watch than the
+/// cache's, so the cache may lag behind it by a moment; without the read the application would wait
+/// for its next resync.
+async fn referenced_idp(
+    ctx: &Context,
+    r: &ObjectRef<IdentityProvider>,
+) -> Result<Option<Arc<IdentityProvider>>, Error> {
+    if let Some(idp) = ctx.idps.get(r).filter(|i| idp_ready(i)) {
+        return Ok(Some(idp));
+    }
+    let api: Api<IdentityProvider> = Api::namespaced(
+        ctx.client.clone(),
+        r.namespace.as_deref().unwrap_or_default(),
+    );
+    Ok(api.get_opt(&r.name).await?.map(Arc::new))
+}
+
 #[derive(Default)]
 struct Observed {
     id: Option<String>,
@@ -177,7 +202,7 @@ async fn apply(
     };
     let mut idps: HashMap<String, Arc<IdentityProvider>> = HashMap::new();
     for r in referenced_idps(&app) {
-        let Some(idp) = ctx.idps.get(&r) else {
+        let Some(idp) = referenced_idp(ctx, &r).await? else {
             let msg = format!("waiting for IdentityProvider {} (referenced by loginFlow): it does not exist in namespace {ns}", r.name);
             return finish(
                 ctx,
@@ -191,11 +216,7 @@ async fn apply(
             )
             .await;
         };
-        let ready = idp
-            .status
-            .as_ref()
-            .is_some_and(|s| s.id.is_some() && s.observed_generation.is_some());
-        if !ready {
+        if !idp_ready(&idp) {
             let msg = format!(
                 "waiting for IdentityProvider {} to exist on the server",
                 r.name
