@@ -121,6 +121,13 @@ const CALLS: &[Call] = &[
         "applications",
         "src/controller/run.rs primary/watches",
     ),
+    // A fresh read of a referenced IdP when the cache lags behind a trigger.
+    call(
+        "get",
+        GROUP,
+        "identityproviders",
+        "src/controller/application.rs referenced_idp",
+    ),
     // Finalizer add/remove (kube::runtime::finalizer, JSON patch) and the create-pending /
     // secret-version annotations (merge patch).
     call(

@@ -59,6 +59,11 @@ test tests/helm.rs holds the same list and checks it with `kubectl auth can-i`.
 - apiGroups: [identity-operator.io]
   resources: [identitybackends, identityproviders, applications]
   verbs: [list, watch]
+# A fresh read of a referenced IdentityProvider when the cache lags behind a trigger
+# (src/controller/application.rs referenced_idp).
+- apiGroups: [identity-operator.io]
+  resources: [identityproviders]
+  verbs: [get]
 # Finalizer add/remove (kube::runtime::finalizer) and the create-pending / secret-version
 # annotations (src/controller/identity_provider.rs, application.rs): JSON and merge patches.
 - apiGroups: [identity-operator.io]
