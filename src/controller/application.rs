@@ -176,10 +176,7 @@ async fn apply(
             api,
             &app,
             observed,
-            Outcome::Stalled {
-                reason: "BackendNotFound".into(),
-                message: msg,
-            },
+            Outcome::stalled("BackendNotFound", msg),
         )
         .await;
     };
@@ -209,10 +206,7 @@ async fn apply(
                 api,
                 &app,
                 observed,
-                Outcome::Progressing {
-                    reason: "IdentityProviderNotFound".into(),
-                    message: msg,
-                },
+                Outcome::progressing("IdentityProviderNotFound", msg),
             )
             .await;
         };
@@ -226,10 +220,7 @@ async fn apply(
                 api,
                 &app,
                 observed,
-                Outcome::Progressing {
-                    reason: "IdentityProviderNotReady".into(),
-                    message: msg,
-                },
+                Outcome::progressing("IdentityProviderNotReady", msg),
             )
             .await;
         }
@@ -241,10 +232,7 @@ async fn apply(
                 api,
                 &app,
                 observed,
-                Outcome::Stalled {
-                    reason: "InvalidReference".into(),
-                    message: msg,
-                },
+                Outcome::stalled("InvalidReference", msg),
             )
             .await;
         }
@@ -310,10 +298,7 @@ async fn apply(
                     api,
                     &app,
                     observed,
-                    Outcome::Stalled {
-                        reason: "AlreadyExists".into(),
-                        message: msg,
-                    },
+                    Outcome::stalled("AlreadyExists", msg),
                 )
                 .await;
             }

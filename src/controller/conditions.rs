@@ -48,6 +48,22 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Needs a user's action.
+    pub fn stalled(reason: &str, message: impl Into<String>) -> Self {
+        Outcome::Stalled {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Still working; will retry without user action.
+    pub fn progressing(reason: &str, message: impl Into<String>) -> Self {
+        Outcome::Progressing {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
     /// The conditions this outcome stands for.
     pub fn conditions(&self) -> Vec<Cond> {
         match self {

@@ -87,10 +87,7 @@ async fn apply(
             api,
             &idp,
             observed,
-            Outcome::Stalled {
-                reason: "BackendNotFound".into(),
-                message: msg,
-            },
+            Outcome::stalled("BackendNotFound", msg),
         )
         .await;
     };
@@ -119,10 +116,7 @@ async fn apply(
             api,
             &idp,
             observed,
-            Outcome::Stalled {
-                reason: "InvalidSpec".into(),
-                message: msg,
-            },
+            Outcome::stalled("InvalidSpec", msg),
         )
         .await;
     }
@@ -149,10 +143,7 @@ async fn apply(
                     api,
                     &idp,
                     observed,
-                    Outcome::Stalled {
-                        reason: "SecretNotFound".into(),
-                        message: msg,
-                    },
+                    Outcome::stalled("SecretNotFound", msg),
                 )
                 .await;
             }
@@ -171,10 +162,7 @@ async fn apply(
             api,
             &idp,
             observed,
-            Outcome::Stalled {
-                reason: "InvalidSpec".into(),
-                message: msg,
-            },
+            Outcome::stalled("InvalidSpec", msg),
         )
         .await;
     };
@@ -236,10 +224,7 @@ async fn apply(
                     api,
                     &idp,
                     observed,
-                    Outcome::Stalled {
-                        reason: "AlreadyExists".into(),
-                        message: msg,
-                    },
+                    Outcome::stalled("AlreadyExists", msg),
                 )
                 .await;
             }
@@ -401,14 +386,14 @@ async fn apply(
 
     // 7. Status.
     let outcome = if blocked {
-        Outcome::Stalled {
-            reason: "JITDisableBlocked".into(),
-            message: format!(
+        Outcome::stalled(
+            "JITDisableBlocked",
+            format!(
                 "JIT provisioning was not disabled on the server because {} need a local account after this provider (conflictPolicy: Block). \
                  Enable jit again, remove the MFA step from those applications, or set conflictPolicy: Warn to push it anyway. The rest of the spec is applied.",
                 names(&observed.conflicts)
             ),
-        }
+        )
     } else {
         Outcome::Ready(format!("identity provider {id} matches the spec"))
     };
