@@ -550,3 +550,40 @@ async fn secret_rotation_is_pushed_and_credentials_secret_is_restored() {
     .await;
     assert!(back.is_some(), "credentials Secret restored");
 }
+
+#[tokio::test]
+async fn one_operator_watches_a_list_of_namespaces() {
+    let mut a = TestEnv::new("multi-a").await;
+    let b = TestEnv::new("multi-b").await;
+    let c = TestEnv::new("multi-c").await;
+    // Watches a and b (a repeated flag and a comma-separated one both work), not c.
+    a.start_operator(&["--namespace", &format!("{},{}", b.ns, "unused-ns")]);
+    for env in [&a, &b, &c] {
+        env.create_backend("asgardeo").await;
+        env.apply(&google(true, "Block")).await.expect("idp");
+    }
+    a.wait_condition("IdentityProvider", "google", "Ready", "True", T)
+        .await;
+    b.wait_condition("IdentityProvider", "google", "Ready", "True", T)
+        .await;
+    assert!(b
+        .server()
+        .find_idp_by_name("Google")
+        .await
+        .expect("list")
+        .is_some());
+    // c is not watched: no status, nothing on its server.
+    let untouched = common::wait_until(Duration::from_secs(3), || async {
+        c.get("IdentityProvider", "google")
+            .await
+            .filter(|o| !o["status"].is_null())
+    })
+    .await;
+    assert!(untouched.is_none(), "namespace c is not watched");
+    assert!(c
+        .server()
+        .find_idp_by_name("Google")
+        .await
+        .expect("list")
+        .is_none());
+}

@@ -25,9 +25,10 @@ use crate::telemetry::{self, Metrics};
 /// Options of `identity-operator run`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "WATCH_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only these namespaces (repeat the flag or separate with commas; default: all
+    /// namespaces). Each namespace gets its own caches and watches, so RBAC can be limited to them.
+    #[arg(long = "namespace", env = "WATCH_NAMESPACE", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
     /// How often each object is compared with the server when nothing changes (jittered ±10 %),
     /// e.g. 300s, 5m, 1h.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
@@ -183,10 +184,45 @@ fn secret_meta(
 /// Runs the operator until SIGTERM / Ctrl-C.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
-    let ns = args.namespace.clone();
     let metrics = Arc::new(Metrics::new());
-    let backend_metrics = metrics.backend.clone();
+    let ready = telemetry::Readiness::default();
+    let server = tokio::spawn(telemetry::serve(
+        args.metrics_addr,
+        metrics.clone(),
+        ready.clone(),
+    ));
 
+    // Ready means "serving and healthy", leader or follower: a follower that reported not-ready would
+    // block rolling updates (the new pods could never become ready while the old leader holds the
+    // Lease) and keep `helm --wait` and Argo CD waiting.
+    ready.set(true);
+    if args.leader_elect {
+        let lease_ns = args
+            .lease_namespace
+            .clone()
+            .or(args.namespaces.first().cloned())
+            .unwrap_or_else(|| "default".into());
+        crate::leader::acquire(&client, &lease_ns, &args.lease_name).await?;
+    }
+    let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.namespaces.iter().cloned().map(Some).collect()
+    };
+    futures::future::join_all(
+        scopes
+            .into_iter()
+            .map(|ns| controllers(client.clone(), ns, metrics.clone(), args.clone())),
+    )
+    .await;
+    server.abort();
+    tracing::info!("controllers stopped");
+    Ok(())
+}
+
+/// The three controllers for one namespace (or all), with their caches and watches.
+async fn controllers(client: Client, ns: Option<String>, metrics: Arc<Metrics>, args: RunArgs) {
+    let backend_metrics = metrics.backend.clone();
     let (backends, backend_stream) = primary(api::<IdentityBackend>(&client, &ns));
     let (idps, idp_stream) = primary(api::<IdentityProvider>(&client, &ns));
     let (apps, app_stream) = primary(api::<Application>(&client, &ns));
@@ -211,29 +247,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         app_seen: Mutex::default(),
         idp_seen: Mutex::default(),
         recorder: recorder(client.clone()),
-        metrics: metrics.clone(),
+        metrics,
         resync: args.resync_interval,
     });
-
-    let ready = telemetry::Readiness::default();
-    let server = tokio::spawn(telemetry::serve(
-        args.metrics_addr,
-        metrics.clone(),
-        ready.clone(),
-    ));
-
-    // Ready means "serving and healthy", leader or follower: a follower that reported not-ready would
-    // block rolling updates (the new pods could never become ready while the old leader holds the
-    // Lease) and keep `helm --wait` and Argo CD waiting.
-    ready.set(true);
-    if args.leader_elect {
-        let lease_ns = args
-            .lease_namespace
-            .clone()
-            .or(ns.clone())
-            .unwrap_or_else(|| "default".into());
-        crate::leader::acquire(&client, &lease_ns, &args.lease_name).await?;
-    }
     tracing::info!(namespace = ns.as_deref().unwrap_or("*"), resync = ?args.resync_interval, "starting controllers");
 
     let config = ControllerConfig::default().concurrency(args.concurrency);
@@ -314,9 +330,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     tokio::join!(backend_ctrl, idp_ctrl, app_ctrl);
     secrets_task.abort();
-    server.abort();
-    tracing::info!("controllers stopped");
-    Ok(())
 }
 
 /// A boxed reconcile future.
