@@ -24,11 +24,12 @@ use super::identity_backend::now;
 use super::identity_provider::CREATE_PENDING;
 use super::translate::{self, desired_flow, desired_oidc, flow_differs, oidc_differs};
 use super::{
-    apply_status, backend_err, jittered, publish, registry, Context, Error, FINALIZER, MANAGER,
+    apply_status, backend_err, cleanup, jittered, publish, registry, Context, Error, FINALIZER,
+    MANAGER,
 };
 use crate::api::application::AppConflictEntry;
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
-use crate::api::{Application, ApplicationStatus, DeletionPolicy, IdentityProvider};
+use crate::api::{Application, ApplicationStatus, IdentityProvider};
 use crate::backend::{ApplicationPatch, NewApplication};
 use crate::flow::{self, Jit};
 
@@ -638,85 +639,18 @@ async fn finish(
 }
 
 async fn cleanup(app: Arc<Application>, ctx: &Context) -> Result<Action, Error> {
-    let ns = app.namespace().ok_or(Error::NoNamespace)?;
     index_app(ctx, &app);
     ctx.metrics.set_conflicts(
         "Application",
         &ObjectRef::from_obj(app.as_ref()).to_string(),
         0,
     );
-    if app.spec.deletion_policy == DeletionPolicy::Orphan {
-        publish(
-            ctx,
-            app.as_ref(),
-            EventType::Normal,
-            "Orphaned",
-            "Delete",
-            "deletionPolicy Orphan: the application stays on the server".into(),
-        )
-        .await;
-        return Ok(Action::await_change());
-    }
-    let Some(backend) = ctx
-        .backends
-        .get(&ObjectRef::new(&app.spec.backend_ref.name).within(&ns))
-    else {
-        publish(
-            ctx,
-            app.as_ref(),
-            EventType::Warning,
-            "BackendGone",
-            "Delete",
-            format!(
-                "IdentityBackend {} is gone: the application is left on the server",
-                app.spec.backend_ref.name
-            ),
-        )
-        .await;
-        return Ok(Action::await_change());
+    let owned = cleanup::Owned {
+        kind: cleanup::ServerKind::Application,
+        policy: app.spec.deletion_policy,
+        backend_ref: &app.spec.backend_ref,
+        display_name: &app.spec.display_name,
+        id: app.status.as_ref().and_then(|s| s.id.clone()),
     };
-    let client = match ctx.registry.client_for(&ctx.client, &backend).await {
-        Ok(c) => c,
-        Err(e) => {
-            publish(
-                ctx,
-                app.as_ref(),
-                EventType::Warning,
-                "BackendUnusable",
-                "Delete",
-                format!("{e}: the application is left on the server"),
-            )
-            .await;
-            return Ok(Action::await_change());
-        }
-    };
-    let mut id = app.status.as_ref().and_then(|s| s.id.clone());
-    if id.is_none() && app.annotations().get(CREATE_PENDING) == Some(&app.spec.display_name) {
-        id = client
-            .find_application_by_name(&app.spec.display_name)
-            .await
-            .map_err(backend_err("looking up the application"))?
-            .map(|s| s.id);
-    }
-    if let Some(id) = id {
-        let existed = client
-            .delete_application(&id)
-            .await
-            .map_err(backend_err(format!("deleting application {id}")))?;
-        let note = if existed {
-            format!("deleted application {id} on the server")
-        } else {
-            format!("application {id} was already gone")
-        };
-        publish(
-            ctx,
-            app.as_ref(),
-            EventType::Normal,
-            "Deleted",
-            "Delete",
-            note,
-        )
-        .await;
-    }
-    Ok(Action::await_change())
+    cleanup::release(ctx, app.as_ref(), owned).await
 }

@@ -21,12 +21,12 @@ use super::conditions::{self, Cond, Outcome};
 use super::identity_backend::now;
 use super::translate::{self, authenticator_differs, desired_authenticator, jit_change, jit_diff};
 use super::{
-    apply_status, backend_err, jittered, publish, read_secret, registry, secret_value, Context,
-    Error, FINALIZER,
+    apply_status, backend_err, cleanup, jittered, publish, read_secret, registry, secret_value,
+    Context, Error, FINALIZER,
 };
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
 use crate::api::identity_provider::{ConflictEntry, ConflictPolicy, Dependent};
-use crate::api::{Application, DeletionPolicy, IdentityProvider, IdentityProviderStatus};
+use crate::api::{Application, IdentityProvider, IdentityProviderStatus};
 use crate::backend::{IdentityServer, IdpPatch, NewIdp, Secret};
 use crate::flow::{self, Jit, LocalAccountAuthenticators};
 
@@ -660,85 +660,17 @@ async fn finish(
 }
 
 async fn cleanup(idp: Arc<IdentityProvider>, ctx: &Context) -> Result<Action, Error> {
-    let ns = idp.namespace().ok_or(Error::NoNamespace)?;
     ctx.metrics.set_conflicts(
         "IdentityProvider",
         &ObjectRef::from_obj(idp.as_ref()).to_string(),
         0,
     );
-    if idp.spec.deletion_policy == DeletionPolicy::Orphan {
-        publish(
-            ctx,
-            idp.as_ref(),
-            EventType::Normal,
-            "Orphaned",
-            "Delete",
-            "deletionPolicy Orphan: the identity provider stays on the server".into(),
-        )
-        .await;
-        return Ok(Action::await_change());
-    }
-    let Some(backend) = ctx
-        .backends
-        .get(&ObjectRef::new(&idp.spec.backend_ref.name).within(&ns))
-    else {
-        publish(
-            ctx,
-            idp.as_ref(),
-            EventType::Warning,
-            "BackendGone",
-            "Delete",
-            format!(
-                "IdentityBackend {} is gone: the identity provider is left on the server",
-                idp.spec.backend_ref.name
-            ),
-        )
-        .await;
-        return Ok(Action::await_change());
+    let owned = cleanup::Owned {
+        kind: cleanup::ServerKind::IdentityProvider,
+        policy: idp.spec.deletion_policy,
+        backend_ref: &idp.spec.backend_ref,
+        display_name: &idp.spec.display_name,
+        id: idp.status.as_ref().and_then(|s| s.id.clone()),
     };
-    let client = match ctx.registry.client_for(&ctx.client, &backend).await {
-        Ok(c) => c,
-        Err(e) => {
-            publish(
-                ctx,
-                idp.as_ref(),
-                EventType::Warning,
-                "BackendUnusable",
-                "Delete",
-                format!("{e}: the identity provider is left on the server"),
-            )
-            .await;
-            return Ok(Action::await_change());
-        }
-    };
-    let mut id = idp.status.as_ref().and_then(|s| s.id.clone());
-    if id.is_none() && idp.annotations().get(CREATE_PENDING) == Some(&idp.spec.display_name) {
-        // A create may have reached the server before a crash: delete what it made.
-        id = client
-            .find_idp_by_name(&idp.spec.display_name)
-            .await
-            .map_err(backend_err("looking up the identity provider"))?
-            .map(|s| s.id);
-    }
-    if let Some(id) = id {
-        let existed = client
-            .delete_idp(&id)
-            .await
-            .map_err(backend_err(format!("deleting identity provider {id}")))?;
-        let note = if existed {
-            format!("deleted identity provider {id} on the server")
-        } else {
-            format!("identity provider {id} was already gone")
-        };
-        publish(
-            ctx,
-            idp.as_ref(),
-            EventType::Normal,
-            "Deleted",
-            "Delete",
-            note,
-        )
-        .await;
-    }
-    Ok(Action::await_change())
+    cleanup::release(ctx, idp.as_ref(), owned).await
 }

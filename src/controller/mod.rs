@@ -2,6 +2,7 @@
 //! holds what they share: the [`Context`], the error type, status and event helpers, and [`run`].
 
 pub mod application;
+pub mod cleanup;
 pub mod conditions;
 pub mod identity_backend;
 pub mod identity_provider;
