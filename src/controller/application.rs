@@ -24,8 +24,8 @@ use super::identity_backend::now;
 use super::identity_provider::CREATE_PENDING;
 use super::translate::{self, desired_flow, desired_oidc, flow_differs, oidc_differs};
 use super::{
-    apply_status, backend_err, cleanup, jittered, publish, registry, Context, Error, FINALIZER,
-    MANAGER,
+    annotate, apply_status, backend_err, cleanup, jittered, publish, registry, Context, Error,
+    FINALIZER, MANAGER,
 };
 use crate::api::application::AppConflictEntry;
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
@@ -46,11 +46,7 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
         }
     })
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    })
+    .map_err(Error::from)
 }
 
 /// The IdentityProviders an application's flow references.
@@ -304,7 +300,7 @@ async fn apply(
                 .await;
             }
             None => {
-                mark_pending(api, &app, Some(&spec.display_name)).await?;
+                annotate(api, app.as_ref(), CREATE_PENDING, Some(&spec.display_name)).await?;
                 let new = NewApplication {
                     name: spec.display_name.clone(),
                     description: spec.description.clone(),
@@ -321,7 +317,7 @@ async fn apply(
                     ..old.clone()
                 };
                 apply_status(api, app.as_ref(), None, &early).await?;
-                mark_pending(api, &app, None).await?;
+                annotate(api, app.as_ref(), CREATE_PENDING, None).await?;
                 publish(
                     ctx,
                     app.as_ref(),
@@ -532,21 +528,6 @@ async fn write_credentials(
         format!("wrote client-id and client-secret to Secret {name}"),
     )
     .await;
-    Ok(())
-}
-
-async fn mark_pending(
-    api: &Api<Application>,
-    app: &Application,
-    name: Option<&str>,
-) -> Result<(), Error> {
-    let patch = json!({"metadata": {"annotations": {CREATE_PENDING: name}}});
-    api.patch(
-        &app.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
     Ok(())
 }
 

@@ -9,20 +9,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use super::conditions::{self, Cond, Outcome};
 use super::identity_backend::now;
 use super::translate::{self, authenticator_differs, desired_authenticator, jit_change, jit_diff};
 use super::{
-    apply_status, backend_err, cleanup, jittered, publish, read_secret, registry, secret_value,
-    Context, Error, FINALIZER,
+    annotate, apply_status, backend_err, cleanup, jittered, publish, read_secret, registry,
+    secret_value, Context, Error, FINALIZER,
 };
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
 use crate::api::identity_provider::{ConflictEntry, ConflictPolicy, Dependent};
@@ -45,11 +43,7 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
         }
     })
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    })
+    .map_err(Error::from)
 }
 
 /// What the reconcile learned, for the status.
@@ -229,7 +223,7 @@ async fn apply(
                 .await;
             }
             None => {
-                mark_pending(api, &idp, Some(&spec.display_name)).await?;
+                annotate(api, idp.as_ref(), CREATE_PENDING, Some(&spec.display_name)).await?;
                 let new = NewIdp {
                     name: spec.display_name.clone(),
                     description: spec.description.clone(),
@@ -247,7 +241,7 @@ async fn apply(
                     ..old.clone()
                 };
                 apply_status(api, idp.as_ref(), None, &early).await?;
-                mark_pending(api, &idp, None).await?;
+                annotate(api, idp.as_ref(), CREATE_PENDING, None).await?;
                 publish(
                     ctx,
                     idp.as_ref(),
@@ -413,21 +407,6 @@ fn old_secret_version(idp: &IdentityProvider) -> Option<String> {
 /// The resourceVersion of the client Secret last pushed, so a Secret edit is pushed even though the
 /// server never shows the secret back. Kept as an annotation: it is bookkeeping, not status a user reads.
 pub const SECRET_VERSION: &str = "identity-operator.io/client-secret-version";
-
-async fn mark_pending(
-    api: &Api<IdentityProvider>,
-    idp: &IdentityProvider,
-    name: Option<&str>,
-) -> Result<(), Error> {
-    let patch = json!({"metadata": {"annotations": {CREATE_PENDING: name}}});
-    api.patch(
-        &idp.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
-}
 
 /// The applications that must look again after an IdentityProvider event: its dependents, but only
 /// when something they use changed (generation, server id, JIT on the server, deletion, finalizer). Status
@@ -641,13 +620,7 @@ async fn finish(
             && observed.id.is_some()
             && outcome.is_ready()
         {
-            let patch = json!({"metadata": {"annotations": {SECRET_VERSION: v}}});
-            api.patch(
-                &idp.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await?;
+            annotate(api, idp, SECRET_VERSION, Some(v)).await?;
         }
     }
     apply_status(api, idp, idp.status.as_ref(), &status).await?;

@@ -159,6 +159,33 @@ where
     Ok(true)
 }
 
+/// Sets (or, with `None`, removes) one annotation of `obj` with a merge patch: bookkeeping such as
+/// the create-pending mark, never the spec.
+pub async fn annotate<K>(api: &Api<K>, obj: &K, key: &str, value: Option<&str>) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+impl From<kube::runtime::finalizer::Error<Error>> for Error {
+    /// Apply and cleanup errors are ours; the finalizer's own (patch) failures are wrapped.
+    fn from(e: kube::runtime::finalizer::Error<Error>) -> Self {
+        match e {
+            kube::runtime::finalizer::Error::ApplyFailed(e)
+            | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+            other => Error::Finalizer(other.to_string()),
+        }
+    }
+}
+
 /// Publishes an Event on `obj`; a failure to publish is logged, never fatal.
 pub async fn publish<K>(
     ctx: &Context,
