@@ -7,10 +7,12 @@
 //! Asgardeo-compatible server.
 
 pub mod api;
+pub mod audit;
 pub mod backend;
 pub mod bench;
 pub mod controller;
 pub mod emulator;
+pub mod export;
 pub mod flow;
 pub mod leader;
 pub mod lint;

@@ -28,7 +28,16 @@ enum Command {
         /// Files or folders; folders are read recursively (*.yaml, *.yml).
         #[arg(required = true)]
         paths: Vec<std::path::PathBuf>,
+        /// Output format: text, json, sarif (code scanning) or github (workflow annotations).
+        #[arg(long, value_enum, default_value_t = identity_operator::lint::Format::Text)]
+        format: identity_operator::lint::Format,
     },
+    /// Read a live tenant and write the resources that describe it (adopt: true), the Secrets to
+    /// create and a report of what they cannot express. Client secret from IDENTITY_CLIENT_SECRET.
+    Export(identity_operator::export::ExportArgs),
+    /// The conflict check against a live tenant: every application, every IdP's JIT, the rule and
+    /// messages of lint. Exit status: 0 clean, 1 conflicts, 2 the tenant could not be read.
+    Audit(identity_operator::audit::AuditArgs),
     /// Serve a local Asgardeo / WSO2 Identity Server compatible API (for tests, demos and CI).
     Emulator(identity_operator::emulator::EmulatorArgs),
     /// Measure the operator at scale: a real control plane, the emulator with added latency, N
@@ -54,26 +63,17 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Lint { paths } => {
-            let docs = match identity_operator::lint::load_paths(&paths) {
-                Ok(docs) => docs,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    std::process::exit(2);
-                }
-            };
-            let report = identity_operator::lint::lint_documents(&docs);
-            for f in &report.findings {
-                println!("{}: {}", f.location, f.problem);
-            }
-            println!(
-                "{} problem(s) in {} object(s) from {} file(s)",
-                report.findings.len(),
-                report.objects,
-                report.files
-            );
-            std::process::exit(report.exit_code());
+        Command::Lint { paths, format } => {
+            std::process::exit(identity_operator::lint::run_cli(&paths, format));
         }
+        Command::Export(args) => match identity_operator::export::run(&args).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
+        },
+        Command::Audit(args) => std::process::exit(identity_operator::audit::run(&args).await),
         Command::Emulator(args) => {
             identity_operator::telemetry::init_logging(cli.log_format);
             identity_operator::emulator::serve(args).await

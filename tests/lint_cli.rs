@@ -47,3 +47,31 @@ fn unreadable_input_exits_two() {
     let (code, _) = lint(&["no/such/folder"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn github_format_annotates_the_file_and_line() {
+    let (code, out) = lint(&["--format", "github", "examples/"]);
+    assert_eq!(code, 1, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("::error "))
+        .unwrap_or_else(|| panic!("no annotation in {out}"));
+    assert!(
+        line.starts_with(
+            "::error file=examples/jit-off/payroll.yaml,line=3,title=InterconnectionConflict::Application identity-jit-off/payroll step 1"
+        ),
+        "{line}"
+    );
+    assert_eq!(out.matches("::error ").count(), 1, "{out}");
+}
+
+#[test]
+fn json_format_is_data() {
+    let (code, out) = lint(&["--format", "json", "examples/"]);
+    assert_eq!(code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON document");
+    assert_eq!(v["problems"], 1);
+    assert_eq!(v["objects"], 6);
+    assert_eq!(v["findings"][0]["file"], "examples/jit-off/payroll.yaml");
+    assert_eq!(v["findings"][0]["line"], 3);
+}

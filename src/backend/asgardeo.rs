@@ -746,7 +746,7 @@ impl AsgardeoClient {
     }
 
     /// Follows `next` links until the last page. `items` extracts a page's items and links.
-    async fn list_all<P: DeserializeOwned, I>(
+    pub(super) async fn list_all<P: DeserializeOwned, I>(
         &self,
         op: Operation,
         segments: &[&str],

@@ -5,8 +5,10 @@
 //! namespace → run the same conflict rule as the operator (`crate::flow`) → report with file and
 //! document position. Exit status: 0 clean, 1 problems found, 2 unreadable input.
 
+mod format;
 mod load;
 
+pub use format::{render, run_cli, Format};
 pub use load::{load_paths, Document, LoadError};
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,7 +22,8 @@ use crate::flow::{self, Flow, FlowOption, Jit, LocalAccountAuthenticators};
 pub struct Location {
     /// The file, as given or found under a given folder.
     pub file: String,
-    /// The line the document starts on (1-based).
+    /// The line the document starts on (1-based); 0 when the finding is about an object on a live
+    /// server rather than in a file (then `file` is the object's URL).
     pub line: usize,
     /// The position of the document in the file (1-based).
     pub document: usize,
@@ -28,6 +31,10 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            // Not a place in a file: an object on a live server (`audit`).
+            return write!(f, "{}", self.file);
+        }
         write!(
             f,
             "{}:{} (document {})",
@@ -45,6 +52,24 @@ pub enum Problem {
     DanglingReference(String),
     /// An object of one of our kinds that does not parse, or two objects that clash.
     Invalid(String),
+}
+
+impl Problem {
+    /// The rule id tools show (SARIF `ruleId`, annotation title).
+    pub fn rule_id(&self) -> &'static str {
+        match self {
+            Problem::Conflict(_) => "InterconnectionConflict",
+            Problem::DanglingReference(_) => "DanglingReference",
+            Problem::Invalid(_) => "Invalid",
+        }
+    }
+
+    /// The message without the rule id.
+    pub fn message(&self) -> &str {
+        match self {
+            Problem::Conflict(m) | Problem::DanglingReference(m) | Problem::Invalid(m) => m,
+        }
+    }
 }
 
 impl fmt::Display for Problem {
@@ -96,6 +121,23 @@ fn key_of(ns: Option<&String>, name: Option<&String>) -> Key {
     (
         ns.cloned().unwrap_or_else(|| "default".to_string()),
         name.cloned().unwrap_or_default(),
+    )
+}
+
+/// The conflict message, shared by `lint` (files) and `audit` (a live tenant) so that both say the
+/// same thing. `app` and `idp` are `namespace/name`; `idp_place` says where the IdP is declared;
+/// `jit` completes "which ..." (e.g. `has jit.enabled: false`).
+pub fn conflict_message(
+    app: &str,
+    idp: &str,
+    idp_place: &str,
+    jit: &str,
+    c: &flow::Conflict,
+) -> String {
+    let short = idp.rsplit('/').next().unwrap_or(idp);
+    format!(
+        "Application {app} step {} offers IdentityProvider {idp} ({idp_place}), which {jit}; step {} offers {}, which needs a local account, so its users fail at step {}. Enable JIT on {short}, or stop requiring {} after it (for example only for local users, by a conditional-auth script; scripts are not analysed).",
+        c.identity_provider_step, c.authenticator_step, c.authenticator, c.authenticator_step, c.authenticator
     )
 }
 
@@ -265,11 +307,16 @@ pub fn lint_documents(docs: &[Document]) -> Report {
             } else {
                 "has jit.enabled: false"
             };
-            problem(&p.location, Problem::Conflict(format!(
-                "Application {ns}/{name} step {} offers IdentityProvider {ns}/{} ({}), which {jit}; step {} offers {}, which needs a local account, so its users fail at step {}. Enable JIT on {}, or stop requiring {} after it (for example only for local users, by a conditional-auth script; scripts are not analysed).",
-                c.identity_provider_step, c.identity_provider, idp.location, c.authenticator_step,
-                c.authenticator, c.authenticator_step, c.identity_provider, c.authenticator
-            )));
+            problem(
+                &p.location,
+                Problem::Conflict(conflict_message(
+                    &format!("{ns}/{name}"),
+                    &format!("{ns}/{}", c.identity_provider),
+                    &idp.location.to_string(),
+                    jit,
+                    &c,
+                )),
+            );
         }
         for u in analysis.unknown_references {
             problem(&p.location, Problem::DanglingReference(format!(

@@ -1,0 +1,139 @@
+//! `identity-operator audit`: the conflict check against a live tenant.
+//!
+//! Steps: read the whole tenant (`backend::inventory`) → every application's user-defined flow as the
+//! conflict rule sees it (`controller::translate::flow_for_rule`, the controller's own mapping) → the
+//! rule (`flow::check_flow`) against every IdP's JIT setting on the server → findings with `lint`'s
+//! message (`lint::conflict_message`), naming objects the way `export` names them, so an audit of a
+//! tenant and a lint of its export say the same thing. Exit status: 0 clean, 1 conflicts, 2 the
+//! tenant could not be read.
+
+use std::collections::HashMap;
+
+use crate::backend::inventory::TenantSnapshot;
+use crate::backend::FlowKind;
+use crate::controller::translate::flow_for_rule;
+use crate::export::{ConnectionArgs, Names};
+use crate::flow::{self, Jit, LocalAccountAuthenticators};
+use crate::lint::{self, Finding, Format, Location, Problem, Report};
+
+/// Command-line arguments of `identity-operator audit`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AuditArgs {
+    /// The tenant.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Namespace to name objects in, as `export --namespace` would (messages then match `lint` of
+    /// the export).
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// Authenticators that need a local account (comma separated); replaces the default list, like
+    /// an IdentityBackend's `localAccountAuthenticators`.
+    #[arg(long, value_delimiter = ',')]
+    pub local_account_authenticators: Option<Vec<String>>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// The conflict check of a snapshot. Pure. `api_url` is the tenant's management API base
+/// (`.../api/server/v1/`), used to point each finding at its application.
+pub fn audit_snapshot(
+    snapshot: &TenantSnapshot,
+    api_url: &str,
+    namespace: &str,
+    needs_local: &LocalAccountAuthenticators,
+) -> Report {
+    let names = Names::new(snapshot);
+    let jit: HashMap<String, Jit> = snapshot
+        .idps
+        .iter()
+        .map(|d| (d.idp.name.clone(), Jit::from(Some(d.jit.enabled))))
+        .collect();
+    let ids: HashMap<&str, &str> = snapshot
+        .idps
+        .iter()
+        .map(|d| (d.idp.name.as_str(), d.idp.id.as_str()))
+        .collect();
+    let mut report = Report {
+        objects: snapshot.idps.len() + snapshot.applications.len(),
+        ..Report::default()
+    };
+    for d in &snapshot.applications {
+        let app = &d.app;
+        if app.login_flow.kind != FlowKind::UserDefined {
+            continue; // The tenant default flow is not the application's own.
+        }
+        let location = Location {
+            file: format!("{api_url}applications/{}", app.id),
+            line: 0,
+            document: 0,
+        };
+        let rule_flow = flow_for_rule(&app.login_flow.steps, needs_local);
+        let analysis = flow::check_flow(&app.name, &rule_flow, &jit, needs_local);
+        let app_label = format!("{namespace}/{}", names.app(&app.name));
+        for c in analysis.conflicts {
+            let idp = &c.identity_provider;
+            let place = format!(
+                "on the server: identity provider {idp:?}, id {}",
+                ids.get(idp.as_str()).copied().unwrap_or("unknown")
+            );
+            report.findings.push(Finding {
+                location: location.clone(),
+                problem: Problem::Conflict(lint::conflict_message(
+                    &app_label,
+                    &format!("{namespace}/{}", names.idp(idp)),
+                    &place,
+                    "has jit.enabled: false",
+                    &c,
+                )),
+            });
+        }
+        for u in analysis.unknown_references {
+            report.findings.push(Finding {
+                location: location.clone(),
+                problem: Problem::DanglingReference(format!(
+                    "Application {app_label} step {} references identity provider {:?}, which is not on the server",
+                    u.step, u.identity_provider
+                )),
+            });
+        }
+    }
+    report.findings.sort();
+    report.findings.dedup();
+    report
+}
+
+/// Runs `audit`: prints the report, returns the exit status.
+pub async fn run(args: &AuditArgs) -> i32 {
+    let (snapshot, tenant_url) = match args.connection.read().await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let needs_local = args
+        .local_account_authenticators
+        .clone()
+        .map(LocalAccountAuthenticators::from_names)
+        .unwrap_or_default();
+    let api_url = format!("{tenant_url}api/server/v1/");
+    let report = audit_snapshot(&snapshot, &api_url, &args.namespace, &needs_local);
+    let flows = snapshot
+        .applications
+        .iter()
+        .filter(|a| a.app.login_flow.kind == FlowKind::UserDefined)
+        .count();
+    let summary = format!(
+        "{} problem(s) in {} application(s) ({} with their own login flow) and {} identity provider(s) on {tenant_url}",
+        report.findings.len(),
+        snapshot.applications.len(),
+        flows,
+        snapshot.idps.len(),
+    );
+    print!("{}", lint::render(&report, args.format, &summary));
+    report.exit_code()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,206 @@
+use super::*;
+use crate::export::tests::{app, google, idp, tenant};
+
+const API: &str = "https://api.asgardeo.io/t/acme/api/server/v1/";
+
+fn conflicts(snapshot: &TenantSnapshot, needs_local: &LocalAccountAuthenticators) -> Vec<String> {
+    audit_snapshot(snapshot, API, "identity", needs_local)
+        .findings
+        .iter()
+        .map(|f| format!("{} {}", f.location, f.problem))
+        .collect()
+}
+
+#[test]
+fn every_application_and_every_idp_on_the_server_counts() {
+    let found = conflicts(&tenant(), &LocalAccountAuthenticators::default());
+    // Payroll (Google, JIT off, then totp) and Legacy (Okta, which export cannot express, then totp).
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0].starts_with(&format!("{API}applications/id-Legacy InterconnectionConflict: Application identity/legacy step 1 offers IdentityProvider identity/okta (on the server: identity provider \"Okta\", id id-Okta)")), "{}", found[0]);
+    assert!(
+        found[1].contains(
+            "Application identity/payroll step 1 offers IdentityProvider identity/google"
+        ),
+        "{}",
+        found[1]
+    );
+    assert!(
+        found[1].contains("step 2 offers totp, which needs a local account"),
+        "{}",
+        found[1]
+    );
+}
+
+#[test]
+fn table() {
+    let local = LocalAccountAuthenticators::default();
+    let duo_only = LocalAccountAuthenticators::from_names(["DuoAuthenticator"]);
+    let cases: Vec<(&str, TenantSnapshot, &LocalAccountAuthenticators, usize)> = vec![
+        (
+            "jit on: clean",
+            TenantSnapshot {
+                idps: vec![google("Google", true)],
+                applications: vec![app(
+                    "A",
+                    &[
+                        &[("Google", "GoogleOIDCAuthenticator")],
+                        &[("LOCAL", "totp")],
+                    ],
+                    None,
+                )],
+            },
+            &local,
+            0,
+        ),
+        (
+            "alternatives in one step: clean",
+            TenantSnapshot {
+                idps: vec![google("Google", false)],
+                applications: vec![app(
+                    "A",
+                    &[&[("Google", "GoogleOIDCAuthenticator"), ("LOCAL", "totp")]],
+                    None,
+                )],
+            },
+            &local,
+            0,
+        ),
+        (
+            "mfa before the idp: clean",
+            TenantSnapshot {
+                idps: vec![google("Google", false)],
+                applications: vec![app(
+                    "A",
+                    &[
+                        &[("LOCAL", "totp")],
+                        &[("Google", "GoogleOIDCAuthenticator")],
+                    ],
+                    None,
+                )],
+            },
+            &local,
+            0,
+        ),
+        (
+            "default flow: not the application's own",
+            TenantSnapshot {
+                idps: vec![google("Google", false)],
+                applications: vec![app("A", &[], None)],
+            },
+            &local,
+            0,
+        ),
+        (
+            "a connector second factor counts when listed",
+            TenantSnapshot {
+                idps: vec![
+                    google("Google", false),
+                    idp("Duo", "DuoAuthenticator", &[], false),
+                ],
+                applications: vec![app(
+                    "A",
+                    &[
+                        &[("Google", "GoogleOIDCAuthenticator")],
+                        &[("Duo", "DuoAuthenticator")],
+                    ],
+                    None,
+                )],
+            },
+            &duo_only,
+            1,
+        ),
+        (
+            "the list replaces the default",
+            TenantSnapshot {
+                idps: vec![google("Google", false)],
+                applications: vec![app(
+                    "A",
+                    &[
+                        &[("Google", "GoogleOIDCAuthenticator")],
+                        &[("LOCAL", "totp")],
+                    ],
+                    None,
+                )],
+            },
+            &duo_only,
+            0,
+        ),
+        (
+            "a script does not hide a conflict",
+            TenantSnapshot {
+                idps: vec![google("Google", false)],
+                applications: vec![app(
+                    "A",
+                    &[
+                        &[("Google", "GoogleOIDCAuthenticator")],
+                        &[("LOCAL", "FIDOAuthenticator")],
+                    ],
+                    Some("executeStep(1);"),
+                )],
+            },
+            &local,
+            1,
+        ),
+    ];
+    for (what, snap, needs, want) in cases {
+        let found = conflicts(&snap, needs);
+        assert_eq!(found.len(), want, "{what}: {found:#?}");
+    }
+}
+
+#[test]
+fn audit_says_what_lint_of_the_export_says() {
+    // Only exportable objects, so lint sees everything audit sees.
+    let snap = TenantSnapshot {
+        idps: vec![google("Google", false), google("Second Google", false)],
+        applications: vec![
+            app(
+                "Payroll",
+                &[
+                    &[("Google", "GoogleOIDCAuthenticator")],
+                    &[("LOCAL", "totp"), ("LOCAL", "backup-code-authenticator")],
+                ],
+                None,
+            ),
+            app(
+                "HR",
+                &[
+                    &[("LOCAL", "BasicAuthenticator")],
+                    &[("Second Google", "GoogleOIDCAuthenticator")],
+                    &[("LOCAL", "email-otp-authenticator")],
+                ],
+                None,
+            ),
+        ],
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = crate::export::plan(&snap, &crate::export::tests::options());
+    crate::export::write(dir.path(), &plan, "https://x/t/acme/", "identity", "id").expect("writes");
+    let docs = crate::lint::load_paths(&[dir.path().to_path_buf()]).expect("loads");
+    let linted = crate::lint::lint_documents(&docs);
+    let audited = audit_snapshot(
+        &snap,
+        API,
+        "identity",
+        &LocalAccountAuthenticators::default(),
+    );
+    assert_eq!(audited.findings.len(), 3);
+    assert_eq!(without_places(&linted), without_places(&audited));
+}
+
+/// Messages with the IdP's place (the parenthesis after its name) taken out.
+pub(crate) fn without_places(r: &Report) -> Vec<String> {
+    let mut v: Vec<String> = r
+        .findings
+        .iter()
+        .map(|f| {
+            let m = f.problem.to_string();
+            match (m.find(" ("), m.find("), which ")) {
+                (Some(a), Some(b)) if a < b => format!("{}{}", &m[..a], &m[b + 1..]),
+                _ => m,
+            }
+        })
+        .collect();
+    v.sort();
+    v
+}

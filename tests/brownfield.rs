@@ -1,0 +1,470 @@
+//! Bringing an existing tenant under Git, end to end: seed the emulator over its REST API as a console
+//! user would have, `export` it, create the Secrets the export's README lists, apply the files to a
+//! real kube-apiserver with the operator running, and prove from the emulator's request counters and
+//! its state that adoption created, deleted and changed nothing. Then `lint` of the exported folder
+//! and `audit` of the live tenant must report the same conflicts.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::{wait_until, TestEnv, CLIENT_ID, TENANT};
+use identity_operator::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, Target};
+use identity_operator::backend::operation::{Operation, SCRIPT_SCOPE};
+use identity_operator::backend::{
+    wire, AttributeSyncMethod, FederatedAuthenticator, FlowOption, FlowStep, FlowUpdate,
+    IdentityServer, Jit, JitScheme, NewApplication, NewIdp, OidcChange, Property, Secret,
+};
+use identity_operator::emulator::TenantState;
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(90);
+
+/// Secret values the seed puts on the server; none may appear in any output.
+const GOOGLE_SECRET: &str = "seeded-google-client-secret-value";
+const GITHUB_SECRET: &str = "seeded-github-client-secret-value";
+
+fn jit(enabled: bool) -> Jit {
+    Jit {
+        enabled,
+        scheme: JitScheme::ProvisionSilently,
+        userstore: "DEFAULT".into(),
+        associate_local_user: false,
+        attribute_sync_method: AttributeSyncMethod::OverrideAll,
+        skip_jit_for_lookup_failure: None,
+        idp_group_sync_method: None,
+    }
+}
+
+fn authenticator(name: &str, props: &[(&str, &str)]) -> FederatedAuthenticator {
+    FederatedAuthenticator {
+        authenticator_id: wire::authenticator_id(name),
+        name: None,
+        is_enabled: true,
+        is_default: true,
+        properties: props.iter().map(|(k, v)| Property::new(*k, *v)).collect(),
+    }
+}
+
+fn step(options: &[(&str, &str)]) -> FlowStep {
+    FlowStep {
+        options: options
+            .iter()
+            .map(|(idp, a)| FlowOption {
+                idp: (*idp).into(),
+                authenticator: (*a).into(),
+            })
+            .collect(),
+    }
+}
+
+/// What a team made in the console: a live conflict (Google without JIT before TOTP), an IdP type the
+/// resources cannot express (Okta, JIT on, so no conflict), a SAML IdP, a hand-written script, and an
+/// application on the tenant's default flow. All over the emulator's management API.
+async fn seed(env: &TestEnv) {
+    let target = Target::Wso2IdentityServer {
+        url: env.emulator.url(),
+        tenant: TENANT.into(),
+    };
+    let mut config = AsgardeoConfig::new(target, CLIENT_ID, Secret::new(env.client_secret.clone()));
+    config.scopes.push(SCRIPT_SCOPE.into());
+    let console = AsgardeoClient::new(config, None).expect("client");
+    let idps = [
+        (
+            "Google",
+            authenticator(
+                "GoogleOIDCAuthenticator",
+                &[
+                    ("ClientId", "123.apps.example"),
+                    ("ClientSecret", GOOGLE_SECRET),
+                    ("AdditionalQueryParameters", "scope=openid email profile"),
+                ],
+            ),
+            false,
+        ),
+        (
+            "GitHub",
+            authenticator(
+                "GithubAuthenticator",
+                &[
+                    ("ClientId", "gh-client"),
+                    ("ClientSecret", GITHUB_SECRET),
+                    ("scope", "read:user user:email"),
+                ],
+            ),
+            true,
+        ),
+        (
+            "Corp SAML",
+            authenticator(
+                "SAMLSSOAuthenticator",
+                &[
+                    ("IdPEntityId", "corp-idp"),
+                    ("SSOUrl", "https://sso.corp.example/saml"),
+                    ("SPEntityId", "acme"),
+                    ("ISAuthnReqSigned", "true"),
+                ],
+            ),
+            false,
+        ),
+        (
+            "Okta",
+            authenticator("OktaAuthenticator", &[("ClientId", "okta-client")]),
+            true,
+        ),
+    ];
+    for (name, auth, on) in idps {
+        console
+            .create_idp(&NewIdp {
+                name: name.into(),
+                description: Some(format!("{name} made in the console")),
+                image: None,
+                authenticator: auth,
+                jit: Some(jit(on)),
+            })
+            .await
+            .expect("seed idp");
+    }
+    let apps = [
+        NewApplication {
+            name: "Payroll".into(),
+            oidc: Some(OidcChange {
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                callback_urls: vec!["https://payroll.example/callback".into()],
+                allowed_origins: vec![],
+                public_client: Some(false),
+            }),
+            login_flow: Some(FlowUpdate {
+                steps: vec![
+                    step(&[
+                        ("LOCAL", "BasicAuthenticator"),
+                        ("Google", "GoogleOIDCAuthenticator"),
+                    ]),
+                    step(&[("LOCAL", "totp")]),
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        NewApplication {
+            name: "Docs Portal".into(),
+            description: Some("docs".into()),
+            login_flow: Some(FlowUpdate {
+                steps: vec![
+                    step(&[("GitHub", "GithubAuthenticator")]),
+                    step(&[("LOCAL", "email-otp-authenticator")]),
+                ],
+                script: Some(
+                    "var onLoginRequest = function(context) { executeStep(1); executeStep(2); };"
+                        .into(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        NewApplication {
+            name: "Legacy".into(),
+            login_flow: Some(FlowUpdate {
+                steps: vec![
+                    step(&[("Okta", "OktaAuthenticator")]),
+                    step(&[("LOCAL", "totp")]),
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        NewApplication {
+            name: "Wiki".into(),
+            ..Default::default()
+        },
+    ];
+    for a in &apps {
+        console.create_application(a).await.expect("seed app");
+    }
+}
+
+fn cli(env: &TestEnv, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_identity-operator"))
+        .args(args)
+        .env("IDENTITY_CLIENT_SECRET", &env.client_secret)
+        .output()
+        .expect("runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The tenant's state with confidential property values blanked: the one thing adoption may write.
+fn state_without_secrets(env: &TestEnv) -> TenantState {
+    let mut st = env.emulator.with_tenant(TENANT, |t| t.clone());
+    for idp in &mut st.idps {
+        for a in &mut idp.authenticators {
+            for p in a.properties.iter_mut().flatten() {
+                if p.is_confidential() {
+                    p.value = None;
+                }
+            }
+        }
+    }
+    st
+}
+
+/// Conflict findings of a `--format json` run, with the IdP's place taken out of each message.
+fn conflicts(json_out: &Output) -> Vec<String> {
+    let v: Value = serde_json::from_slice(&json_out.stdout).expect("json output");
+    let mut out: Vec<String> = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["rule"] == "InterconnectionConflict")
+        .map(|f| {
+            let m = f["message"].as_str().unwrap_or_default();
+            match (m.find(" ("), m.find("), which ")) {
+                (Some(a), Some(b)) if a < b => format!("{}{}", &m[..a], &m[b + 1..]),
+                _ => m.to_string(),
+            }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `kubectl -n NS create secret generic NAME --from-literal=KEY=VALUE ...` lines of the README.
+fn secrets_to_create(readme: &str) -> Vec<(String, Vec<String>)> {
+    readme
+        .lines()
+        .filter(|l| l.starts_with("kubectl -n ") && l.contains(" create secret generic "))
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let name = words[6].to_string();
+            let keys = words[7..]
+                .iter()
+                .filter_map(|w| w.strip_prefix("--from-literal="))
+                .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
+                .collect();
+            (name, keys)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn export_apply_adopts_everything_without_changing_the_server() {
+    let mut env = TestEnv::new("brownfield").await;
+    seed(&env).await;
+    let url = env.emulator.url();
+    let conn = [
+        "--url",
+        url.as_str(),
+        "--tenant",
+        TENANT,
+        "--client-id",
+        CLIENT_ID,
+    ];
+
+    // Audit the live tenant: the one conflict, exit 1.
+    let audit = cli(
+        &env,
+        &[
+            &["audit", "--namespace", &env.ns, "--format", "json"][..],
+            &conn,
+        ]
+        .concat(),
+    );
+    assert_eq!(audit.status.code(), Some(1), "{}", text(&audit));
+    let audited = conflicts(&audit);
+    assert_eq!(audited.len(), 1, "{audited:#?}");
+    assert!(audited[0].contains(&format!(
+        "Application {0}/payroll step 1 offers IdentityProvider {0}/google, which has jit.enabled: false; step 2 offers totp",
+        env.ns
+    )));
+    // Legacy's flow goes through Okta with JIT on: no conflict, though export cannot express it.
+
+    // Export.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("tenant");
+    let export = cli(
+        &env,
+        &[
+            &[
+                "export",
+                "--namespace",
+                &env.ns,
+                "--backend-name",
+                "asgardeo",
+                "--out",
+                out.to_str().expect("utf-8 path"),
+            ][..],
+            &conn,
+        ]
+        .concat(),
+    );
+    let export_text = text(&export);
+    assert_eq!(export.status.code(), Some(0), "{export_text}");
+    assert!(
+        export_text.contains("reading identity providers: 4/4"),
+        "{export_text}"
+    );
+    assert!(
+        export_text.contains("reading applications: 4/4"),
+        "{export_text}"
+    );
+    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    for e in std::fs::read_dir(&out).expect("out dir") {
+        let path = e.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        files.insert(name, std::fs::read_to_string(&path).expect("read"));
+    }
+    assert_eq!(
+        files.keys().cloned().collect::<Vec<_>>(),
+        [
+            "README.md",
+            "application-docs-portal.yaml",
+            "application-legacy.yaml",
+            "application-payroll.yaml",
+            "application-wiki.yaml",
+            "identitybackend-asgardeo.yaml",
+            "identityprovider-corp-saml.yaml",
+            "identityprovider-github.yaml",
+            "identityprovider-google.yaml",
+        ]
+    );
+    for (name, body) in files.iter().chain([(&"stderr".to_string(), &export_text)]) {
+        for secret in [GOOGLE_SECRET, GITHUB_SECRET, env.client_secret.as_str()] {
+            assert!(!body.contains(secret), "{name} holds a secret value");
+        }
+    }
+    let readme = &files["README.md"];
+    assert!(
+        readme.contains("| not exported | IdentityProvider \"Okta\""),
+        "{readme}"
+    );
+    assert!(readme.contains("Application \"Legacy\""), "{readme}");
+    assert!(readme.contains("conditional-auth script"), "{readme}");
+    assert!(!readme.contains("will change on adoption"), "{readme}");
+
+    // Lint of the export: the same conflict as the audit, same message.
+    let lint = Command::new(env!("CARGO_BIN_EXE_identity-operator"))
+        .args(["lint", "--format", "json"])
+        .arg(&out)
+        .output()
+        .expect("lint runs");
+    assert_eq!(lint.status.code(), Some(1), "{}", text(&lint));
+    assert_eq!(conflicts(&lint), audited);
+
+    // Create the Secrets the README lists (values from "the vault"; the backend's is the real one).
+    let secrets = secrets_to_create(readme);
+    assert_eq!(
+        secrets.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        [
+            "asgardeo-credentials",
+            "google-client-secret",
+            "github-client-secret"
+        ]
+    );
+    for (name, keys) in &secrets {
+        let data: Vec<String> = keys
+            .iter()
+            .map(|k| {
+                let v = match (name.as_str(), k.as_str()) {
+                    ("asgardeo-credentials", "client-id") => CLIENT_ID.to_string(),
+                    ("asgardeo-credentials", _) => env.client_secret.clone(),
+                    (_, _) => format!("{name}-from-the-vault"),
+                };
+                format!("{k}: {v}")
+            })
+            .collect();
+        env.apply(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\nstringData: {{{}}}\n",
+            data.join(", ")
+        ))
+        .await
+        .expect("secret applies");
+    }
+
+    // Apply with the operator running, from a clean count.
+    let before = state_without_secrets(&env);
+    env.emulator.reset_stats();
+    env.start_operator(&[]);
+    for (name, body) in files.iter().filter(|(n, _)| n.ends_with(".yaml")) {
+        env.apply(body)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    env.wait_condition("IdentityBackend", "asgardeo", "Ready", "True", T)
+        .await;
+    for name in ["google", "github", "corp-saml"] {
+        env.wait_condition("IdentityProvider", name, "Ready", "True", T)
+            .await;
+        env.wait_event(name, "Adopted", T).await;
+    }
+    for name in ["payroll", "docs-portal", "legacy", "wiki"] {
+        env.wait_condition("Application", name, "Ready", "True", T)
+            .await;
+        env.wait_event(name, "Adopted", T).await;
+    }
+    env.wait_condition(
+        "IdentityProvider",
+        "google",
+        "InterconnectionConflict",
+        "True",
+        T,
+    )
+    .await;
+    env.wait_condition(
+        "Application",
+        "payroll",
+        "InterconnectionConflict",
+        "True",
+        T,
+    )
+    .await;
+
+    // Let at least one full drift check run after Ready (the operator resyncs every 3s): wait until
+    // every adopted IdP has been read again since all were Ready.
+    let reads = env.emulator.stats().count(Operation::GetIdp);
+    wait_until(T, || async {
+        (env.emulator.stats().count(Operation::GetIdp) >= reads + 6).then_some(())
+    })
+    .await
+    .expect("a drift check ran");
+
+    let stats = env.emulator.stats();
+    for op in [
+        Operation::CreateIdp,
+        Operation::DeleteIdp,
+        Operation::PatchIdp,
+        Operation::UpdateJit,
+        Operation::CreateApplication,
+        Operation::DeleteApplication,
+        Operation::PatchApplication,
+        Operation::UpdateOidc,
+    ] {
+        assert_eq!(stats.count(op), 0, "{op:?}: {stats:?}");
+    }
+    let pushes = stats.count(Operation::UpdateFederatedAuthenticator);
+    assert!(
+        pushes <= 2,
+        "at most one client-secret push per adopted IdP with a secret: {stats:?}"
+    );
+    assert_eq!(stats.writes, pushes, "no other write: {stats:?}");
+    assert_eq!(
+        state_without_secrets(&env),
+        before,
+        "the server is as the console left it"
+    );
+    assert!(
+        !env.operator_log().contains("-from-the-vault"),
+        "a Secret value reached the log"
+    );
+}
