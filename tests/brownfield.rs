@@ -254,7 +254,8 @@ fn secrets_to_create(readme: &str) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-#[tokio::test]
+// Multi-threaded: the CLI runs as a blocking child process while the in-process emulator serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_apply_adopts_everything_without_changing_the_server() {
     let mut env = TestEnv::new("brownfield").await;
     seed(&env).await;
@@ -440,6 +441,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     .expect("a drift check ran");
 
     let stats = env.emulator.stats();
+    eprintln!("emulator counters from apply to the end: {stats:?}");
     for op in [
         Operation::CreateIdp,
         Operation::DeleteIdp,
