@@ -543,7 +543,7 @@ fn idp_object(
         name: secret_name,
         keys: vec![CLIENT_SECRET_KEY.into()],
         purpose: format!(
-            "the client secret of identity provider {server:?} as registered at the provider (the server never shows it; the operator pushes it once on adoption)"
+            "the client secret of identity provider {server:?} as registered at the provider (the server never shows it back; the operator writes it when this Secret changes or when it rewrites the authenticator)"
         ),
     });
     let mut obj = IdentityProvider::new(&name, spec);
