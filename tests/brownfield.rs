@@ -470,3 +470,81 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
         "a Secret value reached the log"
     );
 }
+
+/// Runs the binary with exactly this client secret in the environment (or none).
+fn cli_with_secret(secret: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_identity-operator"));
+    cmd.args(args).env_remove("IDENTITY_CLIENT_SECRET");
+    if let Some(s) = secret {
+        cmd.env("IDENTITY_CLIENT_SECRET", s);
+    }
+    cmd.output().expect("runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_tenant_exits_two_without_echoing_the_secret() {
+    let emulator =
+        identity_operator::emulator::Emulator::start(identity_operator::emulator::EmulatorConfig {
+            client_id: CLIENT_ID.into(),
+            client_secret: Secret::new("the-right-secret"),
+            ..Default::default()
+        })
+        .await
+        .expect("emulator");
+    let url = emulator.url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("x");
+    let export = [
+        "export",
+        "--url",
+        &url,
+        "--tenant",
+        TENANT,
+        "--client-id",
+        CLIENT_ID,
+        "--namespace",
+        "n",
+        "--backend-name",
+        "b",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ];
+
+    let o = cli_with_secret(None, &export);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("set IDENTITY_CLIENT_SECRET"),
+        "{}",
+        text(&o)
+    );
+
+    let wrong = "wrong-secret-must-not-show";
+    let o = cli_with_secret(Some(wrong), &export);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("refused the credentials"), "{}", text(&o));
+    assert!(!text(&o).contains(wrong));
+    assert!(
+        !out.exists(),
+        "nothing written when the tenant cannot be read"
+    );
+
+    let o = cli_with_secret(
+        Some(wrong),
+        &[
+            "audit",
+            "--url",
+            "http://127.0.0.1:1",
+            "--tenant",
+            TENANT,
+            "--client-id",
+            CLIENT_ID,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("reading the tenant at http://127.0.0.1:1/t/acme/"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains(wrong));
+}
