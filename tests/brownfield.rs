@@ -548,3 +548,66 @@ async fn unreadable_tenant_exits_two_without_echoing_the_secret() {
     );
     assert!(!text(&o).contains(wrong));
 }
+
+#[tokio::test]
+async fn a_large_tenant_is_read_through_every_page_in_server_order() {
+    let secret = "large-tenant-secret";
+    let emulator =
+        identity_operator::emulator::Emulator::start(identity_operator::emulator::EmulatorConfig {
+            client_id: CLIENT_ID.into(),
+            client_secret: Secret::new(secret),
+            ..Default::default()
+        })
+        .await
+        .expect("emulator");
+    let target = Target::Wso2IdentityServer {
+        url: emulator.url(),
+        tenant: TENANT.into(),
+    };
+    let mut config = AsgardeoConfig::new(target, CLIENT_ID, Secret::new(secret));
+    config.page_size = 7;
+    let client = AsgardeoClient::new(config, None).expect("client");
+    for i in 0..23 {
+        client
+            .create_idp(&NewIdp {
+                name: format!("IdP {i:02}"),
+                description: None,
+                image: None,
+                authenticator: authenticator("GithubAuthenticator", &[("ClientId", "c")]),
+                jit: Some(jit(i % 2 == 0)),
+            })
+            .await
+            .expect("idp");
+        client
+            .create_application(&NewApplication {
+                name: format!("App {i:02}"),
+                ..Default::default()
+            })
+            .await
+            .expect("app");
+    }
+    let mut seen = Vec::new();
+    let snapshot = client
+        .read_tenant(|phase, done, total| seen.push((phase, done, total)))
+        .await
+        .expect("reads");
+    let names: Vec<String> = snapshot.idps.iter().map(|d| d.idp.name.clone()).collect();
+    assert_eq!(
+        names,
+        (0..23).map(|i| format!("IdP {i:02}")).collect::<Vec<_>>()
+    );
+    assert_eq!(snapshot.applications.len(), 23);
+    assert_eq!(snapshot.applications[22].app.name, "App 22");
+    assert!(snapshot.idps[3].jit.enabled != snapshot.idps[4].jit.enabled);
+    assert_eq!(seen.first().map(|s| (s.1, s.2)), Some((0, 23)));
+    assert_eq!(seen.last().map(|s| (s.1, s.2)), Some((23, 23)));
+    assert_eq!(
+        seen.len(),
+        2 * 24,
+        "one report per object and one per phase start"
+    );
+    // Pages of 7: 4 list calls per kind.
+    let stats = emulator.stats();
+    assert_eq!(stats.count(Operation::ListIdps), 4, "{stats:?}");
+    assert_eq!(stats.count(Operation::ListApplications), 4, "{stats:?}");
+}
