@@ -204,7 +204,7 @@ pub async fn run(args: &ExportArgs) -> Result<Plan, Error> {
         &args.connection.client_id,
     )?;
     eprintln!(
-        "wrote {} identity provider(s), {} application(s) and the IdentityBackend to {}; {} Secret(s) to create and {} report entr(ies) in {}",
+        "wrote {} identity provider(s), {} application(s) and the IdentityBackend to {}; {} Secret(s) to create and {} report entries in {}",
         plan.idps.len(),
         plan.applications.len(),
         args.out.display(),
