@@ -208,6 +208,26 @@ mod tests {
     }
 
     #[test]
+    fn case_follows_the_collation() {
+        let cases = [
+            (r#"name eq "google""#, "Google", true, true),
+            (r#"name eq "google""#, "Google", false, false),
+            (r#"name sw "GOO""#, "google-workspace", true, true),
+            (r#"name ew "SPACE""#, "google-workspace", false, false),
+            (r#"name co "OGLE""#, "Google", true, true),
+            (r#"name eq "google""#, "Googles", true, false),
+        ];
+        for (filter, name, ignore_case, want) in cases {
+            let f = Filter::parse(filter, false).expect("parse");
+            assert_eq!(
+                f.matches_case(get(&[("name", name)]), ignore_case),
+                want,
+                "{filter} on {name} (ignore case {ignore_case})"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_attribute_does_not_match() {
         let f = Filter::parse("colour eq red", false).expect("parse");
         assert_eq!(f.attributes().collect::<Vec<_>>(), vec!["colour"]);
