@@ -319,7 +319,8 @@ async fn every_operation_round_trips() {
         .expect_err("duplicate app");
     assert!(matches!(dup, BackendError::AlreadyExists { .. }), "{dup:?}");
 
-    // Deletes: gone is success; a second delete says it was already gone.
+    // Deletes: gone is success; a second application delete says it was already gone (404), while
+    // the IdP API answers 204 for an id it does not know, which is "deleted" as well.
     assert!(client
         .delete_application(&app_id)
         .await
@@ -329,7 +330,10 @@ async fn every_operation_round_trips() {
         .await
         .expect("delete app again"));
     assert!(client.delete_idp(&idp_id).await.expect("delete idp"));
-    assert!(!client.delete_idp(&idp_id).await.expect("delete idp again"));
+    assert!(client
+        .delete_idp(&idp_id)
+        .await
+        .expect("delete idp again: 204"));
     let missing = client.get_idp(&idp_id).await.expect_err("gone");
     assert!(missing.is_not_found());
     assert_eq!(missing.server_code(), Some("IDP-60002"));
@@ -343,7 +347,8 @@ async fn every_operation_round_trips() {
         text.contains(r#"operation="create_idp",status="201""#),
         "{text}"
     );
-    assert!(text.contains(r#"operation="delete_idp",status="404""#));
+    assert!(text.contains(r#"operation="delete_idp",status="204""#));
+    assert!(text.contains(r#"operation="delete_application",status="404""#));
     assert!(text.contains("identity_backend_token_refreshes_total 1"));
     assert!(!text.contains(&idp_id), "no ids in labels");
 }
@@ -355,9 +360,17 @@ async fn delete_of_idp_in_use_is_refused_with_the_servers_code() {
     emu.with_tenant(TENANT, |t| {
         t.insert_app("ServerOnly", vec![vec![("Google".into(), GOOGLE.into())]])
     });
+    emu.reset_stats();
     let err = client.delete_idp(&idp_id).await.expect_err("in use");
-    assert_eq!(err.server_code(), Some("IDP-60005"));
+    assert_eq!(err.server_code(), Some("IDP-65004"));
+    assert!(
+        matches!(err, BackendError::Invalid { status: 400, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_in_use());
     assert!(!err.is_retryable());
+    assert_eq!(emu.stats().count(Operation::DeleteIdp), 1, "asked once");
+    assert!(client.get_idp(&idp_id).await.is_ok(), "still there");
 }
 
 #[tokio::test]
@@ -1012,4 +1025,516 @@ async fn admin_endpoints_work_over_http() {
         .expect("reset");
     assert_eq!(resp.status(), 204);
     assert_eq!(emu.stats(), Default::default());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Behaviour confirmed in the real server's code (issue #10): the client against the emulator.
+
+/// A token straight from the emulator's token endpoint, for requests the client would never send.
+async fn raw_token(emu: &EmulatorHandle, scopes: &str) -> (String, Option<String>) {
+    let resp: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/t/{TENANT}/oauth2/token", emu.url()))
+        .basic_auth("operator", Some(CLIENT_SECRET))
+        .form(&[("grant_type", "client_credentials"), ("scope", scopes)])
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token json");
+    (
+        resp["access_token"].as_str().expect("token").to_owned(),
+        resp["scope"].as_str().map(str::to_owned),
+    )
+}
+
+/// One API request over HTTP; returns status and JSON body (Null when empty).
+async fn raw(
+    emu: &EmulatorHandle,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .request(
+            method,
+            format!("{}/t/{TENANT}/api/server/v1/{path}", emu.url()),
+        )
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.expect("body");
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+fn oidc_app(name: &str) -> NewApplication {
+    NewApplication {
+        name: name.into(),
+        oidc: Some(OidcChange {
+            grant_types: vec!["authorization_code".into()],
+            callback_urls: vec!["https://app.example/cb".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn oidc_update_carries_the_stored_client_id_and_secret() {
+    let (emu, client) = setup().await;
+    let app_id = client
+        .create_application(&oidc_app("Wiki"))
+        .await
+        .expect("app");
+    let before = client.get_oidc(&app_id).await.expect("oidc");
+    let secret = before
+        .client_secret
+        .clone()
+        .expect("secret visible with the view scope");
+    let after = client
+        .update_oidc(
+            &app_id,
+            &OidcChange {
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                callback_urls: vec!["https://wiki.example/new".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("update accepted");
+    assert_eq!(
+        after.callback_urls,
+        vec!["https://wiki.example/new".to_owned()]
+    );
+    assert_eq!(after.client_id, before.client_id);
+    assert_eq!(after.client_secret.as_ref(), Some(&secret), "secret kept");
+
+    // The emulator refuses what the real server refuses: a PUT without the stored secret.
+    let (token, _) = raw_token(&emu, &Operation::needed_scopes().join(" ")).await;
+    let path = format!("applications/{app_id}/inbound-protocols/oidc");
+    let body = |id: &str, secret: Option<&str>| {
+        let mut b = serde_json::json!({
+            "clientId": id,
+            "grantTypes": ["authorization_code"],
+            "callbackURLs": ["https://wiki.example/evil"],
+        });
+        if let Some(s) = secret {
+            b["clientSecret"] = serde_json::json!(s);
+        }
+        b
+    };
+    let id = before.client_id.clone().expect("client id");
+    for (b, want) in [
+        (body(&id, None), "Invalid ClientSecret provided for update."),
+        (
+            body(&id, Some("guess")),
+            "Invalid ClientSecret provided for update.",
+        ),
+        (
+            body("other", Some(secret.expose())),
+            "Invalid ClientID provided for update.",
+        ),
+    ] {
+        let (status, err) = raw(&emu, &token, reqwest::Method::PUT, &path, Some(b)).await;
+        assert_eq!(status, 400);
+        assert_eq!(err["description"], want);
+    }
+    let unchanged = client.get_oidc(&app_id).await.expect("oidc");
+    assert_eq!(
+        unchanged.callback_urls,
+        vec!["https://wiki.example/new".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn secret_view_scope_is_requested_and_its_absence_is_reported() {
+    // Asked for by default, granted by the default emulator: nothing missing, secret visible.
+    let (_emu, client) = setup().await;
+    let info = client.check_access().await.expect("access");
+    assert!(info
+        .granted_scopes
+        .iter()
+        .any(|s| s == "internal_application_mgt_client_secret_view"));
+    assert!(info.missing_scopes.is_empty(), "{:?}", info.missing_scopes);
+
+    // An M2M app not authorized for it: the server drops it silently, the client says so.
+    let emu = Emulator::start(EmulatorConfig {
+        grant_scopes: Some(
+            Operation::all_scopes()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+        ),
+        ..emulator_config()
+    })
+    .await
+    .expect("emulator");
+    let client = AsgardeoClient::new(client_config(&emu.url()), None).expect("client");
+    let info = client.check_access().await.expect("access still works");
+    assert_eq!(
+        info.missing_scopes,
+        vec!["internal_application_mgt_client_secret_view".to_owned()]
+    );
+    let app_id = client
+        .create_application(&oidc_app("Wiki"))
+        .await
+        .expect("app");
+    let oidc = client.get_oidc(&app_id).await.expect("oidc");
+    assert!(oidc.client_id.is_some());
+    assert_eq!(oidc.client_secret, None, "hidden without the view scope");
+    emu.reset_stats();
+    let err = client
+        .update_oidc(
+            &app_id,
+            &OidcChange {
+                grant_types: vec!["authorization_code".into()],
+                callback_urls: vec!["https://wiki.example/x".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("cannot echo a secret it cannot see");
+    match &err {
+        BackendError::Forbidden { missing_scope, .. } => assert_eq!(
+            missing_scope.as_deref(),
+            Some("internal_application_mgt_client_secret_view")
+        ),
+        other => panic!("expected Forbidden, got {other:?}"),
+    }
+    assert_eq!(emu.stats().count(Operation::UpdateOidc), 0, "no doomed PUT");
+    // The secret itself is still there on the server.
+    let stored = emu.with_tenant(TENANT, |t| {
+        t.app(&app_id)
+            .and_then(|a| a.oidc.as_ref()?.client_secret.clone())
+    });
+    assert!(stored.is_some_and(|s| !s.is_empty()));
+}
+
+#[tokio::test]
+async fn requested_scopes_outside_the_authorization_are_dropped_and_reported() {
+    let emu = Emulator::start(EmulatorConfig {
+        grant_scopes: Some(vec!["internal_idp_view".into()]),
+        ..emulator_config()
+    })
+    .await
+    .expect("emulator");
+    let (_, granted) = raw_token(&emu, "internal_idp_view internal_idp_create made_up").await;
+    assert_eq!(granted.as_deref(), Some("internal_idp_view"));
+    let client = AsgardeoClient::new(client_config(&emu.url()), None).expect("client");
+    let info = client.check_access().await.expect("access");
+    assert_eq!(info.granted_scopes, vec!["internal_idp_view".to_owned()]);
+    let mut want: Vec<String> = Operation::needed_scopes()
+        .into_iter()
+        .filter(|s| *s != "internal_idp_view")
+        .map(str::to_owned)
+        .collect();
+    want.sort();
+    let mut missing = info.missing_scopes.clone();
+    missing.sort();
+    assert_eq!(missing, want);
+    // An admin authorizes the rest: the next token has everything.
+    emu.set_authorized_scopes(Operation::needed_scopes());
+    let client = AsgardeoClient::new(client_config(&emu.url()), None).expect("client");
+    assert!(client
+        .check_access()
+        .await
+        .expect("access")
+        .missing_scopes
+        .is_empty());
+}
+
+#[tokio::test]
+async fn disabling_an_idp_or_its_authenticator_in_use_is_a_final_refusal() {
+    let (emu, client) = setup().await;
+    let idp_id = client.create_idp(&google_idp("Google")).await.expect("idp");
+    client
+        .create_application(&NewApplication {
+            name: "Payroll".into(),
+            login_flow: Some(mfa_flow("Google")),
+            ..Default::default()
+        })
+        .await
+        .expect("app");
+    emu.reset_stats();
+    let err = client
+        .patch_idp(&idp_id, &[IdpPatch::Enabled(false)])
+        .await
+        .expect_err("disable refused");
+    assert!(!err.is_retryable(), "{err:?}");
+    assert!(
+        err.to_string().contains("referred by service providers"),
+        "{err}"
+    );
+    assert_eq!(emu.stats().count(Operation::PatchIdp), 1, "not retried");
+    let mut auth = client
+        .get_federated_authenticator(&idp_id, &authenticator_id(GOOGLE))
+        .await
+        .expect("authenticator");
+    auth.is_enabled = false;
+    let err = client
+        .update_federated_authenticator(&idp_id, &auth)
+        .await
+        .expect_err("disabling the authenticator refused");
+    assert!(!err.is_retryable(), "{err:?}");
+    assert!(err.to_string().contains(GOOGLE), "{err}");
+    let idp = client.get_idp(&idp_id).await.expect("idp");
+    assert!(idp.is_enabled && idp.authenticators[0].is_enabled);
+    // Without users both go through.
+    let lone = client.create_idp(&google_idp("Lonely")).await.expect("idp");
+    client
+        .patch_idp(&lone, &[IdpPatch::Enabled(false)])
+        .await
+        .expect("unused IdP can be disabled");
+}
+
+#[tokio::test]
+async fn oidc_not_configured_is_not_found_for_400_and_404() {
+    let (emu, client) = setup().await;
+    let app_id = client
+        .create_application(&NewApplication {
+            name: "NoOidc".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("app");
+    // The emulator answers like the server's handler: 400 APP-60502.
+    let (token, _) = raw_token(&emu, "internal_application_mgt_view").await;
+    let path = format!("applications/{app_id}/inbound-protocols/oidc");
+    let (status, body) = raw(&emu, &token, reqwest::Method::GET, &path, None).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("APP-60502")));
+    let err = client.get_oidc(&app_id).await.expect_err("not configured");
+    assert!(err.is_not_found(), "{err:?}");
+    assert_eq!(err.server_code(), Some("APP-60502"));
+    // An update creates it.
+    let created = client
+        .update_oidc(
+            &app_id,
+            &OidcChange {
+                grant_types: vec!["client_credentials".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("created by PUT");
+    assert!(created.client_id.is_some() && created.client_secret.is_some());
+    // An unknown application (404 APP-60006) is not found as well; a 404 carrying APP-60502 is
+    // covered by the unit test `not_configured_maps_400_and_404_alike`.
+    let unknown = client.get_oidc("no-such-app").await.expect_err("404");
+    assert!(unknown.is_not_found());
+    assert_eq!(unknown.server_code(), Some("APP-60006"));
+}
+
+#[tokio::test]
+async fn hostile_server_values_are_clamped_not_trusted() {
+    use identity_operator::backend::asgardeo::MAX_RETRY_AFTER;
+    let (emu, client) = setup().await;
+    // expires_in = u64::MAX would overflow Instant arithmetic: the client clamps it and works.
+    emu.set_faults(Faults {
+        token_lifetime_secs: Some(u64::MAX),
+        ..Default::default()
+    });
+    client.check_access().await.expect("no panic, no overflow");
+    // A six-month Retry-After is cut to the cap instead of parking the object.
+    emu.set_faults(Faults {
+        rate_limit_next: 1,
+        retry_after_secs: 180 * 24 * 3600,
+        ..Default::default()
+    });
+    let started = Instant::now();
+    let err = client.get_idp("x").await.expect_err("429");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "did not wait it out"
+    );
+    match err {
+        BackendError::RateLimited { retry_after } => {
+            assert_eq!(retry_after, Some(MAX_RETRY_AFTER))
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn response_bodies_are_capped() {
+    let emu = Emulator::start(emulator_config()).await.expect("emulator");
+    let full = AsgardeoClient::new(client_config(&emu.url()), None).expect("client");
+    for i in 0..5 {
+        full.create_idp(&google_idp(&format!("Google-{i}")))
+            .await
+            .expect("idp");
+    }
+    let mut small = client_config(&emu.url());
+    small.max_body_bytes = 300;
+    let small = AsgardeoClient::new(small, None).expect("client");
+    let err = small
+        .find_idp_by_name("Google-4")
+        .await
+        .expect_err("page too big");
+    assert!(matches!(err, BackendError::Protocol { .. }), "{err:?}");
+    assert!(err.to_string().contains("larger than 300 bytes"), "{err}");
+    assert!(full
+        .find_idp_by_name("Google-4")
+        .await
+        .expect("ok")
+        .is_some());
+}
+
+#[tokio::test]
+async fn every_request_times_out() {
+    let emu = Emulator::start(emulator_config()).await.expect("emulator");
+    let mut cfg = client_config(&emu.url());
+    cfg.request_timeout = Duration::from_millis(300);
+    cfg.retry.max_attempts = 2;
+    let client = AsgardeoClient::new(cfg, None).expect("client");
+    client.check_access().await.expect("fast server");
+    emu.set_faults(Faults {
+        latency_ms: 5_000,
+        ..Default::default()
+    });
+    let started = Instant::now();
+    let err = client.get_idp("x").await.expect_err("slow server");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+}
+
+#[tokio::test]
+async fn names_clash_case_insensitively_unless_the_server_is_case_sensitive() {
+    let (emu, client) = setup().await;
+    client.create_idp(&google_idp("Google")).await.expect("idp");
+    let dup = client
+        .create_idp(&google_idp("google"))
+        .await
+        .expect_err("same name in another case");
+    assert!(matches!(dup, BackendError::AlreadyExists { .. }), "{dup:?}");
+    let found = client
+        .find_idp_by_name("GOOGLE")
+        .await
+        .expect("find")
+        .expect("the clashing IdP is found");
+    assert_eq!(found.name, "Google");
+    client
+        .create_application(&oidc_app("Payroll"))
+        .await
+        .expect("app");
+    let dup = client
+        .create_application(&oidc_app("PAYROLL"))
+        .await
+        .expect_err("same app name in another case");
+    assert!(matches!(dup, BackendError::AlreadyExists { .. }), "{dup:?}");
+    assert_eq!(
+        client
+            .find_application_by_name("payroll")
+            .await
+            .expect("find")
+            .map(|a| a.name),
+        Some("Payroll".to_owned())
+    );
+    // `name eq` on the wire matches across case.
+    let (token, _) = raw_token(&emu, "internal_idp_view").await;
+    let (status, body) = raw(
+        &emu,
+        &token,
+        reqwest::Method::GET,
+        "identity-providers?filter=name%20eq%20%22gOoGlE%22",
+        None,
+    )
+    .await;
+    assert_eq!((status, body["totalResults"].as_u64()), (200, Some(1)));
+
+    // A case-sensitive server keeps both, and the client prefers the exact match.
+    let emu = Emulator::start(EmulatorConfig {
+        case_sensitive_names: true,
+        ..emulator_config()
+    })
+    .await
+    .expect("emulator");
+    let client = AsgardeoClient::new(client_config(&emu.url()), None).expect("client");
+    let upper = client.create_idp(&google_idp("Google")).await.expect("idp");
+    let lower = client.create_idp(&google_idp("google")).await.expect("idp");
+    assert_ne!(upper, lower);
+    let found = client
+        .find_idp_by_name("google")
+        .await
+        .expect("find")
+        .expect("found");
+    assert_eq!(found.id, lower);
+}
+
+#[tokio::test]
+async fn idp_patch_accepts_replace_only_on_root_fields() {
+    let (emu, client) = setup().await;
+    let idp_id = client.create_idp(&google_idp("Google")).await.expect("idp");
+    let (token, _) = raw_token(&emu, "internal_idp_update internal_idp_view").await;
+    let path = format!("identity-providers/{idp_id}");
+    for op in ["ADD", "REMOVE"] {
+        let (status, body) = raw(
+            &emu,
+            &token,
+            reqwest::Method::PATCH,
+            &path,
+            Some(serde_json::json!([{"operation": op, "path": "/description", "value": "x"}])),
+        )
+        .await;
+        assert_eq!(status, 400, "{op}: {body}");
+        assert_eq!(body["code"], "IDP-60025");
+    }
+    let (status, body) = raw(
+        &emu,
+        &token,
+        reqwest::Method::PATCH,
+        &path,
+        Some(serde_json::json!([{"operation": "REPLACE", "path": "/description", "value": "x"}])),
+    )
+    .await;
+    assert_eq!((status, body["description"].as_str()), (200, Some("x")));
+    // The client only ever sends REPLACE.
+    client
+        .patch_idp(&idp_id, &[IdpPatch::Description("via client".into())])
+        .await
+        .expect("replace");
+    assert_eq!(
+        client
+            .get_idp(&idp_id)
+            .await
+            .expect("idp")
+            .description
+            .as_deref(),
+        Some("via client")
+    );
+}
+
+#[tokio::test]
+async fn target_urls_never_carry_credentials_and_http_is_loopback_only() {
+    let make = |url: &str, insecure: bool| {
+        let mut c = client_config(url);
+        c.allow_insecure_http = insecure;
+        AsgardeoClient::new(c, None)
+    };
+    let err = make("https://admin:hunter2@is.example:9443", false).expect_err("credentials");
+    let text = format!("{err} {err:?}");
+    assert!(
+        text.contains("credentials") && !text.contains("hunter2"),
+        "{text}"
+    );
+    let err = make("http://is.example:9763", false).expect_err("clear text off-host");
+    assert!(err.to_string().contains("allowInsecureHTTP"), "{err}");
+    make("http://is.example:9763", true).expect("explicit opt-in");
+    for ok in [
+        "http://127.0.0.1:8080",
+        "http://localhost:1",
+        "http://[::1]:2",
+        "https://is.example",
+    ] {
+        make(ok, false).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
 }

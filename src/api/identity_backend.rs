@@ -34,6 +34,9 @@ use super::common::Conditions;
     )
 )]
 #[x_kube(validation = Rule::new("(has(self.asgardeo) ? 1 : 0) + (has(self.wso2IdentityServer) ? 1 : 0) == 1").message("set exactly one of asgardeo or wso2IdentityServer"))]
+// Changing the target would silently recreate every object on the other server (the ids in the
+// resources' status belong to the old one), so it is fixed for the backend's life, like backendRef.
+#[x_kube(validation = Rule::new("has(self.asgardeo) == has(oldSelf.asgardeo) && (!has(self.asgardeo) || self.asgardeo.organization == oldSelf.asgardeo.organization) && has(self.wso2IdentityServer) == has(oldSelf.wso2IdentityServer) && (!has(self.wso2IdentityServer) || (self.wso2IdentityServer.url == oldSelf.wso2IdentityServer.url && self.wso2IdentityServer.tenant == oldSelf.wso2IdentityServer.tenant))").message("the target (asgardeo.organization, wso2IdentityServer.url and tenant) is immutable: create a new IdentityBackend for another server"))]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityBackendSpec {
     /// An Asgardeo organization (API at https://api.asgardeo.io/t/{organization}). Exactly one of
@@ -74,16 +77,30 @@ pub struct AsgardeoBackend {
 
 /// A WSO2 Identity Server.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+// The client secret and tokens cross this connection: clear text only on the local machine, or
+// when the user says so for a server inside the cluster.
+#[x_kube(validation = Rule::new("!self.url.startsWith('http://') || self.url.matches(r'^http://(localhost|127\\.[0-9]+\\.[0-9]+\\.[0-9]+|\\[::1\\])(:[0-9]+)?/?$') || (has(self.allowInsecureHTTP) && self.allowInsecureHTTP)").message("plain http:// is only accepted for localhost / loopback addresses; use https://, or set allowInsecureHTTP: true for a server inside the cluster"))]
 pub struct Wso2IdentityServerBackend {
-    /// Base URL of the server, e.g. https://is.example.com:9443 (no path). http:// is accepted for
-    /// local emulators only.
+    /// Base URL of the server, e.g. https://is.example.com:9443 (no path, no user:pass@). Plain
+    /// http:// is accepted for loopback hosts, or anywhere with allowInsecureHTTP.
     #[schemars(length(max = 2048))]
-    #[x_kube(validation = Rule::new("self.matches('^https?://[^/?#]+/?$')").message("url must be http(s)://host[:port] without a path"))]
+    // CEL messages never echo the value (a pattern error would): the URL may hold credentials.
+    #[x_kube(validation = Rule::new("!self.contains('@')").message("url must not carry credentials (user:pass@): put them in the credentials Secret"))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/?#@]+/?$')").message("url must be http(s)://host[:port] without a path"))]
     pub url: String,
     /// The tenant domain (default carbon.super).
     #[serde(default = "default_tenant")]
     #[schemars(length(min = 1, max = 253))]
     pub tenant: String,
+    /// Accept a plain http:// URL for a host that is not loopback, e.g. an emulator Service inside
+    /// the cluster. The client secret and tokens then cross the network unencrypted.
+    #[serde(
+        default,
+        rename = "allowInsecureHTTP",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allow_insecure_http: Option<bool>,
 }
 
 fn default_tenant() -> String {

@@ -11,6 +11,12 @@
 //!   the server (connection refused) or on 429: a blind retry after a 5xx or timeout could create a
 //!   duplicate, and the controllers recover from that case by looking the object up by name.
 //! - At most `max_concurrency` requests in flight per client; lists are followed through every page.
+//! - Limits against a hostile or broken server: every attempt has a timeout (connect, headers and
+//!   body), response bodies are capped ([`AsgardeoConfig::max_body_bytes`]), `expires_in` and
+//!   `Retry-After` are clamped ([`TOKEN_LIFETIME_RANGE`], [`MAX_RETRY_AFTER`]) so that no value
+//!   overflows an `Instant`, panics, or parks an object for months.
+//! - The target URL never carries credentials (`user:pass@` is refused) and plain `http://` is only
+//!   accepted for loopback hosts unless [`AsgardeoConfig::allow_insecure_http`] is set.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +28,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::metrics::BackendMetrics;
-use super::operation::{Operation, SCRIPT_SCOPE};
+use super::operation::{Operation, SCRIPT_SCOPE, SECRET_VIEW_SCOPE};
 use super::token::{CachedToken, TokenCache};
 use super::wire::{self, ErrorBody, Link};
 use super::{
@@ -60,11 +66,18 @@ impl Target {
                 "tenant / organization must not be empty".into(),
             ));
         }
+        // The URL is never echoed in an error: it may hold credentials.
         let mut url = Url::parse(base)
             .map_err(|e| BackendError::Config(format!("invalid server URL: {e}")))?;
         if !matches!(url.scheme(), "https" | "http") || url.cannot_be_a_base() {
             return Err(BackendError::Config(
                 "server URL must be http:// or https://".into(),
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(BackendError::Config(
+                "server URL must not carry credentials (user:pass@): put them in the credentials Secret"
+                    .into(),
             ));
         }
         url.set_query(None);
@@ -78,6 +91,55 @@ impl Target {
         Ok(url)
     }
 }
+
+/// True for `localhost` and loopback IP addresses: the only hosts plain `http://` is accepted for
+/// without an explicit opt-in (a token and client secret must not cross a network in clear text).
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The range an access token's `expires_in` is clamped to: at least a second (a zero lifetime would
+/// fetch a token per request), at most a day (beyond that `Instant` arithmetic could overflow, and no
+/// real server issues such tokens).
+pub const TOKEN_LIFETIME_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(24 * 3600));
+
+/// The longest `Retry-After` the client believes: a server asking for more (or for a date months
+/// away) gets this, so a requeue never parks an object for longer.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Default cap on a response body. The largest real answers (a page of 50 applications) are tens of
+/// kilobytes; a server sending more is broken or hostile and must not exhaust memory.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Server codes that are a final "no" whatever HTTP status carries them: retrying cannot help.
+/// `IDP-65004` (`ERROR_CODE_DELETE_IDP`) is thrown by carbon-identity-framework
+/// `IdPManagementDAO`/`CacheBackedIdPMgtDAO.deleteIdPByResourceId` as a client exception when the
+/// IdP "cannot be deleted as it is referred by Service Providers"; identity-api-server's
+/// `handleIdPException` makes it a 400, but an error-mapping layer in front may turn it into 409 or
+/// 500, and a 500 must not be retried forever.
+pub const DEFINITE_REFUSAL_CODES: &[&str] = &["IDP-65004"];
+
+/// Text of carbon-identity-framework's `ApplicationIdentityProviderMgtListener` refusals ("Error in
+/// disabling identity provider as it is referred by service providers.", "{authenticator} is
+/// referred by service providers."). They are plain exceptions, served as 500 with a generic update
+/// code, so the description is the only sign that retrying cannot help.
+const REFERRED_BY_APPS: &str = "referred by service providers";
+
+/// True when an error body is a final refusal whatever its status (see [`DEFINITE_REFUSAL_CODES`]).
+fn definite_refusal(code: Option<&str>, description: Option<&str>) -> bool {
+    code.is_some_and(|c| DEFINITE_REFUSAL_CODES.contains(&c))
+        || description.is_some_and(|d| d.to_lowercase().contains(REFERRED_BY_APPS))
+}
+
+/// `APP-60502`: the application has no OIDC inbound configuration. identity-api-server builds it
+/// as a 400 in the handler; a 404 is accepted as well (see [`BackendError::NotFound`]).
+const OIDC_NOT_CONFIGURED: &str = "APP-60502";
 
 /// Retry behaviour (tests shorten it).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,8 +190,9 @@ pub struct AsgardeoConfig {
     pub client_secret: Secret,
     /// Extra trusted CA certificates (PEM bundle), added to the built-in roots.
     pub ca_bundle_pem: Option<Vec<u8>>,
-    /// Scopes requested with the token. Default: exactly the eight IdP/application scopes the
-    /// operator uses; add [`SCRIPT_SCOPE`] only when scripts are managed.
+    /// Scopes requested with the token. Default: [`Operation::needed_scopes`] (the eight
+    /// IdP/application scopes plus the client-secret view scope); add [`SCRIPT_SCOPE`] only when
+    /// scripts are managed.
     pub scopes: Vec<String>,
     /// Retry behaviour.
     pub retry: RetryPolicy,
@@ -139,6 +202,10 @@ pub struct AsgardeoConfig {
     pub request_timeout: Duration,
     /// Page size asked of list endpoints.
     pub page_size: u32,
+    /// Accept plain `http://` for a host that is not loopback (an emulator inside the cluster).
+    pub allow_insecure_http: bool,
+    /// Largest response body read; a larger one fails the call as a protocol error.
+    pub max_body_bytes: usize,
 }
 
 impl AsgardeoConfig {
@@ -149,7 +216,7 @@ impl AsgardeoConfig {
             client_id: client_id.into(),
             client_secret,
             ca_bundle_pem: None,
-            scopes: Operation::all_scopes()
+            scopes: Operation::needed_scopes()
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
@@ -157,6 +224,8 @@ impl AsgardeoConfig {
             max_concurrency: 8,
             request_timeout: Duration::from_secs(30),
             page_size: 50,
+            allow_insecure_http: false,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 }
@@ -172,6 +241,7 @@ pub struct AsgardeoClient {
     scopes: Vec<String>,
     retry: RetryPolicy,
     page_size: u32,
+    max_body_bytes: usize,
     permits: tokio::sync::Semaphore,
     tokens: TokenCache,
     metrics: Option<Arc<BackendMetrics>>,
@@ -213,9 +283,59 @@ fn describe(e: &reqwest::Error) -> String {
     }
 }
 
+/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3), clamped to
+/// [`MAX_RETRY_AFTER`]; a date in the past means "now".
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let wait = match v.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs.min(MAX_RETRY_AFTER.as_secs())),
+        Err(_) => {
+            let at = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+            let secs = at
+                .as_second()
+                .saturating_sub(jiff::Timestamp::now().as_second());
+            Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// Token lifetime from `expires_in`, clamped to [`TOKEN_LIFETIME_RANGE`].
+fn token_lifetime(expires_in: u64) -> Duration {
+    let (min, max) = TOKEN_LIFETIME_RANGE;
+    Duration::from_secs(expires_in.clamp(min.as_secs(), max.as_secs()))
+}
+
+/// Why a body could not be read.
+enum BodyError {
+    Transport(reqwest::Error),
+    TooLarge,
+}
+
+/// Reads a body to the end, refusing more than `cap` bytes (checked against Content-Length first,
+/// then while streaming, since a hostile server may lie or send none).
+async fn read_body(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, BodyError> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(cap).unwrap_or(u64::MAX))
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > cap {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn too_large(op: Operation, cap: usize) -> BackendError {
+    BackendError::Protocol {
+        operation: op.label(),
+        message: format!("response body larger than {cap} bytes"),
+    }
 }
 
 fn resource(op: Operation) -> &'static str {
@@ -244,6 +364,36 @@ fn next_page(links: &[Link], base: &Url) -> Option<(u64, u64)> {
             .and_then(|(_, v)| v.parse::<u64>().ok())
     };
     Some((get("offset")?, get("limit")?))
+}
+
+/// The item named `name`: an exact match first, else one that differs only in case. Servers whose
+/// database collation is case-insensitive (uncertain for Asgardeo, see asgardeo-api.md) treat
+/// "Google" and "google" as the same name, so such an item is the one a create would clash with.
+fn pick_by_name<T>(items: Vec<T>, name: &str, name_of: impl Fn(&T) -> &String) -> Option<T> {
+    let exact = items.iter().position(|i| name_of(i) == name);
+    let pos = exact.or_else(|| {
+        items
+            .iter()
+            .position(|i| name_of(i).to_lowercase() == name.to_lowercase())
+    })?;
+    items.into_iter().nth(pos)
+}
+
+/// `APP-60502` (OIDC not configured) comes as 400 from the handler that builds it; some paths or
+/// versions may send 404. Both become [`BackendError::NotFound`] with the code kept.
+fn not_configured_as_not_found(e: BackendError) -> BackendError {
+    match e {
+        BackendError::Invalid { code, trace_id, .. }
+            if code.as_deref() == Some(OIDC_NOT_CONFIGURED) =>
+        {
+            BackendError::NotFound {
+                resource: resource(Operation::GetOidc),
+                code,
+                trace_id,
+            }
+        }
+        e => e,
+    }
 }
 
 fn flow_to_wire(flow: &FlowUpdate) -> wire::AuthenticationSequence {
@@ -360,6 +510,13 @@ impl AsgardeoClient {
         metrics: Option<Arc<BackendMetrics>>,
     ) -> Result<Self, BackendError> {
         let tenant_url = config.target.tenant_url()?;
+        if tenant_url.scheme() == "http" && !config.allow_insecure_http && !is_loopback(&tenant_url)
+        {
+            return Err(BackendError::Config(
+                "plain http:// is only accepted for loopback hosts; use https://, or set allowInsecureHTTP for a server inside the cluster"
+                    .into(),
+            ));
+        }
         let api_base = tenant_url
             .join("api/server/v1/")
             .map_err(|e| BackendError::Config(format!("invalid server URL: {e}")))?;
@@ -396,6 +553,7 @@ impl AsgardeoClient {
             scopes: config.scopes,
             retry: config.retry,
             page_size: config.page_size.max(1),
+            max_body_bytes: config.max_body_bytes.max(1),
             permits: tokio::sync::Semaphore::new(config.max_concurrency.max(1)),
             tokens: TokenCache::default(),
             metrics,
@@ -462,7 +620,29 @@ impl AsgardeoClient {
             };
             let status = resp.status();
             let headers = resp.headers().clone();
-            let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+            let body = match read_body(resp, self.max_body_bytes).await {
+                Ok(b) => b,
+                Err(BodyError::TooLarge) => {
+                    self.observe(op, Some(status), started);
+                    return Err(too_large(op, self.max_body_bytes));
+                }
+                // A cut-off error body still tells the status; a cut-off success is retried below.
+                Err(BodyError::Transport(_)) if !status.is_success() => Vec::new(),
+                Err(BodyError::Transport(e)) => {
+                    self.observe(op, None, started);
+                    if attempt < self.retry.max_attempts {
+                        tokio::time::sleep(self.retry.backoff(attempt)).await;
+                        continue;
+                    }
+                    return Err(BackendError::Transient {
+                        status: Some(status.as_u16()),
+                        message: format!("token endpoint {}", describe(&e)),
+                        attempts: attempt,
+                        code: None,
+                        trace_id: None,
+                    });
+                }
+            };
             self.observe(op, Some(status), started);
             if status.is_success() {
                 let t: wire::TokenResponse =
@@ -473,15 +653,15 @@ impl AsgardeoClient {
                 if let Some(m) = &self.metrics {
                     m.token_refreshes.inc();
                 }
-                let scopes = t
-                    .scope
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect();
+                // RFC 6749 §5.1: `scope` may be left out when it equals the request. Asgardeo sends
+                // it, and drops requested scopes the M2M app is not authorized for.
+                let scopes = match t.scope {
+                    Some(granted) => granted.split_whitespace().map(str::to_owned).collect(),
+                    None => self.scopes.clone(),
+                };
                 return Ok(CachedToken::new(
                     t.access_token,
-                    Duration::from_secs(t.expires_in),
+                    token_lifetime(t.expires_in),
                     scopes,
                 ));
             }
@@ -559,7 +739,15 @@ impl AsgardeoClient {
                 Ok(r) => {
                     let status = r.status();
                     let headers = r.headers().clone();
-                    r.bytes().await.map(|b| (status, headers, b.to_vec()))
+                    match read_body(r, self.max_body_bytes).await {
+                        Ok(b) => Ok((status, headers, b)),
+                        Err(BodyError::Transport(e)) => Err(e),
+                        Err(BodyError::TooLarge) => {
+                            drop(permit);
+                            self.observe(op, Some(status), started);
+                            return Err(too_large(op, self.max_body_bytes));
+                        }
+                    }
                 }
                 Err(e) => Err(e),
             };
@@ -607,7 +795,9 @@ impl AsgardeoClient {
                 }
                 return Err(BackendError::RateLimited { retry_after: wait });
             }
-            if status.is_server_error() {
+            let refused =
+                definite_refusal(err_body.code.as_deref(), err_body.description.as_deref());
+            if status.is_server_error() && !refused {
                 if may_retry_after_send && attempt < self.retry.max_attempts {
                     tokio::time::sleep(self.retry.backoff(attempt)).await;
                     continue;
@@ -640,7 +830,17 @@ impl AsgardeoClient {
         let duplicate = code
             .as_deref()
             .is_some_and(|c| DUPLICATE_CODES.contains(&c));
+        let refused = definite_refusal(code.as_deref(), description.as_deref());
         match status {
+            // Whatever status a proxy or mapping layer chose (409 would otherwise read as a
+            // duplicate, 5xx as transient), this code is a final refusal.
+            _ if refused => BackendError::Invalid {
+                status: status.as_u16(),
+                code,
+                message,
+                description,
+                trace_id,
+            },
             StatusCode::NOT_FOUND => BackendError::NotFound {
                 resource: resource(op),
                 code,
@@ -737,6 +937,9 @@ impl AsgardeoClient {
             })
     }
 
+    /// `Ok(true)` on 2xx (the real server also answers 204 for an id it does not know:
+    /// carbon-identity-framework `deleteIdPByResourceId` only logs "not found" and returns), `Ok(false)`
+    /// on 404.
     async fn delete(&self, op: Operation, url: Url) -> Result<bool, BackendError> {
         match self.send(op, Method::DELETE, url, None).await {
             Ok(_) => Ok(true),
@@ -801,13 +1004,21 @@ impl AsgardeoClient {
 #[async_trait]
 impl IdentityServer for AsgardeoClient {
     async fn check_access(&self) -> Result<ServerInfo, BackendError> {
-        let token = self.token(None).await?;
         let mut url = self.url(&["identity-providers"]);
         url.query_pairs_mut().append_pair("limit", "1");
         let _: wire::IdentityProviderListResponse = self.get_json(Operation::ListIdps, url).await?;
+        // The token the read went through (a 401 on the way replaces it): its scopes are current.
+        let token = self.token(None).await?;
+        let missing_scopes = self
+            .scopes
+            .iter()
+            .filter(|s| !token.scopes.contains(s))
+            .cloned()
+            .collect();
         Ok(ServerInfo {
             tenant_url: self.tenant_url.as_str().trim_end_matches('/').to_owned(),
             granted_scopes: token.scopes,
+            missing_scopes,
         })
     }
 
@@ -821,14 +1032,11 @@ impl IdentityServer for AsgardeoClient {
                 |p: wire::IdentityProviderListResponse| (p.identity_providers, p.links),
             )
             .await?;
-        Ok(all
-            .into_iter()
-            .find(|i| i.name == name)
-            .map(|i| IdpSummary {
-                id: i.id,
-                name: i.name,
-                is_enabled: i.is_enabled,
-            }))
+        Ok(pick_by_name(all, name, |i| &i.name).map(|i| IdpSummary {
+            id: i.id,
+            name: i.name,
+            is_enabled: i.is_enabled,
+        }))
     }
 
     async fn get_idp(&self, id: &str) -> Result<Idp, BackendError> {
@@ -1002,14 +1210,13 @@ impl IdentityServer for AsgardeoClient {
                 |p: wire::ApplicationListResponse| (p.applications, p.links),
             )
             .await?;
-        Ok(all
-            .into_iter()
-            .find(|a| a.name == name)
-            .map(|a| ApplicationSummary {
+        Ok(
+            pick_by_name(all, name, |a| &a.name).map(|a| ApplicationSummary {
                 id: a.id,
                 name: a.name,
                 client_id: a.client_id,
-            }))
+            }),
+        )
     }
 
     async fn get_application(&self, id: &str) -> Result<Application, BackendError> {
@@ -1082,7 +1289,10 @@ impl IdentityServer for AsgardeoClient {
 
     async fn get_oidc(&self, app_id: &str) -> Result<OidcSettings, BackendError> {
         let url = self.url(&["applications", app_id, "inbound-protocols", "oidc"]);
-        let o: wire::OpenIdConnectConfiguration = self.get_json(Operation::GetOidc, url).await?;
+        let o: wire::OpenIdConnectConfiguration = self
+            .get_json(Operation::GetOidc, url)
+            .await
+            .map_err(not_configured_as_not_found)?;
         Ok(oidc_from_wire(o))
     }
 
@@ -1094,14 +1304,33 @@ impl IdentityServer for AsgardeoClient {
         let op = Operation::UpdateOidc;
         let url = self.url(&["applications", app_id, "inbound-protocols", "oidc"]);
         // The PUT replaces the OAuth app: keep every field not managed here (token lifetimes, PKCE...).
-        let mut current: wire::OpenIdConnectConfiguration =
-            match self.get_json(Operation::GetOidc, url.clone()).await {
-                Ok(c) => c,
-                Err(BackendError::NotFound {
-                    code: Some(code), ..
-                }) if code == "APP-60502" => Default::default(),
-                Err(e) => return Err(e),
-            };
+        let (mut current, configured): (wire::OpenIdConnectConfiguration, bool) = match self
+            .get_json(Operation::GetOidc, url.clone())
+            .await
+            .map_err(not_configured_as_not_found)
+        {
+            Ok(c) => (c, true),
+            Err(e) if e.server_code() == Some(OIDC_NOT_CONFIGURED) => (Default::default(), false),
+            Err(e) => return Err(e),
+        };
+        // The server refuses an update whose clientId / clientSecret differ from the stored ones
+        // (identity-api-server `OAuthInboundFunctions.putOAuthInbound`: 400 "Invalid ClientSecret
+        // provided for update."), and newer servers hide the secret from tokens without the
+        // secret-view scope. Without it the PUT cannot succeed: say which scope is missing rather
+        // than send a request that is bound to fail (or, on a lenient server, blank the secret).
+        if configured
+            && !current.public_client.unwrap_or(false)
+            && current.client_secret.as_ref().is_none_or(|s| s.is_empty())
+        {
+            let token = self.token(None).await?;
+            if !token.scopes.iter().any(|s| s == SECRET_VIEW_SCOPE) {
+                return Err(BackendError::Forbidden {
+                    missing_scope: Some(SECRET_VIEW_SCOPE.to_owned()),
+                    code: None,
+                    trace_id: None,
+                });
+            }
+        }
         apply_oidc_change(&mut current, change);
         let resp = self
             .send(op, Method::PUT, url, Some(Self::encode(op, &current)?))
@@ -1184,6 +1413,106 @@ mod tests {
         let back = flow_from_wire(Some(&flow_to_wire(&flow)));
         assert_eq!(back.kind, FlowKind::UserDefined);
         assert_eq!(back.steps, flow.steps);
+    }
+
+    #[test]
+    fn not_configured_maps_400_and_404_alike() {
+        let as_400 = BackendError::Invalid {
+            status: 400,
+            code: Some(OIDC_NOT_CONFIGURED.into()),
+            message: None,
+            description: None,
+            trace_id: Some("t".into()),
+        };
+        let as_404 = BackendError::NotFound {
+            resource: "application",
+            code: Some(OIDC_NOT_CONFIGURED.into()),
+            trace_id: None,
+        };
+        for e in [as_400, as_404] {
+            let e = not_configured_as_not_found(e);
+            assert!(e.is_not_found(), "{e:?}");
+            assert_eq!(e.server_code(), Some(OIDC_NOT_CONFIGURED));
+        }
+        let other = not_configured_as_not_found(BackendError::Invalid {
+            status: 400,
+            code: Some("APP-60001".into()),
+            message: None,
+            description: None,
+            trace_id: None,
+        });
+        assert!(!other.is_not_found());
+    }
+
+    #[test]
+    fn refusals_are_recognised_whatever_the_status() {
+        let cases = [
+            (Some("IDP-65004"), None, true),
+            (
+                Some("IDP-65005"),
+                Some(
+                    "Error in disabling identity provider as it is referred by service providers.",
+                ),
+                true,
+            ),
+            (
+                Some("IDP-65005"),
+                Some("GoogleOIDCAuthenticator is referred by service providers."),
+                true,
+            ),
+            (Some("IDP-65001"), Some("database down"), false),
+            (None, None, false),
+        ];
+        for (code, description, want) in cases {
+            assert_eq!(
+                definite_refusal(code, description),
+                want,
+                "{code:?} {description:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_numbers_are_clamped() {
+        let (min, max) = TOKEN_LIFETIME_RANGE;
+        for (expires_in, want) in [
+            (0, min),
+            (1, min),
+            (3600, Duration::from_secs(3600)),
+            (u64::MAX, max),
+        ] {
+            assert_eq!(token_lifetime(expires_in), want, "{expires_in}");
+        }
+        let header = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, v.parse().expect("header"));
+            retry_after(&h)
+        };
+        assert_eq!(header("7"), Some(Duration::from_secs(7)));
+        assert_eq!(header("18446744073709551615"), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            header("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            header("Fri, 01 Jan 2100 00:00:00 GMT"),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(header("soon"), None);
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for (url, want) in [
+            ("http://localhost:1/", true),
+            ("http://127.0.0.1:1/", true),
+            ("http://127.8.9.1/", true),
+            ("http://[::1]:80/", true),
+            ("http://10.0.0.1/", false),
+            ("http://emulator.identity.svc:8080/", false),
+        ] {
+            assert_eq!(is_loopback(&Url::parse(url).expect("url")), want, "{url}");
+        }
     }
 
     #[test]

@@ -157,6 +157,13 @@ impl BackendError {
         matches!(self, Self::Transient { .. } | Self::RateLimited { .. })
     }
 
+    /// True when the server refused to delete an object that is still in use (`IDP-65004`): a
+    /// final answer until the user removes the references, never a transient error.
+    pub fn is_in_use(&self) -> bool {
+        self.server_code()
+            .is_some_and(|c| asgardeo::DEFINITE_REFUSAL_CODES.contains(&c))
+    }
+
     /// True for [`BackendError::NotFound`].
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound { .. })
@@ -194,6 +201,9 @@ pub struct ServerInfo {
     pub tenant_url: String,
     /// Scopes the token was granted.
     pub granted_scopes: Vec<String>,
+    /// Scopes the client asked for and the server did not grant (Asgardeo drops, without an error,
+    /// scopes the M2M application is not authorized for).
+    pub missing_scopes: Vec<String>,
 }
 
 /// An identity provider as found in a list.

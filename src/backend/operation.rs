@@ -4,6 +4,14 @@
 /// Scope needed to send a conditional-auth `script` (IS code since Oct 2025, see asgardeo-api.md §2).
 pub const SCRIPT_SCOPE: &str = "internal_application_script_update";
 
+/// Scope that lets a token see an application's client secret in the OIDC GET. Newer servers (Asgardeo
+/// today) leave `clientSecret` out without it, and the OIDC PUT must echo the stored secret, so the
+/// operator cannot update OIDC settings or fill a credentials Secret without it. Confirmed in
+/// wso2/product-is `ApplicationClientSecretAuthorizationTestCase`
+/// (`testClientSecretPropertiesStrippedWithoutClientSecretViewScope`: `clientSecret`,
+/// `clientSecretExpiresAt`, `multipleClientSecretsConfigured` absent without this scope).
+pub const SECRET_VIEW_SCOPE: &str = "internal_application_mgt_client_secret_view";
+
 /// One operation of the management API (or the token endpoint).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {
@@ -161,11 +169,21 @@ impl Operation {
         )
     }
 
-    /// Every scope the operator's full feature set needs (script scope excluded: only when managed).
+    /// Every scope the operations need (script scope excluded: only when managed; the secret-view
+    /// scope excluded: no operation requires it, see [`Operation::needed_scopes`]).
     pub fn all_scopes() -> Vec<&'static str> {
         let mut v: Vec<&'static str> = Self::ALL.iter().filter_map(|o| o.scope()).collect();
         v.sort_unstable();
         v.dedup();
+        v
+    }
+
+    /// The scopes the operator asks for by default and reports as missing when not granted: every
+    /// operation's scope plus [`SECRET_VIEW_SCOPE`] (needed to read and echo client secrets).
+    pub fn needed_scopes() -> Vec<&'static str> {
+        let mut v = Self::all_scopes();
+        v.push(SECRET_VIEW_SCOPE);
+        v.sort_unstable();
         v
     }
 }
@@ -181,5 +199,8 @@ mod tests {
         labels.dedup();
         assert_eq!(labels.len(), Operation::ALL.len());
         assert_eq!(Operation::all_scopes().len(), 8);
+        let needed = Operation::needed_scopes();
+        assert_eq!(needed.len(), 9);
+        assert!(needed.contains(&SECRET_VIEW_SCOPE));
     }
 }

@@ -16,18 +16,6 @@ use super::{apply_status, jittered, publish, registry, Context, Error};
 use crate::api::{IdentityBackend, IdentityBackendStatus};
 use crate::backend::BackendError;
 
-/// The scopes the operator asks for and needs.
-pub const NEEDED_SCOPES: &[&str] = &[
-    "internal_idp_view",
-    "internal_idp_create",
-    "internal_idp_update",
-    "internal_idp_delete",
-    "internal_application_mgt_view",
-    "internal_application_mgt_create",
-    "internal_application_mgt_update",
-    "internal_application_mgt_delete",
-];
-
 /// Reconciles one IdentityBackend.
 pub async fn reconcile(backend: Arc<IdentityBackend>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = backend.namespace().ok_or(Error::NoNamespace)?;
@@ -56,11 +44,9 @@ pub async fn reconcile(backend: Arc<IdentityBackend>, ctx: Arc<Context>) -> Resu
         Ok(client) => match client.check_access().await {
             Ok(info) => {
                 status.granted_scopes = info.granted_scopes.clone();
-                status.missing_scopes = NEEDED_SCOPES
-                    .iter()
-                    .filter(|s| !info.granted_scopes.iter().any(|g| g == *s))
-                    .map(|s| s.to_string())
-                    .collect();
+                // The client compares what it asked for (backend::operation::Operation::needed_scopes)
+                // with the token response's granted `scope`.
+                status.missing_scopes = info.missing_scopes.clone();
                 let outcome = if status.missing_scopes.is_empty() {
                     Outcome::Ready(format!("logged in to {}", info.tenant_url))
                 } else {

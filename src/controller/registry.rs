@@ -136,6 +136,11 @@ impl BackendRegistry {
         let mut config =
             AsgardeoConfig::new(target(backend)?, client_id, Secret::new(client_secret));
         config.ca_bundle_pem = ca_pem.map(String::into_bytes);
+        config.allow_insecure_http = spec
+            .wso2_identity_server
+            .as_ref()
+            .and_then(|w| w.allow_insecure_http)
+            .unwrap_or(false);
         if let Some(n) = spec.max_concurrent_requests {
             config.max_concurrency = n.clamp(1, 64) as usize;
         }

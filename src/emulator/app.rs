@@ -4,15 +4,16 @@
 //! → 400, `APP-60002`/`APP-60003` invalid offset/limit → 400, `APP-60004` invalid filter → 400,
 //! `APP-60006` not found → 404, `APP-60007` already exists → 409, `APP-60008` operation forbidden
 //! (script scope gate) → 403, `APP-60009` inbound key (client id) already exists → 409, `APP-60502`
-//! inbound protocol not configured → 404. Which HTTP status the real server pairs with 60007/60009
-//! was not confirmed; 409 follows the spec's advertised responses.
+//! inbound protocol not configured → 400 (the handler builds it as a bad request; whether a mapping
+//! layer turns it into 404 is uncertain, so the client accepts both). Which HTTP status the real
+//! server pairs with 60007/60009 was not confirmed; 409 follows the spec's advertised responses.
 
 use std::collections::HashSet;
 
 use super::http::Ctx;
 use super::reply::{EmuError, Reply};
 use super::state::{default_sequence, StoredApp, TenantState};
-use crate::backend::operation::{Operation, SCRIPT_SCOPE};
+use crate::backend::operation::{Operation, SCRIPT_SCOPE, SECRET_VIEW_SCOPE};
 use crate::backend::wire::{
     ApplicationListItem, ApplicationListResponse, ApplicationModel, ApplicationPatchModel,
     ApplicationResponseModel, AuthenticationSequence, InboundProtocolListItem,
@@ -98,7 +99,8 @@ pub fn handle(
         }
         Operation::GetOidc => {
             let app = st.app(id).ok_or_else(|| not_found(id, ctx.tenant))?;
-            Reply::json(app.oidc.as_ref().ok_or_else(not_configured)?)
+            let oidc = app.oidc.as_ref().ok_or_else(not_configured)?;
+            Reply::json(&visible_oidc(oidc, ctx))
         }
         Operation::UpdateOidc => {
             let req: OpenIdConnectConfiguration = parse(ctx.body)?;
@@ -109,9 +111,14 @@ pub fn handle(
                 .filter_map(|a| a.oidc.as_ref()?.client_id.clone())
                 .collect();
             let app = st.app_mut(id).ok_or_else(|| not_found(id, ctx.tenant))?;
+            if let Some(stored) = &app.oidc {
+                check_stored_credentials(stored, &req)?;
+            }
             let cfg = new_oidc(req, app.oidc.as_ref(), &others)?;
             app.oidc = Some(cfg);
-            Reply::json(&app.oidc)
+            // applications.yaml declares the PUT's 200 without a body (found by tests/contract.rs);
+            // the client reads the result back with a GET.
+            Ok(Reply::Empty)
         }
         _ => Err(EmuError::internal(
             "APP",
@@ -120,8 +127,44 @@ pub fn handle(
     }
 }
 
+/// The OIDC config as the caller may see it: identity-api-server
+/// `OAuthInboundFunctions.getOAuthConfiguration` calls `removeClientSecretIfUnauthorized`, which sets
+/// `clientSecret` to null unless the token holds the client-secret view scope (product-is
+/// `ApplicationClientSecretAuthorizationTestCase` also finds `clientSecretExpiresAt` and
+/// `multipleClientSecretsConfigured` absent then).
+fn visible_oidc(oidc: &OpenIdConnectConfiguration, ctx: &Ctx<'_>) -> OpenIdConnectConfiguration {
+    let mut out = oidc.clone();
+    if !ctx.scopes.contains(SECRET_VIEW_SCOPE) {
+        out.client_secret = None;
+        out.extra.remove("clientSecretExpiresAt");
+        out.extra.remove("multipleClientSecretsConfigured");
+    }
+    out
+}
+
+/// The update of an existing OAuth app must carry the stored client id and secret:
+/// identity-api-server `OAuthInboundFunctions.putOAuthInbound` (and identity-inbound-auth-oauth
+/// `OAuthAdminServiceImpl`) compare them with `StringUtils.equals` and throw a bad request
+/// "Invalid ClientID provided for update." / "Invalid ClientSecret provided for update.". The error
+/// code of that bad request is the API's generic invalid-request code (assumed `APP-60001`).
+fn check_stored_credentials(
+    stored: &OpenIdConnectConfiguration,
+    req: &OpenIdConnectConfiguration,
+) -> Result<(), EmuError> {
+    let blank = |s: Option<&str>| s.filter(|v| !v.is_empty()).map(str::to_owned);
+    if blank(stored.client_id.as_deref()) != blank(req.client_id.as_deref()) {
+        return Err(invalid("Invalid ClientID provided for update."));
+    }
+    if blank(stored.client_secret.as_ref().map(Secret::expose))
+        != blank(req.client_secret.as_ref().map(Secret::expose))
+    {
+        return Err(invalid("Invalid ClientSecret provided for update."));
+    }
+    Ok(())
+}
+
 fn not_configured() -> EmuError {
-    EmuError::not_found(
+    EmuError::bad_request(
         "APP-60502",
         "Inbound protocol not configured.",
         "Inbound protocol oidc is not configured for the application.",
@@ -354,11 +397,14 @@ fn list(ctx: &Ctx<'_>, st: &TenantState) -> Result<Reply, EmuError> {
         .iter()
         .filter(|a| {
             filter.as_ref().is_none_or(|f| {
-                f.matches(|attr| match attr {
-                    "name" => Some(a.name.clone()),
-                    "clientId" => a.oidc.as_ref().and_then(|o| o.client_id.clone()),
-                    _ => None,
-                })
+                f.matches_case(
+                    |attr| match attr {
+                        "name" => Some(a.name.clone()),
+                        "clientId" => a.oidc.as_ref().and_then(|o| o.client_id.clone()),
+                        _ => None,
+                    },
+                    ctx.ignore_name_case,
+                )
             })
         })
         .collect();
@@ -396,7 +442,7 @@ fn create(ctx: &Ctx<'_>, st: &mut TenantState) -> Result<Reply, EmuError> {
     if name.is_empty() {
         return Err(invalid("Application name is required."));
     }
-    if st.app_by_name(&name).is_some() {
+    if st.app_name_clash(&name, ctx.ignore_name_case).is_some() {
         return Err(duplicate(&name));
     }
     let sequence = match req.authentication_sequence {
@@ -434,7 +480,10 @@ fn patch(id: &str, ctx: &Ctx<'_>, st: &mut TenantState) -> Result<Reply, EmuErro
         if name.is_empty() {
             return Err(invalid("Application name must not be empty."));
         }
-        if name != app.name && st.app_by_name(&name).is_some() {
+        if st
+            .app_name_clash(&name, ctx.ignore_name_case)
+            .is_some_and(|other| other.id != app.id)
+        {
             return Err(duplicate(&name));
         }
         app.name = name;

@@ -27,13 +27,24 @@ pub struct Term {
 }
 
 impl Term {
-    /// Whether `actual` satisfies the term. Comparison is case-sensitive (documented emulator choice).
+    /// Whether `actual` satisfies the term, compared exactly.
     pub fn matches(&self, actual: &str) -> bool {
+        self.matches_case(actual, false)
+    }
+
+    /// Whether `actual` satisfies the term; with `ignore_case` the comparison follows a
+    /// case-insensitive database collation (the server's filters become SQL `=` / `LIKE`).
+    pub fn matches_case(&self, actual: &str, ignore_case: bool) -> bool {
+        let (actual, value) = if ignore_case {
+            (actual.to_lowercase(), self.value.to_lowercase())
+        } else {
+            (actual.to_owned(), self.value.clone())
+        };
         match self.op {
-            Op::Eq => actual == self.value,
-            Op::Sw => actual.starts_with(&self.value),
-            Op::Ew => actual.ends_with(&self.value),
-            Op::Co => actual.contains(&self.value),
+            Op::Eq => actual == value,
+            Op::Sw => actual.starts_with(&value),
+            Op::Ew => actual.ends_with(&value),
+            Op::Co => actual.contains(&value),
         }
     }
 }
@@ -100,10 +111,15 @@ impl Filter {
 
     /// Whether an item matches; `get` returns the item's value of an attribute.
     pub fn matches(&self, get: impl Fn(&str) -> Option<String>) -> bool {
+        self.matches_case(get, false)
+    }
+
+    /// [`Filter::matches`] with a case-insensitive comparison when `ignore_case` is set.
+    pub fn matches_case(&self, get: impl Fn(&str) -> Option<String>, ignore_case: bool) -> bool {
         self.groups.iter().any(|group| {
             group
                 .iter()
-                .all(|t| get(&t.attribute).is_some_and(|v| t.matches(&v)))
+                .all(|t| get(&t.attribute).is_some_and(|v| t.matches_case(&v, ignore_case)))
         })
     }
 }
@@ -188,6 +204,26 @@ mod tests {
             "name eq a and",
         ] {
             assert!(Filter::parse(f, true).is_err(), "{f}");
+        }
+    }
+
+    #[test]
+    fn case_follows_the_collation() {
+        let cases = [
+            (r#"name eq "google""#, "Google", true, true),
+            (r#"name eq "google""#, "Google", false, false),
+            (r#"name sw "GOO""#, "google-workspace", true, true),
+            (r#"name ew "SPACE""#, "google-workspace", false, false),
+            (r#"name co "OGLE""#, "Google", true, true),
+            (r#"name eq "google""#, "Googles", true, false),
+        ];
+        for (filter, name, ignore_case, want) in cases {
+            let f = Filter::parse(filter, false).expect("parse");
+            assert_eq!(
+                f.matches_case(get(&[("name", name)]), ignore_case),
+                want,
+                "{filter} on {name} (ignore case {ignore_case})"
+            );
         }
     }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::reply::{EmuError, Reply};
 use super::state::{self, TenantState, Tenants};
-use crate::backend::operation::Operation;
+use crate::backend::operation::{Operation, SCRIPT_SCOPE};
 use crate::backend::wire::{Link, OAuthError, TokenResponse};
 use crate::backend::Secret;
 
@@ -78,7 +78,11 @@ pub struct Shared {
     pub(crate) client_id: String,
     pub(crate) client_secret: Secret,
     pub(crate) token_lifetime: Duration,
-    pub(crate) grant_scopes: Option<HashSet<String>>,
+    /// Scopes the M2M app is authorized for; requested scopes outside it are dropped.
+    pub(crate) grant_scopes: Mutex<HashSet<String>>,
+    /// Names compare case-insensitively (uniqueness and `name eq`), as on a case-insensitive
+    /// database collation.
+    pub(crate) ignore_name_case: bool,
     pub(crate) state_file: Option<PathBuf>,
     pub(crate) scheme: &'static str,
     pub(crate) tenants: Mutex<Tenants>,
@@ -94,20 +98,21 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub(crate) fn new(
-        client_id: String,
-        client_secret: Secret,
-        token_lifetime: Duration,
-        grant_scopes: Option<HashSet<String>>,
-        state_file: Option<PathBuf>,
+        config: &super::EmulatorConfig,
         scheme: &'static str,
         tenants: Tenants,
     ) -> Self {
+        let grant_scopes = match &config.grant_scopes {
+            Some(v) => v.iter().cloned().collect(),
+            None => default_authorized_scopes(),
+        };
         Self {
-            client_id,
-            client_secret,
-            token_lifetime,
-            grant_scopes,
-            state_file,
+            client_id: config.client_id.clone(),
+            client_secret: config.client_secret.clone(),
+            token_lifetime: config.token_lifetime,
+            grant_scopes: Mutex::new(grant_scopes),
+            ignore_name_case: !config.case_sensitive_names,
+            state_file: config.state_file.clone(),
             scheme,
             tenants: Mutex::new(tenants),
             tokens: Mutex::new(HashMap::new()),
@@ -130,6 +135,16 @@ impl Shared {
     }
 }
 
+/// What an M2M app is authorized for unless configured otherwise: every scope the operator may ask
+/// for (the operations' scopes, the client-secret view scope, the script scope).
+pub fn default_authorized_scopes() -> HashSet<String> {
+    Operation::needed_scopes()
+        .into_iter()
+        .chain([SCRIPT_SCOPE])
+        .map(str::to_owned)
+        .collect()
+}
+
 /// What a handler needs from the request.
 pub struct Ctx<'a> {
     /// Tenant domain from the path.
@@ -142,6 +157,8 @@ pub struct Ctx<'a> {
     pub body: &'a [u8],
     /// Scopes of the caller's token.
     pub scopes: &'a HashSet<String>,
+    /// Names compare case-insensitively (see [`Shared`]).
+    pub ignore_name_case: bool,
 }
 
 impl Ctx<'_> {
@@ -404,6 +421,7 @@ async fn api_inner(
             .collect(),
         body,
         scopes: &scopes,
+        ignore_name_case: shared.ignore_name_case,
     };
     let mut tenants = lock(&shared.tenants);
     let st: &mut TenantState = tenants.entry(tenant.to_owned()).or_default();
@@ -503,7 +521,9 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 /// `POST /t/{tenant}/oauth2/token`: client_credentials with HTTP Basic (or client_secret_post) client
-/// authentication; scopes are granted as asked (limited to `--grant-scopes` when set).
+/// authentication. Requested scopes the app is not authorized for are dropped without an error, and
+/// the response's `scope` lists what was granted: Asgardeo's behaviour for an M2M app whose "API
+/// Authorization" lacks a scope (asgardeo-api.md §3, "Facts confirmed in the server's own code").
 fn token(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8]) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
     let basic = headers
@@ -534,25 +554,33 @@ fn token(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8]) -> Res
             "Only client_credentials is supported.",
         );
     }
-    let granted: Vec<String> = form
-        .get("scope")
-        .map(|s| s.split_whitespace())
-        .into_iter()
-        .flatten()
-        .filter(|s| shared.grant_scopes.as_ref().is_none_or(|g| g.contains(*s)))
-        .map(str::to_owned)
-        .collect();
+    let granted: Vec<String> = {
+        let authorized = lock(&shared.grant_scopes);
+        form.get("scope")
+            .map(|s| s.split_whitespace())
+            .into_iter()
+            .flatten()
+            .filter(|s| authorized.contains(*s))
+            .map(str::to_owned)
+            .collect()
+    };
     let lifetime = lock(&shared.faults)
         .token_lifetime_secs
         .map(Duration::from_secs)
         .unwrap_or(shared.token_lifetime);
     let access_token = uuid::Uuid::new_v4().simple().to_string();
+    // A lifetime injected as a fault may be absurd (u64::MAX): never overflow an Instant.
+    let now = Instant::now();
+    let expires_at = now
+        .checked_add(lifetime)
+        .or_else(|| now.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+        .unwrap_or(now);
     lock(&shared.tokens).insert(
         access_token.clone(),
         IssuedToken {
             tenant: tenant.to_owned(),
             scopes: granted.iter().cloned().collect(),
-            expires_at: Instant::now() + lifetime,
+            expires_at,
         },
     );
     let body = TokenResponse {

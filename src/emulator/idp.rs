@@ -3,8 +3,12 @@
 //! Status codes and error codes follow the server code (`ServerIdpManagementService.handleIdPException`
 //! and `IdPManagementConstants.ErrorMessage`): not found `IDP-60002` → 404; duplicate name `IDP-60001`
 //! → **409** (the handler maps exactly this framework code to CONFLICT; other client errors → 400);
-//! invalid input `IDP-60025` → 400; bad filter `IDP-60007` → 400; delete of an IdP still used by
-//! applications `IDP-60005` → 400 unless `force=true`.
+//! invalid input `IDP-60025` → 400; bad filter `IDP-60007` → 400.
+//!
+//! Delete, disable and PATCH follow the server's code (see each function): deleting an unknown id is
+//! 204, deleting an IdP still used by applications is `IDP-65004` (400) unless `force=true`,
+//! disabling an IdP or an authenticator that a flow uses is refused (500, `IDP-65005`), and PATCH
+//! accepts only `REPLACE` on root attributes.
 
 use super::http::Ctx;
 use super::reply::{EmuError, Reply};
@@ -30,6 +34,14 @@ fn not_found(id: &str) -> EmuError {
 
 fn invalid(description: impl Into<String>) -> EmuError {
     EmuError::bad_request("IDP-60025", "Invalid input.", description)
+}
+
+/// A refusal by carbon-identity-framework's `ApplicationIdentityProviderMgtListener.doPreUpdateIdP`:
+/// it throws a plain `IdentityProviderManagementException` (not a client exception), which
+/// `handleIdPException` turns into a server error with the update code.
+fn referred_by_apps(description: String) -> EmuError {
+    EmuError::internal("IDP", &description)
+        .with_code("IDP-65005", "Error while updating Identity Provider.")
 }
 
 fn duplicate(name: &str) -> EmuError {
@@ -229,12 +241,15 @@ fn list(ctx: &Ctx<'_>, st: &TenantState) -> Result<Reply, EmuError> {
         .iter()
         .filter(|i| {
             filter.as_ref().is_none_or(|f| {
-                f.matches(|attr| match attr {
-                    "name" => Some(i.name.clone()),
-                    "isEnabled" => Some(i.is_enabled.to_string()),
-                    "description" => i.description.clone(),
-                    _ => None,
-                })
+                f.matches_case(
+                    |attr| match attr {
+                        "name" => Some(i.name.clone()),
+                        "isEnabled" => Some(i.is_enabled.to_string()),
+                        "description" => i.description.clone(),
+                        _ => None,
+                    },
+                    ctx.ignore_name_case,
+                )
             })
         })
         .collect();
@@ -285,7 +300,7 @@ fn create(ctx: &Ctx<'_>, st: &mut TenantState) -> Result<Reply, EmuError> {
     if name.is_empty() {
         return Err(invalid("name must not be null or empty."));
     }
-    if st.idp_by_name(&name).is_some() {
+    if st.idp_name_clash(&name, ctx.ignore_name_case).is_some() {
         return Err(duplicate(&name));
     }
     let (default_authenticator_id, authenticators) = match req.federated_authenticators {
@@ -338,7 +353,6 @@ fn create(ctx: &Ctx<'_>, st: &mut TenantState) -> Result<Reply, EmuError> {
 
 fn value_str(p: &Patch) -> Result<Option<String>, EmuError> {
     match (&p.operation, &p.value) {
-        (PatchOperation::Remove, _) => Ok(None),
         (_, Some(serde_json::Value::String(s))) => Ok(Some(s.clone())),
         (_, Some(v @ (serde_json::Value::Bool(_) | serde_json::Value::Number(_)))) => {
             Ok(Some(v.to_string()))
@@ -363,6 +377,14 @@ fn patch(id: &str, ctx: &Ctx<'_>, st: &mut TenantState) -> Result<Reply, EmuErro
     let mut idp = st.idp(id).ok_or_else(|| not_found(id))?.clone();
     let old_name = idp.name.clone();
     for p in &ops {
+        // ServerIdpManagementService's patch handling (asgardeo-api.md §1, IdpSvc ~L3197-3263) acts
+        // on REPLACE for the root key/value paths and rejects ADD / REMOVE there as invalid input.
+        if p.operation != PatchOperation::Replace {
+            return Err(invalid(format!(
+                "Unsupported patch operation: {:?} on {}. Only REPLACE is supported for this path.",
+                p.operation, p.path
+            )));
+        }
         match p.path.as_str() {
             "/name" => {
                 let name = value_str(p)?
@@ -385,8 +407,16 @@ fn patch(id: &str, ctx: &Ctx<'_>, st: &mut TenantState) -> Result<Reply, EmuErro
             }
         }
     }
+    if !idp.is_enabled && !st.connected_app_ids(&old_name).is_empty() {
+        return Err(referred_by_apps(
+            "Error in disabling identity provider as it is referred by service providers.".into(),
+        ));
+    }
     if idp.name != old_name {
-        if st.idp_by_name(&idp.name).is_some() {
+        if st
+            .idp_name_clash(&idp.name, ctx.ignore_name_case)
+            .is_some_and(|other| other.id != idp.id)
+        {
             return Err(duplicate(&idp.name));
         }
         // The server stores steps by IdP id, so a rename carries through to every flow; the emulator
@@ -412,16 +442,23 @@ fn patch(id: &str, ctx: &Ctx<'_>, st: &mut TenantState) -> Result<Reply, EmuErro
     Reply::json(&body)
 }
 
+/// carbon-identity-framework `IdPManagementDAO`/`CacheBackedIdPMgtDAO.deleteIdPByResourceId`: an id
+/// it cannot find is only logged ("not found in cache or DB") and the API answers 204; an IdP still
+/// in an application's steps fails with the client exception `ERROR_CODE_DELETE_IDP` ("cannot be
+/// deleted as it is referred by Service Providers"), which identity-api-server's
+/// `handleIdPException` serves as 400 `IDP-65004`. `force=true` deletes anyway.
 fn delete(id: &str, ctx: &Ctx<'_>, st: &mut TenantState) -> Result<Reply, EmuError> {
-    let idp = st.idp(id).ok_or_else(|| not_found(id))?;
+    let Some(idp) = st.idp(id) else {
+        return Ok(Reply::NoContent);
+    };
     let name = idp.name.clone();
     let users = st.connected_app_ids(&name);
     if !users.is_empty() {
         if ctx.query("force") != Some("true") {
             return Err(EmuError::bad_request(
-                "IDP-60005",
-                "Identity Provider delete request validation failed.",
-                format!("Identity Provider {name} is used by {} application(s); delete with force=true.", users.len()),
+                "IDP-65004",
+                "Error while deleting Identity Provider.",
+                format!("Identity Provider '{name}' cannot be deleted as it is referred by Service Providers."),
             ));
         }
         for app in &mut st.apps {
@@ -440,9 +477,22 @@ fn update_authenticator(
 ) -> Result<Reply, EmuError> {
     let aid = aid.cloned().unwrap_or_default();
     let mut req: FederatedAuthenticator = parse(ctx.body)?;
-    let idp = st.idp_mut(id).ok_or_else(|| not_found(id))?;
     req.authenticator_id = aid.clone();
     check_authenticators(std::slice::from_mut(&mut req))?;
+    let idp_name = st.idp(id).ok_or_else(|| not_found(id))?.name.clone();
+    let auth_name = req.name.clone().unwrap_or_default();
+    // ApplicationIdentityProviderMgtListener.doPreUpdateIdP: a multi-step flow's authenticator of
+    // this IdP must stay enabled.
+    if !req.is_enabled.unwrap_or(false)
+        && !st
+            .apps_using_authenticator(&idp_name, &auth_name)
+            .is_empty()
+    {
+        return Err(referred_by_apps(format!(
+            "{auth_name} is referred by service providers."
+        )));
+    }
+    let idp = st.idp_mut(id).ok_or_else(|| not_found(id))?;
     let make_default = req.is_default.unwrap_or(false) || idp.default_authenticator_id.is_none();
     if make_default {
         idp.default_authenticator_id = Some(aid.clone());

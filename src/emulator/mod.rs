@@ -21,7 +21,6 @@ mod idp;
 mod reply;
 mod state;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,9 +56,14 @@ pub struct EmulatorArgs {
     /// Lifetime of issued access tokens, seconds (the real servers use 3600).
     #[arg(long, default_value_t = 3600)]
     pub token_lifetime: u64,
-    /// Grant only these scopes (comma separated), to emulate an app lacking API authorization.
+    /// Scopes the M2M app is authorized for (comma separated); requested scopes outside the list are
+    /// dropped from the token. Default: every scope the operator may ask for.
     #[arg(long, value_delimiter = ',')]
     pub grant_scopes: Option<Vec<String>>,
+    /// Compare IdP and application names exactly (a case-sensitive database such as H2 or
+    /// PostgreSQL); by default "Google" and "google" clash, as on a case-insensitive collation.
+    #[arg(long)]
+    pub case_sensitive_names: bool,
     /// Inject this much latency into every request, milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
@@ -77,8 +81,11 @@ pub struct EmulatorConfig {
     pub client_secret: Secret,
     /// Lifetime of issued tokens.
     pub token_lifetime: Duration,
-    /// Grant only these scopes (`None`: grant what is asked).
+    /// Scopes the M2M app is authorized for (`None`: every scope the operator may ask for, the
+    /// script scope included). Requested scopes outside it are dropped from the token.
     pub grant_scopes: Option<Vec<String>>,
+    /// Compare names exactly; by default uniqueness and `name eq` ignore case.
+    pub case_sensitive_names: bool,
     /// JSON file to load at start and save after writes.
     pub state_file: Option<PathBuf>,
     /// Faults active from the start.
@@ -94,6 +101,7 @@ impl Default for EmulatorConfig {
             client_secret: Secret::new("emulator-secret"),
             token_lifetime: Duration::from_secs(3600),
             grant_scopes: None,
+            case_sensitive_names: false,
             state_file: None,
             faults: Faults::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -177,18 +185,7 @@ fn build_shared(
         Some(path) => state::load(path)?,
         None => Default::default(),
     };
-    let shared = Arc::new(http::Shared::new(
-        config.client_id.clone(),
-        config.client_secret.clone(),
-        config.token_lifetime,
-        config
-            .grant_scopes
-            .as_ref()
-            .map(|v| v.iter().cloned().collect::<HashSet<_>>()),
-        config.state_file.clone(),
-        scheme,
-        tenants,
-    ));
+    let shared = Arc::new(http::Shared::new(config, scheme, tenants));
     *http::lock(&shared.faults) = config.faults.clone();
     Ok(shared)
 }
@@ -229,6 +226,12 @@ impl EmulatorHandle {
     /// Replaces the injected faults.
     pub fn set_faults(&self, faults: Faults) {
         *http::lock(&self.shared.faults) = faults;
+    }
+
+    /// Replaces the scopes the M2M app is authorized for (tokens issued from now on), as an admin
+    /// changing the app's API authorization would.
+    pub fn set_authorized_scopes<S: Into<String>>(&self, scopes: impl IntoIterator<Item = S>) {
+        *http::lock(&self.shared.grant_scopes) = scopes.into_iter().map(Into::into).collect();
     }
 
     /// Invalidates every issued token.
@@ -319,6 +322,7 @@ pub async fn serve(args: EmulatorArgs) -> anyhow::Result<()> {
         client_secret: args.client_secret,
         token_lifetime: Duration::from_secs(args.token_lifetime),
         grant_scopes: args.grant_scopes,
+        case_sensitive_names: args.case_sensitive_names,
         state_file: args.state_file,
         faults,
         listen: args.listen,

@@ -109,6 +109,13 @@ impl EmuError {
         )
     }
 
+    /// Replaces the server code and message (keeps status and description).
+    pub fn with_code(mut self, code: &str, message: &str) -> Self {
+        self.body.code = Some(code.to_owned());
+        self.body.message = Some(message.to_owned());
+        self
+    }
+
     /// Adds a header.
     pub fn with_header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));

@@ -96,6 +96,38 @@ impl TenantState {
         self.idps.iter().find(|i| i.name == name)
     }
 
+    /// IdP whose name clashes with `name` on a server whose database compares names
+    /// case-insensitively (`ignore_case`), or exactly otherwise.
+    pub fn idp_name_clash(&self, name: &str, ignore_case: bool) -> Option<&StoredIdp> {
+        self.idps
+            .iter()
+            .find(|i| same_name(&i.name, name, ignore_case))
+    }
+
+    /// Application whose name clashes with `name` (see [`TenantState::idp_name_clash`]).
+    pub fn app_name_clash(&self, name: &str, ignore_case: bool) -> Option<&StoredApp> {
+        self.apps
+            .iter()
+            .find(|a| same_name(&a.name, name, ignore_case))
+    }
+
+    /// Ids of applications with a user-defined step that uses `authenticator` of IdP `idp_name`.
+    pub fn apps_using_authenticator(&self, idp_name: &str, authenticator: &str) -> Vec<String> {
+        self.apps
+            .iter()
+            .filter(|a| a.sequence.kind == Some(SequenceType::UserDefined))
+            .filter(|a| {
+                a.sequence
+                    .steps
+                    .iter()
+                    .flatten()
+                    .flat_map(|s| &s.options)
+                    .any(|o| o.idp == idp_name && o.authenticator == authenticator)
+            })
+            .map(|a| a.id.clone())
+            .collect()
+    }
+
     /// Application by id.
     pub fn app(&self, id: &str) -> Option<&StoredApp> {
         self.apps.iter().find(|a| a.id == id)
@@ -166,6 +198,16 @@ impl TenantState {
             ..Default::default()
         });
         id
+    }
+}
+
+/// Name equality under the server's collation: MySQL/MSSQL default collations (and so, likely,
+/// Asgardeo) compare case-insensitively; H2 and PostgreSQL compare exactly.
+pub fn same_name(a: &str, b: &str, ignore_case: bool) -> bool {
+    if ignore_case {
+        a.to_lowercase() == b.to_lowercase()
+    } else {
+        a == b
     }
 }
 
