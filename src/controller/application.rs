@@ -26,13 +26,12 @@ use serde_json::json;
 use super::conditions::{self, Cond, Outcome};
 use super::identity_backend::now;
 use super::managed::{
-    self, description_change, owner_marker, Identity, IdentityPlan, SecretPlan, ServerKind,
-    CREATE_PENDING, MANAGED_BY,
+    self, description_change, Identified, Managed, SecretPlan, ServerKind, MANAGED_BY,
 };
 use super::translate::{self, desired_flow, desired_oidc, flow_differs, oidc_differs};
 use super::{
-    annotate, apply_status, backend_err, cleanup, jittered, publish, registry, Context, Error,
-    FINALIZER, MANAGER,
+    apply_status, backend_err, cleanup, jittered, publish, registry, Context, Error, FINALIZER,
+    MANAGER,
 };
 use crate::api::application::AppConflictEntry;
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
@@ -52,19 +51,45 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
             FinalizerEvent::Apply(app) => {
                 let mut seen = Observed::from(app.as_ref());
                 let result = apply(&app, &api, &ctx, &mut seen).await;
-                report(&ctx, &api, &app, seen, result).await
+                managed::report(result, async |o| finish(&ctx, &api, &app, seen, o).await).await
             }
             FinalizerEvent::Cleanup(app) => match cleanup(app.clone(), &ctx).await {
-                Ok(a) => Ok(a),
+                Ok(action) => Ok(action),
                 Err(e) => {
                     let seen = Observed::from(app.as_ref());
-                    report(&ctx, &api, &app, seen, Err(e)).await
+                    managed::report(Err(e), async |o| finish(&ctx, &api, &app, seen, o).await).await
                 }
             },
         }
     })
     .await
     .map_err(Error::from)
+}
+
+impl Managed for Application {
+    const KIND: ServerKind = ServerKind::Application;
+    type Status = ApplicationStatus;
+    fn display_name(&self) -> &str {
+        &self.spec.display_name
+    }
+    fn adopt(&self) -> bool {
+        self.spec.adopt
+    }
+    fn backend(&self) -> &crate::api::BackendRef {
+        &self.spec.backend_ref
+    }
+    fn recorded_id(&self) -> Option<String> {
+        self.status.as_ref().and_then(|s| s.id.clone())
+    }
+    fn status_with_id(&self, id: &str) -> ApplicationStatus {
+        ApplicationStatus {
+            id: Some(id.to_string()),
+            ..self.status.clone().unwrap_or_default()
+        }
+    }
+    fn cache(ctx: &Context) -> &kube::runtime::reflector::Store<Self> {
+        &ctx.apps
+    }
 }
 
 /// The flow change to push, and the conflicts Block holds it back for. Pure.
@@ -281,123 +306,36 @@ async fn apply(
     let oidc = desired_oidc(spec);
     let needs_local = registry::local_account_authenticators(&backend);
 
-    // 2-3. Observe and plan which server object is ours.
-    let kind = ServerKind::Application;
-    let uid = app.uid().unwrap_or_default();
-    let observation = managed::observe(
-        kind,
-        client.as_ref(),
-        seen.id.as_deref(),
-        &spec.display_name,
-    )
-    .await?;
-    let others = managed::claims(
-        &app.metadata,
-        ctx.apps.state().iter().map(|a| a.as_ref()),
-        |o: &Application| {
-            (o.namespace() == Some(ns.clone()) && o.spec.backend_ref == spec.backend_ref).then(
-                || {
-                    (
-                        o.spec.display_name.clone(),
-                        o.status.as_ref().and_then(|s| s.id.clone()),
-                    )
-                },
-            )
-        },
-    );
-    let me = Identity {
-        uid: &uid,
-        display_name: &spec.display_name,
-        adopt: spec.adopt,
-        pending: app.annotations().get(CREATE_PENDING).map(String::as_str),
-    };
-    let plan = managed::plan_identity(kind, &me, &observation, &others);
-    let recovered = matches!(plan, IdentityPlan::Recover(_));
-
-    // 4. Act, with flow changes under the Block gate (checked against the IdPs' live JIT).
+    // 2-4. Under the Block gate (flow changes are checked against the IdPs' live JIT): observe,
+    // plan and act on which server object is ours, creating it (flow held back if it conflicts).
     let _gate = ctx.block_gate.lock().await;
     let (jit, blocking) = live_jit(ctx, client.as_ref(), &idps).await?;
-    let mut created = false;
-    let mut held = Vec::new();
-    let id = match plan {
-        IdentityPlan::Existing { id, .. } => id,
-        IdentityPlan::Adopt(f) | IdentityPlan::Recover(f) => {
-            let (reason, note) = if recovered {
-                ("Recovered", format!("found application {} created before a restart (it carries this object's uid); taking it over", f.id))
-            } else {
-                (
-                    "Adopted",
-                    format!("adopted the existing application {} ({})", f.name, f.id),
-                )
-            };
-            publish(ctx, app, EventType::Normal, reason, "Adopt", note).await;
-            persist_id(api, app, &f.id).await?;
-            if me.pending.is_some() {
-                annotate(api, app, CREATE_PENDING, None).await?;
-            }
-            f.id
-        }
-        IdentityPlan::Clash {
-            reason,
-            message,
-            clear_pending,
-        } => {
-            if clear_pending {
-                annotate(api, app, CREATE_PENDING, None).await?;
-            }
-            if let managed::ById::Gone(_) = observation.by_id {
-                seen.id = None;
-            }
-            return Ok(Outcome::stalled(reason, message));
-        }
-        IdentityPlan::Create { recreate } => {
-            if let managed::ById::Gone(old) = &observation.by_id {
-                publish(ctx, app, EventType::Warning, "DeletedOnServer", "Observe",
-                    format!("application {old} was deleted on the server behind the operator's back; recreating it")).await;
-                seen.id = None;
-            }
-            let (login_flow, blocked) = plan_flow(
-                &spec.display_name,
-                flow.as_ref(),
-                None,
-                &jit,
-                &blocking,
-                &needs_local,
-            );
-            held = blocked;
-            annotate(api, app, CREATE_PENDING, Some(uid.as_str())).await?;
-            let new = NewApplication {
-                name: spec.display_name.clone(),
-                description: Some(owner_marker(&uid)),
-                template_id: None,
-                oidc: oidc.clone(),
-                login_flow,
-            };
-            let id = match client.create_application(&new).await {
-                Ok(id) => id,
-                Err(e) => {
-                    if !e.is_retryable() {
-                        annotate(api, app, CREATE_PENDING, None).await?;
-                    }
-                    return Err(backend_err("creating the application")(e));
-                }
-            };
-            persist_id(api, app, &id).await?;
-            annotate(api, app, CREATE_PENDING, None).await?;
-            let verb = if recreate { "recreated" } else { "created" };
-            publish(
-                ctx,
-                app,
-                EventType::Normal,
-                "Created",
-                "Create",
-                format!("{verb} application {} ({id})", spec.display_name),
-            )
-            .await;
-            created = true;
-            id
+    let (create_flow, create_held) = plan_flow(
+        &spec.display_name,
+        flow.as_ref(),
+        None,
+        &jit,
+        &blocking,
+        &needs_local,
+    );
+    let create = async |description: String| {
+        let new = NewApplication {
+            name: spec.display_name.clone(),
+            description: Some(description),
+            template_id: None,
+            oidc: oidc.clone(),
+            login_flow: create_flow,
+        };
+        client.create_application(&new).await
+    };
+    let (id, created) = match managed::identify(ctx, api, app, client.as_ref(), create).await? {
+        Identified::Ours { id, created } => (id, created),
+        Identified::Stop { outcome, id } => {
+            seen.id = id;
+            return Ok(outcome);
         }
     };
+    let mut held = if created { create_held } else { Vec::new() };
     seen.id = Some(id.clone());
     let server = client
         .get_application(&id)
@@ -568,36 +506,6 @@ async fn live_jit(
         }
     }
     Ok((jit, blocking))
-}
-
-/// Writes the id to status before anything else can fail (crash-safe create, adoption).
-async fn persist_id(api: &Api<Application>, app: &Application, id: &str) -> Result<(), Error> {
-    let early = ApplicationStatus {
-        id: Some(id.to_string()),
-        ..app.status.clone().unwrap_or_default()
-    };
-    apply_status(api, app, None, &early).await?;
-    Ok(())
-}
-
-/// Report: an error ends as `Ready=False` with its reason and message on the object, and is still
-/// returned so that the error policy backs off.
-async fn report(
-    ctx: &Context,
-    api: &Api<Application>,
-    app: &Application,
-    seen: Observed,
-    result: Result<Outcome, Error>,
-) -> Result<Action, Error> {
-    match result {
-        Ok(outcome) => finish(ctx, api, app, seen, outcome).await,
-        Err(e) => {
-            if let Err(write) = finish(ctx, api, app, seen, managed::error_outcome(&e)).await {
-                tracing::warn!(error = %write, "could not report the error on the object");
-            }
-            Err(e)
-        }
-    }
 }
 
 /// Writes the credentials to the Secret if this Application created it (or creates it); returns

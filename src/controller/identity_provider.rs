@@ -21,9 +21,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::conditions::{self, Cond, Outcome};
 use super::identity_backend::now;
-use super::managed::{
-    self, description_change, owner_marker, Identity, IdentityPlan, ServerKind, CREATE_PENDING,
-};
+use super::managed::{self, description_change, Identified, Managed, ServerKind};
 use super::translate::{self, authenticator_differs, desired_authenticator, jit_change, jit_diff};
 use super::{
     annotate, apply_status, backend_err, cleanup, jittered, publish, read_secret, registry,
@@ -37,6 +35,32 @@ use crate::flow::{self, Jit, LocalAccountAuthenticators};
 
 pub use super::managed::SECRET_VERSION;
 
+impl Managed for IdentityProvider {
+    const KIND: ServerKind = ServerKind::IdentityProvider;
+    type Status = IdentityProviderStatus;
+    fn display_name(&self) -> &str {
+        &self.spec.display_name
+    }
+    fn adopt(&self) -> bool {
+        self.spec.adopt
+    }
+    fn backend(&self) -> &crate::api::BackendRef {
+        &self.spec.backend_ref
+    }
+    fn recorded_id(&self) -> Option<String> {
+        self.status.as_ref().and_then(|s| s.id.clone())
+    }
+    fn status_with_id(&self, id: &str) -> IdentityProviderStatus {
+        IdentityProviderStatus {
+            id: Some(id.to_string()),
+            ..self.status.clone().unwrap_or_default()
+        }
+    }
+    fn cache(ctx: &Context) -> &kube::runtime::reflector::Store<Self> {
+        &ctx.idps
+    }
+}
+
 /// Reconciles one IdentityProvider (apply or cleanup through the finalizer).
 pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = idp.namespace().ok_or(Error::NoNamespace)?;
@@ -46,18 +70,15 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
             FinalizerEvent::Apply(idp) => {
                 let mut seen = Observed::from(idp.as_ref());
                 let result = apply(&idp, &api, &ctx, &mut seen).await;
-                report(&ctx, &api, &idp, seen, result).await
+                managed::report(result, async |o| finish(&ctx, &api, &idp, seen, o).await).await
             }
-            FinalizerEvent::Cleanup(idp) => {
-                let result = cleanup(idp.clone(), &ctx).await;
-                match result {
-                    Ok(a) => Ok(a),
-                    Err(e) => {
-                        let seen = Observed::from(idp.as_ref());
-                        report(&ctx, &api, &idp, seen, Err(e)).await
-                    }
+            FinalizerEvent::Cleanup(idp) => match cleanup(idp.clone(), &ctx).await {
+                Ok(action) => Ok(action),
+                Err(e) => {
+                    let seen = Observed::from(idp.as_ref());
+                    managed::report(Err(e), async |o| finish(&ctx, &api, &idp, seen, o).await).await
                 }
-            }
+            },
         }
     })
     .await
@@ -177,114 +198,22 @@ async fn apply(
         return Ok(Outcome::stalled("InvalidSpec", msg));
     };
 
-    // 2-3. Observe and plan which server object is ours.
-    let kind = ServerKind::IdentityProvider;
-    let uid = idp.uid().unwrap_or_default();
-    let observation = managed::observe(
-        kind,
-        client.as_ref(),
-        seen.id.as_deref(),
-        &spec.display_name,
-    )
-    .await?;
-    let others = managed::claims(
-        &idp.metadata,
-        ctx.idps.state().iter().map(|a| a.as_ref()),
-        |o: &IdentityProvider| {
-            (o.namespace() == Some(ns.clone()) && o.spec.backend_ref == spec.backend_ref).then(
-                || {
-                    (
-                        o.spec.display_name.clone(),
-                        o.status.as_ref().and_then(|s| s.id.clone()),
-                    )
-                },
-            )
-        },
-    );
-    let me = Identity {
-        uid: &uid,
-        display_name: &spec.display_name,
-        adopt: spec.adopt,
-        pending: idp.annotations().get(CREATE_PENDING).map(String::as_str),
+    // 2-4. Observe, plan and act on which server object is ours (create if none).
+    let create = async |description: String| {
+        let new = NewIdp {
+            name: spec.display_name.clone(),
+            description: Some(description),
+            image: None,
+            authenticator: desired_auth.clone(),
+            jit: None,
+        };
+        client.create_idp(&new).await
     };
-    let plan = managed::plan_identity(kind, &me, &observation, &others);
-    let recovered = matches!(plan, IdentityPlan::Recover(_));
-
-    // 4. Act on the identity.
-    let mut created = false;
-    let id = match plan {
-        IdentityPlan::Existing { id, .. } => id,
-        IdentityPlan::Adopt(f) | IdentityPlan::Recover(f) => {
-            let (reason, note) = if recovered {
-                ("Recovered", format!("found identity provider {} created before a restart (it carries this object's uid); taking it over", f.id))
-            } else {
-                (
-                    "Adopted",
-                    format!(
-                        "adopted the existing identity provider {} ({})",
-                        f.name, f.id
-                    ),
-                )
-            };
-            publish(ctx, idp, EventType::Normal, reason, "Adopt", note).await;
-            persist_id(api, idp, &f.id).await?;
-            if me.pending.is_some() {
-                annotate(api, idp, CREATE_PENDING, None).await?;
-            }
-            f.id
-        }
-        IdentityPlan::Clash {
-            reason,
-            message,
-            clear_pending,
-        } => {
-            if clear_pending {
-                annotate(api, idp, CREATE_PENDING, None).await?;
-            }
-            if let managed::ById::Gone(_) = observation.by_id {
-                seen.id = None;
-            }
-            return Ok(Outcome::stalled(reason, message));
-        }
-        IdentityPlan::Create { recreate } => {
-            if let managed::ById::Gone(old) = &observation.by_id {
-                publish(ctx, idp, EventType::Warning, "DeletedOnServer", "Observe",
-                    format!("identity provider {old} was deleted on the server behind the operator's back; recreating it")).await;
-                seen.id = None;
-            }
-            annotate(api, idp, CREATE_PENDING, Some(uid.as_str())).await?;
-            let new = NewIdp {
-                name: spec.display_name.clone(),
-                description: Some(owner_marker(&uid)),
-                image: None,
-                authenticator: desired_auth.clone(),
-                jit: None,
-            };
-            let id = match client.create_idp(&new).await {
-                Ok(id) => id,
-                Err(e) => {
-                    // A definite refusal made nothing: the mark must not make a later pass
-                    // "recover" whatever someone else creates under this name.
-                    if !e.is_retryable() {
-                        annotate(api, idp, CREATE_PENDING, None).await?;
-                    }
-                    return Err(backend_err("creating the identity provider")(e));
-                }
-            };
-            persist_id(api, idp, &id).await?;
-            annotate(api, idp, CREATE_PENDING, None).await?;
-            let verb = if recreate { "recreated" } else { "created" };
-            publish(
-                ctx,
-                idp,
-                EventType::Normal,
-                "Created",
-                "Create",
-                format!("{verb} identity provider {} ({id})", spec.display_name),
-            )
-            .await;
-            created = true;
-            id
+    let (id, created) = match managed::identify(ctx, api, idp, client.as_ref(), create).await? {
+        Identified::Ours { id, created } => (id, created),
+        Identified::Stop { outcome, id } => {
+            seen.id = id;
+            return Ok(outcome);
         }
     };
     seen.id = Some(id.clone());
@@ -402,40 +331,6 @@ async fn apply(
     } else {
         Outcome::Ready(format!("identity provider {id} matches the spec"))
     })
-}
-
-/// Writes the id to status before anything else can fail (crash-safe create, adoption).
-async fn persist_id(
-    api: &Api<IdentityProvider>,
-    idp: &IdentityProvider,
-    id: &str,
-) -> Result<(), Error> {
-    let early = IdentityProviderStatus {
-        id: Some(id.to_string()),
-        ..idp.status.clone().unwrap_or_default()
-    };
-    apply_status(api, idp, None, &early).await?;
-    Ok(())
-}
-
-/// Report: an error ends as `Ready=False` with its reason and message on the object, and is still
-/// returned so that the error policy backs off.
-async fn report(
-    ctx: &Context,
-    api: &Api<IdentityProvider>,
-    idp: &IdentityProvider,
-    seen: Observed,
-    result: Result<Outcome, Error>,
-) -> Result<Action, Error> {
-    match result {
-        Ok(outcome) => finish(ctx, api, idp, seen, outcome).await,
-        Err(e) => {
-            if let Err(write) = finish(ctx, api, idp, seen, managed::error_outcome(&e)).await {
-                tracing::warn!(error = %write, "could not report the error on the object");
-            }
-            Err(e)
-        }
-    }
 }
 
 fn names(conflicts: &[ConflictEntry]) -> String {

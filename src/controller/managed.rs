@@ -15,10 +15,15 @@
 //! with the POST) made it. Names compare case-insensitively: the server's database collation may.
 
 use kube::api::ObjectMeta;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::Store;
+use kube::{Api, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use super::conditions::Outcome;
-use super::Error;
-use crate::api::DeletionPolicy;
+use super::{annotate, apply_status, publish, Context, Error};
+use crate::api::{BackendRef, DeletionPolicy};
 use crate::backend::{BackendError, IdentityServer};
 
 /// The finalizer on IdentityProviders and Applications (state outside Kubernetes).
@@ -375,6 +380,178 @@ where
             })
         })
         .collect()
+}
+
+/// What each kind tells the managed flow about itself.
+pub trait Managed:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The server object it stands for.
+    const KIND: ServerKind;
+    /// Its status type.
+    type Status: Serialize + PartialEq;
+    /// `spec.displayName`.
+    fn display_name(&self) -> &str;
+    /// `spec.adopt`.
+    fn adopt(&self) -> bool;
+    /// `spec.backendRef`.
+    fn backend(&self) -> &BackendRef;
+    /// The server id in status.
+    fn recorded_id(&self) -> Option<String>;
+    /// The current status with `id` set (written right after a create or an adoption).
+    fn status_with_id(&self, id: &str) -> Self::Status;
+    /// The cluster cache of this kind.
+    fn cache(ctx: &Context) -> &Store<Self>;
+}
+
+/// The result of [`identify`].
+pub enum Identified {
+    /// The server object that is ours; `created` when this pass created it.
+    Ours {
+        /// Server id.
+        id: String,
+        /// Created by this pass.
+        created: bool,
+    },
+    /// No server object to work on: report `outcome`, keep `id` in status.
+    Stop {
+        /// What to report.
+        outcome: Outcome,
+        /// The id status keeps (none when the recorded one is gone).
+        id: Option<String>,
+    },
+}
+
+/// Observe → plan → act for the identity of a managed object: which server object is ours, creating
+/// it (crash-safe: pending mark and uid marker first, id persisted right after) when there is none.
+/// `create` gets the description to send (the ownership marker) and returns the new id.
+pub async fn identify<K: Managed>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    client: &dyn IdentityServer,
+    create: impl AsyncFnOnce(String) -> Result<String, BackendError>,
+) -> Result<Identified, Error> {
+    let kind = K::KIND;
+    let noun = kind.noun();
+    let uid = obj.uid().unwrap_or_default();
+    let recorded = obj.recorded_id();
+    let seen = observe(kind, client, recorded.as_deref(), obj.display_name()).await?;
+    let ns = obj.namespace();
+    let others = claims(
+        obj.meta(),
+        K::cache(ctx).state().iter().map(|o| o.as_ref()),
+        |o: &K| {
+            (o.namespace() == ns && o.backend() == obj.backend())
+                .then(|| (o.display_name().to_string(), o.recorded_id()))
+        },
+    );
+    let me = Identity {
+        uid: &uid,
+        display_name: obj.display_name(),
+        adopt: obj.adopt(),
+        pending: obj.annotations().get(CREATE_PENDING).map(String::as_str),
+    };
+    let gone = match &seen.by_id {
+        ById::Gone(id) => Some(id.clone()),
+        _ => None,
+    };
+    match plan_identity(kind, &me, &seen, &others) {
+        IdentityPlan::Existing { id, .. } => Ok(Identified::Ours { id, created: false }),
+        plan @ (IdentityPlan::Adopt(_) | IdentityPlan::Recover(_)) => {
+            let (reason, f) = match plan {
+                IdentityPlan::Recover(f) => ("Recovered", f),
+                IdentityPlan::Adopt(f) => ("Adopted", f),
+                _ => return Err(Error::Internal("unreachable identity plan".into())),
+            };
+            let note = if reason == "Recovered" {
+                format!("found {noun} {} created before a restart (it carries this object's uid); taking it over", f.id)
+            } else {
+                format!("adopted the existing {noun} {} ({})", f.name, f.id)
+            };
+            publish(ctx, obj, EventType::Normal, reason, "Adopt", note).await;
+            apply_status(api, obj, None, &obj.status_with_id(&f.id)).await?;
+            if me.pending.is_some() {
+                annotate(api, obj, CREATE_PENDING, None).await?;
+            }
+            Ok(Identified::Ours {
+                id: f.id,
+                created: false,
+            })
+        }
+        IdentityPlan::Clash {
+            reason,
+            message,
+            clear_pending,
+        } => {
+            if clear_pending {
+                annotate(api, obj, CREATE_PENDING, None).await?;
+            }
+            let id = if gone.is_some() { None } else { recorded };
+            Ok(Identified::Stop {
+                outcome: Outcome::stalled(reason, message),
+                id,
+            })
+        }
+        IdentityPlan::Create { recreate } => {
+            if let Some(old) = &gone {
+                let note = format!("{noun} {old} was deleted on the server behind the operator's back; recreating it");
+                publish(
+                    ctx,
+                    obj,
+                    EventType::Warning,
+                    "DeletedOnServer",
+                    "Observe",
+                    note,
+                )
+                .await;
+            }
+            annotate(api, obj, CREATE_PENDING, Some(uid.as_str())).await?;
+            let id = match create(owner_marker(&uid)).await {
+                Ok(id) => id,
+                Err(e) => {
+                    // A definite refusal made nothing: the mark must not make a later pass
+                    // "recover" whatever someone else creates under this name.
+                    if !e.is_retryable() {
+                        annotate(api, obj, CREATE_PENDING, None).await?;
+                    }
+                    return Err(super::backend_err(format!("creating the {noun}"))(e));
+                }
+            };
+            apply_status(api, obj, None, &obj.status_with_id(&id)).await?;
+            annotate(api, obj, CREATE_PENDING, None).await?;
+            let verb = if recreate { "recreated" } else { "created" };
+            let note = format!("{verb} {noun} {} ({id})", obj.display_name());
+            publish(ctx, obj, EventType::Normal, "Created", "Create", note).await;
+            Ok(Identified::Ours { id, created: true })
+        }
+    }
+}
+
+/// Report: an error ends as `Ready=False` with its reason and message on the object (through the
+/// kind's `finish`), and is still returned so that the error policy backs off.
+pub async fn report<F>(
+    result: Result<Outcome, Error>,
+    finish: F,
+) -> Result<kube::runtime::controller::Action, Error>
+where
+    F: AsyncFnOnce(Outcome) -> Result<kube::runtime::controller::Action, Error>,
+{
+    match result {
+        Ok(outcome) => finish(outcome).await,
+        Err(e) => {
+            if let Err(write) = finish(error_outcome(&e)).await {
+                tracing::warn!(error = %write, "could not report the error on the object");
+            }
+            Err(e)
+        }
+    }
 }
 
 /// What the deletion of a managed object does.
