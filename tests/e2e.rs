@@ -380,19 +380,24 @@ async fn interrupted_create_leaves_no_duplicate_and_existing_needs_adopt() {
     env.create_backend("asgardeo").await;
     let server = env.server();
     // The state right after a crash between the POST and the status write: the IdP exists on the
-    // server, the object carries the create-pending mark and no id.
+    // server with the object's uid marker, the object carries the create-pending mark (its uid)
+    // and no id.
     env.apply(&google(true, "Block")).await.expect("idp");
+    let uid = env.get("IdentityProvider", "google").await.expect("idp")["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
     env.patch(
         "IdentityProvider",
         "google",
-        json!({"metadata": {"annotations": {"identity-operator.io/create-pending": "Google"}}}),
+        json!({"metadata": {"annotations": {"identity-operator.io/create-pending": uid}}}),
     )
     .await
     .expect("mark");
     server
         .create_idp(&identity_operator::backend::NewIdp {
             name: "Google".into(),
-            description: None,
+            description: Some(identity_operator::controller::managed::owner_marker(&uid)),
             image: None,
             authenticator: identity_operator::controller::translate::desired_authenticator(
                 &serde_json::from_value(json!({"backendRef": {"name": "asgardeo"}, "displayName": "Google",

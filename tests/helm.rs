@@ -142,6 +142,12 @@ const CALLS: &[Call] = &[
         "applications",
         "src/controller/application.rs finalizer, mark_pending",
     ),
+    call(
+        "patch",
+        GROUP,
+        "identitybackends",
+        "src/controller/identity_backend.rs in-use finalizer",
+    ),
     // Status by server-side apply.
     status("identitybackends", "src/controller/mod.rs apply_status"),
     status("identityproviders", "src/controller/mod.rs apply_status"),
@@ -222,7 +228,6 @@ const DENIED_IN_WATCHED: &[(&str, &str)] = &[
     ("delete", "identityproviders.identity-operator.io"),
     ("delete", "applications.identity-operator.io"),
     ("update", "applications.identity-operator.io"),
-    ("patch", "identitybackends.identity-operator.io"),
     ("delete", "identitybackends.identity-operator.io"),
     ("delete", "events.events.k8s.io"),
     ("create", "events"),

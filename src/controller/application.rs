@@ -1,12 +1,16 @@
-//! Application reconciler.
+//! Application reconciler, on the managed flow of [`super::managed`]:
 //!
-//! Steps: dereference (backend, client, the IdentityProviders of the flow: waits with a clear reason
-//! while one is missing or not Ready) → observe the server (by id, else by name with explicit adoption
-//! or crash recovery) → create, or diff and update the login flow and OIDC settings → write the OIDC
-//! client credentials to the Secret named by `credentialsSecret` (owned, never in status) → apply the
-//! conflict rule against the IdPs' JIT → status, Events. Cleanup honours `deletionPolicy`.
+//! 1. **dereference** the backend, its client and the IdentityProviders of the flow (waits with a
+//!    clear reason while one is missing or not Ready);
+//! 2. **observe** the server object — [`managed::observe`];
+//! 3. **plan** which object is ours — [`managed::plan_identity`];
+//! 4. **act**: create / rename / update, where under the Block gate [`plan_flow`] holds back a flow
+//!    change that would put a local-account step after a Block IdP whose JIT is off (declared or on
+//!    the server), while the rest of the spec still goes;
+//! 5. the credentials Secret, only if this Application created it — [`managed::plan_credentials`];
+//! 6. **report** — status, conditions, Events; an error ends as `Ready=False` with its reason.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
@@ -21,17 +25,20 @@ use serde_json::json;
 
 use super::conditions::{self, Cond, Outcome};
 use super::identity_backend::now;
-use super::identity_provider::CREATE_PENDING;
+use super::managed::{
+    self, description_change, Identified, Managed, SecretPlan, ServerKind, MANAGED_BY,
+};
 use super::translate::{self, desired_flow, desired_oidc, flow_differs, oidc_differs};
 use super::{
-    annotate, apply_status, backend_err, cleanup, jittered, publish, registry, Context, Error,
-    FINALIZER, MANAGER,
+    apply_status, backend_err, cleanup, jittered, publish, registry, Context, Error, FINALIZER,
+    MANAGER,
 };
 use crate::api::application::AppConflictEntry;
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
+use crate::api::identity_provider::ConflictPolicy;
 use crate::api::{Application, ApplicationStatus, IdentityProvider};
-use crate::backend::{ApplicationPatch, NewApplication};
-use crate::flow::{self, Jit};
+use crate::backend::{ApplicationPatch, FlowKind, FlowUpdate, LoginFlow, NewApplication};
+use crate::flow::{self, Jit, LocalAccountAuthenticators};
 
 /// Reconciles one Application (apply or cleanup through the finalizer).
 pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -41,12 +48,95 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
     index_app(&ctx, &app);
     finalizer(&api, FINALIZER, app, |event| async {
         match event {
-            FinalizerEvent::Apply(app) => apply(app, &api, &ctx).await,
-            FinalizerEvent::Cleanup(app) => cleanup(app, &ctx).await,
+            FinalizerEvent::Apply(app) => {
+                let mut seen = Observed::from(app.as_ref());
+                let result = apply(&app, &api, &ctx, &mut seen).await;
+                managed::report(result, async |o| finish(&ctx, &api, &app, seen, o).await).await
+            }
+            FinalizerEvent::Cleanup(app) => match cleanup(app.clone(), &ctx).await {
+                Ok(action) => Ok(action),
+                Err(e) => {
+                    let seen = Observed::from(app.as_ref());
+                    managed::report(Err(e), async |o| finish(&ctx, &api, &app, seen, o).await).await
+                }
+            },
         }
     })
     .await
     .map_err(Error::from)
+}
+
+impl Managed for Application {
+    const KIND: ServerKind = ServerKind::Application;
+    type Status = ApplicationStatus;
+    fn display_name(&self) -> &str {
+        &self.spec.display_name
+    }
+    fn adopt(&self) -> bool {
+        self.spec.adopt
+    }
+    fn backend(&self) -> &crate::api::BackendRef {
+        &self.spec.backend_ref
+    }
+    fn recorded_id(&self) -> Option<String> {
+        self.status.as_ref().and_then(|s| s.id.clone())
+    }
+    fn status_with_id(&self, id: &str) -> ApplicationStatus {
+        ApplicationStatus {
+            id: Some(id.to_string()),
+            ..self.status.clone().unwrap_or_default()
+        }
+    }
+    fn cache(ctx: &Context) -> &kube::runtime::reflector::Store<Self> {
+        &ctx.apps
+    }
+}
+
+/// The flow change to push, and the conflicts Block holds it back for. Pure.
+///
+/// `jit` is each IdP's JIT as the rule must see it (off when declared off **or** off on the
+/// server), `blocking` the server names of IdPs with `conflictPolicy: Block`. A conflict the live
+/// flow already has (made elsewhere) is not a reason to hold back: it is reported, not repaired.
+pub fn plan_flow(
+    app_name: &str,
+    desired: Option<&FlowUpdate>,
+    live: Option<&LoginFlow>,
+    jit: &HashMap<String, Jit>,
+    blocking: &BTreeSet<String>,
+    needs_local: &LocalAccountAuthenticators,
+) -> (Option<FlowUpdate>, Vec<flow::Conflict>) {
+    let Some(desired) = desired else {
+        return (None, Vec::new());
+    };
+    if live.is_some_and(|l| !flow_differs(desired, l)) {
+        return (None, Vec::new());
+    }
+    let rule = |steps: &[crate::backend::FlowStep]| {
+        flow::check_flow(
+            app_name,
+            &translate::flow_for_rule(steps, needs_local),
+            jit,
+            needs_local,
+        )
+        .conflicts
+    };
+    let existing: Vec<(String, String)> = live
+        .filter(|l| l.kind == FlowKind::UserDefined)
+        .map(|l| rule(&l.steps))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c.identity_provider, c.authenticator))
+        .collect();
+    let new: Vec<flow::Conflict> = rule(&desired.steps)
+        .into_iter()
+        .filter(|c| blocking.contains(&c.identity_provider))
+        .filter(|c| !existing.contains(&(c.identity_provider.clone(), c.authenticator.clone())))
+        .collect();
+    if new.is_empty() {
+        (Some(desired.clone()), Vec::new())
+    } else {
+        (None, new)
+    }
 }
 
 /// The IdentityProviders an application's flow references.
@@ -145,19 +235,26 @@ struct Observed {
     conflicts: Vec<AppConflictEntry>,
 }
 
+impl From<&Application> for Observed {
+    /// What the last status said: kept when a reconcile ends early.
+    fn from(app: &Application) -> Self {
+        let old = app.status.clone().unwrap_or_default();
+        Self {
+            id: old.id,
+            steps: old.steps,
+            conflicts: old.conflicts,
+        }
+    }
+}
+
 async fn apply(
-    app: Arc<Application>,
+    app: &Application,
     api: &Api<Application>,
     ctx: &Context,
-) -> Result<Action, Error> {
+    seen: &mut Observed,
+) -> Result<Outcome, Error> {
     let ns = app.namespace().ok_or(Error::NoNamespace)?;
     let spec = &app.spec;
-    let old = app.status.clone().unwrap_or_default();
-    let mut observed = Observed {
-        id: old.id.clone(),
-        steps: old.steps,
-        ..Default::default()
-    };
 
     // 1. Dereference: backend, client, and the IdentityProviders of the flow.
     let Some(backend) = ctx
@@ -168,70 +265,32 @@ async fn apply(
             "IdentityBackend {} not found in namespace {ns}: create it",
             spec.backend_ref.name
         );
-        return finish(
-            ctx,
-            api,
-            &app,
-            observed,
-            Outcome::stalled("BackendNotFound", msg),
-        )
-        .await;
+        return Ok(Outcome::stalled("BackendNotFound", msg));
     };
     let client = match ctx.registry.client_for(&ctx.client, &backend).await {
         Ok(c) => c,
         Err(e) => {
             let msg = format!("IdentityBackend {}: {e}", spec.backend_ref.name);
-            return finish(
-                ctx,
-                api,
-                &app,
-                observed,
-                Outcome::Stalled {
-                    reason: e.reason().into(),
-                    message: msg,
-                },
-            )
-            .await;
+            return Ok(Outcome::stalled(e.reason(), msg));
         }
     };
     let mut idps: HashMap<String, Arc<IdentityProvider>> = HashMap::new();
-    for r in referenced_idps(&app) {
+    for r in referenced_idps(app) {
         let Some(idp) = referenced_idp(ctx, &r).await? else {
             let msg = format!("waiting for IdentityProvider {} (referenced by loginFlow): it does not exist in namespace {ns}", r.name);
-            return finish(
-                ctx,
-                api,
-                &app,
-                observed,
-                Outcome::progressing("IdentityProviderNotFound", msg),
-            )
-            .await;
+            return Ok(Outcome::progressing("IdentityProviderNotFound", msg));
         };
         if !idp_ready(&idp) {
             let msg = format!(
                 "waiting for IdentityProvider {} to exist on the server",
                 r.name
             );
-            return finish(
-                ctx,
-                api,
-                &app,
-                observed,
-                Outcome::progressing("IdentityProviderNotReady", msg),
-            )
-            .await;
+            return Ok(Outcome::progressing("IdentityProviderNotReady", msg));
         }
         if idp.spec.backend_ref != spec.backend_ref {
             let msg = format!("IdentityProvider {} is on backend {}, this application on {}: a login flow can only use providers of its own backend",
                 r.name, idp.spec.backend_ref.name, spec.backend_ref.name);
-            return finish(
-                ctx,
-                api,
-                &app,
-                observed,
-                Outcome::stalled("InvalidReference", msg),
-            )
-            .await;
+            return Ok(Outcome::stalled("InvalidReference", msg));
         }
         idps.insert(r.name.clone(), idp);
     }
@@ -245,136 +304,83 @@ async fn apply(
     let flow = desired_flow(spec, resolve)
         .map_err(|n| Error::Internal(format!("IdentityProvider {n} vanished")))?;
     let oidc = desired_oidc(spec);
+    let needs_local = registry::local_account_authenticators(&backend);
 
-    // 2. Observe: by id, else by name (adopt or recover a crashed create).
-    let mut server = None;
-    if let Some(id) = &old.id {
-        match client.get_application(id).await {
-            Ok(a) => server = Some(a),
-            Err(e) if e.is_not_found() => {
-                publish(ctx, app.as_ref(), EventType::Warning, "DeletedOnServer", "Observe",
-                    format!("application {id} was deleted on the server behind the operator's back; recreating it")).await;
-                observed.id = None;
-            }
-            Err(e) => return Err(backend_err(format!("reading application {id}"))(e)),
-        }
-    }
-    let mut created = false;
-    if server.is_none() {
-        let pending = app.annotations().get(CREATE_PENDING) == Some(&spec.display_name);
-        match client
-            .find_application_by_name(&spec.display_name)
-            .await
-            .map_err(backend_err("looking up the application by name"))?
-        {
-            Some(found) if spec.adopt || pending => {
-                let reason = if pending { "Recovered" } else { "Adopted" };
-                publish(
-                    ctx,
-                    app.as_ref(),
-                    EventType::Normal,
-                    reason,
-                    "Adopt",
-                    format!("took over application {} ({})", spec.display_name, found.id),
-                )
-                .await;
-                server = Some(
-                    client
-                        .get_application(&found.id)
-                        .await
-                        .map_err(backend_err("reading the adopted application"))?,
-                );
-            }
-            Some(found) => {
-                let msg = format!(
-                    "an application named {:?} already exists on the server ({}); set spec.adopt: true to manage it, or choose another displayName",
-                    spec.display_name, found.id
-                );
-                return finish(
-                    ctx,
-                    api,
-                    &app,
-                    observed,
-                    Outcome::stalled("AlreadyExists", msg),
-                )
-                .await;
-            }
-            None => {
-                annotate(api, app.as_ref(), CREATE_PENDING, Some(&spec.display_name)).await?;
-                let new = NewApplication {
-                    name: spec.display_name.clone(),
-                    description: spec.description.clone(),
-                    template_id: None,
-                    oidc: oidc.clone(),
-                    login_flow: flow.clone(),
-                };
-                let id = client
-                    .create_application(&new)
-                    .await
-                    .map_err(backend_err("creating the application"))?;
-                let early = ApplicationStatus {
-                    id: Some(id.clone()),
-                    ..old.clone()
-                };
-                apply_status(api, app.as_ref(), None, &early).await?;
-                annotate(api, app.as_ref(), CREATE_PENDING, None).await?;
-                publish(
-                    ctx,
-                    app.as_ref(),
-                    EventType::Normal,
-                    "Created",
-                    "Create",
-                    format!("created application {} ({id})", spec.display_name),
-                )
-                .await;
-                server = Some(
-                    client
-                        .get_application(&id)
-                        .await
-                        .map_err(backend_err("reading the created application"))?,
-                );
-                created = true;
-            }
-        }
-    }
-    let Some(server) = server else {
-        return Err(Error::Finalizer(
-            "application vanished during reconcile".into(),
-        ));
+    // 2-4. Under the Block gate (flow changes are checked against the IdPs' live JIT): observe,
+    // plan and act on which server object is ours, creating it (flow held back if it conflicts).
+    let _gate = ctx.block_gate.lock().await;
+    let (jit, blocking) = live_jit(ctx, client.as_ref(), &idps).await?;
+    let (create_flow, create_held) = plan_flow(
+        &spec.display_name,
+        flow.as_ref(),
+        None,
+        &jit,
+        &blocking,
+        &needs_local,
+    );
+    let create = async |description: String| {
+        let new = NewApplication {
+            name: spec.display_name.clone(),
+            description: Some(description),
+            template_id: None,
+            oidc: oidc.clone(),
+            login_flow: create_flow,
+        };
+        client.create_application(&new).await
     };
-    let id = server.id.clone();
-    observed.id = Some(id.clone());
+    let (id, created) = match managed::identify(ctx, api, app, client.as_ref(), create).await? {
+        Identified::Ours { id, created } => (id, created),
+        Identified::Stop { outcome, id } => {
+            seen.id = id;
+            return Ok(outcome);
+        }
+    };
+    let mut held = if created { create_held } else { Vec::new() };
+    seen.id = Some(id.clone());
+    let server = client
+        .get_application(&id)
+        .await
+        .map_err(backend_err(format!("reading application {id}")))?;
 
-    // 3. Diff and update: name, description, login flow, OIDC. Only what differs is written.
+    // Diff and update: name, description, login flow (unless held back), OIDC.
     let mut changed: Vec<&str> = Vec::new();
     let mut patch = ApplicationPatch::default();
     if server.name != spec.display_name {
         patch.name = Some(spec.display_name.clone());
     }
-    if spec.description.is_some() && server.description != spec.description {
-        patch.description = spec.description.clone();
-    }
-    if let Some(f) = &flow {
-        if flow_differs(f, &server.login_flow) {
-            patch.login_flow = Some(f.clone());
-        }
+    patch.description =
+        description_change(spec.description.as_deref(), server.description.as_deref());
+    if !created {
+        let (push, blocked) = plan_flow(
+            &spec.display_name,
+            flow.as_ref(),
+            Some(&server.login_flow),
+            &jit,
+            &blocking,
+            &needs_local,
+        );
+        patch.login_flow = push;
+        held = blocked;
     }
     if patch != ApplicationPatch::default() {
         client
             .patch_application(&id, &patch)
             .await
-            .map_err(backend_err("updating the application"))?;
+            .map_err(backend_err(format!("updating application {id}")))?;
         changed.push(if patch.login_flow.is_some() {
             "login flow"
         } else {
             "name/description"
         });
     }
-    observed.steps = Some(
-        flow.as_ref()
-            .map(|f| f.steps.len())
-            .unwrap_or(server.login_flow.steps.len()) as i32,
-    );
+    drop(_gate);
+    let on_server = if held.is_empty() {
+        flow.as_ref().map(|f| f.steps.len())
+    } else {
+        None
+    };
+    seen.steps = Some(on_server.unwrap_or(server.login_flow.steps.len()) as i32);
+    let mut outcome = Outcome::Ready(format!("application {id} matches the spec"));
     if let Some(o) = &oidc {
         let mut current = client
             .get_oidc(&id)
@@ -387,21 +393,26 @@ async fn apply(
                 .map_err(backend_err("updating OIDC settings"))?;
             changed.push("OIDC settings");
         }
+        // 5. The credentials Secret, only if this Application created it.
         if let Some(secret) = &spec.credentials_secret {
-            write_credentials(
+            if let Some(foreign) = write_credentials(
                 ctx,
-                &app,
+                app,
                 &secret.name,
                 current.client_id.as_deref(),
                 current.client_secret.as_ref().map(|s| s.expose()),
             )
-            .await?;
+            .await?
+            {
+                outcome = Outcome::stalled("CredentialsSecretNotOwned", foreign);
+            }
         }
     }
+    let old = app.status.clone().unwrap_or_default();
     if !created && !changed.is_empty() && old.observed_generation == app.metadata.generation {
         publish(
             ctx,
-            app.as_ref(),
+            app,
             EventType::Normal,
             "DriftCorrected",
             "Update",
@@ -413,25 +424,8 @@ async fn apply(
         .await;
     }
 
-    // 4. The conflict rule, against each IdP's JIT as declared and as on the server.
+    // The conflict rule for the status, against each IdP's JIT as declared and as on the server.
     if let Some(f) = &flow {
-        let needs_local = registry::local_account_authenticators(&backend);
-        let jit: HashMap<String, Jit> = idps
-            .values()
-            .map(|i| {
-                let on_server =
-                    i.status.as_ref().and_then(|s| s.jit.as_deref()) != Some("Disabled");
-                let on = i.spec.jit_enabled() && on_server;
-                (
-                    i.spec.display_name.clone(),
-                    if on {
-                        Jit::Enabled
-                    } else {
-                        Jit::from(i.spec.jit.as_ref().map(|_| false))
-                    },
-                )
-            })
-            .collect();
         let by_server_name: BTreeMap<&str, &str> = idps
             .iter()
             .map(|(k, i)| (i.spec.display_name.as_str(), k.as_str()))
@@ -442,7 +436,7 @@ async fn apply(
             &jit,
             &needs_local,
         );
-        observed.conflicts = analysis
+        seen.conflicts = analysis
             .conflicts
             .into_iter()
             .map(|c| AppConflictEntry {
@@ -456,23 +450,73 @@ async fn apply(
             })
             .collect();
     }
-    finish(
-        ctx,
-        api,
-        &app,
-        observed,
-        Outcome::Ready(format!("application {id} matches the spec")),
-    )
-    .await
+    if !held.is_empty() {
+        let what: Vec<String> = held
+            .iter()
+            .map(|c| format!("IdentityProvider {} (step {}) has JIT provisioning off and conflictPolicy: Block, but step {} requires {}", c.identity_provider, c.identity_provider_step, c.authenticator_step, c.authenticator))
+            .collect();
+        outcome = Outcome::stalled(
+            "LoginFlowBlocked",
+            format!("the login flow change was not pushed: {}. Enable JIT on that provider, drop or move the step, or set its conflictPolicy: Warn. The rest of the spec is applied.", what.join("; ")),
+        );
+    }
+    Ok(outcome)
 }
 
+/// Each referenced IdP's JIT as the rule must see it, read inside the Block gate: off when its
+/// spec (read fresh from the apiserver) declares it off **or** the server has it off. And the
+/// server names of those under `conflictPolicy: Block`.
+async fn live_jit(
+    ctx: &Context,
+    client: &dyn crate::backend::IdentityServer,
+    idps: &HashMap<String, Arc<IdentityProvider>>,
+) -> Result<(HashMap<String, Jit>, BTreeSet<String>), Error> {
+    let mut jit = HashMap::new();
+    let mut blocking = BTreeSet::new();
+    for (name, cached) in idps {
+        let ns = cached.namespace().unwrap_or_default();
+        let fresh = Api::<IdentityProvider>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(name)
+            .await?
+            .map(Arc::new)
+            .unwrap_or_else(|| cached.clone());
+        let on_server = match fresh.status.as_ref().and_then(|s| s.id.as_deref()) {
+            Some(id) => {
+                client
+                    .get_jit(id)
+                    .await
+                    .map_err(backend_err(format!(
+                        "reading JIT provisioning of identity provider {id}"
+                    )))?
+                    .enabled
+            }
+            None => false,
+        };
+        let declared = Jit::from(fresh.spec.jit.as_ref().map(|j| j.enabled));
+        let effective = if declared == Jit::Enabled && on_server {
+            Jit::Enabled
+        } else if declared == Jit::Missing {
+            Jit::Missing
+        } else {
+            Jit::Disabled
+        };
+        jit.insert(fresh.spec.display_name.clone(), effective);
+        if fresh.spec.conflict_policy == ConflictPolicy::Block {
+            blocking.insert(fresh.spec.display_name.clone());
+        }
+    }
+    Ok((jit, blocking))
+}
+
+/// Writes the credentials to the Secret if this Application created it (or creates it); returns
+/// why not when the Secret is someone else's.
 async fn write_credentials(
     ctx: &Context,
     app: &Application,
     name: &str,
     client_id: Option<&str>,
     client_secret: Option<&str>,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let ns = app.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<KubeSecret> = Api::namespaced(ctx.client.clone(), &ns);
     let mut data = BTreeMap::new();
@@ -485,25 +529,31 @@ async fn write_credentials(
             ByteString(v.as_bytes().to_vec()),
         );
     }
+    let existing = api.get_opt(name).await?;
+    let plan = managed::plan_credentials(
+        existing
+            .as_ref()
+            .map(|s| (&s.metadata, s.data.as_ref() == Some(&data))),
+        &app.uid().unwrap_or_default(),
+        name,
+    );
+    match plan {
+        SecretPlan::Unchanged => return Ok(None),
+        SecretPlan::Foreign(why) => return Ok(Some(why)),
+        SecretPlan::Create | SecretPlan::Update => {}
+    }
     let owner = app
         .controller_owner_ref(&())
         .into_iter()
         .collect::<Vec<_>>();
-    if let Some(existing) = api.get_opt(name).await? {
-        let same_data = existing.data.as_ref() == Some(&data);
-        let owned = existing
-            .metadata
-            .owner_references
-            .as_ref()
-            .is_some_and(|o| o.iter().any(|r| Some(&r.uid) == app.uid().as_ref()));
-        if same_data && owned {
-            return Ok(());
-        }
-    }
     let secret = KubeSecret {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
             owner_references: Some(owner),
+            labels: Some(BTreeMap::from([(
+                MANAGED_BY.0.to_string(),
+                MANAGED_BY.1.to_string(),
+            )])),
             ..Default::default()
         },
         type_: Some("Opaque".into()),
@@ -513,12 +563,24 @@ async fn write_credentials(
     let mut body = serde_json::to_value(&secret).map_err(|e| Error::Internal(e.to_string()))?;
     body["apiVersion"] = json!("v1");
     body["kind"] = json!("Secret");
-    api.patch(
-        name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
+    // Create only when absent: a Secret made by someone else between the read and this write must
+    // not be taken over by an apply.
+    if plan == SecretPlan::Create {
+        let created: KubeSecret =
+            serde_json::from_value(body).map_err(|e| Error::Internal(e.to_string()))?;
+        match api.create(&kube::api::PostParams { field_manager: Some(MANAGER.into()), ..Default::default() }, &created).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => return Ok(Some(format!("Secret {name} (credentialsSecret) appeared before the operator could create it; it was not written"))),
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        api.patch(
+            name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    }
     publish(
         ctx,
         app,
@@ -528,7 +590,7 @@ async fn write_credentials(
         format!("wrote client-id and client-secret to Secret {name}"),
     )
     .await;
-    Ok(())
+    Ok(None)
 }
 
 async fn finish(
@@ -627,7 +689,7 @@ async fn cleanup(app: Arc<Application>, ctx: &Context) -> Result<Action, Error> 
         0,
     );
     let owned = cleanup::Owned {
-        kind: cleanup::ServerKind::Application,
+        kind: ServerKind::Application,
         policy: app.spec.deletion_policy,
         backend_ref: &app.spec.backend_ref,
         display_name: &app.spec.display_name,

@@ -1,34 +1,21 @@
-//! Deleting the server object of an IdentityProvider or Application when its Kubernetes object goes.
-//! Never wedges: Orphan keeps it, a missing backend or unusable credentials release the finalizer
-//! with a Warning Event, 404 counts as deleted, and a create interrupted by a crash (create-pending
-//! mark, no id yet) is found by name and deleted too.
+//! Deleting the server object of an IdentityProvider or Application when its Kubernetes object goes,
+//! as planned by [`managed::plan_cleanup`]. The finalizer is released only once the server object
+//! is gone (or provably never existed) or the policy is Orphan. When the backend's Secret went
+//! first (a namespace delete, a GitOps prune) the client the registry cached is used. When the
+//! server refuses, or no client is at hand, the object keeps its finalizer and says why and how to
+//! unblock (condition by the caller's report step, Warning Event here).
+
+use std::sync::Arc;
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use super::identity_provider::CREATE_PENDING;
-use super::{backend_err, publish, Context, Error};
-use crate::api::{BackendRef, DeletionPolicy};
-
-/// Which kind of server object.
-#[derive(Clone, Copy)]
-pub enum ServerKind {
-    /// An identity provider.
-    IdentityProvider,
-    /// An application.
-    Application,
-}
-
-impl ServerKind {
-    fn noun(self) -> &'static str {
-        match self {
-            ServerKind::IdentityProvider => "identity provider",
-            ServerKind::Application => "application",
-        }
-    }
-}
+use super::managed::{self, owner_marker, CleanupPlan, ServerKind, CREATE_PENDING};
+use super::{publish, Context, Error};
+use crate::api::{BackendRef, DeletionPolicy, IdentityBackend};
+use crate::backend::IdentityServer;
 
 /// What cleanup needs to know about the object.
 pub struct Owned<'a> {
@@ -44,74 +31,134 @@ pub struct Owned<'a> {
     pub id: Option<String>,
 }
 
-/// Deletes (or orphans) the server object of `obj`.
+/// The client for a backend: a fresh one when the backend and its Secret are usable, else the one
+/// the registry cached before they went. `Err` says why there is none.
+pub async fn client_for_cleanup(
+    ctx: &Context,
+    ns: &str,
+    backend_ref: &BackendRef,
+) -> Result<Arc<dyn IdentityServer>, String> {
+    let key: ObjectRef<IdentityBackend> = ObjectRef::new(&backend_ref.name).within(ns);
+    let fresh = match ctx.backends.get(&key) {
+        Some(b) => ctx
+            .registry
+            .client_for(&ctx.client, &b)
+            .await
+            .map_err(|e| format!("IdentityBackend {}: {e}", backend_ref.name)),
+        None => Err(format!("IdentityBackend {} is gone", backend_ref.name)),
+    };
+    match fresh {
+        Ok(c) => Ok(c),
+        Err(why) => ctx.registry.cached(&key).await.ok_or(why),
+    }
+}
+
+/// Deletes (or orphans) the server object of `obj`. `Err(Error::Blocked)` keeps the finalizer.
 pub async fn release<K>(ctx: &Context, obj: &K, owned: Owned<'_>) -> Result<Action, Error>
 where
     K: Resource<DynamicType = ()>,
 {
-    let noun = owned.kind.noun();
-    if owned.policy == DeletionPolicy::Orphan {
-        let text = format!("deletionPolicy Orphan: the {noun} stays on the server");
-        publish(ctx, obj, EventType::Normal, "Orphaned", "Delete", text).await;
-        return Ok(Action::await_change());
-    }
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
-    let Some(backend) = ctx
-        .backends
-        .get(&ObjectRef::new(&owned.backend_ref.name).within(&ns))
-    else {
-        let text = format!(
-            "IdentityBackend {} is gone: the {noun} is left on the server",
-            owned.backend_ref.name
-        );
-        publish(ctx, obj, EventType::Warning, "BackendGone", "Delete", text).await;
-        return Ok(Action::await_change());
+    let uid = obj.uid().unwrap_or_default();
+    let pending_mine = obj.annotations().get(CREATE_PENDING) == Some(&uid);
+    let client = if owned.policy == DeletionPolicy::Delete {
+        Some(client_for_cleanup(ctx, &ns, owned.backend_ref).await)
+    } else {
+        None
     };
-    let client = match ctx.registry.client_for(&ctx.client, &backend).await {
-        Ok(c) => c,
-        Err(e) => {
-            let text = format!("{e}: the {noun} is left on the server");
-            publish(
-                ctx,
-                obj,
-                EventType::Warning,
-                "BackendUnusable",
-                "Delete",
-                text,
-            )
-            .await;
+    let available = match &client {
+        Some(Err(why)) => Err(why.clone()),
+        _ => Ok(()),
+    };
+    let plan = managed::plan_cleanup(
+        owned.kind,
+        owned.policy,
+        owned.id.as_deref(),
+        pending_mine,
+        available,
+    );
+    let noun = owned.kind.noun();
+    let id = match plan {
+        CleanupPlan::Release(reason, note) => {
+            publish(ctx, obj, EventType::Normal, reason, "Delete", note).await;
             return Ok(Action::await_change());
         }
-    };
-    let mut id = owned.id;
-    if id.is_none()
-        && obj.annotations().get(CREATE_PENDING).map(String::as_str) == Some(owned.display_name)
-    {
-        // A create may have reached the server before a crash: delete what it made.
-        let found = match owned.kind {
-            ServerKind::IdentityProvider => client
-                .find_idp_by_name(owned.display_name)
-                .await
-                .map(|f| f.map(|s| s.id)),
-            ServerKind::Application => client
-                .find_application_by_name(owned.display_name)
-                .await
-                .map(|f| f.map(|s| s.id)),
-        };
-        id = found.map_err(backend_err(format!("looking up the {noun}")))?;
-    }
-    if let Some(id) = id {
-        let existed = match owned.kind {
-            ServerKind::IdentityProvider => client.delete_idp(&id).await,
-            ServerKind::Application => client.delete_application(&id).await,
+        CleanupPlan::Stuck { reason, message } => {
+            return Err(stuck(ctx, obj, reason, message).await);
         }
-        .map_err(backend_err(format!("deleting {noun} {id}")))?;
-        let text = if existed {
-            format!("deleted {noun} {id} on the server")
-        } else {
-            format!("{noun} {id} was already gone")
-        };
-        publish(ctx, obj, EventType::Normal, "Deleted", "Delete", text).await;
+        CleanupPlan::Delete(id) => Some(id),
+        CleanupPlan::DeletePending => None,
+    };
+    let Some(Ok(client)) = client else {
+        return Err(Error::Internal(
+            "cleanup planned a delete without a client".into(),
+        ));
+    };
+    let id = match id {
+        Some(id) => id,
+        // A create may have reached the server before a crash: delete what it made, proven ours by
+        // the marker; anything else with that name is someone else's.
+        None => match owned.kind.find(client.as_ref(), owned.display_name).await {
+            Ok(Some(f))
+                if f.description
+                    .as_deref()
+                    .is_some_and(|d| d.contains(&owner_marker(&uid))) =>
+            {
+                f.id
+            }
+            Ok(_) => {
+                let note =
+                    format!("the interrupted create left no {noun} of this object on the server");
+                publish(
+                    ctx,
+                    obj,
+                    EventType::Normal,
+                    "NothingToDelete",
+                    "Delete",
+                    note,
+                )
+                .await;
+                return Ok(Action::await_change());
+            }
+            Err(e) => {
+                let message =
+                    format!("looking up the {noun} an interrupted create may have made: {e}");
+                return Err(stuck(ctx, obj, "DeleteFailed", message).await);
+            }
+        },
+    };
+    match owned.kind.delete(client.as_ref(), &id).await {
+        Ok(existed) => {
+            let text = if existed {
+                format!("deleted {noun} {id} on the server")
+            } else {
+                format!("{noun} {id} was already gone")
+            };
+            publish(ctx, obj, EventType::Normal, "Deleted", "Delete", text).await;
+            Ok(Action::await_change())
+        }
+        Err(e) if e.is_not_found() => Ok(Action::await_change()),
+        Err(e) if e.is_retryable() => Err(super::backend_err(format!("deleting {noun} {id}"))(e)),
+        Err(e) => {
+            let (reason, message) = managed::delete_refused(owned.kind, &id, &e);
+            Err(stuck(ctx, obj, reason, message).await)
+        }
     }
-    Ok(Action::await_change())
+}
+
+/// A Warning Event and the error that keeps the finalizer (its message becomes the condition).
+async fn stuck<K>(ctx: &Context, obj: &K, reason: &'static str, message: String) -> Error
+where
+    K: Resource<DynamicType = ()>,
+{
+    publish(
+        ctx,
+        obj,
+        EventType::Warning,
+        reason,
+        "Delete",
+        message.clone(),
+    )
+    .await;
+    Error::Blocked { reason, message }
 }

@@ -1,25 +1,82 @@
 //! IdentityBackend reconciler.
 //!
 //! Steps: build (or reuse) the client from the credentials Secret → check access (a token and one
-//! read) → status: type, API URL, granted and missing scopes, Ready. No finalizer: nothing outside
-//! Kubernetes belongs to a backend.
+//! read) → status: type, API URL, granted and missing scopes, Ready. A finalizer holds the backend
+//! while IdentityProviders or Applications reference it: their cleanup needs it (and the client the
+//! registry cached for it) even when everything is deleted at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use super::conditions::{self, Outcome};
+use super::managed::BACKEND_FINALIZER;
 use super::{apply_status, jittered, publish, registry, Context, Error};
 use crate::api::{IdentityBackend, IdentityBackendStatus};
 use crate::backend::BackendError;
 
-/// Reconciles one IdentityBackend.
+/// Reconciles one IdentityBackend (apply, or release once nothing references it).
 pub async fn reconcile(backend: Arc<IdentityBackend>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = backend.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<IdentityBackend> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, BACKEND_FINALIZER, backend, |event| async {
+        match event {
+            FinalizerEvent::Apply(b) => apply(b, &api, &ctx).await,
+            FinalizerEvent::Cleanup(b) => release(b, &ctx).await,
+        }
+    })
+    .await
+    .map_err(Error::from)
+}
+
+/// The IdentityProviders and Applications (still holding their finalizer) that use `backend`.
+pub fn users(ctx: &Context, backend: &IdentityBackend) -> Vec<String> {
+    let ns = backend.namespace();
+    let name = backend.name_any();
+    let idps = ctx.idps.state().into_iter().filter(|i| {
+        i.namespace() == ns
+            && i.spec.backend_ref.name == name
+            && i.finalizers().iter().any(|f| f == super::FINALIZER)
+    });
+    let apps = ctx.apps.state().into_iter().filter(|a| {
+        a.namespace() == ns
+            && a.spec.backend_ref.name == name
+            && a.finalizers().iter().any(|f| f == super::FINALIZER)
+    });
+    idps.map(|i| format!("IdentityProvider {}", i.name_any()))
+        .chain(apps.map(|a| format!("Application {}", a.name_any())))
+        .collect()
+}
+
+/// Keeps the backend while anything uses it; then forgets its client and lets it go.
+async fn release(backend: Arc<IdentityBackend>, ctx: &Context) -> Result<Action, Error> {
+    let users = users(ctx, &backend);
+    if !users.is_empty() {
+        return Err(Error::Blocked {
+            reason: "InUse",
+            message: format!(
+                "IdentityBackend {} is still used by {}; it is deleted once they are gone",
+                backend.name_any(),
+                users.join(", ")
+            ),
+        });
+    }
+    ctx.registry
+        .forget(&ObjectRef::from_obj(backend.as_ref()))
+        .await;
+    Ok(Action::await_change())
+}
+
+async fn apply(
+    backend: Arc<IdentityBackend>,
+    api: &Api<IdentityBackend>,
+    ctx: &Context,
+) -> Result<Action, Error> {
     let mut status = IdentityBackendStatus {
         observed_generation: backend.metadata.generation,
         backend_type: Some(
@@ -33,7 +90,7 @@ pub async fn reconcile(backend: Arc<IdentityBackend>, ctx: Arc<Context>) -> Resu
         api_url: registry::base_url(&backend).ok(),
         ..Default::default()
     };
-    let (outcome, requeue) = match ctx.registry.client_for(&ctx.client, &backend).await {
+    let (outcome, requeue) = match ctx.registry.client_for(&ctx.client, backend.as_ref()).await {
         Err(e) => (
             Outcome::Stalled {
                 reason: e.reason().into(),
@@ -92,9 +149,9 @@ pub async fn reconcile(backend: Arc<IdentityBackend>, ctx: Arc<Context>) -> Resu
             (EventType::Warning, "NotReady")
         };
         let note = outcome.conditions()[0].message.clone();
-        publish(&ctx, backend.as_ref(), t, reason, "CheckAccess", note).await;
+        publish(ctx, backend.as_ref(), t, reason, "CheckAccess", note).await;
     }
-    apply_status(&api, backend.as_ref(), backend.status.as_ref(), &status).await?;
+    apply_status(api, backend.as_ref(), backend.status.as_ref(), &status).await?;
     Ok(Action::requeue(requeue))
 }
 

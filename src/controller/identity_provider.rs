@@ -1,10 +1,14 @@
-//! IdentityProvider reconciler.
+//! IdentityProvider reconciler, on the managed flow of [`super::managed`]:
 //!
-//! Steps: dereference (backend, client, Secret) → validate → observe the server (by id, else by name
-//! with explicit adoption or crash recovery) → create or diff and update the root attributes, the
-//! federated authenticator and JIT → find the dependents (cluster index + the server's connected-apps)
-//! → apply the conflict rule and the conflict policy (a JIT disable is held back under Block) →
-//! status, Events. Cleanup honours `deletionPolicy` and never wedges on a missing backend or Secret.
+//! 1. **dereference** the backend, its client and the client Secret; validate;
+//! 2. **observe** the server object (by id, else by name) — [`managed::observe`];
+//! 3. **plan** which object is ours — [`managed::plan_identity`] (adopt, crash recovery proven by
+//!    the uid marker, recreate after a server-side delete, rename in place, name clash);
+//! 4. **act**: create / rename / update the root attributes and the authenticator (the client
+//!    secret is pushed whenever its Secret version was never pushed, adoption included);
+//! 5. under the Block gate: the dependents from the server's **live** flows of every connected app,
+//!    the conflict rule, and JIT — [`plan_jit`] holds a JIT disable back under Block;
+//! 6. **report** — status, conditions, Events; an error ends as `Ready=False` with its reason.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::conditions::{self, Cond, Outcome};
 use super::identity_backend::now;
+use super::managed::{self, description_change, Identified, Managed, ServerKind};
 use super::translate::{self, authenticator_differs, desired_authenticator, jit_change, jit_diff};
 use super::{
     annotate, apply_status, backend_err, cleanup, jittered, publish, read_secret, registry,
@@ -25,12 +30,36 @@ use super::{
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
 use crate::api::identity_provider::{ConflictEntry, ConflictPolicy, Dependent};
 use crate::api::{Application, IdentityProvider, IdentityProviderStatus};
-use crate::backend::{IdentityServer, IdpPatch, NewIdp, Secret};
+use crate::backend::{IdentityServer, IdpPatch, JitChange, NewIdp, Secret};
 use crate::flow::{self, Jit, LocalAccountAuthenticators};
 
-/// Marks a create in flight: set before the POST, removed once the id is in status. After a crash in
-/// between, the object found by name is ours, not someone else's (no duplicate, no silent takeover).
-pub const CREATE_PENDING: &str = "identity-operator.io/create-pending";
+pub use super::managed::SECRET_VERSION;
+
+impl Managed for IdentityProvider {
+    const KIND: ServerKind = ServerKind::IdentityProvider;
+    type Status = IdentityProviderStatus;
+    fn display_name(&self) -> &str {
+        &self.spec.display_name
+    }
+    fn adopt(&self) -> bool {
+        self.spec.adopt
+    }
+    fn backend(&self) -> &crate::api::BackendRef {
+        &self.spec.backend_ref
+    }
+    fn recorded_id(&self) -> Option<String> {
+        self.status.as_ref().and_then(|s| s.id.clone())
+    }
+    fn status_with_id(&self, id: &str) -> IdentityProviderStatus {
+        IdentityProviderStatus {
+            id: Some(id.to_string()),
+            ..self.status.clone().unwrap_or_default()
+        }
+    }
+    fn cache(ctx: &Context) -> &kube::runtime::reflector::Store<Self> {
+        &ctx.idps
+    }
+}
 
 /// Reconciles one IdentityProvider (apply or cleanup through the finalizer).
 pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -38,8 +67,18 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
     let api: Api<IdentityProvider> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, idp, |event| async {
         match event {
-            FinalizerEvent::Apply(idp) => apply(idp, &api, &ctx).await,
-            FinalizerEvent::Cleanup(idp) => cleanup(idp, &ctx).await,
+            FinalizerEvent::Apply(idp) => {
+                let mut seen = Observed::from(idp.as_ref());
+                let result = apply(&idp, &api, &ctx, &mut seen).await;
+                managed::report(result, async |o| finish(&ctx, &api, &idp, seen, o).await).await
+            }
+            FinalizerEvent::Cleanup(idp) => match cleanup(idp.clone(), &ctx).await {
+                Ok(action) => Ok(action),
+                Err(e) => {
+                    let seen = Observed::from(idp.as_ref());
+                    managed::report(Err(e), async |o| finish(&ctx, &api, &idp, seen, o).await).await
+                }
+            },
         }
     })
     .await
@@ -56,63 +95,77 @@ struct Observed {
     secret_version: Option<String>,
 }
 
+impl From<&IdentityProvider> for Observed {
+    /// What the last status said: kept when a reconcile ends early.
+    fn from(idp: &IdentityProvider) -> Self {
+        let old = idp.status.clone().unwrap_or_default();
+        Self {
+            id: old.id,
+            jit_on_server: old.jit.as_deref().map(|j| j == "Enabled"),
+            dependents: old.dependents,
+            conflicts: old.conflicts,
+            secret_version: None,
+        }
+    }
+}
+
+/// The JIT change to push, and whether Block held its disable back. Pure.
+pub fn plan_jit(
+    diff: Option<JitChange>,
+    conflicts: bool,
+    policy: ConflictPolicy,
+) -> (Option<JitChange>, bool) {
+    let Some(mut diff) = diff else {
+        return (None, false);
+    };
+    let mut blocked = false;
+    if diff.enabled == Some(false) && conflicts && policy == ConflictPolicy::Block {
+        diff.enabled = None;
+        blocked = true;
+    }
+    ((diff != JitChange::default()).then_some(diff), blocked)
+}
+
+/// Whether the authenticator (with the client secret) must be written. Pure: the server never shows
+/// the secret back, so a Secret version that was never pushed — a new Secret, or an object that
+/// adopted or recovered its IdP — means a push.
+pub fn authenticator_push(
+    created: bool,
+    differs: bool,
+    pushed_version: Option<&str>,
+    current_version: Option<&str>,
+) -> bool {
+    !created && (differs || current_version.is_some_and(|v| pushed_version != Some(v)))
+}
+
 async fn apply(
-    idp: Arc<IdentityProvider>,
+    idp: &IdentityProvider,
     api: &Api<IdentityProvider>,
     ctx: &Context,
-) -> Result<Action, Error> {
+    seen: &mut Observed,
+) -> Result<Outcome, Error> {
     let ns = idp.namespace().ok_or(Error::NoNamespace)?;
     let spec = &idp.spec;
-    let old = idp.status.clone().unwrap_or_default();
-    let mut observed = Observed {
-        id: old.id.clone(),
-        ..Default::default()
-    };
 
-    // 1. Dereference: the backend and its client.
+    // 1. Dereference and validate.
     let backend_ref = ObjectRef::new(&spec.backend_ref.name).within(&ns);
     let Some(backend) = ctx.backends.get(&backend_ref) else {
         let msg = format!(
             "IdentityBackend {} not found in namespace {ns}: create it",
             spec.backend_ref.name
         );
-        return finish(
-            ctx,
-            api,
-            &idp,
-            observed,
-            Outcome::stalled("BackendNotFound", msg),
-        )
-        .await;
+        return Ok(Outcome::stalled("BackendNotFound", msg));
     };
     let client = match ctx.registry.client_for(&ctx.client, &backend).await {
         Ok(c) => c,
         Err(e) => {
             let msg = format!("IdentityBackend {}: {e}", spec.backend_ref.name);
-            return finish(
-                ctx,
-                api,
-                &idp,
-                observed,
-                Outcome::Stalled {
-                    reason: e.reason().into(),
-                    message: msg,
-                },
-            )
-            .await;
+            return Ok(Outcome::stalled(e.reason(), msg));
         }
     };
-    // 2. Validate what the schema could not.
     if spec.provider_type().is_none() {
-        let msg = "set exactly one of google, github, oidc or saml".to_string();
-        return finish(
-            ctx,
-            api,
-            &idp,
-            observed,
-            Outcome::stalled("InvalidSpec", msg),
-        )
-        .await;
+        let msg = "set exactly one of google, github, oidc or saml";
+        return Ok(Outcome::stalled("InvalidSpec", msg));
     }
     let secret_ref = spec
         .google
@@ -120,200 +173,97 @@ async fn apply(
         .or(spec.github.as_ref())
         .map(|p| &p.client_secret_ref)
         .or(spec.oidc.as_ref().map(|p| &p.client_secret_ref));
-    let secret_version = match secret_ref {
-        Some(r) => match read_secret(&ctx.client, &ns, &r.name).await? {
-            Some(s) if secret_value(&s, &r.key).is_some() => {
-                Some((s.resource_version().unwrap_or_default(), s, r.key.clone()))
+    let mut client_secret = None;
+    if let Some(r) = secret_ref {
+        let found = read_secret(&ctx.client, &ns, &r.name).await?;
+        let value = found.as_ref().and_then(|s| secret_value(s, &r.key));
+        match value {
+            Some(v) => {
+                client_secret = Some(Secret::new(v));
+                seen.secret_version = found.and_then(|s| s.resource_version());
             }
-            found => {
+            None => {
                 let what = if found.is_some() {
                     format!("has no key {}", r.key)
                 } else {
                     "not found".into()
                 };
                 let msg = format!("Secret {} (clientSecretRef) {what}: create it", r.name);
-                return finish(
-                    ctx,
-                    api,
-                    &idp,
-                    observed,
-                    Outcome::stalled("SecretNotFound", msg),
-                )
-                .await;
+                return Ok(Outcome::stalled("SecretNotFound", msg));
             }
-        },
-        None => None,
-    };
-    let client_secret = secret_version
-        .as_ref()
-        .and_then(|(_, s, k)| secret_value(s, k))
-        .map(Secret::new);
-    observed.secret_version = secret_version.as_ref().map(|(v, _, _)| v.clone());
+        }
+    }
     let Some(desired_auth) = desired_authenticator(spec, client_secret.as_ref()) else {
-        let msg = "the identity provider type is incomplete".to_string();
-        return finish(
-            ctx,
-            api,
-            &idp,
-            observed,
-            Outcome::stalled("InvalidSpec", msg),
-        )
-        .await;
+        let msg = "the identity provider type is incomplete";
+        return Ok(Outcome::stalled("InvalidSpec", msg));
     };
 
-    // 3. Observe: by id, else by name (adopt or recover a crashed create).
-    let mut server = None;
-    if let Some(id) = &old.id {
-        match client.get_idp(id).await {
-            Ok(found) => server = Some(found),
-            Err(e) if e.is_not_found() => {
-                publish(ctx, idp.as_ref(), EventType::Warning, "DeletedOnServer", "Observe",
-                    format!("identity provider {id} was deleted on the server behind the operator's back; recreating it")).await;
-                observed.id = None;
-            }
-            Err(e) => return Err(backend_err(format!("reading identity provider {id}"))(e)),
-        }
-    }
-    let mut created = false;
-    if server.is_none() {
-        let pending = idp.annotations().get(CREATE_PENDING) == Some(&spec.display_name);
-        match client
-            .find_idp_by_name(&spec.display_name)
-            .await
-            .map_err(backend_err("looking up the identity provider by name"))?
-        {
-            Some(found) if spec.adopt || pending => {
-                let (reason, note) = if pending {
-                    (
-                        "Recovered",
-                        format!(
-                            "found identity provider {} created before a restart; taking it over",
-                            found.id
-                        ),
-                    )
-                } else {
-                    (
-                        "Adopted",
-                        format!(
-                            "adopted the existing identity provider {} ({})",
-                            spec.display_name, found.id
-                        ),
-                    )
-                };
-                publish(ctx, idp.as_ref(), EventType::Normal, reason, "Adopt", note).await;
-                server = Some(
-                    client
-                        .get_idp(&found.id)
-                        .await
-                        .map_err(backend_err("reading the adopted identity provider"))?,
-                );
-            }
-            Some(found) => {
-                let msg = format!(
-                    "an identity provider named {:?} already exists on the server ({}); set spec.adopt: true to manage it, or choose another displayName",
-                    spec.display_name, found.id
-                );
-                return finish(
-                    ctx,
-                    api,
-                    &idp,
-                    observed,
-                    Outcome::stalled("AlreadyExists", msg),
-                )
-                .await;
-            }
-            None => {
-                annotate(api, idp.as_ref(), CREATE_PENDING, Some(&spec.display_name)).await?;
-                let new = NewIdp {
-                    name: spec.display_name.clone(),
-                    description: spec.description.clone(),
-                    image: None,
-                    authenticator: desired_auth.clone(),
-                    jit: None,
-                };
-                let id = client
-                    .create_idp(&new)
-                    .await
-                    .map_err(backend_err("creating the identity provider"))?;
-                // Persist the id before anything else can fail.
-                let early = IdentityProviderStatus {
-                    id: Some(id.clone()),
-                    ..old.clone()
-                };
-                apply_status(api, idp.as_ref(), None, &early).await?;
-                annotate(api, idp.as_ref(), CREATE_PENDING, None).await?;
-                publish(
-                    ctx,
-                    idp.as_ref(),
-                    EventType::Normal,
-                    "Created",
-                    "Create",
-                    format!("created identity provider {} ({id})", spec.display_name),
-                )
-                .await;
-                server = Some(
-                    client
-                        .get_idp(&id)
-                        .await
-                        .map_err(backend_err("reading the created identity provider"))?,
-                );
-                created = true;
-            }
-        }
-    }
-    let Some(server) = server else {
-        return Err(Error::Finalizer(
-            "identity provider vanished during reconcile".into(),
-        ));
+    // 2-4. Observe, plan and act on which server object is ours (create if none).
+    let create = async |description: String| {
+        let new = NewIdp {
+            name: spec.display_name.clone(),
+            description: Some(description),
+            image: None,
+            authenticator: desired_auth.clone(),
+            jit: None,
+        };
+        client.create_idp(&new).await
     };
-    let id = server.id.clone();
-    observed.id = Some(id.clone());
+    let (id, created) = match managed::identify(ctx, api, idp, client.as_ref(), create).await? {
+        Identified::Ours { id, created } => (id, created),
+        Identified::Stop { outcome, id } => {
+            seen.id = id;
+            return Ok(outcome);
+        }
+    };
+    seen.id = Some(id.clone());
+    let server = client
+        .get_idp(&id)
+        .await
+        .map_err(backend_err(format!("reading identity provider {id}")))?;
 
-    // 4. Diff and update root attributes and the authenticator. Only what differs is written.
+    // Diff and update root attributes and the authenticator. Only what differs is written.
     let mut changed: Vec<&str> = Vec::new();
     let mut ops = Vec::new();
     if server.name != spec.display_name {
         ops.push(IdpPatch::Name(spec.display_name.clone()));
     }
-    if let Some(d) = &spec.description {
-        if server.description.as_ref() != Some(d) {
-            ops.push(IdpPatch::Description(d.clone()));
-        }
+    if let Some(d) = description_change(spec.description.as_deref(), server.description.as_deref())
+    {
+        ops.push(IdpPatch::Description(d));
     }
     if !ops.is_empty() {
         client
             .patch_idp(&id, &ops)
             .await
-            .map_err(backend_err("updating the identity provider"))?;
+            .map_err(backend_err(format!("updating identity provider {id}")))?;
         changed.push("name/description");
     }
-    if !created {
-        let server_auth = match client
+    let differs = if created {
+        false
+    } else {
+        match client
             .get_federated_authenticator(&id, &desired_auth.authenticator_id)
             .await
         {
-            Ok(a) => Some(a),
-            Err(e) if e.is_not_found() => None,
+            Ok(a) => authenticator_differs(&desired_auth, &a),
+            Err(e) if e.is_not_found() => true,
             Err(e) => return Err(backend_err("reading the federated authenticator")(e)),
-        };
-        let secret_changed =
-            old.id.is_some() && observed.secret_version != old_secret_version(&idp);
-        if server_auth
-            .as_ref()
-            .is_none_or(|s| authenticator_differs(&desired_auth, s))
-            || secret_changed
-        {
-            client
-                .update_federated_authenticator(&id, &desired_auth)
-                .await
-                .map_err(backend_err("updating the federated authenticator"))?;
-            changed.push("authenticator");
         }
+    };
+    let pushed = idp.annotations().get(SECRET_VERSION).map(String::as_str);
+    if authenticator_push(created, differs, pushed, seen.secret_version.as_deref()) {
+        client
+            .update_federated_authenticator(&id, &desired_auth)
+            .await
+            .map_err(backend_err("updating the federated authenticator"))?;
+        changed.push("authenticator");
     }
 
-    // 5. Dependents and the conflict rule, with JIT as the spec declares it.
+    // 5. Under the Block gate: dependents from the server's live flows, the rule, JIT.
+    let _gate = ctx.block_gate.lock().await;
     let needs_local = registry::local_account_authenticators(&backend);
-    let (dependents, flows) = dependents(ctx, &idp, client.as_ref(), &id, &needs_local).await?;
+    let (dependents, flows) = dependents(ctx, idp, client.as_ref(), &id, &needs_local).await?;
     let declared = Jit::from(spec.jit.as_ref().map(|j| j.enabled));
     let idps = HashMap::from([(spec.display_name.clone(), declared)]);
     let analysis = flow::check_all(
@@ -321,7 +271,7 @@ async fn apply(
         &idps,
         &needs_local,
     );
-    observed.conflicts = analysis
+    seen.conflicts = analysis
         .conflicts
         .iter()
         .filter(|c| c.identity_provider == spec.display_name)
@@ -332,9 +282,7 @@ async fn apply(
             authenticator_step: c.authenticator_step as i32,
         })
         .collect();
-    observed.dependents = dependents;
-
-    // 6. JIT with the conflict policy: read-merge-write only the declared fields that differ.
+    seen.dependents = dependents;
     // The IdP's GET carries its JIT settings; ask separately only when a server leaves them out.
     let server_jit = match server.jit.clone() {
         Some(jit) => jit,
@@ -343,30 +291,22 @@ async fn apply(
             .await
             .map_err(backend_err("reading JIT provisioning"))?,
     };
-    let mut jit_on = server_jit.enabled;
-    let mut blocked = false;
-    if let Some(mut diff) = jit_change(spec).and_then(|c| jit_diff(&c, &server_jit)) {
-        if diff.enabled == Some(false)
-            && !observed.conflicts.is_empty()
-            && spec.conflict_policy == ConflictPolicy::Block
-        {
-            diff.enabled = None;
-            blocked = true;
-        }
-        if diff != Default::default() {
-            let result = client
-                .update_jit(&id, &diff)
-                .await
-                .map_err(backend_err("updating JIT provisioning"))?;
-            jit_on = result.enabled;
-            changed.push("JIT");
-        }
+    seen.jit_on_server = Some(server_jit.enabled);
+    let diff = jit_change(spec).and_then(|c| jit_diff(&c, &server_jit));
+    let (push, blocked) = plan_jit(diff, !seen.conflicts.is_empty(), spec.conflict_policy);
+    if let Some(change) = push {
+        let result = client
+            .update_jit(&id, &change)
+            .await
+            .map_err(backend_err("updating JIT provisioning"))?;
+        seen.jit_on_server = Some(result.enabled);
+        changed.push("JIT");
     }
-    observed.jit_on_server = Some(jit_on);
+    let old = idp.status.clone().unwrap_or_default();
     if !created && !changed.is_empty() && old.observed_generation == idp.metadata.generation {
         publish(
             ctx,
-            idp.as_ref(),
+            idp,
             EventType::Normal,
             "DriftCorrected",
             "Update",
@@ -378,20 +318,19 @@ async fn apply(
         .await;
     }
 
-    // 7. Status.
-    let outcome = if blocked {
+    // 6. The outcome for the report.
+    Ok(if blocked {
         Outcome::stalled(
             "JITDisableBlocked",
             format!(
                 "JIT provisioning was not disabled on the server because {} need a local account after this provider (conflictPolicy: Block). \
                  Enable jit again, remove the MFA step from those applications, or set conflictPolicy: Warn to push it anyway. The rest of the spec is applied.",
-                names(&observed.conflicts)
+                names(&seen.conflicts)
             ),
         )
     } else {
         Outcome::Ready(format!("identity provider {id} matches the spec"))
-    };
-    finish(ctx, api, &idp, observed, outcome).await
+    })
 }
 
 fn names(conflicts: &[ConflictEntry]) -> String {
@@ -399,14 +338,6 @@ fn names(conflicts: &[ConflictEntry]) -> String {
     apps.dedup();
     format!("application(s) {}", apps.join(", "))
 }
-
-fn old_secret_version(idp: &IdentityProvider) -> Option<String> {
-    idp.annotations().get(SECRET_VERSION).cloned()
-}
-
-/// The resourceVersion of the client Secret last pushed, so a Secret edit is pushed even though the
-/// server never shows the secret back. Kept as an annotation: it is bookkeeping, not status a user reads.
-pub const SECRET_VERSION: &str = "identity-operator.io/client-secret-version";
 
 /// The applications that must look again after an IdentityProvider event: its dependents, but only
 /// when something they use changed (generation, server id, JIT on the server, deletion, finalizer). Status
@@ -438,9 +369,10 @@ pub fn apps_to_refresh(ctx: &Context, idp: &IdentityProvider) -> Vec<ObjectRef<A
         .unwrap_or_default()
 }
 
-/// The applications whose flows offer this IdP: those declared in the cluster (from the index, no
-/// scan) and those that exist only on the server (from connected-apps). Returns them for the status
-/// and their flows keyed by application name for the conflict rule.
+/// The applications whose flows offer this IdP, for the status (declared in the cluster, from the
+/// index, or existing only on the server) and the **live** flows of every connected application for
+/// the conflict rule. Block decides on what the server runs, not on flows that resolve in the
+/// cluster: an Application whose other IdP was deleted still has its flow on the server.
 async fn dependents(
     ctx: &Context,
     idp: &IdentityProvider,
@@ -459,29 +391,15 @@ async fn dependents(
             .filter_map(|r| ctx.apps.get(r))
             .collect()
     };
+    let live = live_flows(client, id, needs_local).await?;
     let mut deps: BTreeMap<String, Dependent> = BTreeMap::new();
-    let mut flows = Vec::new();
-    let mut known_ids = Vec::new();
     for app in &cluster_apps {
-        let name = app.spec.display_name.clone();
-        let resolved = translate::desired_flow(&app.spec, |r| {
-            ctx.idps
-                .get(&ObjectRef::new(r).within(&idp.namespace().unwrap_or_default()))
-                .and_then(|i| {
-                    Some((
-                        i.spec.display_name.clone(),
-                        i.spec.provider_type()?.authenticator_name().to_string(),
-                    ))
-                })
-        });
-        if let Ok(Some(f)) = resolved {
-            flows.push((
-                name.clone(),
-                translate::flow_for_rule(&f.steps, needs_local),
-            ));
-        }
         let app_id = app.status.as_ref().and_then(|s| s.id.clone());
-        known_ids.extend(app_id.clone());
+        let name = live
+            .iter()
+            .find(|l| Some(&l.1) == app_id.as_ref())
+            .map(|l| l.0.clone())
+            .unwrap_or_else(|| app.spec.display_name.clone());
         deps.insert(
             name.clone(),
             Dependent {
@@ -491,32 +409,47 @@ async fn dependents(
             },
         );
     }
+    let mut flows = Vec::new();
+    for (name, app_id, flow) in live {
+        flows.extend(flow.map(|f| (name.clone(), f)));
+        if !deps.values().any(|d| d.id.as_ref() == Some(&app_id)) {
+            deps.entry(name.clone()).or_insert(Dependent {
+                name,
+                application_ref: None,
+                id: Some(app_id),
+            });
+        }
+    }
+    Ok((deps.into_values().collect(), flows))
+}
+
+/// Observe: every application connected to IdP `id` on the server, with its live user-defined flow
+/// as the conflict rule sees it: (name, id, flow).
+pub async fn live_flows(
+    client: &dyn IdentityServer,
+    id: &str,
+    needs_local: &LocalAccountAuthenticators,
+) -> Result<Vec<(String, String, Option<flow::Flow>)>, Error> {
+    let mut out = Vec::new();
     for app_id in client
         .connected_apps(id)
         .await
         .map_err(backend_err("listing connected applications"))?
     {
-        if known_ids.contains(&app_id) {
-            continue;
-        }
         let app = match client.get_application(&app_id).await {
             Ok(a) => a,
             Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(backend_err("reading a connected application")(e)),
+            Err(e) => {
+                return Err(backend_err(format!(
+                    "reading connected application {app_id}"
+                ))(e))
+            }
         };
-        if app.login_flow.kind == crate::backend::FlowKind::UserDefined {
-            flows.push((
-                app.name.clone(),
-                translate::flow_for_rule(&app.login_flow.steps, needs_local),
-            ));
-        }
-        deps.entry(app.name.clone()).or_insert(Dependent {
-            name: app.name,
-            application_ref: None,
-            id: Some(app_id),
-        });
+        let flow = (app.login_flow.kind == crate::backend::FlowKind::UserDefined)
+            .then(|| translate::flow_for_rule(&app.login_flow.steps, needs_local));
+        out.push((app.name, app_id, flow));
     }
-    Ok((deps.into_values().collect(), flows))
+    Ok(out)
 }
 
 async fn finish(
@@ -639,7 +572,7 @@ async fn cleanup(idp: Arc<IdentityProvider>, ctx: &Context) -> Result<Action, Er
         0,
     );
     let owned = cleanup::Owned {
-        kind: cleanup::ServerKind::IdentityProvider,
+        kind: ServerKind::IdentityProvider,
         policy: idp.spec.deletion_policy,
         backend_ref: &idp.spec.backend_ref,
         display_name: &idp.spec.display_name,

@@ -4,8 +4,11 @@
 pub mod application;
 pub mod cleanup;
 pub mod conditions;
+#[cfg(test)]
+mod fake;
 pub mod identity_backend;
 pub mod identity_provider;
+pub mod managed;
 pub mod registry;
 pub mod translate;
 
@@ -27,10 +30,7 @@ use crate::telemetry::Metrics;
 
 pub use registry::BackendRegistry;
 
-/// The finalizer the operator puts on IdentityProviders and Applications (state outside Kubernetes).
-pub const FINALIZER: &str = "identity-operator.io/cleanup";
-/// The field manager of every write.
-pub const MANAGER: &str = "identity-operator";
+pub use managed::{FINALIZER, MANAGER};
 
 /// What every reconcile needs.
 pub struct Context {
@@ -58,6 +58,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// How often the server is checked for drift when nothing changes in the cluster.
     pub resync: Duration,
+    /// Held around every change that Block guards (an IdP's JIT disable, an Application's flow
+    /// push), each checked against the server's live state inside it: an IdP and an Application
+    /// changed in one commit cannot both pass Block by each reading the other's old state.
+    pub block_gate: tokio::sync::Mutex<()>,
 }
 
 /// The parts of an Application its IdentityProviders care about: generation, server id, deleting,
@@ -98,6 +102,15 @@ pub enum Error {
     /// The object is missing a namespace (the kinds are namespaced; this is a bug or bad input).
     #[error("object has no namespace")]
     NoNamespace,
+    /// The reconcile cannot go on until a user acts (a refused delete, an unusable backend during
+    /// deletion). Returned as an error so that the finalizer stays; the message says how to unblock.
+    #[error("{message}")]
+    Blocked {
+        /// Condition reason.
+        reason: &'static str,
+        /// What happened and how to unblock (may carry the server's code, never secrets).
+        message: String,
+    },
 }
 
 impl Error {
@@ -109,6 +122,7 @@ impl Error {
             Error::Finalizer(_) => "finalizer",
             Error::Internal(_) => "internal",
             Error::NoNamespace => "no_namespace",
+            Error::Blocked { .. } => "blocked",
         }
     }
 }

@@ -151,6 +151,20 @@ impl BackendRegistry {
         Ok(client)
     }
 
+    /// The last client built for `backend`, whatever changed since. Cleanup uses it when the
+    /// backend's Secret (or the backend) went first, as a namespace delete or a GitOps prune does:
+    /// the token it holds still deletes what the operator created.
+    pub async fn cached(
+        &self,
+        backend: &ObjectRef<IdentityBackend>,
+    ) -> Option<Arc<dyn IdentityServer>> {
+        self.clients
+            .lock()
+            .await
+            .get(backend)
+            .map(|(_, c)| c.clone())
+    }
+
     /// Forgets the client of a deleted backend.
     pub async fn forget(&self, backend: &ObjectRef<IdentityBackend>) {
         self.clients.lock().await.remove(backend);

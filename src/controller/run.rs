@@ -249,6 +249,7 @@ async fn controllers(client: Client, ns: Option<String>, metrics: Arc<Metrics>, 
         recorder: recorder(client.clone()),
         metrics,
         resync: args.resync_interval,
+        block_gate: tokio::sync::Mutex::new(()),
     });
     tracing::info!(namespace = ns.as_deref().unwrap_or("*"), resync = ?args.resync_interval, "starting controllers");
 
@@ -258,6 +259,13 @@ async fn controllers(client: Client, ns: Option<String>, metrics: Arc<Metrics>, 
     let backend_ctrl = Controller::for_stream(backend_stream, backends.clone())
         .with_config(config.clone())
         .trigger_backoff(QuickBackoff::default())
+        // A backend being deleted waits for its users; their deletion is what lets it go.
+        .watches_stream(trigger(api::<IdentityProvider>(&client, &ns)), |i| {
+            leaving(&i, &i.spec.backend_ref.name)
+        })
+        .watches_stream(trigger(api::<Application>(&client, &ns)), |a| {
+            leaving(&a, &a.spec.backend_ref.name)
+        })
         .watches_stream(secret_meta(&client, &ns), move |s| {
             select(&c.backends, s.namespace(), |b: &IdentityBackend| {
                 b.spec.credentials_secret_ref.name == s.name_any()
@@ -330,6 +338,15 @@ async fn controllers(client: Client, ns: Option<String>, metrics: Arc<Metrics>, 
 
     tokio::join!(backend_ctrl, idp_ctrl, app_ctrl);
     secrets_task.abort();
+}
+
+/// The backend of an object that is being deleted (its finalizer release may free the backend).
+fn leaving<K: Resource>(obj: &K, backend: &str) -> Option<ObjectRef<IdentityBackend>> {
+    let ns = obj.meta().namespace.clone()?;
+    obj.meta()
+        .deletion_timestamp
+        .is_some()
+        .then(|| ObjectRef::new(backend).within(&ns))
 }
 
 /// A boxed reconcile future.

@@ -64,10 +64,11 @@ test tests/helm.rs holds the same list and checks it with `kubectl auth can-i`.
 - apiGroups: [identity-operator.io]
   resources: [identityproviders]
   verbs: [get]
-# Finalizer add/remove (kube::runtime::finalizer) and the create-pending / secret-version
-# annotations (src/controller/identity_provider.rs, application.rs): JSON and merge patches.
+# Finalizer add/remove (kube::runtime::finalizer; the IdentityBackend's in-use finalizer in
+# src/controller/identity_backend.rs) and the create-pending / secret-version annotations
+# (src/controller/identity_provider.rs, application.rs): JSON and merge patches.
 - apiGroups: [identity-operator.io]
-  resources: [identityproviders, applications]
+  resources: [identitybackends, identityproviders, applications]
   verbs: [patch]
 # Status by server-side apply (src/controller/mod.rs apply_status).
 - apiGroups: [identity-operator.io]

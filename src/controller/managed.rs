@@ -1,0 +1,712 @@
+//! The managed-resource flow both reconcilers share: **observe** the server into an
+//! [`Observation`], **plan** with pure functions ([`plan_identity`], [`plan_cleanup`],
+//! [`plan_credentials`], [`error_outcome`]), **act** (the per-kind module runs the operations) and
+//! **report** (status, conditions, Events). Modelled on crossplane-runtime's managed reconciler
+//! (Observe / Create / Update / Delete with an external-create-pending mark) and the
+//! dereference → validate → build → apply → status steps of stackabletech's operators.
+//!
+//! Only what differs per kind lives in `identity_provider.rs` / `application.rs`: how to read,
+//! find, create, update and delete on the server ([`ServerKind`]) and the kind's own plan (JIT under
+//! Block, the login flow under Block, the credentials Secret).
+//!
+//! Ownership is explicit. A server object belongs to a Kubernetes object when its id is in the
+//! object's status, or when the object adopted it (`spec.adopt`), or when a create of this very object
+//! (its uid in the create-pending mark **and** in the [`owner_marker`] written into the description
+//! with the POST) made it. Names compare case-insensitively: the server's database collation may.
+
+use kube::api::ObjectMeta;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::Store;
+use kube::{Api, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::conditions::Outcome;
+use super::{annotate, apply_status, publish, Context, Error};
+use crate::api::{BackendRef, DeletionPolicy};
+use crate::backend::{BackendError, IdentityServer};
+
+/// The finalizer on IdentityProviders and Applications (state outside Kubernetes).
+pub const FINALIZER: &str = "identity-operator.io/cleanup";
+/// The finalizer on IdentityBackends, held while IdentityProviders or Applications reference it, so
+/// that their cleanup still has a backend (and its cached client) when a namespace goes at once.
+pub const BACKEND_FINALIZER: &str = "identity-operator.io/backend-in-use";
+/// The field manager of every write.
+pub const MANAGER: &str = "identity-operator";
+/// Marks a create in flight with the object's uid: set before the POST, removed once the id is in
+/// status or when the server refused the POST. After a crash in between, a server object found by
+/// name is this object's only when it also carries [`owner_marker`] with this uid.
+pub const CREATE_PENDING: &str = "identity-operator.io/create-pending";
+/// The resourceVersion of the client Secret last pushed to an IdP, so a Secret edit is pushed even
+/// though the server never shows the secret back.
+pub const SECRET_VERSION: &str = "identity-operator.io/client-secret-version";
+/// The label on Secrets the operator created (with a controller owner reference).
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "identity-operator");
+
+/// The proof of ownership written into a new server object's description with the POST (and
+/// replaced by the spec's description right after the id is persisted).
+pub fn owner_marker(uid: &str) -> String {
+    format!("[identity-operator.io/uid={uid}]")
+}
+
+/// Whether a server description carries an operator marker (any uid): such a description is
+/// replaced, never kept as drift.
+pub fn has_marker(description: Option<&str>) -> bool {
+    description.is_some_and(|d| d.contains("[identity-operator.io/uid="))
+}
+
+/// The description to write, if the server's differs from what the spec wants. With no description
+/// in the spec the server's is left alone, unless it still carries a create marker.
+pub fn description_change(spec: Option<&str>, server: Option<&str>) -> Option<String> {
+    match spec {
+        Some(d) if server != Some(d) => Some(d.to_string()),
+        None if has_marker(server) => Some(String::new()),
+        _ => None,
+    }
+}
+
+/// Server names compare case-insensitively (the server's collation may).
+pub fn same_name(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
+/// Which kind of server object a managed resource stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    /// An identity provider.
+    IdentityProvider,
+    /// An application.
+    Application,
+}
+
+impl ServerKind {
+    /// The noun in messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            ServerKind::IdentityProvider => "identity provider",
+            ServerKind::Application => "application",
+        }
+    }
+
+    /// Reads the object by id; `None` when the server says it is gone.
+    pub async fn get(
+        self,
+        client: &dyn IdentityServer,
+        id: &str,
+    ) -> Result<Option<Found>, BackendError> {
+        let found = match self {
+            ServerKind::IdentityProvider => client.get_idp(id).await.map(|i| Found {
+                id: i.id,
+                name: i.name,
+                description: i.description,
+            }),
+            ServerKind::Application => client.get_application(id).await.map(|a| Found {
+                id: a.id,
+                name: a.name,
+                description: a.description,
+            }),
+        };
+        match found {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Finds the object by name (with its description, the ownership proof).
+    pub async fn find(
+        self,
+        client: &dyn IdentityServer,
+        name: &str,
+    ) -> Result<Option<Found>, BackendError> {
+        let id = match self {
+            ServerKind::IdentityProvider => client.find_idp_by_name(name).await?.map(|s| s.id),
+            ServerKind::Application => client.find_application_by_name(name).await?.map(|s| s.id),
+        };
+        match id {
+            Some(id) => self.get(client, &id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes the object; `Ok(false)` when it was already gone.
+    pub async fn delete(self, client: &dyn IdentityServer, id: &str) -> Result<bool, BackendError> {
+        match self {
+            ServerKind::IdentityProvider => client.delete_idp(id).await,
+            ServerKind::Application => client.delete_application(id).await,
+        }
+    }
+}
+
+/// A server object as the ownership decision needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// Server id.
+    pub id: String,
+    /// Server name.
+    pub name: String,
+    /// Server description (may carry [`owner_marker`]).
+    pub description: Option<String>,
+}
+
+/// The server object recorded in status, as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ById {
+    /// No id recorded.
+    NotRecorded,
+    /// The recorded object exists.
+    Found(Found),
+    /// The recorded object was deleted on the server.
+    Gone(String),
+}
+
+/// What observe learned: the recorded object, and (when it is missing or being renamed) the object
+/// that holds the wanted name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// By the id in status.
+    pub by_id: ById,
+    /// By the spec's displayName.
+    pub by_name: Option<Found>,
+}
+
+/// Observe: read by id, and by name when the id is missing or gone or the name changes. Never writes.
+pub async fn observe(
+    kind: ServerKind,
+    client: &dyn IdentityServer,
+    id: Option<&str>,
+    display_name: &str,
+) -> Result<Observation, Error> {
+    let noun = kind.noun();
+    let by_id = match id {
+        None => ById::NotRecorded,
+        Some(id) => match kind
+            .get(client, id)
+            .await
+            .map_err(super::backend_err(format!("reading {noun} {id}")))?
+        {
+            Some(f) => ById::Found(f),
+            None => ById::Gone(id.to_string()),
+        },
+    };
+    let need_name = match &by_id {
+        ById::Found(f) => f.name != display_name,
+        _ => true,
+    };
+    let by_name = if need_name {
+        kind.find(client, display_name)
+            .await
+            .map_err(super::backend_err(format!("looking up the {noun} by name")))?
+    } else {
+        None
+    };
+    Ok(Observation { by_id, by_name })
+}
+
+/// Another object of the same kind on the same backend, as seen in the cluster cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// Its Kubernetes name.
+    pub object: String,
+    /// Its displayName.
+    pub display_name: String,
+    /// The server id in its status.
+    pub id: Option<String>,
+    /// Created before this object (creationTimestamp, then name): wins a tie of two new objects.
+    pub older: bool,
+}
+
+/// What a managed object is about the server object it stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity<'a> {
+    /// The object's uid.
+    pub uid: &'a str,
+    /// The spec's displayName.
+    pub display_name: &'a str,
+    /// `spec.adopt`.
+    pub adopt: bool,
+    /// The create-pending mark, if any.
+    pub pending: Option<&'a str>,
+}
+
+/// The ownership decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentityPlan {
+    /// The object in status; `rename` when its name differs from the spec's.
+    Existing {
+        /// Server id.
+        id: String,
+        /// Rename it in place (PATCH), never create a second one.
+        rename: bool,
+    },
+    /// Take over an existing object (`spec.adopt`).
+    Adopt(Found),
+    /// Our own create survived a crash (pending mark and marker both carry our uid).
+    Recover(Found),
+    /// Create it; `recreate` when the recorded object was deleted on the server.
+    Create {
+        /// The recorded id was gone.
+        recreate: bool,
+    },
+    /// Someone else holds the name or the id: touch nothing, report it.
+    Clash {
+        /// Condition reason.
+        reason: &'static str,
+        /// What and what to do.
+        message: String,
+        /// Drop the create-pending mark (what it stood for was refused or belongs to another).
+        clear_pending: bool,
+    },
+}
+
+/// Plan: which server object this object stands for, or why none. Pure.
+pub fn plan_identity(
+    kind: ServerKind,
+    me: &Identity<'_>,
+    seen: &Observation,
+    others: &[Claim],
+) -> IdentityPlan {
+    let noun = kind.noun();
+    let name = me.display_name;
+    let mine_pending = me.pending == Some(me.uid);
+    let clear_pending = me.pending.is_some();
+    // Another object that claims the wanted name: it holds a server id under that name, or it is an
+    // older object that will create it.
+    let rival = others
+        .iter()
+        .filter(|o| same_name(&o.display_name, name))
+        .find(|o| o.id.is_some() || o.older);
+    let holder = |id: &str| others.iter().find(|o| o.id.as_deref() == Some(id));
+    let clash_with = |o: &Claim| {
+        IdentityPlan::Clash {
+        reason: "NameClash",
+        message: format!(
+            "displayName {name:?} is already claimed by {} {} in this namespace: exactly one object may manage a server {noun}; choose another displayName",
+            kind_object(kind),
+            o.object
+        ),
+        clear_pending: clear_pending && !mine_pending,
+    }
+    };
+    if let ById::Found(f) = &seen.by_id {
+        if same_name(&f.name, name) {
+            return IdentityPlan::Existing {
+                id: f.id.clone(),
+                rename: f.name != name,
+            };
+        }
+        if let Some(taken) = seen.by_name.as_ref().filter(|t| t.id != f.id) {
+            return IdentityPlan::Clash {
+                reason: "RenameClash",
+                message: format!(
+                    "cannot rename {noun} {} to {name:?}: another {noun} on the server has that name ({}); choose another displayName",
+                    f.id, taken.id
+                ),
+                clear_pending: false,
+            };
+        }
+        if let Some(o) = rival.filter(|o| o.id.is_some()) {
+            return clash_with(o);
+        }
+        return IdentityPlan::Existing {
+            id: f.id.clone(),
+            rename: true,
+        };
+    }
+    if let Some(o) = rival {
+        return clash_with(o);
+    }
+    match &seen.by_name {
+        Some(f) => {
+            if let Some(o) = holder(&f.id) {
+                return clash_with(o);
+            }
+            let proven = f
+                .description
+                .as_deref()
+                .is_some_and(|d| d.contains(&owner_marker(me.uid)));
+            if mine_pending && proven {
+                IdentityPlan::Recover(f.clone())
+            } else if me.adopt {
+                IdentityPlan::Adopt(f.clone())
+            } else {
+                IdentityPlan::Clash {
+                    reason: "AlreadyExists",
+                    message: format!(
+                        "an {noun} named {name:?} already exists on the server ({}) and this object did not create it; set spec.adopt: true to manage it, or choose another displayName",
+                        f.id
+                    ),
+                    clear_pending,
+                }
+            }
+        }
+        None => IdentityPlan::Create {
+            recreate: matches!(seen.by_id, ById::Gone(_)),
+        },
+    }
+}
+
+fn kind_object(kind: ServerKind) -> &'static str {
+    match kind {
+        ServerKind::IdentityProvider => "IdentityProvider",
+        ServerKind::Application => "Application",
+    }
+}
+
+/// The claims of `others` on the server, seen from `me` (same backend, not `me`).
+pub fn claims<'a, K>(
+    me: &ObjectMeta,
+    others: impl IntoIterator<Item = &'a K>,
+    facts: impl Fn(&K) -> Option<(String, Option<String>)>,
+) -> Vec<Claim>
+where
+    K: kube::Resource + 'a,
+{
+    let my_key = (me.creation_timestamp.as_ref().map(|t| t.0), me.name.clone());
+    others
+        .into_iter()
+        .filter(|o| o.meta().uid != me.uid && o.meta().deletion_timestamp.is_none())
+        .filter_map(|o| {
+            let (display_name, id) = facts(o)?;
+            let key = (
+                o.meta().creation_timestamp.as_ref().map(|t| t.0),
+                o.meta().name.clone(),
+            );
+            Some(Claim {
+                object: o.meta().name.clone().unwrap_or_default(),
+                display_name,
+                id,
+                older: key < my_key,
+            })
+        })
+        .collect()
+}
+
+/// What each kind tells the managed flow about itself.
+pub trait Managed:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The server object it stands for.
+    const KIND: ServerKind;
+    /// Its status type.
+    type Status: Serialize + PartialEq;
+    /// `spec.displayName`.
+    fn display_name(&self) -> &str;
+    /// `spec.adopt`.
+    fn adopt(&self) -> bool;
+    /// `spec.backendRef`.
+    fn backend(&self) -> &BackendRef;
+    /// The server id in status.
+    fn recorded_id(&self) -> Option<String>;
+    /// The current status with `id` set (written right after a create or an adoption).
+    fn status_with_id(&self, id: &str) -> Self::Status;
+    /// The cluster cache of this kind.
+    fn cache(ctx: &Context) -> &Store<Self>;
+}
+
+/// The result of [`identify`].
+pub enum Identified {
+    /// The server object that is ours; `created` when this pass created it.
+    Ours {
+        /// Server id.
+        id: String,
+        /// Created by this pass.
+        created: bool,
+    },
+    /// No server object to work on: report `outcome`, keep `id` in status.
+    Stop {
+        /// What to report.
+        outcome: Outcome,
+        /// The id status keeps (none when the recorded one is gone).
+        id: Option<String>,
+    },
+}
+
+/// Observe → plan → act for the identity of a managed object: which server object is ours, creating
+/// it (crash-safe: pending mark and uid marker first, id persisted right after) when there is none.
+/// `create` gets the description to send (the ownership marker) and returns the new id.
+pub async fn identify<K: Managed>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    client: &dyn IdentityServer,
+    create: impl AsyncFnOnce(String) -> Result<String, BackendError>,
+) -> Result<Identified, Error> {
+    let kind = K::KIND;
+    let noun = kind.noun();
+    let uid = obj.uid().unwrap_or_default();
+    let recorded = obj.recorded_id();
+    let seen = observe(kind, client, recorded.as_deref(), obj.display_name()).await?;
+    let ns = obj.namespace();
+    let others = claims(
+        obj.meta(),
+        K::cache(ctx).state().iter().map(|o| o.as_ref()),
+        |o: &K| {
+            (o.namespace() == ns && o.backend() == obj.backend())
+                .then(|| (o.display_name().to_string(), o.recorded_id()))
+        },
+    );
+    let me = Identity {
+        uid: &uid,
+        display_name: obj.display_name(),
+        adopt: obj.adopt(),
+        pending: obj.annotations().get(CREATE_PENDING).map(String::as_str),
+    };
+    let gone = match &seen.by_id {
+        ById::Gone(id) => Some(id.clone()),
+        _ => None,
+    };
+    match plan_identity(kind, &me, &seen, &others) {
+        IdentityPlan::Existing { id, .. } => Ok(Identified::Ours { id, created: false }),
+        plan @ (IdentityPlan::Adopt(_) | IdentityPlan::Recover(_)) => {
+            let (reason, f) = match plan {
+                IdentityPlan::Recover(f) => ("Recovered", f),
+                IdentityPlan::Adopt(f) => ("Adopted", f),
+                _ => return Err(Error::Internal("unreachable identity plan".into())),
+            };
+            let note = if reason == "Recovered" {
+                format!("found {noun} {} created before a restart (it carries this object's uid); taking it over", f.id)
+            } else {
+                format!("adopted the existing {noun} {} ({})", f.name, f.id)
+            };
+            publish(ctx, obj, EventType::Normal, reason, "Adopt", note).await;
+            apply_status(api, obj, None, &obj.status_with_id(&f.id)).await?;
+            if me.pending.is_some() {
+                annotate(api, obj, CREATE_PENDING, None).await?;
+            }
+            Ok(Identified::Ours {
+                id: f.id,
+                created: false,
+            })
+        }
+        IdentityPlan::Clash {
+            reason,
+            message,
+            clear_pending,
+        } => {
+            if clear_pending {
+                annotate(api, obj, CREATE_PENDING, None).await?;
+            }
+            let id = if gone.is_some() { None } else { recorded };
+            Ok(Identified::Stop {
+                outcome: Outcome::stalled(reason, message),
+                id,
+            })
+        }
+        IdentityPlan::Create { recreate } => {
+            if let Some(old) = &gone {
+                let note = format!("{noun} {old} was deleted on the server behind the operator's back; recreating it");
+                publish(
+                    ctx,
+                    obj,
+                    EventType::Warning,
+                    "DeletedOnServer",
+                    "Observe",
+                    note,
+                )
+                .await;
+            }
+            annotate(api, obj, CREATE_PENDING, Some(uid.as_str())).await?;
+            let id = match create(owner_marker(&uid)).await {
+                Ok(id) => id,
+                Err(e) => {
+                    // A definite refusal made nothing: the mark must not make a later pass
+                    // "recover" whatever someone else creates under this name.
+                    if !e.is_retryable() {
+                        annotate(api, obj, CREATE_PENDING, None).await?;
+                    }
+                    return Err(super::backend_err(format!("creating the {noun}"))(e));
+                }
+            };
+            apply_status(api, obj, None, &obj.status_with_id(&id)).await?;
+            annotate(api, obj, CREATE_PENDING, None).await?;
+            let verb = if recreate { "recreated" } else { "created" };
+            let note = format!("{verb} {noun} {} ({id})", obj.display_name());
+            publish(ctx, obj, EventType::Normal, "Created", "Create", note).await;
+            Ok(Identified::Ours { id, created: true })
+        }
+    }
+}
+
+/// Report: an error ends as `Ready=False` with its reason and message on the object (through the
+/// kind's `finish`), and is still returned so that the error policy backs off.
+pub async fn report<F>(
+    result: Result<Outcome, Error>,
+    finish: F,
+) -> Result<kube::runtime::controller::Action, Error>
+where
+    F: AsyncFnOnce(Outcome) -> Result<kube::runtime::controller::Action, Error>,
+{
+    match result {
+        Ok(outcome) => finish(outcome).await,
+        Err(e) => {
+            if let Err(write) = finish(error_outcome(&e)).await {
+                tracing::warn!(error = %write, "could not report the error on the object");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// What the deletion of a managed object does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CleanupPlan {
+    /// Release the finalizer now, with this Event reason and note.
+    Release(&'static str, String),
+    /// Delete this server object, then release.
+    Delete(String),
+    /// Find the object a crashed create made (by name, proven by the marker), delete it, release.
+    DeletePending,
+    /// Keep the finalizer and say why on the object.
+    Stuck {
+        /// Condition reason.
+        reason: &'static str,
+        /// What happened and how to unblock.
+        message: String,
+    },
+}
+
+/// Plan the deletion. Pure. `client` says whether a client for the backend is at hand (fresh or
+/// cached) and, when not, why.
+pub fn plan_cleanup(
+    kind: ServerKind,
+    policy: DeletionPolicy,
+    id: Option<&str>,
+    pending_mine: bool,
+    client: Result<(), String>,
+) -> CleanupPlan {
+    let noun = kind.noun();
+    if policy == DeletionPolicy::Orphan {
+        return CleanupPlan::Release(
+            "Orphaned",
+            format!("deletionPolicy Orphan: the {noun} stays on the server"),
+        );
+    }
+    if id.is_none() && !pending_mine {
+        return CleanupPlan::Release(
+            "NothingToDelete",
+            format!("this object never created a {noun} on the server"),
+        );
+    }
+    if let Err(why) = client {
+        return CleanupPlan::Stuck {
+            reason: "BackendUnavailable",
+            message: format!(
+                "cannot delete the {noun} on the server: {why}. Restore the IdentityBackend and its Secret, or set deletionPolicy: Orphan to leave the {noun} on the server"
+            ),
+        };
+    }
+    match id {
+        Some(id) => CleanupPlan::Delete(id.to_string()),
+        None => CleanupPlan::DeletePending,
+    }
+}
+
+/// The condition a refused server delete puts on the object, with the server's code.
+pub fn delete_refused(kind: ServerKind, id: &str, e: &BackendError) -> (&'static str, String) {
+    let noun = kind.noun();
+    let hint = match kind {
+        ServerKind::IdentityProvider => {
+            "remove it from the login flows of the applications that use it"
+        }
+        ServerKind::Application => "fix the operator's access to the server",
+    };
+    (
+        "DeleteRefused",
+        format!(
+            "the server refused to delete {noun} {id}: {e}. To unblock: {hint}, or set deletionPolicy: Orphan to leave it on the server"
+        ),
+    )
+}
+
+/// What to do with the credentials Secret an Application names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretPlan {
+    /// It does not exist: create it, owned by the Application.
+    Create,
+    /// It is ours and differs: update it.
+    Update,
+    /// It is ours and current.
+    Unchanged,
+    /// Someone else's: never written. The message names it and its owner.
+    Foreign(String),
+}
+
+/// Plan the credentials Secret. Pure. Only a Secret with this Application as controller owner and
+/// the managed-by label is written; any other (a user's, the backend's own, another Application's)
+/// is reported, never taken over.
+pub fn plan_credentials(
+    existing: Option<(&ObjectMeta, bool)>,
+    app_uid: &str,
+    secret_name: &str,
+) -> SecretPlan {
+    let Some((meta, same_data)) = existing else {
+        return SecretPlan::Create;
+    };
+    let controller = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
+    let labelled = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY.0))
+        .is_some_and(|v| v == MANAGED_BY.1);
+    match controller {
+        Some(c) if c.uid == app_uid && labelled => {
+            if same_data {
+                SecretPlan::Unchanged
+            } else {
+                SecretPlan::Update
+            }
+        }
+        Some(c) => SecretPlan::Foreign(format!(
+            "Secret {secret_name} (credentialsSecret) belongs to {} {}; it was not written. Give this Application its own credentialsSecret name",
+            c.kind, c.name
+        )),
+        None => SecretPlan::Foreign(format!(
+            "Secret {secret_name} (credentialsSecret) exists and was not created by this Application; it was not written. Choose another name, or delete that Secret so the operator can create its own"
+        )),
+    }
+}
+
+/// Report: the outcome an error ends in, so every failure reaches the object as `Ready=False` with
+/// a reason and the server's code and message (error texts never carry secrets). Pure.
+pub fn error_outcome(e: &Error) -> Outcome {
+    let message = e.to_string();
+    match e {
+        Error::Backend { source, .. } => {
+            let reason = match source {
+                BackendError::NotFound { .. } => "NotFoundOnServer",
+                BackendError::AlreadyExists { .. } => "AlreadyExists",
+                BackendError::Invalid { .. } => "ServerRejected",
+                BackendError::Unauthorized { .. } => "CredentialsRejected",
+                BackendError::Forbidden { .. } => "Forbidden",
+                BackendError::RateLimited { .. } => "RateLimited",
+                BackendError::Transient { .. } => "ServerUnavailable",
+                BackendError::Protocol { .. } => "ServerProtocolError",
+                BackendError::Config(_) => "InvalidBackendConfig",
+            };
+            if source.is_retryable() {
+                Outcome::progressing(reason, message)
+            } else {
+                Outcome::stalled(reason, message)
+            }
+        }
+        Error::Kube(_) => Outcome::progressing("KubernetesError", message),
+        Error::Blocked { reason, .. } => Outcome::stalled(reason, message),
+        Error::Finalizer(_) | Error::Internal(_) => Outcome::progressing("InternalError", message),
+        Error::NoNamespace => Outcome::stalled("InvalidObject", message),
+    }
+}
+
+#[cfg(test)]
+#[path = "managed_tests.rs"]
+mod tests;
