@@ -143,6 +143,8 @@ struct Observed {
     id: Option<String>,
     steps: Option<i32>,
     conflicts: Vec<AppConflictEntry>,
+    conditional_steps: Option<String>,
+    script: Option<String>,
 }
 
 async fn apply(
@@ -344,6 +346,10 @@ async fn apply(
     };
     let id = server.id.clone();
     observed.id = Some(id.clone());
+    // skipFor's generated script goes with the flow; a script the operator did not write stays.
+    let (flow, script) = translate::plan_script(flow, &server.login_flow, spec.adopt);
+    observed.script = script.status();
+    observed.conditional_steps = translate::conditional_steps(spec);
 
     // 3. Diff and update: name, description, login flow, OIDC. Only what differs is written.
     let mut changed: Vec<&str> = Vec::new();
@@ -438,7 +444,7 @@ async fn apply(
             .collect();
         let analysis = flow::check_flow(
             &spec.display_name,
-            &translate::flow_for_rule(&f.steps, &needs_local),
+            &translate::flow_for_rule(&f.steps, script.effective.as_deref(), &needs_local),
             &jit,
             &needs_local,
         );
@@ -550,8 +556,21 @@ async fn finish(
             .map(|c| format!("IdentityProvider {} (step {}) has JIT provisioning disabled, but step {} requires {}, which needs a local account",
                 c.identity_provider, c.identity_provider_step, c.authenticator_step, c.authenticator))
             .collect();
-        Cond::new(INTERCONNECTION_CONFLICT, true, "IdentityProviderWithoutJIT",
-            format!("{}. Users of that provider cannot finish this login flow: enable JIT on it or drop the step. Conditional-auth scripts are not analysed.", detail.join("; ")))
+        Cond::new(
+            INTERCONNECTION_CONFLICT,
+            true,
+            "IdentityProviderWithoutJIT",
+            format!(
+                "{}. Users of that provider cannot finish this login flow.{} {}",
+                detail.join("; "),
+                if observed.script.as_deref() == Some("NotVerified") {
+                    format!(" The application {}.", flow::UNVERIFIED_SCRIPT)
+                } else {
+                    String::new()
+                },
+                flow::REMEDY
+            ),
+        )
     };
     let conflict_now = conflict.status;
     let conflict_msg = conflict.message.clone();
@@ -568,6 +587,8 @@ async fn finish(
         id: observed.id,
         steps: observed.steps,
         conflicts: observed.conflicts,
+        conditional_steps: observed.conditional_steps,
+        script: observed.script,
     };
     if conflict_now != had_conflict {
         if conflict_now {

@@ -136,6 +136,11 @@ impl BackendRegistry {
         let mut config =
             AsgardeoConfig::new(target(backend)?, client_id, Secret::new(client_secret));
         config.ca_bundle_pem = ca_pem.map(String::into_bytes);
+        // skipFor writes a conditional-auth script, which needs this scope; a server that does not
+        // grant it drops it silently and only script writes fail, naming the scope (403).
+        config
+            .scopes
+            .push(crate::backend::operation::SCRIPT_SCOPE.to_owned());
         if let Some(n) = spec.max_concurrent_requests {
             config.max_concurrency = n.clamp(1, 64) as usize;
         }

@@ -241,6 +241,22 @@ pub fn lint_documents(docs: &[Document]) -> Report {
                         .collect()
                 })
                 .collect(),
+            // The operator generates the script from these skips, so lint may rely on them.
+            skips: login
+                .steps
+                .iter()
+                .map(|s| match &s.skip_for {
+                    None => flow::Skip::Never,
+                    Some(k) if k.federated_users => flow::Skip::FederatedUsers,
+                    Some(k) => flow::Skip::For(
+                        k.identity_providers
+                            .iter()
+                            .map(|r| r.name.clone())
+                            .collect(),
+                    ),
+                })
+                .collect(),
+            script: flow::ScriptOrigin::Generated,
         };
         let known: HashMap<String, Jit> = idps
             .iter()
@@ -266,9 +282,9 @@ pub fn lint_documents(docs: &[Document]) -> Report {
                 "has jit.enabled: false"
             };
             problem(&p.location, Problem::Conflict(format!(
-                "Application {ns}/{name} step {} offers IdentityProvider {ns}/{} ({}), which {jit}; step {} offers {}, which needs a local account, so its users fail at step {}. Enable JIT on {}, or stop requiring {} after it (for example only for local users, by a conditional-auth script; scripts are not analysed).",
+                "Application {ns}/{name} step {} offers IdentityProvider {ns}/{} ({}), which {jit}; step {} offers {}, which needs a local account, so its users fail at step {}. Enable JIT on {}, or add skipFor: {{identityProviders: [{{name: {}}}]}} to step {} (the operator generates the conditional-auth script that skips it for those users).",
                 c.identity_provider_step, c.identity_provider, idp.location, c.authenticator_step,
-                c.authenticator, c.authenticator_step, c.identity_provider, c.authenticator
+                c.authenticator, c.authenticator_step, c.identity_provider, c.identity_provider, c.authenticator_step
             )));
         }
         for u in analysis.unknown_references {
