@@ -27,7 +27,7 @@ fn flags_exactly_the_jit_off_variant() {
         "{out}"
     );
     assert!(
-        out.contains("1 problem(s) in 6 object(s) from 8 file(s)"),
+        out.contains("1 problem(s) in 9 object(s) from 12 file(s)"),
         "{out}"
     );
 }

@@ -157,3 +157,20 @@ fn names_are_quoted_as_javascript_strings() {
         Some(vec![Skip::Never, Skip::FederatedUsers])
     );
 }
+
+/// The README shows the script generated for examples/jit-off-skip-mfa: it must be the real one.
+#[test]
+fn the_readme_shows_the_generated_script() {
+    let flow = Flow {
+        steps: seed_steps(),
+        skips: vec![Skip::Never, skip_for(&["Partner Okta"])],
+        script: ScriptOrigin::Generated,
+    };
+    let script = generate(&flow);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    assert!(
+        readme.contains(&format!("```js\n{script}```")),
+        "README.md should show the generated script:\n```js\n{script}```"
+    );
+}
