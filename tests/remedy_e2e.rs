@@ -305,3 +305,57 @@ async fn a_script_the_operator_did_not_write_is_not_verified_and_not_overwritten
         Some(hand_written)
     );
 }
+
+#[tokio::test]
+async fn skip_for_is_validated_by_the_apiserver() {
+    let env = TestEnv::new("skip-cel").await;
+    let app = |steps: &str| {
+        format!(
+            r#"
+apiVersion: identity-operator.io/v1alpha1
+kind: Application
+metadata: {{name: payroll}}
+spec:
+  backendRef: {{name: asgardeo}}
+  displayName: Payroll
+  loginFlow:
+    steps:
+{steps}
+"#
+        )
+    };
+    let cases = [
+        (
+            "skipFor on the first step",
+            "      - options: [{authenticator: BasicAuthenticator}]\n        skipFor: {federatedUsers: true}",
+            "the first login step cannot have skipFor",
+        ),
+        (
+            "both kinds of skip",
+            "      - options: [{identityProviderRef: {name: okta}}]\n      - options: [{authenticator: totp}]\n        skipFor: {federatedUsers: true, identityProviders: [{name: okta}]}",
+            "exactly one of identityProviders or federatedUsers",
+        ),
+        (
+            "an empty skip",
+            "      - options: [{identityProviderRef: {name: okta}}]\n      - options: [{authenticator: totp}]\n        skipFor: {}",
+            "exactly one of identityProviders or federatedUsers",
+        ),
+        (
+            "federatedUsers: false alone",
+            "      - options: [{identityProviderRef: {name: okta}}]\n      - options: [{authenticator: totp}]\n        skipFor: {federatedUsers: false}",
+            "exactly one of identityProviders or federatedUsers",
+        ),
+    ];
+    for (name, steps, want) in cases {
+        let err = env
+            .apply(&app(steps))
+            .await
+            .expect_err(&format!("{name}: rejected"));
+        assert!(err.contains(want), "{name}: {err}");
+    }
+    env.apply(&app(
+        "      - options: [{identityProviderRef: {name: okta}}]\n      - options: [{authenticator: totp}]\n        skipFor: {identityProviders: [{name: okta}]}",
+    ))
+    .await
+    .expect("a valid skip is accepted");
+}

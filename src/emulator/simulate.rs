@@ -199,3 +199,86 @@ pub(crate) async fn simulate_login(State(shared): State<Arc<Shared>>, body: Byte
             .into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::wire::JustInTimeProvisioning;
+    use crate::emulator::StoredIdp;
+
+    fn tenant() -> TenantState {
+        let mut st = TenantState::default();
+        for (name, jit) in [("Okta", false), ("Google", true)] {
+            st.idps.push(StoredIdp {
+                name: name.into(),
+                jit: JustInTimeProvisioning {
+                    is_enabled: Some(jit),
+                    ..Default::default()
+                },
+                ..Default::default()
+            });
+        }
+        st
+    }
+
+    fn steps() -> Vec<Vec<(String, String)>> {
+        vec![
+            vec![
+                ("LOCAL".into(), "BasicAuthenticator".into()),
+                ("Okta".into(), "OpenIDConnectAuthenticator".into()),
+                ("Google".into(), "GoogleOIDCAuthenticator".into()),
+            ],
+            vec![("LOCAL".into(), "totp".into())],
+        ]
+    }
+
+    #[test]
+    fn choices_resolve_by_idp_or_authenticator_and_carry_jit() {
+        let st = tenant();
+        let needs = LocalAccountAuthenticators::default();
+        let pick = |s: &str| BTreeMap::from([(1, s.to_owned())]);
+        let okta = choices_for(&st, &steps(), &pick("Okta"), &needs).expect("valid");
+        assert!(okta[0].federated && !okta[0].jit_on);
+        assert!(
+            okta[1].needs_local && !okta[1].federated,
+            "step 2 has one option"
+        );
+        let google = choices_for(&st, &steps(), &pick("Google"), &needs).expect("valid");
+        assert!(google[0].jit_on);
+        let local = choices_for(&st, &steps(), &pick("BasicAuthenticator"), &needs).expect("valid");
+        assert_eq!(local[0].idp, "LOCAL");
+        assert!(!local[0].federated);
+    }
+
+    #[test]
+    fn bad_choices_are_refused_with_a_reason() {
+        let st = tenant();
+        let needs = LocalAccountAuthenticators::default();
+        let cases = [
+            (
+                "no choice where there are several",
+                BTreeMap::new(),
+                "choose one",
+            ),
+            (
+                "an unknown option",
+                BTreeMap::from([(1, "Nope".to_owned())]),
+                "offers no option",
+            ),
+            (
+                "LOCAL is not an IdP choice",
+                BTreeMap::from([(1, "LOCAL".to_owned())]),
+                "offers no option",
+            ),
+            (
+                "a step that does not exist",
+                BTreeMap::from([(1, "Okta".to_owned()), (3, "totp".to_owned())]),
+                "has 2 step(s)",
+            ),
+        ];
+        for (name, picked, want) in cases {
+            let err = choices_for(&st, &steps(), &picked, &needs).expect_err(name);
+            assert!(err.contains(want), "{name}: {err}");
+        }
+    }
+}
