@@ -229,16 +229,16 @@ async fn jit_off_with_skip_for_is_no_conflict_and_the_simulated_logins_prove_it(
 }
 
 #[tokio::test]
-async fn a_script_the_operator_did_not_write_is_not_verified_and_not_overwritten() {
+async fn a_script_the_operator_did_not_write_is_not_verified_unless_proved_and_not_overwritten() {
     let mut env = TestEnv::new("foreign-script").await;
     env.start_operator(&[]);
     env.create_backend("asgardeo").await;
     env.apply(&partner_okta(true)).await.expect("idp");
     env.wait_condition("IdentityProvider", "partner-okta", "Ready", "True", T)
         .await;
-    // A console user wrote a script that does skip TOTP for the partner, but the operator cannot
-    // know that: it only trusts its own scripts.
-    let hand_written = "var onLoginRequest = function (context) {\n    executeStep(1, {\n        onSuccess: function (context) {\n            if (context.steps[1].idp === 'LOCAL') { executeStep(2); }\n        }\n    });\n};\n";
+    // A console user wrote a script that does skip TOTP for the partner, but it also logs through
+    // an API outside the operator's model, so the operator cannot prove it: not verified.
+    let hand_written = "var onLoginRequest = function (context) {\n    executeStep(1, {\n        onSuccess: function (context) {\n            Log.info('signed in through ' + context.steps[1].idp);\n            if (context.steps[1].idp === 'LOCAL') { executeStep(2); }\n        }\n    });\n};\n";
     env.emulator.with_tenant(TENANT, |st| {
         let id = st.insert_app(
             "Payroll",
@@ -304,6 +304,32 @@ async fn a_script_the_operator_did_not_write_is_not_verified_and_not_overwritten
         server_script(&env, "Payroll").await.as_deref(),
         Some(hand_written)
     );
+
+    // The same script without the log line uses only the modelled API: the operator proves it by
+    // simulating every login with JIT off, and JIT off goes through.
+    let provable = hand_written.replace(
+        "            Log.info('signed in through ' + context.steps[1].idp);\n",
+        "",
+    );
+    env.emulator.with_tenant(TENANT, |st| {
+        let id = st.app_by_name("Payroll").map(|a| a.id.clone());
+        if let Some(app) = id.and_then(|id| st.app_mut(&id)) {
+            app.sequence.script = Some(provable.clone());
+        }
+    });
+    env.wait_condition(
+        "IdentityProvider",
+        "partner-okta",
+        "InterconnectionConflict",
+        "False",
+        T,
+    )
+    .await;
+    let off = common::wait_until(T, || async {
+        (!server_jit(&env, "Partner Okta").await).then_some(())
+    })
+    .await;
+    assert!(off.is_some(), "a proved script makes JIT off safe");
 }
 
 #[tokio::test]

@@ -229,8 +229,9 @@ pub struct ApplicationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditional_steps: Option<String>,
     /// The application's conditional-auth script on the server: Generated (by the operator from
-    /// skipFor), NotVerified (written by someone else: the conflict rule cannot prove it safe), or
-    /// absent when there is none.
+    /// skipFor), Proved (written by someone else, and every simulated login through it with JIT off
+    /// ends without a local-account failure), NotVerified (written by someone else and not proved:
+    /// the conflict rule ignores it), or absent when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
 }

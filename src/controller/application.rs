@@ -347,7 +347,12 @@ async fn apply(
     let id = server.id.clone();
     observed.id = Some(id.clone());
     // skipFor's generated script goes with the flow; a script the operator did not write stays.
-    let (flow, script) = translate::plan_script(flow, &server.login_flow, spec.adopt);
+    let (flow, script) = translate::plan_script(
+        flow,
+        &server.login_flow,
+        spec.adopt,
+        &registry::local_account_authenticators(&backend),
+    );
     observed.script = script.status();
     observed.conditional_steps = translate::conditional_steps(spec);
 

@@ -244,6 +244,35 @@ fn is_generated(script: &str, steps: &[FlowStep]) -> bool {
     script::recognize(script, &script_flow(steps, vec![]).steps).is_some()
 }
 
+/// The flow the script generator sees for `steps` and `script`, with a script the operator did not
+/// generate proved by simulation where it can be (the stretch of the remedy: a hand-written script
+/// that only uses the modelled adaptive API and never lets a login reach a local-account step after
+/// an IdP sign-in is as good as skipFor). Anything else stays not verified.
+fn script_origin(
+    steps: &[FlowStep],
+    script: Option<&str>,
+    needs_local: &flow::LocalAccountAuthenticators,
+) -> flow::Flow {
+    let mut known = flow::script::flow_with_script(script_flow(steps, vec![]).steps, script);
+    if known.script == ScriptOrigin::NotVerified {
+        let options: Vec<Vec<(String, String)>> = steps
+            .iter()
+            .map(|s| {
+                s.options
+                    .iter()
+                    .map(|o| (o.idp.clone(), o.authenticator.clone()))
+                    .collect()
+            })
+            .collect();
+        if let Some(s) = script {
+            if crate::emulator::script::proves_no_local_account_failure(s, &options, needs_local) {
+                known.script = ScriptOrigin::Proved;
+            }
+        }
+    }
+    known
+}
+
 /// The application's script after a plan: what the rule and the status see.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScriptPlan {
@@ -264,6 +293,7 @@ impl ScriptPlan {
             ScriptOrigin::None => None,
             ScriptOrigin::Generated => Some("Generated".into()),
             ScriptOrigin::NotVerified => Some("NotVerified".into()),
+            ScriptOrigin::Proved => Some("Proved".into()),
         }
     }
 }
@@ -277,17 +307,14 @@ pub fn plan_script(
     desired: Option<FlowUpdate>,
     server: &backend::LoginFlow,
     adopt: bool,
+    needs_local: &flow::LocalAccountAuthenticators,
 ) -> (Option<FlowUpdate>, ScriptPlan) {
     let on_server = server.script.clone().filter(|s| !s.trim().is_empty());
     let ours = on_server
         .as_deref()
         .is_none_or(|s| is_generated(s, &server.steps));
     let Some(mut f) = desired else {
-        let origin = flow::script::flow_with_script(
-            script_flow(&server.steps, vec![]).steps,
-            on_server.as_deref(),
-        )
-        .script;
+        let origin = script_origin(&server.steps, on_server.as_deref(), needs_local).script;
         let plan = ScriptPlan {
             effective: on_server,
             origin,
@@ -309,9 +336,7 @@ pub fn plan_script(
         (Some(_), None) => {}
     }
     let effective = f.script.clone().or(on_server);
-    let origin =
-        flow::script::flow_with_script(script_flow(&f.steps, vec![]).steps, effective.as_deref())
-            .script;
+    let origin = script_origin(&f.steps, effective.as_deref(), needs_local).script;
     (
         Some(f),
         ScriptPlan {
@@ -406,7 +431,7 @@ pub fn flow_for_rule(
     script: Option<&str>,
     needs_local: &crate::flow::LocalAccountAuthenticators,
 ) -> crate::flow::Flow {
-    let known = flow::script::flow_with_script(script_flow(steps, vec![]).steps, script);
+    let known = script_origin(steps, script, needs_local);
     crate::flow::Flow {
         steps: steps
             .iter()

@@ -198,5 +198,58 @@ pub fn run_login(script: Option<&str>, choices: &[Choice]) -> Result<Outcome, Sc
     })
 }
 
+/// Most logins a proof enumerates (each is a fresh engine: this bounds the time a reconcile spends
+/// proving); a flow with more ways through it is not proved.
+pub const MAX_PROOF_LOGINS: usize = 64;
+
+/// Whether `script` provably never lets a login fail for want of a local account in this flow, even
+/// with JIT provisioning off on every IdP: every way through the flow (one option per step) is run,
+/// and each must end without a script error (a script that touches anything outside the modelled
+/// API throws here) and without a local-account failure. `steps` holds (IdP or `LOCAL`,
+/// authenticator) per option; `needs_local` says which authenticators keep their secret on the
+/// local account. A flow with more than [`MAX_PROOF_LOGINS`] ways through it is not proved.
+pub fn proves_no_local_account_failure(
+    script: &str,
+    steps: &[Vec<(String, String)>],
+    needs_local: &crate::flow::LocalAccountAuthenticators,
+) -> bool {
+    let total = steps
+        .iter()
+        .try_fold(1usize, |n, s| n.checked_mul(s.len()))
+        .unwrap_or(usize::MAX);
+    if steps.is_empty() || total == 0 || total > MAX_PROOF_LOGINS {
+        return false;
+    }
+    let options: Vec<Vec<Choice>> = steps
+        .iter()
+        .map(|s| {
+            s.iter()
+                .map(|(idp, authenticator)| {
+                    let needs = needs_local.contains(authenticator);
+                    Choice {
+                        idp: idp.clone(),
+                        authenticator: authenticator.clone(),
+                        federated: idp != crate::backend::wire::LOCAL_IDP && !needs,
+                        needs_local: needs,
+                        jit_on: false,
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    (0..total).all(|mut k| {
+        let login: Vec<Choice> = options
+            .iter()
+            .map(|opts| {
+                let c = opts[k % opts.len()].clone();
+                k /= opts.len();
+                c
+            })
+            .collect();
+        // Only a success counts: a failure here is a local-account failure or a script error.
+        run_login(Some(script), &login).is_ok_and(|o| o.success)
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -101,6 +101,10 @@ pub enum ScriptOrigin {
     /// Some other script: it may skip or add steps in ways the rule cannot see, so it is not analysed
     /// and its conflicts say so.
     NotVerified,
+    /// Some other script that was proved safe by simulation: every login through it, with JIT off on
+    /// every IdP, ends without a local-account failure (and it uses only the modelled adaptive API).
+    /// No conflict can come from this flow.
+    Proved,
 }
 
 /// A login flow: steps in order, each a list of alternatives, and who skips which step.
@@ -138,6 +142,9 @@ impl Flow {
     /// a partial login that matters is which later steps are already skipped (a bit mask), so the
     /// search keeps the set of masks reachable after each step: at most 2^10 of them.
     fn reachable(&self, i: usize, first: &FlowOption, j: usize) -> bool {
+        if self.script == ScriptOrigin::Proved {
+            return false;
+        }
         if !self.has_skips() || self.script == ScriptOrigin::NotVerified {
             return true;
         }

@@ -381,7 +381,10 @@ fn plan_script_table() {
             .expect("flow")
     };
     let ours = with_skip().script.expect("script");
-    let foreign = "var onLoginRequest = function (context) { executeStep(1); };".to_string();
+    // Log is not part of the modelled API: the script cannot be proved, so it is not verified.
+    let foreign =
+        "var onLoginRequest = function (context) { Log.info('hi'); executeStep(1); executeStep(2); };"
+            .to_string();
     // (name, desired, server script, adopt) -> (script sent, origin, held back)
     let cases: Vec<PlanCase> = vec![
         // Some(true): the generated skip script is sent; Some(false): the plain one; None: nothing.
@@ -451,7 +454,7 @@ fn plan_script_table() {
     ];
     for (name, desired, on_server, adopt, sent, origin, held_back) in cases {
         let server = server_flow(&desired, on_server.as_deref());
-        let (f, plan) = plan_script(Some(desired), &server, adopt);
+        let (f, plan) = plan_script(Some(desired), &server, adopt, &Default::default());
         let f = f.expect("flow kept");
         match sent {
             None => assert_eq!(f.script, None, "{name}"),
@@ -471,7 +474,56 @@ fn plan_script_table() {
     }
     // No loginFlow in the spec: the server's script is only described.
     let server = server_flow(&with_skip(), Some(&foreign));
-    let (f, plan) = plan_script(None, &server, false);
+    let (f, plan) = plan_script(None, &server, false, &Default::default());
     assert_eq!(f, None);
     assert_eq!(plan.origin, ScriptOrigin::NotVerified);
+}
+
+#[test]
+fn hand_written_scripts_are_proved_by_simulation_or_not_verified() {
+    let f = desired_flow(&seed_with_skip(None), resolve_okta)
+        .expect("resolves")
+        .expect("flow");
+    let jit =
+        std::collections::HashMap::from([("Partner Okta".to_string(), crate::flow::Jit::Disabled)]);
+    let cases = [
+        (
+            "the docs' remedy: step 2 only for local users",
+            "var onLoginRequest = function (context) {\n  executeStep(1, { onSuccess: function (context) {\n    if (context.steps[1].idp === 'LOCAL') { executeStep(2); }\n  } });\n};",
+            ScriptOrigin::Proved,
+            0,
+        ),
+        (
+            "runs step 2 for everybody",
+            "var onLoginRequest = function (context) { executeStep(1); executeStep(2); };",
+            ScriptOrigin::NotVerified,
+            1,
+        ),
+        (
+            "uses an API outside the model",
+            "var onLoginRequest = function (context) { executeStep(1, { onSuccess: function (c) { if (c.request.params.x) { executeStep(2); } } }); };",
+            ScriptOrigin::NotVerified,
+            1,
+        ),
+        (
+            "does not parse",
+            "var onLoginRequest = function (context) {",
+            ScriptOrigin::NotVerified,
+            1,
+        ),
+    ];
+    for (name, script, origin, conflicts) in cases {
+        let rule = flow_for_rule(&f.steps, Some(script), &Default::default());
+        assert_eq!(rule.script, origin, "{name}");
+        let found = crate::flow::check_flow("Payroll", &rule, &jit, &Default::default()).conflicts;
+        assert_eq!(found.len(), conflicts, "{name}: {found:?}");
+        assert!(found.iter().all(|c| c.unverified_script), "{name}");
+        let (_, plan) = plan_script(
+            Some(f.clone()),
+            &server_flow(&f, Some(script)),
+            false,
+            &Default::default(),
+        );
+        assert_eq!(plan.origin, origin, "{name}: the status says the same");
+    }
 }

@@ -147,3 +147,42 @@ fn the_subject_is_the_first_step_that_ran() {
     .expect("runs");
     assert_eq!(local_user.steps.len(), 1);
 }
+
+#[test]
+fn proofs_run_every_login_with_jit_off() {
+    let needs = crate::flow::LocalAccountAuthenticators::default();
+    let seed = vec![
+        vec![
+            ("LOCAL".to_owned(), "BasicAuthenticator".to_owned()),
+            (
+                "Partner Okta".to_owned(),
+                "OpenIDConnectAuthenticator".to_owned(),
+            ),
+        ],
+        vec![("LOCAL".to_owned(), "totp".to_owned())],
+    ];
+    assert!(proves_no_local_account_failure(
+        SKIP_FOR_OKTA,
+        &seed,
+        &needs
+    ));
+    assert!(!proves_no_local_account_failure(
+        "var onLoginRequest = function (c) { executeStep(1); executeStep(2); };",
+        &seed,
+        &needs
+    ));
+    // Too many ways through the flow: not proved, whatever the script.
+    let wide: Vec<Vec<(String, String)>> = (0..4)
+        .map(|_| {
+            (0..3)
+                .map(|i| ("LOCAL".to_owned(), format!("a{i}")))
+                .collect()
+        })
+        .collect();
+    assert!(3usize.pow(4) > MAX_PROOF_LOGINS);
+    assert!(!proves_no_local_account_failure(
+        "var onLoginRequest = function (c) { executeStep(1); };",
+        &wide,
+        &needs
+    ));
+}
