@@ -15,6 +15,13 @@
 //!
 //! The user's choices and the accounts model go into the engine as a JSON literal; the script runs
 //! in a fresh runtime per login, with a memory limit and a deadline (a loop cannot hang the emulator).
+//!
+//! Where the script comes from: `authenticationSequence.script` of the application (the
+//! `AuthenticationSequence` schema of the Application Management API, applications.yaml), stored by
+//! `app::apply_sequence`. Writing it needs the scope `internal_application_script_update`, 403
+//! otherwise, as in wso2/identity-api-server `ServerApplicationManagementService`: `createApplication`
+//! checks a non-null script and `patchApplication` checks `isScriptUpdating(...)`, both through
+//! `validateAuthenticationScriptUpdatePermission()` (added in daa68cd560, Oct 2025).
 
 use std::time::{Duration, Instant};
 
