@@ -138,6 +138,24 @@ async fn jit_off_with_skip_for_is_no_conflict_and_the_simulated_logins_prove_it(
         "2 (skipped for partner-okta)"
     );
 
+    // An edit of the generated script on the server is drift: the operator writes its script back.
+    env.emulator.with_tenant(TENANT, |st| {
+        let id = st.app_by_name("Payroll").map(|a| a.id.clone());
+        if let Some(app) = id.and_then(|id| st.app_mut(&id)) {
+            app.sequence.script = app
+                .sequence
+                .script
+                .as_ref()
+                .map(|s| s.replace("executeStep(2);", "executeStep(2); executeStep(2);"));
+        }
+    });
+    let restored = common::wait_until(T, || async {
+        (server_script(&env, "Payroll").await.as_deref() == Some(script.as_str())).then_some(())
+    })
+    .await;
+    assert!(restored.is_some(), "the edited script is corrected");
+    env.wait_event("payroll", "DriftCorrected", T).await;
+
     // JIT off under Block: no conflict, so it is pushed; Ready on both sides.
     env.patch(
         "IdentityProvider",

@@ -310,9 +310,10 @@ pub fn plan_script(
     needs_local: &flow::LocalAccountAuthenticators,
 ) -> (Option<FlowUpdate>, ScriptPlan) {
     let on_server = server.script.clone().filter(|s| !s.trim().is_empty());
+    // The header marks the operator's own scripts: an edited one is drift to correct.
     let ours = on_server
         .as_deref()
-        .is_none_or(|s| is_generated(s, &server.steps));
+        .is_none_or(|s| is_generated(s, &server.steps) || script::is_marked(s));
     let Some(mut f) = desired else {
         let origin = script_origin(&server.steps, on_server.as_deref(), needs_local).script;
         let plan = ScriptPlan {

@@ -425,6 +425,15 @@ fn plan_script_table() {
             false,
         ),
         (
+            "our script edited on the server is drift: corrected",
+            with_skip(),
+            Some(ours.replace("executeStep(2);", "executeStep(2); executeStep(2);")),
+            false,
+            Some(true),
+            ScriptOrigin::Generated,
+            false,
+        ),
+        (
             "no skip, no script",
             without(),
             None,
