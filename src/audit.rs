@@ -68,7 +68,11 @@ pub fn audit_snapshot(
             line: 0,
             document: 0,
         };
-        let rule_flow = flow_for_rule(&app.login_flow.steps, needs_local);
+        let rule_flow = flow_for_rule(
+            &app.login_flow.steps,
+            app.login_flow.script.as_deref(),
+            needs_local,
+        );
         let analysis = flow::check_flow(&app.name, &rule_flow, &jit, needs_local);
         let app_label = format!("{namespace}/{}", names.app(&app.name));
         for c in analysis.conflicts {
@@ -79,13 +83,19 @@ pub fn audit_snapshot(
             );
             report.findings.push(Finding {
                 location: location.clone(),
-                problem: Problem::Conflict(lint::conflict_message(
-                    &app_label,
-                    &format!("{namespace}/{}", names.idp(idp)),
-                    &place,
-                    "has jit.enabled: false",
-                    &c,
-                )),
+                problem: Problem::Conflict({
+                    let mut m = lint::conflict_message(
+                        &app_label,
+                        &format!("{namespace}/{}", names.idp(idp)),
+                        &place,
+                        "has jit.enabled: false",
+                        &c,
+                    );
+                    if c.unverified_script {
+                        m.push_str(&format!(" The application {}.", flow::UNVERIFIED_SCRIPT));
+                    }
+                    m
+                }),
             });
         }
         for u in analysis.unknown_references {

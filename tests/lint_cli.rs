@@ -27,7 +27,7 @@ fn flags_exactly_the_jit_off_variant() {
         "{out}"
     );
     assert!(
-        out.contains("1 problem(s) in 6 object(s) from 10 file(s)"),
+        out.contains("1 problem(s) in 9 object(s) from 14 file(s)"),
         "{out}"
     );
 }

@@ -25,6 +25,7 @@ use super::common::{BackendRef, Conditions, DeletionPolicy, LocalObjectRef};
     doc = "An application on the identity server with its OpenID Connect settings and its multi-factor login flow.",
     printcolumn(name = "Backend", type_ = "string", json_path = ".spec.backendRef.name"),
     printcolumn(name = "Steps", type_ = "integer", json_path = ".status.steps"),
+    printcolumn(name = "Conditional", type_ = "string", json_path = ".status.conditionalSteps"),
     printcolumn(name = "Conflict", type_ = "string", json_path = ".status.conditions[?(@.type==\"InterconnectionConflict\")].status"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
@@ -143,19 +144,49 @@ impl GrantType {
 /// A login flow: ordered steps of alternatives.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 pub struct LoginFlow {
-    /// The steps, in order. The user completes every step; within a step they pick one option.
+    /// The steps, in order. The user completes every step that is not skipped for them (see
+    /// skipFor); within a step they pick one option.
     #[x_kube(validation = Rule::new("size(self) >= 1").message("loginFlow needs at least one step"))]
+    // A skip is decided by the identity providers of earlier steps: the first step has none.
+    #[x_kube(validation = Rule::new("size(self) == 0 || !has(self[0].skipFor)").message("the first login step cannot have skipFor: a step is skipped according to the identity providers of earlier steps"))]
     #[schemars(length(max = 10))]
     pub steps: Vec<LoginStep>,
 }
 
 /// One step of a login flow.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct LoginStep {
     /// The alternatives of this step; the user picks one.
     #[x_kube(validation = Rule::new("size(self) >= 1").message("every login step needs at least one option"))]
     #[schemars(length(max = 20))]
     pub options: Vec<LoginOption>,
+    /// Skip this step for users who signed in through the given identity providers (or through any
+    /// federated identity provider) in an earlier step. The operator generates the application's
+    /// conditional-authentication script from it (onLoginRequest, executeStep with onSuccess
+    /// callbacks testing context.steps[n].idp), pushes it with the flow and keeps it in sync. A
+    /// step skipped for an identity provider's users does not need them to have a local account, so
+    /// JIT provisioning may stay off on it without an InterconnectionConflict. Writing a script needs
+    /// the scope internal_application_script_update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_for: Option<SkipFor>,
+}
+
+/// Who skips a login step: users of the listed identity providers, or every federated user.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.identityProviders) != (has(self.federatedUsers) && self.federatedUsers)").message("skipFor sets exactly one of identityProviders or federatedUsers: true"))]
+pub struct SkipFor {
+    /// IdentityProviders (this namespace) whose users skip this step when they signed in through
+    /// one of them in an earlier step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("size(self) >= 1").message("skipFor.identityProviders needs at least one identity provider"))]
+    #[schemars(length(max = 20))]
+    pub identity_providers: Vec<LocalObjectRef>,
+    /// Skip this step for every user who signed in through any identity provider of an earlier
+    /// step (federated users); local users still complete it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub federated_users: bool,
 }
 
 /// One option of a login step: a local authenticator or an identity provider.
@@ -193,6 +224,16 @@ pub struct ApplicationStatus {
     /// Conflicts between the login flow and the JIT settings of its identity providers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<AppConflictEntry>,
+    /// The steps that are skipped for some users (skipFor), e.g. "2 (partner-okta)"; empty when
+    /// every step runs for everyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditional_steps: Option<String>,
+    /// The application's conditional-auth script on the server: Generated (by the operator from
+    /// skipFor), Proved (written by someone else, and every simulated login through it with JIT off
+    /// ends without a local-account failure), NotVerified (written by someone else and not proved:
+    /// the conflict rule ignores it), or absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
 }
 
 /// One conflict seen from the application: an IdP without JIT before a step that needs a local account.

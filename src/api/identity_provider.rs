@@ -335,4 +335,8 @@ pub struct ConflictEntry {
     pub authenticator: String,
     /// The step (1-based) of that authenticator.
     pub authenticator_step: i32,
+    /// The application has a conditional-auth script the operator did not generate: it might skip
+    /// the step, but that was not verified, so the conflict stands.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified_script: bool,
 }

@@ -111,10 +111,10 @@ pub fn plan_flow(
     if live.is_some_and(|l| !flow_differs(desired, l)) {
         return (None, Vec::new());
     }
-    let rule = |steps: &[crate::backend::FlowStep]| {
+    let rule = |steps: &[crate::backend::FlowStep], script: Option<&str>| {
         flow::check_flow(
             app_name,
-            &translate::flow_for_rule(steps, needs_local),
+            &translate::flow_for_rule(steps, script, needs_local),
             jit,
             needs_local,
         )
@@ -122,12 +122,12 @@ pub fn plan_flow(
     };
     let existing: Vec<(String, String)> = live
         .filter(|l| l.kind == FlowKind::UserDefined)
-        .map(|l| rule(&l.steps))
+        .map(|l| rule(&l.steps, l.script.as_deref()))
         .unwrap_or_default()
         .into_iter()
         .map(|c| (c.identity_provider, c.authenticator))
         .collect();
-    let new: Vec<flow::Conflict> = rule(&desired.steps)
+    let new: Vec<flow::Conflict> = rule(&desired.steps, desired.script.as_deref())
         .into_iter()
         .filter(|c| blocking.contains(&c.identity_provider))
         .filter(|c| !existing.contains(&(c.identity_provider.clone(), c.authenticator.clone())))
@@ -233,6 +233,8 @@ struct Observed {
     id: Option<String>,
     steps: Option<i32>,
     conflicts: Vec<AppConflictEntry>,
+    conditional_steps: Option<String>,
+    script: Option<String>,
 }
 
 impl From<&Application> for Observed {
@@ -243,6 +245,8 @@ impl From<&Application> for Observed {
             id: old.id,
             steps: old.steps,
             conflicts: old.conflicts,
+            conditional_steps: old.conditional_steps,
+            script: old.script,
         }
     }
 }
@@ -341,6 +345,10 @@ async fn apply(
         .get_application(&id)
         .await
         .map_err(backend_err(format!("reading application {id}")))?;
+    // skipFor's generated script goes with the flow; a script the operator did not write stays.
+    let (flow, script) = translate::plan_script(flow, &server.login_flow, spec.adopt, &needs_local);
+    seen.script = script.status();
+    seen.conditional_steps = translate::conditional_steps(spec);
 
     // Diff and update: name, description, login flow (unless held back), OIDC.
     let mut changed: Vec<&str> = Vec::new();
@@ -432,7 +440,7 @@ async fn apply(
             .collect();
         let analysis = flow::check_flow(
             &spec.display_name,
-            &translate::flow_for_rule(&f.steps, &needs_local),
+            &translate::flow_for_rule(&f.steps, script.effective.as_deref(), &needs_local),
             &jit,
             &needs_local,
         );
@@ -612,8 +620,21 @@ async fn finish(
             .map(|c| format!("IdentityProvider {} (step {}) has JIT provisioning disabled, but step {} requires {}, which needs a local account",
                 c.identity_provider, c.identity_provider_step, c.authenticator_step, c.authenticator))
             .collect();
-        Cond::new(INTERCONNECTION_CONFLICT, true, "IdentityProviderWithoutJIT",
-            format!("{}. Users of that provider cannot finish this login flow: enable JIT on it or drop the step. Conditional-auth scripts are not analysed.", detail.join("; ")))
+        Cond::new(
+            INTERCONNECTION_CONFLICT,
+            true,
+            "IdentityProviderWithoutJIT",
+            format!(
+                "{}. Users of that provider cannot finish this login flow.{} {}",
+                detail.join("; "),
+                if observed.script.as_deref() == Some("NotVerified") {
+                    format!(" The application {}.", flow::UNVERIFIED_SCRIPT)
+                } else {
+                    String::new()
+                },
+                flow::REMEDY
+            ),
+        )
     };
     let conflict_now = conflict.status;
     let conflict_msg = conflict.message.clone();
@@ -630,6 +651,8 @@ async fn finish(
         id: observed.id,
         steps: observed.steps,
         conflicts: observed.conflicts,
+        conditional_steps: observed.conditional_steps,
+        script: observed.script,
     };
     if conflict_now != had_conflict {
         if conflict_now {

@@ -280,6 +280,7 @@ async fn apply(
             identity_provider_step: c.identity_provider_step as i32,
             authenticator: c.authenticator.clone(),
             authenticator_step: c.authenticator_step as i32,
+            unverified_script: c.unverified_script,
         })
         .collect();
     seen.dependents = dependents;
@@ -324,7 +325,7 @@ async fn apply(
             "JITDisableBlocked",
             format!(
                 "JIT provisioning was not disabled on the server because {} need a local account after this provider (conflictPolicy: Block). \
-                 Enable jit again, remove the MFA step from those applications, or set conflictPolicy: Warn to push it anyway. The rest of the spec is applied.",
+                 Enable jit again, skip the MFA step for this provider's users (skipFor on that step), remove the MFA step from those applications, or set conflictPolicy: Warn to push it anyway. The rest of the spec is applied.",
                 names(&seen.conflicts)
             ),
         )
@@ -445,8 +446,13 @@ pub async fn live_flows(
                 ))(e))
             }
         };
-        let flow = (app.login_flow.kind == crate::backend::FlowKind::UserDefined)
-            .then(|| translate::flow_for_rule(&app.login_flow.steps, needs_local));
+        let flow = (app.login_flow.kind == crate::backend::FlowKind::UserDefined).then(|| {
+            translate::flow_for_rule(
+                &app.login_flow.steps,
+                app.login_flow.script.as_deref(),
+                needs_local,
+            )
+        });
         out.push((app.name, app_id, flow));
     }
     Ok(out)
@@ -485,11 +491,16 @@ async fn finish(
         } else {
             " The server has JIT off: these logins fail now."
         };
+        let unverified = if observed.conflicts.iter().any(|c| c.unverified_script) {
+            format!(" An application {}.", flow::UNVERIFIED_SCRIPT)
+        } else {
+            String::new()
+        };
         Cond::new(
             INTERCONNECTION_CONFLICT,
             true,
             "JITDisabledWithMFADependents",
-            format!("JIT provisioning is disabled in the spec, but these applications need a local account after this provider: {}.{on_server} Conditional-auth scripts are not analysed.", detail.join("; ")),
+            format!("JIT provisioning is disabled in the spec, but these applications need a local account after this provider: {}.{on_server}{unverified} {}", detail.join("; "), flow::REMEDY),
         )
     };
     let conflict_now = conflict.status;

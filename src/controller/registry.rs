@@ -141,6 +141,11 @@ impl BackendRegistry {
             .as_ref()
             .and_then(|w| w.allow_insecure_http)
             .unwrap_or(false);
+        // skipFor writes a conditional-auth script, which needs this scope; a server that does not
+        // grant it drops it silently and only script writes fail, naming the scope (403).
+        config
+            .scopes
+            .push(crate::backend::operation::SCRIPT_SCOPE.to_owned());
         if let Some(n) = spec.max_concurrent_requests {
             config.max_concurrency = n.clamp(1, 64) as usize;
         }

@@ -7,6 +7,8 @@ use crate::backend::{
     self, wire, FederatedAuthenticator, FlowOption, FlowStep, FlowUpdate, Jit, JitChange,
     OidcChange, OidcSettings, Property, Secret,
 };
+use crate::flow::{self, script, ScriptOrigin, Skip};
+use std::collections::BTreeSet;
 
 /// The JIT change the spec asks for: only declared fields are `Some`.
 pub fn jit_change(spec: &IdentityProviderSpec) -> Option<JitChange> {
@@ -155,7 +157,9 @@ pub fn authenticator_differs(
         })
 }
 
-/// The login flow with IdP references resolved to (server name, authenticator name).
+/// The login flow with IdP references resolved to (server name, authenticator name), and the
+/// conditional-auth script generated from the steps' skipFor (only when some step declares one: a
+/// script write needs an extra scope, so flows without skips never send one).
 pub fn desired_flow(
     spec: &ApplicationSpec,
     resolve: impl Fn(&str) -> Option<(String, String)>,
@@ -178,10 +182,194 @@ pub fn desired_flow(
         }
         steps.push(FlowStep { options });
     }
+    // An IdP named in skipFor but offered by no step cannot have signed anyone in: one that does not
+    // resolve is left out rather than failing the whole flow.
+    let skips: Vec<Skip> = flow
+        .steps
+        .iter()
+        .map(|s| match &s.skip_for {
+            None => Skip::Never,
+            Some(k) if k.federated_users => Skip::FederatedUsers,
+            Some(k) => {
+                let names: BTreeSet<String> = k
+                    .identity_providers
+                    .iter()
+                    .filter_map(|r| resolve(&r.name).map(|(name, _)| name))
+                    .collect();
+                if names.is_empty() {
+                    Skip::Never
+                } else {
+                    Skip::For(names)
+                }
+            }
+        })
+        .collect();
+    let script = skips
+        .iter()
+        .any(|s| *s != Skip::Never)
+        .then(|| script::generate(&script_flow(&steps, skips)));
     Ok(Some(FlowUpdate {
         steps,
+        script,
         ..FlowUpdate::default()
     }))
+}
+
+/// The flow as the script generator sees it: every option of an identity provider other than
+/// LOCAL can be what `context.steps[n].idp` names, whatever its authenticator.
+fn script_flow(steps: &[FlowStep], skips: Vec<Skip>) -> flow::Flow {
+    flow::Flow {
+        steps: steps
+            .iter()
+            .map(|s| {
+                s.options
+                    .iter()
+                    .map(|o| {
+                        if o.is_local() {
+                            flow::FlowOption::Authenticator(o.authenticator.clone())
+                        } else {
+                            flow::FlowOption::IdentityProvider(o.idp.clone())
+                        }
+                    })
+                    .collect()
+            })
+            .collect(),
+        skips,
+        script: ScriptOrigin::Generated,
+    }
+}
+
+/// Whether `script` is the operator's own for these steps.
+fn is_generated(script: &str, steps: &[FlowStep]) -> bool {
+    script::recognize(script, &script_flow(steps, vec![]).steps).is_some()
+}
+
+/// The flow the script generator sees for `steps` and `script`, with a script the operator did not
+/// generate proved by simulation where it can be (the stretch of the remedy: a hand-written script
+/// that only uses the modelled adaptive API and never lets a login reach a local-account step after
+/// an IdP sign-in is as good as skipFor). Anything else stays not verified.
+fn script_origin(
+    steps: &[FlowStep],
+    script: Option<&str>,
+    needs_local: &flow::LocalAccountAuthenticators,
+) -> flow::Flow {
+    let mut known = flow::script::flow_with_script(script_flow(steps, vec![]).steps, script);
+    if known.script == ScriptOrigin::NotVerified {
+        let options: Vec<Vec<(String, String)>> = steps
+            .iter()
+            .map(|s| {
+                s.options
+                    .iter()
+                    .map(|o| (o.idp.clone(), o.authenticator.clone()))
+                    .collect()
+            })
+            .collect();
+        if let Some(s) = script {
+            if crate::emulator::script::proves_no_local_account_failure(s, &options, needs_local) {
+                known.script = ScriptOrigin::Proved;
+            }
+        }
+    }
+    known
+}
+
+/// The application's script after a plan: what the rule and the status see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptPlan {
+    /// The script the server will have once the flow is written (the pushed one, or the one left
+    /// in place).
+    pub effective: Option<String>,
+    /// Whether the operator generated it.
+    pub origin: ScriptOrigin,
+    /// Set when a generated script was held back because the server has a script the operator did
+    /// not write and adopt is off.
+    pub held_back: bool,
+}
+
+impl ScriptPlan {
+    /// The status value: Generated, NotVerified, or none.
+    pub fn status(&self) -> Option<String> {
+        match self.origin {
+            ScriptOrigin::None => None,
+            ScriptOrigin::Generated => Some("Generated".into()),
+            ScriptOrigin::NotVerified => Some("NotVerified".into()),
+            ScriptOrigin::Proved => Some("Proved".into()),
+        }
+    }
+}
+
+/// Decides the script to send with the desired flow, knowing the server's: the operator writes a
+/// script only over no script or its own (recognized against the server's steps, so a flow change
+/// still counts as its own); a script somebody else wrote is replaced only with `adopt`. When the
+/// spec drops every skipFor, its own earlier script is replaced by the plain one (every step for
+/// everyone), because a blank script does not clear a script on the server (asgardeo-api.md §2).
+pub fn plan_script(
+    desired: Option<FlowUpdate>,
+    server: &backend::LoginFlow,
+    adopt: bool,
+    needs_local: &flow::LocalAccountAuthenticators,
+) -> (Option<FlowUpdate>, ScriptPlan) {
+    let on_server = server.script.clone().filter(|s| !s.trim().is_empty());
+    // The header marks the operator's own scripts: an edited one is drift to correct.
+    let ours = on_server
+        .as_deref()
+        .is_none_or(|s| is_generated(s, &server.steps) || script::is_marked(s));
+    let Some(mut f) = desired else {
+        let origin = script_origin(&server.steps, on_server.as_deref(), needs_local).script;
+        let plan = ScriptPlan {
+            effective: on_server,
+            origin,
+            held_back: false,
+        };
+        return (None, plan);
+    };
+    let mut held_back = false;
+    match (&f.script, &on_server) {
+        (Some(_), _) if ours || adopt => {}
+        (Some(_), Some(_)) => {
+            f.script = None;
+            held_back = true;
+        }
+        (None, Some(_)) if ours => {
+            f.script = Some(script::generate(&script_flow(&f.steps, vec![])));
+        }
+        (None, _) => {}
+        (Some(_), None) => {}
+    }
+    let effective = f.script.clone().or(on_server);
+    let origin = script_origin(&f.steps, effective.as_deref(), needs_local).script;
+    (
+        Some(f),
+        ScriptPlan {
+            effective,
+            origin,
+            held_back,
+        },
+    )
+}
+
+/// Which steps are conditional, for the status and the printer column: "2 (partner-okta)".
+pub fn conditional_steps(spec: &ApplicationSpec) -> Option<String> {
+    let flow = spec.login_flow.as_ref()?;
+    let parts: Vec<String> = flow
+        .steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let k = s.skip_for.as_ref()?;
+            let who = if k.federated_users {
+                "federated users".to_string()
+            } else {
+                k.identity_providers
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            Some(format!("{} (skipped for {who})", i + 1))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// Whether the server's flow differs from the desired one. Options inside a step are compared as sets:
@@ -189,6 +377,12 @@ pub fn desired_flow(
 pub fn flow_differs(desired: &FlowUpdate, server: &backend::LoginFlow) -> bool {
     if server.kind != backend::FlowKind::UserDefined || desired.steps.len() != server.steps.len() {
         return true;
+    }
+    // A script is compared only when one is sent (`None` leaves the server's alone).
+    if let Some(script) = &desired.script {
+        if server.script.as_deref().map(str::trim_end) != Some(script.trim_end()) {
+            return true;
+        }
     }
     desired.steps.iter().zip(&server.steps).any(|(d, s)| {
         let mut a: Vec<_> = d.options.iter().collect();
@@ -229,13 +423,16 @@ pub fn oidc_differs(desired: &OidcChange, server: &OidcSettings) -> bool {
             .is_some_and(|p| p != server.public_client)
 }
 
-/// The login flow as the conflict rule sees it, keyed by IdP server name. Connector-style second
-/// factors (Duo, iProov) sit on the server as federated options; they count as authenticators when
-/// the set of local-account authenticators names them.
+/// The login flow as the conflict rule sees it, keyed by IdP server name, with the skips of the
+/// application's script when the operator generated it (any other script is marked not verified).
+/// Connector-style second factors (Duo, iProov) sit on the server as federated options; they count
+/// as authenticators when the set of local-account authenticators names them.
 pub fn flow_for_rule(
     steps: &[FlowStep],
+    script: Option<&str>,
     needs_local: &crate::flow::LocalAccountAuthenticators,
 ) -> crate::flow::Flow {
+    let known = script_origin(steps, script, needs_local);
     crate::flow::Flow {
         steps: steps
             .iter()
@@ -252,6 +449,8 @@ pub fn flow_for_rule(
                     .collect()
             })
             .collect(),
+        skips: known.skips,
+        script: known.script,
     }
 }
 

@@ -235,6 +235,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_emulator/faults", get(get_faults).post(set_faults))
         .route("/_emulator/revoke-tokens", post(revoke_tokens))
         .route("/_emulator/state", get(get_state))
+        .route(
+            "/_emulator/simulate-login",
+            post(super::simulate::simulate_login),
+        )
         .fallback(api)
         .with_state(shared)
 }

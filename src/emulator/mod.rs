@@ -10,7 +10,9 @@
 //! - `POST /_emulator/reset-stats` – zero the counters;
 //! - `GET|POST /_emulator/faults` – read / replace the injected faults ([`Faults`]);
 //! - `POST /_emulator/revoke-tokens` – invalidate every issued token;
-//! - `GET /_emulator/state` – dump all tenants as JSON.
+//! - `GET /_emulator/state` – dump all tenants as JSON;
+//! - `POST /_emulator/simulate-login` – run a login through an application's flow and script
+//!   ([`simulate`]).
 //!
 //! From tests, start one in-process with [`Emulator::start`] and use the returned [`EmulatorHandle`].
 
@@ -19,6 +21,8 @@ mod filter;
 mod http;
 mod idp;
 mod reply;
+pub mod script;
+pub mod simulate;
 mod state;
 
 use std::net::SocketAddr;

@@ -8,8 +8,16 @@
 //!
 //! Callers choose what identifies an IdP (a Kubernetes name, a server name): the module only compares
 //! keys.
+//!
+//! The seed's remedy is conditional authentication: a step can be skipped for users who signed in
+//! through given IdPs in an earlier step ([`Skip`]). A skipped step does not need those users to have
+//! a local account, so the rule asks whether some login can actually reach the local-account step
+//! after the IdP without JIT (see [`check_flow`]). The skip reaches the server as a generated
+//! conditional-auth script ([`script`]); a script that is not exactly the generated one is not
+//! analysed, and its conflicts say so.
 
 mod index;
+pub mod script;
 
 pub use index::DependencyIndex;
 
@@ -58,11 +66,121 @@ pub enum FlowOption {
     IdentityProvider(String),
 }
 
-/// A login flow: steps in order, each a list of alternatives.
+/// Who skips one login step.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Skip {
+    /// Everybody completes the step.
+    #[default]
+    Never,
+    /// Users who signed in through one of these identity providers (caller's keys) in an earlier
+    /// step skip it.
+    For(BTreeSet<String>),
+    /// Users who signed in through any identity provider in an earlier step skip it.
+    FederatedUsers,
+}
+
+impl Skip {
+    /// Whether signing in through `option` makes a later step with this skip be skipped.
+    pub fn triggered_by(&self, option: &FlowOption) -> bool {
+        match (self, option) {
+            (Skip::For(idps), FlowOption::IdentityProvider(idp)) => idps.contains(idp),
+            (Skip::FederatedUsers, FlowOption::IdentityProvider(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+/// What is known about the application's conditional-auth script.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ScriptOrigin {
+    /// No script: every step runs for everyone.
+    #[default]
+    None,
+    /// Exactly the script [`script::generate`] makes from the flow's skips: its behaviour is the skips.
+    Generated,
+    /// Some other script: it may skip or add steps in ways the rule cannot see, so it is not analysed
+    /// and its conflicts say so.
+    NotVerified,
+    /// Some other script that was proved safe by simulation: every login through it, with JIT off on
+    /// every IdP, ends without a local-account failure (and it uses only the modelled adaptive API).
+    /// No conflict can come from this flow.
+    Proved,
+}
+
+/// A login flow: steps in order, each a list of alternatives, and who skips which step.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Flow {
     /// The steps; `steps[0]` is step 1.
     pub steps: Vec<Vec<FlowOption>>,
+    /// Who skips each step; `skips[i]` belongs to `steps[i]`, and a missing entry is [`Skip::Never`].
+    pub skips: Vec<Skip>,
+    /// The script the skips come from.
+    pub script: ScriptOrigin,
+}
+
+impl Flow {
+    /// A flow without skips or script.
+    pub fn new(steps: Vec<Vec<FlowOption>>) -> Self {
+        Self {
+            steps,
+            ..Self::default()
+        }
+    }
+
+    /// Who skips step `i` (0-based).
+    pub fn skip(&self, i: usize) -> &Skip {
+        self.skips.get(i).unwrap_or(&Skip::Never)
+    }
+
+    /// Whether some step is skipped for some users.
+    pub fn has_skips(&self) -> bool {
+        self.skips.iter().any(|s| *s != Skip::Never)
+    }
+
+    /// Whether a login can run step `i` (0-based) through `first` and then reach later step `j`,
+    /// given the skips: some choice at every other step lets both steps run. The state of
+    /// a partial login that matters is which later steps are already skipped (a bit mask), so the
+    /// search keeps the set of masks reachable after each step: at most 2^10 of them.
+    fn reachable(&self, i: usize, first: &FlowOption, j: usize) -> bool {
+        if self.script == ScriptOrigin::Proved {
+            return false;
+        }
+        if !self.has_skips() || self.script == ScriptOrigin::NotVerified {
+            return true;
+        }
+        let n = self.steps.len().min(u16::BITS as usize);
+        if j >= n {
+            return true; // Outside what the mask can hold (the CRD allows 10 steps): do not prove safe.
+        }
+        let triggers = |option: &FlowOption, k: usize| -> u16 {
+            (k + 1..n)
+                .filter(|&l| self.skip(l).triggered_by(option))
+                .fold(0, |m, l| m | (1 << l))
+        };
+        let mut masks: BTreeSet<u16> = BTreeSet::from([0]);
+        for k in 0..j {
+            let mut next = BTreeSet::new();
+            for &mask in &masks {
+                let skipped = mask & (1 << k) != 0;
+                if k == i {
+                    if !skipped {
+                        next.insert(mask | triggers(first, k));
+                    }
+                } else if skipped {
+                    next.insert(mask);
+                } else {
+                    for option in &self.steps[k] {
+                        next.insert(mask | triggers(option, k));
+                    }
+                }
+            }
+            masks = next;
+            if masks.is_empty() {
+                return false;
+            }
+        }
+        masks.iter().any(|m| m & (1 << j) == 0)
+    }
 }
 
 impl Flow {
@@ -123,6 +241,31 @@ pub struct Conflict {
     pub authenticator: String,
     /// The 1-based later step that offers that authenticator.
     pub authenticator_step: usize,
+    /// The application has a conditional-auth script the operator did not generate: it might skip
+    /// the step, but that is not proved, so the conflict stands.
+    pub unverified_script: bool,
+}
+
+/// What the user can do about a conflict, appended to every conflict message: enable JIT, or skip
+/// the step for the IdP's users (the seed's remedy, generated as a conditional-auth script).
+pub const REMEDY: &str = "Enable JIT provisioning on the identity provider, or skip the step for its users with skipFor on that step (skipFor: {identityProviders: [{name: ...}]} or {federatedUsers: true}; the operator generates the conditional-auth script).";
+
+/// Said of an application whose conditional-auth script was not written by the operator.
+pub const UNVERIFIED_SCRIPT: &str =
+    "has a conditional-auth script that was not verified (not generated by the operator from skipFor)";
+
+impl Conflict {
+    /// The note on the script, when there is one to make (with a leading space).
+    pub fn script_note(&self) -> String {
+        if self.unverified_script {
+            format!(
+                " The application {} {UNVERIFIED_SCRIPT}, so the conflict stands.",
+                self.application
+            )
+        } else {
+            String::new()
+        }
+    }
 }
 
 impl fmt::Display for Conflict {
@@ -130,7 +273,7 @@ impl fmt::Display for Conflict {
         write!(
             f,
             "application {} offers identity provider {} in step {} but JIT provisioning is disabled on it, \
-             and step {} offers {}, which needs a local account: users who sign in with {} will fail at step {}",
+             and step {} offers {}, which needs a local account: users who sign in with {} will fail at step {}.{} {REMEDY}",
             self.application,
             self.identity_provider,
             self.identity_provider_step,
@@ -138,6 +281,7 @@ impl fmt::Display for Conflict {
             self.authenticator,
             self.identity_provider,
             self.authenticator_step,
+            self.script_note(),
         )
     }
 }
@@ -162,7 +306,10 @@ pub struct Analysis {
     pub unknown_references: Vec<UnknownReference>,
 }
 
-/// Checks one application's flow against the identity providers' JIT settings.
+/// Checks one application's flow against the identity providers' JIT settings. With skips, a pair
+/// (IdP without JIT in step i, local-account authenticator in step j) is a conflict only when some
+/// login runs both steps: that is, exactly when some login of a federated user fails for want of a
+/// local account (proved against the emulator's script engine by a property test).
 pub fn check_flow(
     application: &str,
     flow: &Flow,
@@ -191,13 +338,14 @@ pub fn check_flow(
             for (j, later) in flow.steps.iter().enumerate().skip(i + 1) {
                 for later_option in later {
                     if let FlowOption::Authenticator(name) = later_option {
-                        if needs_local.contains(name) {
+                        if needs_local.contains(name) && flow.reachable(i, option, j) {
                             out.conflicts.push(Conflict {
                                 application: application.to_string(),
                                 identity_provider: idp.clone(),
                                 identity_provider_step: i + 1,
                                 authenticator: name.clone(),
                                 authenticator_step: j + 1,
+                                unverified_script: flow.script == ScriptOrigin::NotVerified,
                             });
                         }
                     }

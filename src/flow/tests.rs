@@ -7,7 +7,7 @@ fn idp(name: &str) -> FlowOption {
     FlowOption::IdentityProvider(name.to_string())
 }
 fn flow(steps: Vec<Vec<FlowOption>>) -> Flow {
-    Flow { steps }
+    Flow::new(steps)
 }
 fn idps(list: &[(&str, Jit)]) -> HashMap<String, Jit> {
     list.iter().map(|(n, j)| (n.to_string(), *j)).collect()
@@ -204,9 +204,123 @@ fn conflict_message_names_both_sides() {
         &Default::default(),
     );
     let text = got.conflicts[0].to_string();
-    for needle in ["payroll", "google", "step 1", "step 2", "totp", "JIT"] {
+    for needle in [
+        "payroll", "google", "step 1", "step 2", "totp", "JIT", "skipFor",
+    ] {
         assert!(text.contains(needle), "{needle} missing in: {text}");
     }
+    assert!(!text.contains("not verified"), "{text}");
+}
+
+fn skipped(steps: Vec<Vec<FlowOption>>, skips: Vec<Skip>) -> Flow {
+    Flow {
+        steps,
+        skips,
+        script: ScriptOrigin::Generated,
+    }
+}
+fn skip_for(names: &[&str]) -> Skip {
+    Skip::For(names.iter().map(|s| s.to_string()).collect())
+}
+
+#[test]
+fn skipped_steps_table() {
+    let off = idps(&[("okta", Jit::Disabled), ("google", Jit::Disabled)]);
+    let seed = || {
+        vec![
+            vec![auth("BasicAuthenticator"), idp("okta")],
+            vec![auth("totp")],
+        ]
+    };
+    let cases: Vec<(&str, Flow, Expected)> = vec![
+        (
+            "the seed's remedy: totp skipped for okta users",
+            skipped(seed(), vec![Skip::Never, skip_for(&["okta"])]),
+            vec![],
+        ),
+        (
+            "skipped for every federated user",
+            skipped(seed(), vec![Skip::Never, Skip::FederatedUsers]),
+            vec![],
+        ),
+        (
+            "skipped for another IdP only: okta users still reach totp",
+            skipped(seed(), vec![Skip::Never, skip_for(&["google"])]),
+            vec![("okta", 1, "totp", 2)],
+        ),
+        (
+            "a skip on an unrelated step does not help",
+            skipped(
+                vec![
+                    vec![auth("BasicAuthenticator"), idp("okta")],
+                    vec![auth("totp")],
+                    vec![auth("FIDOAuthenticator")],
+                ],
+                vec![Skip::Never, Skip::Never, skip_for(&["okta"])],
+            ),
+            vec![("okta", 1, "totp", 2)],
+        ),
+        (
+            "skipped because every path passes a skipping IdP in another step",
+            skipped(
+                vec![vec![idp("okta")], vec![idp("google")], vec![auth("totp")]],
+                vec![Skip::Never, Skip::Never, skip_for(&["google"])],
+            ),
+            vec![],
+        ),
+        (
+            "google users skip steps 2 and 3; okta users of step 2 still reach totp",
+            skipped(
+                vec![
+                    vec![auth("BasicAuthenticator"), idp("google")],
+                    vec![idp("okta"), auth("BasicAuthenticator")],
+                    vec![auth("totp")],
+                ],
+                vec![Skip::Never, skip_for(&["google"]), skip_for(&["google"])],
+            ),
+            vec![("okta", 2, "totp", 3)],
+        ),
+        (
+            "google skips the MFA step, okta in a later step does not",
+            skipped(
+                vec![
+                    vec![auth("BasicAuthenticator"), idp("google")],
+                    vec![idp("okta"), auth("BasicAuthenticator")],
+                    vec![auth("totp")],
+                ],
+                vec![Skip::Never, Skip::Never, skip_for(&["google"])],
+            ),
+            vec![("okta", 2, "totp", 3)],
+        ),
+    ];
+    for (name, f, want) in cases {
+        let got = check_flow("app", &f, &off, &Default::default());
+        assert_eq!(found(&got), want, "{name}");
+        assert!(got.conflicts.iter().all(|c| !c.unverified_script), "{name}");
+    }
+}
+
+#[test]
+fn an_unverified_script_proves_nothing_and_says_so() {
+    let f = Flow {
+        steps: vec![vec![idp("okta")], vec![auth("totp")]],
+        // Skips that did not come from a generated script are ignored.
+        skips: vec![Skip::Never, Skip::FederatedUsers],
+        script: ScriptOrigin::NotVerified,
+    };
+    let got = check_flow(
+        "payroll",
+        &f,
+        &idps(&[("okta", Jit::Disabled)]),
+        &Default::default(),
+    );
+    assert_eq!(found(&got), vec![("okta", 1, "totp", 2)]);
+    assert!(got.conflicts[0].unverified_script);
+    let text = got.conflicts[0].to_string();
+    assert!(
+        text.contains("has a conditional-auth script that was not verified"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -136,8 +136,8 @@ pub fn conflict_message(
 ) -> String {
     let short = idp.rsplit('/').next().unwrap_or(idp);
     format!(
-        "Application {app} step {} offers IdentityProvider {idp} ({idp_place}), which {jit}; step {} offers {}, which needs a local account, so its users fail at step {}. Enable JIT on {short}, or stop requiring {} after it (for example only for local users, by a conditional-auth script; scripts are not analysed).",
-        c.identity_provider_step, c.authenticator_step, c.authenticator, c.authenticator_step, c.authenticator
+        "Application {app} step {} offers IdentityProvider {idp} ({idp_place}), which {jit}; step {} offers {}, which needs a local account, so its users fail at step {}. Enable JIT on {short}, or add skipFor: {{identityProviders: [{{name: {short}}}]}} to step {} (the operator generates the conditional-auth script that skips it for those users).",
+        c.identity_provider_step, c.authenticator_step, c.authenticator, c.authenticator_step, c.authenticator_step
     )
 }
 
@@ -283,6 +283,22 @@ pub fn lint_documents(docs: &[Document]) -> Report {
                         .collect()
                 })
                 .collect(),
+            // The operator generates the script from these skips, so lint may rely on them.
+            skips: login
+                .steps
+                .iter()
+                .map(|s| match &s.skip_for {
+                    None => flow::Skip::Never,
+                    Some(k) if k.federated_users => flow::Skip::FederatedUsers,
+                    Some(k) => flow::Skip::For(
+                        k.identity_providers
+                            .iter()
+                            .map(|r| r.name.clone())
+                            .collect(),
+                    ),
+                })
+                .collect(),
+            script: flow::ScriptOrigin::Generated,
         };
         let known: HashMap<String, Jit> = idps
             .iter()

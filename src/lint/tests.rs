@@ -141,3 +141,38 @@ fn document_positions_count_markers_and_inline_content() {
         .collect();
     assert_eq!(places, vec![(3, 1), (7, 2), (8, 3)]);
 }
+
+#[test]
+fn skip_mfa_variant_is_clean_and_without_skip_it_is_not() {
+    let report = lint("examples/jit-off-skip-mfa");
+    assert!(report.findings.is_empty(), "{:#?}", messages(&report));
+    assert_eq!(report.exit_code(), 0);
+    assert_eq!(report.objects, 3);
+
+    // The same files without the skip: the conflict, and the remedy named in the message.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut docs = load_paths(&[root.join("examples/jit-off-skip-mfa")]).expect("examples load");
+    for d in &mut docs {
+        if let Some(steps) = d
+            .value
+            .pointer_mut("/spec/loginFlow/steps")
+            .and_then(|s| s.as_array_mut())
+        {
+            for s in steps {
+                s.as_object_mut().map(|o| o.remove("skipFor"));
+            }
+        }
+    }
+    let found = messages(&lint_documents(&docs));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].contains("Enable JIT on partner-okta"),
+        "{}",
+        found[0]
+    );
+    assert!(
+        found[0].contains("skipFor: {identityProviders: [{name: partner-okta}]} to step 2"),
+        "{}",
+        found[0]
+    );
+}

@@ -1,5 +1,5 @@
 use super::*;
-use crate::api::application::{LoginFlow as ApiFlow, LoginOption, LoginStep};
+use crate::api::application::{LoginFlow as ApiFlow, LoginOption, LoginStep, SkipFor};
 use crate::api::identity_provider::{JitSpec, OAuthProvider};
 use crate::api::{BackendRef, DeletionPolicy, LocalObjectRef, SecretKeyRef};
 use crate::backend::{FlowKind, LoginFlow};
@@ -115,7 +115,10 @@ fn app_spec(steps: Vec<Vec<LoginOption>>) -> ApplicationSpec {
         login_flow: Some(ApiFlow {
             steps: steps
                 .into_iter()
-                .map(|options| LoginStep { options })
+                .map(|options| LoginStep {
+                    options,
+                    skip_for: None,
+                })
                 .collect(),
         }),
         deletion_policy: DeletionPolicy::Delete,
@@ -232,7 +235,7 @@ fn connector_second_factors_count_as_authenticators() {
             options: vec![FlowOption::federated("Duo", "DuoAuthenticator")],
         },
     ];
-    let flow = flow_for_rule(&steps, &Default::default());
+    let flow = flow_for_rule(&steps, None, &Default::default());
     assert_eq!(
         flow.steps[1],
         vec![crate::flow::FlowOption::Authenticator(
@@ -243,4 +246,293 @@ fn connector_second_factors_count_as_authenticators() {
         flow.steps[0],
         vec![crate::flow::FlowOption::IdentityProvider("Google".into())]
     );
+}
+
+fn resolve_okta(n: &str) -> Option<(String, String)> {
+    (n == "partner-okta").then(|| ("Partner Okta".into(), "OpenIDConnectAuthenticator".into()))
+}
+
+fn seed_with_skip(skip: Option<SkipFor>) -> ApplicationSpec {
+    let mut spec = app_spec(vec![
+        vec![a("BasicAuthenticator"), r("partner-okta")],
+        vec![a("totp")],
+    ]);
+    if let Some(f) = spec.login_flow.as_mut() {
+        f.steps[1].skip_for = skip;
+    }
+    spec
+}
+
+fn okta_skip() -> Option<SkipFor> {
+    Some(SkipFor {
+        identity_providers: vec![LocalObjectRef {
+            name: "partner-okta".into(),
+        }],
+        federated_users: false,
+    })
+}
+
+fn server_flow(f: &FlowUpdate, script: Option<&str>) -> LoginFlow {
+    LoginFlow {
+        kind: FlowKind::UserDefined,
+        steps: f.steps.clone(),
+        script: script.map(str::to_owned),
+        subject_step_id: 1,
+        attribute_step_id: 1,
+    }
+}
+
+#[test]
+fn skip_for_generates_the_script_with_server_names_and_only_then() {
+    let plain = desired_flow(&seed_with_skip(None), resolve_okta)
+        .expect("resolves")
+        .expect("flow");
+    assert_eq!(
+        plain.script, None,
+        "no skipFor: no script, no script scope needed"
+    );
+    let f = desired_flow(&seed_with_skip(okta_skip()), resolve_okta)
+        .expect("resolves")
+        .expect("flow");
+    let script = f.script.clone().expect("a generated script");
+    assert!(script.contains("\"Partner Okta\""), "{script}");
+    assert!(
+        !script.contains("partner-okta"),
+        "server names, not Kubernetes names: {script}"
+    );
+    let federated = desired_flow(
+        &seed_with_skip(Some(SkipFor {
+            identity_providers: vec![],
+            federated_users: true,
+        })),
+        resolve_okta,
+    )
+    .expect("resolves")
+    .expect("flow");
+    assert!(federated
+        .script
+        .is_some_and(|s| s.contains("\"Partner Okta\"")));
+
+    // The rule sees the skip through the script: no conflict for Partner Okta without JIT.
+    let rule = flow_for_rule(&f.steps, f.script.as_deref(), &Default::default());
+    let jit =
+        std::collections::HashMap::from([("Partner Okta".to_string(), crate::flow::Jit::Disabled)]);
+    let analysis = crate::flow::check_flow("Payroll", &rule, &jit, &Default::default());
+    assert!(analysis.conflicts.is_empty(), "{:?}", analysis.conflicts);
+    let without = flow_for_rule(&plain.steps, None, &Default::default());
+    assert_eq!(
+        crate::flow::check_flow("Payroll", &without, &jit, &Default::default())
+            .conflicts
+            .len(),
+        1
+    );
+    assert_eq!(
+        conditional_steps(&seed_with_skip(okta_skip())).as_deref(),
+        Some("2 (skipped for partner-okta)")
+    );
+    assert_eq!(conditional_steps(&seed_with_skip(None)), None);
+}
+
+#[test]
+fn the_script_is_part_of_the_drift_comparison() {
+    let f = desired_flow(&seed_with_skip(okta_skip()), resolve_okta)
+        .expect("resolves")
+        .expect("flow");
+    let script = f.script.clone().expect("script");
+    assert!(!flow_differs(&f, &server_flow(&f, Some(&script))));
+    assert!(flow_differs(&f, &server_flow(&f, None)), "script missing");
+    assert!(
+        flow_differs(
+            &f,
+            &server_flow(&f, Some("var onLoginRequest = function (c) {};"))
+        ),
+        "script changed behind the operator's back"
+    );
+    let plain = desired_flow(&seed_with_skip(None), resolve_okta)
+        .expect("resolves")
+        .expect("flow");
+    assert!(
+        !flow_differs(&plain, &server_flow(&plain, Some("anything"))),
+        "without skipFor the script is not compared (plan_script decides about it)"
+    );
+}
+
+/// (name, desired, server script, adopt, script sent, origin, held back)
+type PlanCase = (
+    &'static str,
+    FlowUpdate,
+    Option<String>,
+    bool,
+    Option<bool>,
+    ScriptOrigin,
+    bool,
+);
+
+#[test]
+fn plan_script_table() {
+    let with_skip = || {
+        desired_flow(&seed_with_skip(okta_skip()), resolve_okta)
+            .expect("resolves")
+            .expect("flow")
+    };
+    let without = || {
+        desired_flow(&seed_with_skip(None), resolve_okta)
+            .expect("resolves")
+            .expect("flow")
+    };
+    let ours = with_skip().script.expect("script");
+    // Log is not part of the modelled API: the script cannot be proved, so it is not verified.
+    let foreign =
+        "var onLoginRequest = function (context) { Log.info('hi'); executeStep(1); executeStep(2); };"
+            .to_string();
+    // (name, desired, server script, adopt) -> (script sent, origin, held back)
+    let cases: Vec<PlanCase> = vec![
+        // Some(true): the generated skip script is sent; Some(false): the plain one; None: nothing.
+        (
+            "new skip, no script on the server",
+            with_skip(),
+            None,
+            false,
+            Some(true),
+            ScriptOrigin::Generated,
+            false,
+        ),
+        (
+            "skip, our script already there",
+            with_skip(),
+            Some(ours.clone()),
+            false,
+            Some(true),
+            ScriptOrigin::Generated,
+            false,
+        ),
+        (
+            "skip over a foreign script without adopt",
+            with_skip(),
+            Some(foreign.clone()),
+            false,
+            None,
+            ScriptOrigin::NotVerified,
+            true,
+        ),
+        (
+            "skip over a foreign script with adopt",
+            with_skip(),
+            Some(foreign.clone()),
+            true,
+            Some(true),
+            ScriptOrigin::Generated,
+            false,
+        ),
+        (
+            "our script edited on the server is drift: corrected",
+            with_skip(),
+            Some(ours.replace("executeStep(2);", "executeStep(2); executeStep(2);")),
+            false,
+            Some(true),
+            ScriptOrigin::Generated,
+            false,
+        ),
+        (
+            "no skip, no script",
+            without(),
+            None,
+            false,
+            None,
+            ScriptOrigin::None,
+            false,
+        ),
+        (
+            "skip removed: our script becomes the plain one",
+            without(),
+            Some(ours.clone()),
+            false,
+            Some(false),
+            ScriptOrigin::Generated,
+            false,
+        ),
+        (
+            "no skip, foreign script stays",
+            without(),
+            Some(foreign.clone()),
+            true,
+            None,
+            ScriptOrigin::NotVerified,
+            false,
+        ),
+    ];
+    for (name, desired, on_server, adopt, sent, origin, held_back) in cases {
+        let server = server_flow(&desired, on_server.as_deref());
+        let (f, plan) = plan_script(Some(desired), &server, adopt, &Default::default());
+        let f = f.expect("flow kept");
+        match sent {
+            None => assert_eq!(f.script, None, "{name}"),
+            Some(true) => assert_eq!(f.script.as_deref(), Some(ours.as_str()), "{name}"),
+            Some(false) => {
+                let s = f.script.clone().expect(name);
+                assert_ne!(s, ours, "{name}");
+                assert!(s.contains("executeStep(2)"), "{name}: {s}");
+            }
+        }
+        assert_eq!(plan.origin, origin, "{name}");
+        assert_eq!(plan.held_back, held_back, "{name}");
+        if origin == ScriptOrigin::NotVerified {
+            assert_eq!(plan.effective.as_deref(), Some(foreign.as_str()), "{name}");
+            assert_eq!(plan.status().as_deref(), Some("NotVerified"), "{name}");
+        }
+    }
+    // No loginFlow in the spec: the server's script is only described.
+    let server = server_flow(&with_skip(), Some(&foreign));
+    let (f, plan) = plan_script(None, &server, false, &Default::default());
+    assert_eq!(f, None);
+    assert_eq!(plan.origin, ScriptOrigin::NotVerified);
+}
+
+#[test]
+fn hand_written_scripts_are_proved_by_simulation_or_not_verified() {
+    let f = desired_flow(&seed_with_skip(None), resolve_okta)
+        .expect("resolves")
+        .expect("flow");
+    let jit =
+        std::collections::HashMap::from([("Partner Okta".to_string(), crate::flow::Jit::Disabled)]);
+    let cases = [
+        (
+            "the docs' remedy: step 2 only for local users",
+            "var onLoginRequest = function (context) {\n  executeStep(1, { onSuccess: function (context) {\n    if (context.steps[1].idp === 'LOCAL') { executeStep(2); }\n  } });\n};",
+            ScriptOrigin::Proved,
+            0,
+        ),
+        (
+            "runs step 2 for everybody",
+            "var onLoginRequest = function (context) { executeStep(1); executeStep(2); };",
+            ScriptOrigin::NotVerified,
+            1,
+        ),
+        (
+            "uses an API outside the model",
+            "var onLoginRequest = function (context) { executeStep(1, { onSuccess: function (c) { if (c.request.params.x) { executeStep(2); } } }); };",
+            ScriptOrigin::NotVerified,
+            1,
+        ),
+        (
+            "does not parse",
+            "var onLoginRequest = function (context) {",
+            ScriptOrigin::NotVerified,
+            1,
+        ),
+    ];
+    for (name, script, origin, conflicts) in cases {
+        let rule = flow_for_rule(&f.steps, Some(script), &Default::default());
+        assert_eq!(rule.script, origin, "{name}");
+        let found = crate::flow::check_flow("Payroll", &rule, &jit, &Default::default()).conflicts;
+        assert_eq!(found.len(), conflicts, "{name}: {found:?}");
+        assert!(found.iter().all(|c| c.unverified_script), "{name}");
+        let (_, plan) = plan_script(
+            Some(f.clone()),
+            &server_flow(&f, Some(script)),
+            false,
+            &Default::default(),
+        );
+        assert_eq!(plan.origin, origin, "{name}: the status says the same");
+    }
 }
