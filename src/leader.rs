@@ -183,8 +183,10 @@ pub fn next_record(
 /// Result of one acquire-or-renew attempt that reached the apiserver.
 #[derive(Debug, PartialEq, Eq)]
 enum Attempt {
-    /// We hold the Lease now.
-    Held,
+    /// We hold the Lease now; the write was sent at this instant. The renew deadline counts from
+    /// there: a follower sees the new record only after the write, so counting from the send is
+    /// on the safe side, and a slow read before it does not eat into the deadline.
+    Held(Instant),
     /// Someone else holds a live lease, or won the race for it.
     Other,
 }
@@ -213,10 +215,11 @@ impl Elector {
                     jiff::Timestamp::now(),
                 )),
             };
+            let sent = Instant::now();
             return match self.api.create(&PostParams::default(), &lease).await {
                 Ok(created) => {
                     self.obs.observe(created.spec.as_ref(), Instant::now());
-                    Ok(Attempt::Held)
+                    Ok(Attempt::Held(sent))
                 }
                 Err(kube::Error::Api(e)) if e.code == 409 => Ok(Attempt::Other),
                 Err(e) => Err(e),
@@ -241,6 +244,7 @@ impl Elector {
             self.config.lease_duration,
             jiff::Timestamp::now(),
         ));
+        let sent = Instant::now();
         match self
             .api
             .replace(&name, &PostParams::default(), &lease)
@@ -248,7 +252,7 @@ impl Elector {
         {
             Ok(written) => {
                 self.obs.observe(written.spec.as_ref(), Instant::now());
-                Ok(Attempt::Held)
+                Ok(Attempt::Held(sent))
             }
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(Attempt::Other),
             Err(e) => Err(e),
@@ -305,9 +309,9 @@ struct Reporter {
 
 impl Reporter {
     fn set(&self, leading: bool, change: LeadershipChange, why: &str) {
-        self.leading.send_replace(leading);
         self.metrics.leadership(change);
-        // One info line per change, whatever the log filter for debug output says.
+        // One info line per change, whatever the log filter for debug output says; written
+        // before the controllers are told, so the log reads in order.
         tracing::info!(
             change = change.as_str(),
             identity = %self.config.identity,
@@ -316,6 +320,7 @@ impl Reporter {
             "leadership {}: {why}",
             change.as_str()
         );
+        self.leading.send_replace(leading);
     }
 }
 
@@ -351,18 +356,18 @@ async fn elect(
                 last_contact = Some(now);
                 report.ready.set(true);
                 match (leading, attempt) {
-                    (false, Attempt::Held) => {
+                    (false, Attempt::Held(sent)) => {
                         leading = true;
-                        last_renew = start;
+                        last_renew = sent;
                         report.set(true, LeadershipChange::Acquired, "this replica reconciles");
                     }
-                    (true, Attempt::Held) => last_renew = start,
+                    (true, Attempt::Held(sent)) => last_renew = sent,
                     (true, Attempt::Other) => {
                         leading = false;
                         report.set(
                             false,
                             LeadershipChange::Lost,
-                            "another replica holds the lease; controllers stopped",
+                            "another replica holds the lease; stopping the controllers",
                         );
                     }
                     (false, Attempt::Other) => {}
@@ -385,7 +390,7 @@ async fn elect(
             report.set(
                 false,
                 LeadershipChange::Lost,
-                "no successful renewal within the renew deadline; controllers stopped",
+                "no successful renewal within the renew deadline; stopping the controllers",
             );
         }
         if last_contact.is_none_or(|t| Instant::now() >= t + cfg.renew_deadline) {

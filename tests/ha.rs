@@ -2,7 +2,9 @@
 //! one Lease. SIGKILL of the leader → the other takes over within lease duration + retry period
 //! (and not before the lease can have run out); SIGTERM → the leader releases the Lease and the
 //! other takes over at its next retry; an apiserver restart of a few seconds → the leader keeps
-//! the lease and nobody exits. Every test checks from the JSON logs that the replicas' leadership
+//! the lease and nobody exits; the apiserver down past the renew deadline → the leader stops
+//! reconciling (fencing), both report not ready, nobody exits, and one leads again once it is
+//! back. Every test checks from the JSON logs that the replicas' leadership
 //! intervals never overlap, and from /metrics that the follower reconciled nothing.
 
 mod common;
@@ -436,6 +438,66 @@ async fn apiserver_restart_the_leader_keeps_the_lease_and_nobody_exits() {
     assert_eq!(a.metric("identity_operator_leader").await, 1.0);
     assert_eq!(b.metric("identity_operator_reconciles_total").await, 0.0);
     assert!(a.ready().await && b.ready().await);
+    assert_no_overlap(&[&a, &b]);
+    a.kill();
+    b.kill();
+}
+
+#[tokio::test]
+async fn apiserver_down_past_the_renew_deadline_the_leader_stops_reconciling_and_nobody_exits() {
+    let cp = Arc::new(common::OwnControlPlane::start("ha-outage"));
+    let client: Client = cp.client().await;
+    let env = TestEnv::with_client("ha-outage", client, Some(cp.kubeconfig.clone())).await;
+    let timing = Timing {
+        lease: Duration::from_secs(6),
+        renew: Duration::from_secs(4),
+        retry: Duration::from_secs(1),
+    };
+    let (mut a, mut b, leases) = two_replicas(&env, timing).await;
+
+    let stop = cp.clone();
+    tokio::task::spawn_blocking(move || stop.stop_apiserver(false))
+        .await
+        .expect("stop");
+    // Fenced: the leader stops its controllers once the renew deadline has passed...
+    let lost = common::wait_until(T, || async {
+        (!a.messages("leadership lost").is_empty()).then_some(())
+    })
+    .await;
+    assert!(lost.is_some(), "the leader kept leading:\n{}", a.raw_log());
+    assert_eq!(a.metric("identity_operator_leader").await, 0.0);
+    // ...and neither replica says it is ready while it cannot reach the apiserver.
+    let unready = common::wait_until(T, || async {
+        (!a.ready().await && !b.ready().await).then_some(())
+    })
+    .await;
+    assert!(unready.is_some(), "/readyz stayed 200 without an apiserver");
+    assert!(a.alive(), "the leader exited:\n{}", a.raw_log());
+    assert!(b.alive(), "the follower exited:\n{}", b.raw_log());
+
+    let start = cp.clone();
+    tokio::task::spawn_blocking(move || start.start_apiserver())
+        .await
+        .expect("start");
+    // One of them leads again (whoever wins the race for the expired lease) and reconciles.
+    let leader = common::wait_until(T, || async {
+        let h = holder(&leases).await?;
+        let r = if h == a.identity { &a } else { &b };
+        (r.metric("identity_operator_leader").await == 1.0).then_some(h)
+    })
+    .await
+    .expect("a replica leads again after the apiserver is back");
+    println!("after the outage {leader} leads");
+    idp(&env, "after-outage").await;
+    let ready = common::wait_until(T, || async {
+        (a.ready().await && b.ready().await).then_some(())
+    })
+    .await;
+    assert!(
+        ready.is_some(),
+        "not ready again after the apiserver came back"
+    );
+    assert!(a.alive() && b.alive());
     assert_no_overlap(&[&a, &b]);
     a.kill();
     b.kill();
