@@ -76,7 +76,10 @@ pub fn skip_binary(why: &str) {
             .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
             .map(|s| s.rsplit_once('-').map_or(s.clone(), |(name, _hash)| name.to_string()))
             .unwrap_or_else(|| "integration".into());
-        eprintln!(
+        // Straight to fd 2: libtest captures eprintln! output and would drop it at exit.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "skipped tests/{binary}.rs: {why}; run scripts/test, or eval \"$(scripts/dev-env up)\" first"
         );
         std::process::exit(0);
