@@ -387,8 +387,8 @@ async fn apiserver_restart_the_leader_keeps_the_lease_and_nobody_exits() {
     // A renew deadline well above a restart on a loaded machine; the test checks the outage was
     // shorter, else it would prove nothing.
     let timing = Timing {
-        lease: Duration::from_secs(30),
-        renew: Duration::from_secs(20),
+        lease: Duration::from_secs(45),
+        renew: Duration::from_secs(30),
         retry: Duration::from_secs(2),
     };
     let (mut a, mut b, leases) = two_replicas(&env, timing).await;
