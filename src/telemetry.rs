@@ -32,15 +32,55 @@ pub enum LogFormat {
 
 /// Installs the global tracing subscriber (RUST_LOG filters, default info).
 pub fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=warn"));
+    // Colour codes only for a person at a terminal: in a file, a pipe or a log collector they are
+    // noise. NO_COLOR (no-color.org) turns them off on a terminal too.
+    let ansi = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// Whether log lines get ANSI colour.
+pub fn use_colour(stderr_is_terminal: bool, no_color: bool) -> bool {
+    stderr_is_terminal && !no_color
+}
+
+/// A change of this replica's leadership (the label of the leadership-changes metric).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeadershipChange {
+    /// It took the Lease and starts its controllers.
+    Acquired,
+    /// It stopped leading without choosing to (renew deadline passed, or another holder).
+    Lost,
+    /// It gave the Lease up on shutdown.
+    Released,
+}
+
+impl LeadershipChange {
+    /// The metric label and log word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Acquired => "acquired",
+            Self::Lost => "lost",
+            Self::Released => "released",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChangeLabel {
+    change: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -62,6 +102,8 @@ pub struct Metrics {
     duration: Family<KindLabel, Histogram>,
     conflicts: Family<KindLabel, Gauge<i64, AtomicI64>>,
     per_object: Mutex<HashMap<(String, String), usize>>,
+    leader: Gauge<i64, AtomicI64>,
+    leadership_changes: Family<ChangeLabel, Counter>,
     /// Requests to identity servers (shared with the backend clients).
     pub backend: Arc<BackendMetrics>,
 }
@@ -96,6 +138,18 @@ impl Metrics {
             "Current interconnection conflicts, counted on each side (kind)",
             conflicts.clone(),
         );
+        let leader = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader-election Lease and reconciles, else 0",
+            leader.clone(),
+        );
+        let leadership_changes = Family::<ChangeLabel, Counter>::default();
+        registry.register(
+            "leadership_changes",
+            "Leadership changes of this replica (acquired, lost, released)",
+            leadership_changes.clone(),
+        );
         let backend = Arc::new(BackendMetrics::default());
         backend.register(&mut registry);
         Self {
@@ -104,6 +158,8 @@ impl Metrics {
             duration,
             conflicts,
             per_object: Mutex::default(),
+            leader,
+            leadership_changes,
             backend,
         }
     }
@@ -141,6 +197,17 @@ impl Metrics {
             .set(total as i64);
     }
 
+    /// Records a leadership change (and the leader gauge).
+    pub fn leadership(&self, change: LeadershipChange) {
+        self.leader
+            .set(i64::from(change == LeadershipChange::Acquired));
+        self.leadership_changes
+            .get_or_create(&ChangeLabel {
+                change: change.as_str().into(),
+            })
+            .inc();
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -151,7 +218,10 @@ impl Metrics {
     }
 }
 
-/// Whether the operator is ready (controllers started, leadership held when asked for).
+/// Whether the operator is ready. Without leader election: controllers running. With it: the
+/// replica reached the apiserver within the renew deadline (leader or follower alike, so a rolling
+/// update is not blocked by the old leader holding the Lease); false while it cannot, and on
+/// shutdown.
 #[derive(Clone, Default)]
 pub struct Readiness(Arc<AtomicBool>);
 
@@ -159,6 +229,11 @@ impl Readiness {
     /// Sets readiness.
     pub fn set(&self, v: bool) {
         self.0.store(v, Ordering::SeqCst);
+    }
+
+    /// The current readiness.
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
     }
 }
 
@@ -198,7 +273,49 @@ pub async fn serve(
         )
         .with_state((metrics, ready));
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    // The bound address, so that port 0 (tests, local runs) tells where it went.
+    let addr = listener.local_addr().unwrap_or(addr);
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        for (tty, no_color, want) in [
+            (true, false, true),
+            (true, true, false),
+            (false, false, false),
+            (false, true, false),
+        ] {
+            assert_eq!(
+                use_colour(tty, no_color),
+                want,
+                "tty={tty} NO_COLOR={no_color}"
+            );
+        }
+    }
+
+    #[test]
+    fn leadership_metric_follows_changes() {
+        let m = Metrics::new();
+        m.leadership(LeadershipChange::Acquired);
+        let text = m.encode();
+        assert!(text.contains("identity_operator_leader 1"), "{text}");
+        assert!(
+            text.contains(r#"identity_operator_leadership_changes_total{change="acquired"} 1"#),
+            "{text}"
+        );
+        m.leadership(LeadershipChange::Lost);
+        let text = m.encode();
+        assert!(text.contains("identity_operator_leader 0"), "{text}");
+        assert!(
+            text.contains(r#"identity_operator_leadership_changes_total{change="lost"} 1"#),
+            "{text}"
+        );
+    }
 }

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 /// Where the operator's API calls are allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scope {
-    /// In every namespace it watches (all, or `watchNamespace`).
+    /// In every namespace it watches (all, or each of `watchNamespaces`).
     Watched,
     /// In the release namespace, for leader election only.
     Lease,
@@ -72,7 +72,7 @@ const fn lease(verb: &'static str, name: Option<&'static str>) -> Call {
             verb,
             "coordination.k8s.io",
             "leases",
-            "src/leader.rs try_take",
+            "src/leader.rs try_acquire_or_renew, release",
         )
     }
 }
@@ -252,12 +252,19 @@ fn chart() -> String {
         .to_string()
 }
 
-/// A tool from TOOLS_BIN (scripts/dev-env), else from PATH.
+/// A tool from TOOLS_BIN (scripts/dev-env), else from PATH; skips this test binary when it is in
+/// neither (no dev environment: helm and kubectl come from scripts/install-tools).
 fn tool(name: &str) -> Command {
     let path = std::env::var_os("TOOLS_BIN")
         .map(|d| PathBuf::from(d).join(name))
         .filter(|p| p.exists())
         .unwrap_or_else(|| PathBuf::from(name));
+    let found = path.is_absolute()
+        || std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()));
+    if !found {
+        common::skip_binary(&format!("no {name} (TOOLS_BIN unset and not on PATH)"));
+    }
     Command::new(path)
 }
 
@@ -337,11 +344,11 @@ fn delete_namespaces(nss: &[&str]) {
     }
 }
 
-/// The non-default values every test uses: one watched namespace, two replicas (leader election),
+/// The non-default values every test uses: the watched namespaces, two replicas (leader election),
 /// JSON logs and a ServiceMonitor (whose CRD this cluster does not have).
-fn non_default(watch_ns: &str) -> Vec<String> {
+fn non_default(watch: &[&str]) -> Vec<String> {
     [
-        format!("watchNamespace={watch_ns}"),
+        format!("watchNamespaces={{{}}}", watch.join(",")),
         "replicaCount=2".into(),
         "logFormat=json".into(),
         "serviceMonitor.enabled=true".into(),
@@ -407,20 +414,47 @@ fn args_of(objs: &[Value]) -> Vec<String> {
 fn lint_with_default_and_non_default_values() {
     must(helm(&["lint", "--strict", &chart()]), None);
     let mut args = vec!["lint".to_string(), "--strict".into(), chart()];
-    args.extend(non_default("team-a"));
+    args.extend(non_default(&["team-a", "team-b"]));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     must(helm(&args), None);
 
-    // values.schema.json rejects what the operator would refuse at startup.
+    // values.schema.json rejects what the operator would refuse at startup, and resync intervals
+    // below the 30 s minimum.
     for bad in [
         "logFormat=xml",
         "resyncInterval=soon",
-        "watchNamespace=Team_A",
+        "resyncInterval=29s",
+        "resyncInterval=5",
+        "resyncInterval=500ms",
+        "resyncInterval=0m",
+        "watchNamespaces={Team_A}",
+        "watchNamespaces={a,a}",
+        "leaderElection.leaseDuration=1500ms",
         "replicaCount=-1",
         "unknownValue=1",
     ] {
         let out = run(helm(&["lint", &chart(), "--set", bad]), None);
         assert!(!out.ok, "helm lint accepted {bad}");
+    }
+    // `helm lint` only reports a template's `fail` as info; install and template refuse it.
+    let out = run(
+        helm(&["template", "r", &chart(), "--set", "watchNamespace=team-a"]),
+        None,
+    );
+    assert!(!out.ok, "helm template accepted the old watchNamespace");
+    assert!(
+        out.stderr.contains("replaced by watchNamespaces"),
+        "the old value says what replaced it: {}",
+        out.stderr
+    );
+    for good in [
+        "resyncInterval=30s",
+        "resyncInterval=90",
+        "resyncInterval=1m",
+        "resyncInterval=2h",
+    ] {
+        let out = run(helm(&["lint", &chart(), "--set", good]), None);
+        assert!(out.ok, "helm lint refused {good}: {}", out.stdout);
     }
 }
 
@@ -484,29 +518,45 @@ fn template_defaults_watch_everything_with_one_replica() {
 }
 
 #[test]
-fn template_non_default_values_scope_rbac_to_one_namespace() {
-    let objs = template("rel", "ops", &non_default("team-a"));
+fn template_non_default_values_scope_rbac_to_the_listed_namespaces() {
+    let objs = template("rel", "ops", &non_default(&["team-a", "team-b"]));
     assert_eq!(
         kinds(&objs),
         [
             "Deployment/ops",
             "Role/ops",
             "Role/team-a",
+            "Role/team-b",
             "RoleBinding/ops",
             "RoleBinding/team-a",
+            "RoleBinding/team-b",
             "Service/ops",
             "ServiceAccount/ops",
             "ServiceMonitor/ops"
         ]
         .map(String::from)
         .into(),
-        "no ClusterRole when one namespace is watched; a ServiceMonitor even without its CRD"
+        "no ClusterRole when namespaces are listed; a ServiceMonitor even without its CRD"
     );
+    for ns in ["team-a", "team-b"] {
+        let binding = objs
+            .iter()
+            .find(|o| o["kind"] == "RoleBinding" && o["metadata"]["namespace"] == ns)
+            .expect("binding");
+        assert_eq!(binding["roleRef"]["name"], "rel-identity-operator");
+        assert_eq!(
+            binding["subjects"][0],
+            json!({"kind": "ServiceAccount", "name": "rel-identity-operator", "namespace": "ops"})
+        );
+    }
     let args = args_of(&objs);
     for want in [
         "--leader-elect",
         "--lease-namespace=ops",
-        "--namespace=team-a",
+        "--lease-duration=15s",
+        "--renew-deadline=10s",
+        "--retry-period=2s",
+        "--namespace=team-a,team-b",
         "--log-format=json",
         "--resync-interval=1m",
     ] {
@@ -540,11 +590,11 @@ fn template_non_default_values_scope_rbac_to_one_namespace() {
 /// in this cluster) is accepted by the real apiserver in a server-side dry run.
 #[test]
 fn rendered_objects_pass_a_server_side_dry_run() {
-    let _ = std::env::var_os("KUBECONFIG").expect("KUBECONFIG: run scripts/dev-env up first");
+    common::require_dev_env();
     let ns = namespace("helm-dry");
     let watch = namespace("helm-dry-w");
     for extra in [vec!["--include-crds".to_string()], {
-        let mut v = non_default(&watch);
+        let mut v = non_default(&[&watch]);
         v.push("--include-crds".into());
         v
     }] {
@@ -715,8 +765,8 @@ async fn install_cluster_wide_grants_exactly_what_the_code_calls() {
     delete_namespaces(&[&ns, &other]);
 }
 
-/// One watched namespace and two replicas: the rules hold there and only there, the Lease in the
-/// release namespace only. Then the operator runs on the ServiceAccount's own token (not the admin
+/// Two watched namespaces and two replicas: the rules hold in both and nowhere else, the Lease in
+/// the release namespace only. Then the operator runs on the ServiceAccount's own token (not the admin
 /// kubeconfig) through the seed scenario: if the code needs a call the chart does not grant, this
 /// fails even when [`CALLS`] was not updated.
 #[tokio::test]
@@ -724,9 +774,10 @@ async fn install_one_namespace_with_leader_election_and_run_on_its_token() {
     let mut env = TestEnv::new("helm-sa").await;
     let ns = namespace("helm-op");
     let other = namespace("helm-other");
+    let second = namespace("helm-second");
     let release = format!("io-{}", suffix());
     // Without the ServiceMonitor: this cluster has no Prometheus Operator CRDs.
-    let values: Vec<String> = non_default(&env.ns)
+    let values: Vec<String> = non_default(&[&env.ns, &second])
         .chunks(2)
         .filter(|kv| kv[1] != "serviceMonitor.enabled=true")
         .flat_map(|kv| kv.to_vec())
@@ -735,8 +786,10 @@ async fn install_one_namespace_with_leader_election_and_run_on_its_token() {
     assert!(out.contains("STATUS: deployed"), "{out}");
 
     let sa = format!("{release}-identity-operator");
-    get_json(&["get", "role", &sa, "-n", &env.ns, "-o", "json"]);
-    get_json(&["get", "rolebinding", &sa, "-n", &env.ns, "-o", "json"]);
+    for ns in [&env.ns, &second] {
+        get_json(&["get", "role", &sa, "-n", ns, "-o", "json"]);
+        get_json(&["get", "rolebinding", &sa, "-n", ns, "-o", "json"]);
+    }
     get_json(&[
         "get",
         "role",
@@ -754,6 +807,7 @@ async fn install_one_namespace_with_leader_election_and_run_on_its_token() {
 
     let user = sa_user(&ns, &sa);
     check_calls(&user, Scope::Watched, Some(&env.ns), true);
+    check_calls(&user, Scope::Watched, Some(&second), true);
     check_calls(&user, Scope::Watched, Some(&other), false);
     check_calls(&user, Scope::Watched, None, false);
     check_calls(&user, Scope::Lease, Some(&ns), true);
@@ -776,7 +830,9 @@ async fn install_one_namespace_with_leader_election_and_run_on_its_token() {
 
     // The operator on the ServiceAccount's token, with leader election in the release namespace.
     let kubeconfig = token_kubeconfig(&ns, &sa);
-    let mut operator = start_operator_as(&env, &kubeconfig, &ns);
+    // Watching both listed namespaces: a watch the chart did not grant in the second one would
+    // show as a 403 in the log.
+    let mut operator = start_operator_as(&env, &kubeconfig, &ns, &second);
     seed_scenario(&env).await;
     let lease = get_json(&["get", "lease", "identity-operator", "-n", &ns, "-o", "json"]);
     assert_eq!(lease["spec"]["holderIdentity"], "helm-sa-operator");
@@ -798,7 +854,7 @@ async fn install_one_namespace_with_leader_election_and_run_on_its_token() {
 
     env.kill_operator();
     must(helm(&["uninstall", &release, "--namespace", &ns]), None);
-    delete_namespaces(&[&ns, &other, &env.ns]);
+    delete_namespaces(&[&ns, &other, &second, &env.ns]);
 }
 
 /// A kubeconfig for the admin kubeconfig's cluster with a token of `sa` instead of the admin
@@ -831,7 +887,7 @@ fn token_kubeconfig(ns: &str, sa: &str) -> PathBuf {
     path
 }
 
-fn start_operator_as(env: &TestEnv, kubeconfig: &PathBuf, release_ns: &str) -> Child {
+fn start_operator_as(env: &TestEnv, kubeconfig: &PathBuf, release_ns: &str, second: &str) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -843,7 +899,7 @@ fn start_operator_as(env: &TestEnv, kubeconfig: &PathBuf, release_ns: &str) -> C
             "json",
             "run",
             "--namespace",
-            &env.ns,
+            &format!("{},{second}", env.ns),
             "--resync-interval",
             "3s",
             "--metrics-addr",

@@ -76,9 +76,11 @@ pub struct BenchArgs {
     /// bench namespace is left behind).
     #[arg(long)]
     pub kubeconfig_from_env: bool,
-    /// The dev-env script that starts the control plane.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/dev-env"))]
-    pub dev_env: PathBuf,
+    /// The dev-env script that starts the control plane. Default: scripts/dev-env of the checkout
+    /// the binary was run from (the current directory or above, else above the binary), never a
+    /// path of the machine it was built on.
+    #[arg(long, env = "IDENTITY_OPERATOR_DEV_ENV")]
+    pub dev_env: Option<PathBuf>,
     /// Server-side applies in flight at once while creating the objects.
     #[arg(long, default_value_t = 16)]
     pub apply_concurrency: usize,
@@ -123,7 +125,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
     let mut plane = if args.kubeconfig_from_env {
         ControlPlane::from_env()?
     } else {
-        let script = args.dev_env.clone();
+        let script = locate_dev_env(
+            args.dev_env.as_deref(),
+            std::env::current_dir().ok().as_deref(),
+            std::env::current_exe().ok().as_deref(),
+        )?;
         let dir = std::env::temp_dir().join(format!("identity-operator-bench-{}", suffix()));
         tokio::task::spawn_blocking(move || ControlPlane::start(&script, &dir)).await??
     };
@@ -140,6 +146,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         eprintln!("bench: wrote {}", path.display());
     }
     Ok(report)
+}
+
+/// Where scripts/dev-env is: the explicit path, else the first `scripts/dev-env` found in the
+/// working directory or its parents, then in the binary's parents (target/<profile>/ of a checkout).
+fn locate_dev_env(
+    explicit: Option<&Path>,
+    cwd: Option<&Path>,
+    exe: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let starts = cwd.into_iter().chain(exe.and_then(Path::parent));
+    for start in starts {
+        for dir in start.ancestors() {
+            let candidate = dir.join("scripts/dev-env");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    bail!(
+        "scripts/dev-env not found from the working directory or the binary's location: run from a checkout, or pass --dev-env PATH (or --kubeconfig-from-env)"
+    )
 }
 
 fn suffix() -> String {
@@ -818,8 +848,43 @@ mod tests {
         assert!(!a.kubeconfig_from_env);
         let d = Cli::try_parse_from(["bench"]).expect("defaults").bench;
         assert_eq!(d.resync_interval, Duration::from_secs(10));
-        assert!(d.dev_env.ends_with("scripts/dev-env"));
+        assert_eq!(
+            d.dev_env, None,
+            "no build-machine path baked in as a default"
+        );
         assert!(Cli::try_parse_from(["bench", "--resync-interval", "5x"]).is_err());
+    }
+
+    #[test]
+    fn dev_env_is_found_from_the_checkout_not_the_build_machine() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let scripts = root.path().join("scripts");
+        std::fs::create_dir_all(&scripts).expect("mkdir");
+        std::fs::write(scripts.join("dev-env"), "#!/bin/sh\n").expect("write");
+        let sub = root.path().join("src/bench");
+        std::fs::create_dir_all(&sub).expect("mkdir");
+        let exe = root.path().join("target/release/identity-operator");
+        let elsewhere = tempfile::tempdir().expect("tempdir");
+        let want = scripts.join("dev-env");
+        let explicit = Path::new("/opt/dev-env");
+        // (explicit, cwd, exe, expected)
+        type Case<'a> = (
+            Option<&'a Path>,
+            Option<&'a Path>,
+            Option<&'a Path>,
+            Option<&'a Path>,
+        );
+        let cases: [Case; 5] = [
+            (Some(explicit), None, None, Some(explicit)),
+            (None, Some(root.path()), None, Some(&want)),
+            (None, Some(&sub), None, Some(&want)),
+            (None, Some(elsewhere.path()), Some(&exe), Some(&want)),
+            (None, Some(elsewhere.path()), None, None),
+        ];
+        for (explicit, cwd, exe, expected) in cases {
+            let got = locate_dev_env(explicit, cwd, exe).ok();
+            assert_eq!(got.as_deref(), expected, "cwd {cwd:?} exe {exe:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
@@ -49,6 +49,17 @@ pub struct RunArgs {
     /// else "default").
     #[arg(long, env = "POD_NAMESPACE")]
     pub lease_namespace: Option<String>,
+    /// Leader election: how long followers wait after they last saw the Lease renewed before taking
+    /// it (whole seconds).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// Leader election: the leader stops reconciling when no renewal succeeded for this long
+    /// (shorter than --lease-duration).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub renew_deadline: Duration,
+    /// Leader election: how often the leader renews and followers look at the Lease.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub retry_period: Duration,
 }
 
 /// Parses `30s`, `5m`, `1h` or a plain number of seconds.
@@ -192,36 +203,66 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         ready.clone(),
     ));
 
-    // Ready means "serving and healthy", leader or follower: a follower that reported not-ready would
-    // block rolling updates (the new pods could never become ready while the old leader holds the
-    // Lease) and keep `helm --wait` and Argo CD waiting.
-    ready.set(true);
-    if args.leader_elect {
-        let lease_ns = args
-            .lease_namespace
-            .clone()
-            .or(args.namespaces.first().cloned())
-            .unwrap_or_else(|| "default".into());
-        crate::leader::acquire(&client, &lease_ns, &args.lease_name).await?;
-    }
     let scopes: Vec<Option<String>> = if args.namespaces.is_empty() {
         vec![None]
     } else {
         args.namespaces.iter().cloned().map(Some).collect()
     };
-    futures::future::join_all(
-        scopes
-            .into_iter()
-            .map(|ns| controllers(client.clone(), ns, metrics.clone(), args.clone())),
-    )
-    .await;
+    // One signal for everything: the controllers drain on it, then the Lease is released.
+    let shutdown = crate::leader::shutdown_signal()?;
+    let all = || {
+        futures::future::join_all(scopes.iter().cloned().map(|ns| {
+            controllers(
+                client.clone(),
+                ns,
+                metrics.clone(),
+                args.clone(),
+                shutdown.clone(),
+            )
+        }))
+        .map(|_| ())
+    };
+    if args.leader_elect {
+        let config = crate::leader::ElectionConfig {
+            lease_name: args.lease_name.clone(),
+            lease_namespace: args
+                .lease_namespace
+                .clone()
+                .or(args.namespaces.first().cloned())
+                .unwrap_or_else(|| "default".into()),
+            identity: crate::leader::default_identity(),
+            lease_duration: args.lease_duration,
+            renew_deadline: args.renew_deadline,
+            retry_period: args.retry_period,
+        };
+        crate::leader::run_while_leading(
+            client.clone(),
+            config,
+            metrics.clone(),
+            ready.clone(),
+            shutdown.clone(),
+            all,
+        )
+        .await?;
+    } else {
+        ready.set(true);
+        all().await;
+        ready.set(false);
+    }
     server.abort();
     tracing::info!("controllers stopped");
     Ok(())
 }
 
-/// The three controllers for one namespace (or all), with their caches and watches.
-async fn controllers(client: Client, ns: Option<String>, metrics: Arc<Metrics>, args: RunArgs) {
+/// The three controllers for one namespace (or all), with their caches and watches. They drain on
+/// `stop`; dropping the future (leadership lost) stops them at once.
+async fn controllers(
+    client: Client,
+    ns: Option<String>,
+    metrics: Arc<Metrics>,
+    args: RunArgs,
+    stop: crate::leader::Shutdown,
+) {
     let backend_metrics = metrics.backend.clone();
     let (backends, backend_stream) = primary(api::<IdentityBackend>(&client, &ns));
     let (idps, idp_stream) = primary(api::<IdentityProvider>(&client, &ns));
@@ -230,12 +271,12 @@ async fn controllers(client: Client, ns: Option<String>, metrics: Arc<Metrics>, 
     // A metadata-only cache of Secrets: their resourceVersions tell when a backend's client must be
     // rebuilt, without keeping secret values in memory.
     let (secrets, secrets_writer) = reflector::store();
-    let secrets_task = tokio::spawn(
+    let _secrets_task = AbortOnDrop(tokio::spawn(
         watcher(meta_api(&client, &ns), watcher::Config::default())
             .backoff(QuickBackoff::default())
             .reflect(secrets_writer)
             .for_each(|_| futures::future::ready(())),
-    );
+    ));
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -275,7 +316,7 @@ async fn controllers(client: Client, ns: Option<String>, metrics: Arc<Metrics>, 
                         .is_some_and(|r| r.name == s.name_any())
             })
         })
-        .shutdown_on_signal()
+        .graceful_shutdown_on(stop.clone())
         .run(
             timed("IdentityBackend", identity_backend::reconcile),
             error_policy,
@@ -307,7 +348,7 @@ async fn controllers(client: Client, ns: Option<String>, metrics: Arc<Metrics>, 
                 r.is_some_and(|r| r.name == s.name_any())
             })
         })
-        .shutdown_on_signal()
+        .graceful_shutdown_on(stop.clone())
         .run(
             timed("IdentityProvider", identity_provider::reconcile),
             error_policy,
@@ -328,7 +369,7 @@ async fn controllers(client: Client, ns: Option<String>, metrics: Arc<Metrics>, 
                 a.spec.backend_ref.name == b.name_any()
             })
         })
-        .shutdown_on_signal()
+        .graceful_shutdown_on(stop.clone())
         .run(
             timed("Application", application::reconcile),
             error_policy,
@@ -337,7 +378,16 @@ async fn controllers(client: Client, ns: Option<String>, metrics: Arc<Metrics>, 
         .for_each(|_| futures::future::ready(()));
 
     tokio::join!(backend_ctrl, idp_ctrl, app_ctrl);
-    secrets_task.abort();
+}
+
+/// Aborts a spawned task when dropped, so a fenced (dropped) set of controllers leaves no watch
+/// behind.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The backend of an object that is being deleted (its finalizer release may free the backend).

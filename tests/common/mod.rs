@@ -47,11 +47,43 @@ fn random_suffix() -> String {
 
 /// The admin client from KUBECONFIG (set by `scripts/dev-env up` / `scripts/test`).
 pub async fn admin_client() -> Client {
-    assert!(
-        std::env::var_os("KUBECONFIG").is_some(),
-        "integration tests need a control plane: run scripts/test, or eval \"$(scripts/dev-env up)\" first"
-    );
+    require_dev_env();
     Client::try_default().await.expect("kubeconfig works")
+}
+
+/// Ends this test binary when there is no dev environment (no KUBECONFIG): `cargo test` on a fresh
+/// checkout then prints one line per integration-test binary instead of a panic per test. libtest
+/// has no runtime "skip", so the binary exits with success after saying it skipped; with
+/// IDENTITY_OPERATOR_REQUIRE_CONTROL_PLANE set (scripts/test sets it) a missing control plane is a
+/// failure instead, so CI cannot pass by skipping.
+pub fn require_dev_env() {
+    if std::env::var_os("KUBECONFIG").is_some() {
+        return;
+    }
+    skip_binary("no control plane (KUBECONFIG is unset)");
+}
+
+/// See [`require_dev_env`]; `why` says what is missing.
+pub fn skip_binary(why: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("IDENTITY_OPERATOR_REQUIRE_CONTROL_PLANE").is_some() {
+        panic!("{why}; integration tests need a control plane: run scripts/test, or eval \"$(scripts/dev-env up)\" first");
+    }
+    // Other test threads that get here block in call_once until the process has exited.
+    ONCE.call_once(|| {
+        let binary = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .map(|s| s.rsplit_once('-').map_or(s.clone(), |(name, _hash)| name.to_string()))
+            .unwrap_or_else(|| "integration".into());
+        // Straight to fd 2: libtest captures eprintln! output and would drop it at exit.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped tests/{binary}.rs: {why}; run scripts/test, or eval \"$(scripts/dev-env up)\" first"
+        );
+        std::process::exit(0);
+    });
 }
 
 /// Applies the generated CRDs (idempotent) and waits until they are Established.
@@ -407,6 +439,9 @@ pub struct OwnControlPlane {
 impl OwnControlPlane {
     /// Starts it (the tools are already built by then).
     pub fn start(name: &str) -> Self {
+        // Without a dev environment the tools may not be built: building them here would take
+        // many minutes inside a test.
+        require_dev_env();
         let dir = std::env::temp_dir().join(format!("io-cp-{name}-{}", random_suffix()));
         let out = dev_env(&dir, &["up", "--no-emulator"]);
         let kubeconfig = out
@@ -429,6 +464,40 @@ impl OwnControlPlane {
     /// Stops and starts kube-apiserver (same flags and ports); returns when /readyz is 200 again.
     pub fn restart_apiserver(&self) {
         dev_env(&self.dir, &["restart-apiserver", "--kill"]);
+    }
+
+    /// Stops kube-apiserver (SIGTERM, or SIGKILL with `kill`) and waits until its port is free, so
+    /// that a following start cannot race the old process for the port.
+    pub fn stop_apiserver(&self, kill: bool) {
+        let args: &[&str] = if kill {
+            &["stop-apiserver", "--kill"]
+        } else {
+            &["stop-apiserver"]
+        };
+        dev_env(&self.dir, args);
+        let port = self.api_port();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "port {port} still taken 60 s after stop-apiserver"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts kube-apiserver again; returns when /readyz is 200.
+    pub fn start_apiserver(&self) {
+        dev_env(&self.dir, &["start-apiserver"]);
+    }
+
+    /// The apiserver's port, from the kubeconfig's server URL.
+    pub fn api_port(&self) -> u16 {
+        let kc = std::fs::read_to_string(&self.kubeconfig).expect("kubeconfig");
+        kc.lines()
+            .find_map(|l| l.trim().strip_prefix("server: https://127.0.0.1:"))
+            .and_then(|p| p.trim().parse().ok())
+            .expect("server: https://127.0.0.1:PORT in the kubeconfig")
     }
 }
 

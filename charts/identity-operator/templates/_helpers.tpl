@@ -42,6 +42,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) }}true{{ end }}
 {{- end }}
 
+{{/* The watched namespaces, comma-separated; empty for all. Fails on the old single value. */}}
+{{- define "identity-operator.watchNamespaces" -}}
+{{- if .Values.watchNamespace }}
+{{- fail "watchNamespace was replaced by watchNamespaces, a list: --set watchNamespaces={team-a} (or watchNamespaces: [team-a] in values)" }}
+{{- end }}
+{{- join "," (.Values.watchNamespaces | default list) }}
+{{- end }}
+
 {{- define "identity-operator.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
