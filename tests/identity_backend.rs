@@ -131,7 +131,10 @@ async fn missing_scopes_are_named_on_the_backend() {
     let status = &backend["status"];
     assert_eq!(
         status["missingScopes"],
-        json!(["internal_application_mgt_client_secret_view"]),
+        json!([
+            "internal_application_mgt_client_secret_view",
+            "internal_application_script_update"
+        ]),
         "{status}"
     );
     let ready = status["conditions"]
@@ -142,6 +145,10 @@ async fn missing_scopes_are_named_on_the_backend() {
     assert!(ready["message"]
         .as_str()
         .is_some_and(|m| m.contains("internal_application_mgt_client_secret_view")));
+    // The script scope is listed but only skipFor needs it: it does not stop the backend.
+    assert!(ready["message"]
+        .as_str()
+        .is_some_and(|m| !m.contains("internal_application_script_update")));
     // Authorizing it on the server and revoking the old token (its scopes are fixed) clears the report.
     env.emulator
         .set_authorized_scopes(Operation::needed_scopes());

@@ -212,8 +212,23 @@ async fn jit_off_with_skip_for_is_no_conflict_and_the_simulated_logins_prove_it(
         vec![(1, "BasicAuthenticator".to_owned()), (2, "totp".to_owned())]
     );
 
-    // Without the skip the same JIT-off flow is the conflict again, and the simulation agrees.
+    // Without the skip the same JIT-off flow is the conflict again. Under Block the Application
+    // side holds that flow change back: the script stays, the partner still gets in.
     env.apply(&payroll("")).await.expect("app without skip");
+    let ready = env
+        .wait_condition("Application", "payroll", "Ready", "False", T)
+        .await;
+    assert_eq!(ready["reason"], "LoginFlowBlocked", "{ready}");
+    let held = simulate(&env, "Payroll", json!({"1": "Partner Okta"})).await;
+    assert_eq!(held["success"], true, "{held}");
+    // With Warn it is pushed, and the simulation shows what Block prevented.
+    env.patch(
+        "IdentityProvider",
+        "partner-okta",
+        json!({"spec": {"conflictPolicy": "Warn"}}),
+    )
+    .await
+    .expect("patch");
     let c = env
         .wait_condition(
             "Application",

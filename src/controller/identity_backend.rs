@@ -18,6 +18,7 @@ use super::conditions::{self, Outcome};
 use super::managed::BACKEND_FINALIZER;
 use super::{apply_status, jittered, publish, registry, Context, Error};
 use crate::api::{IdentityBackend, IdentityBackendStatus};
+use crate::backend::operation::SCRIPT_SCOPE;
 use crate::backend::BackendError;
 
 /// Reconciles one IdentityBackend (apply, or release once nothing references it).
@@ -104,14 +105,28 @@ async fn apply(
                 // The client compares what it asked for (backend::operation::Operation::needed_scopes)
                 // with the token response's granted `scope`.
                 status.missing_scopes = info.missing_scopes.clone();
-                let outcome = if status.missing_scopes.is_empty() {
-                    Outcome::Ready(format!("logged in to {}", info.tenant_url))
+                // The script scope is asked for but only Applications with skipFor need it: its
+                // absence is listed, not a reason to stop the whole backend.
+                let (optional, required): (Vec<&String>, Vec<&String>) = status
+                    .missing_scopes
+                    .iter()
+                    .partition(|s| s.as_str() == SCRIPT_SCOPE);
+                let outcome = if required.is_empty() {
+                    let note = if optional.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (not granted: {SCRIPT_SCOPE}; Applications with skipFor fail until it is authorized)"
+                        )
+                    };
+                    Outcome::Ready(format!("logged in to {}{note}", info.tenant_url))
                 } else {
+                    let names: Vec<&str> = required.iter().map(|s| s.as_str()).collect();
                     Outcome::Stalled {
                         reason: "MissingScopes".into(),
                         message: format!(
                             "the server did not grant {}: authorize them for the M2M application on the server",
-                            status.missing_scopes.join(", ")
+                            names.join(", ")
                         ),
                     }
                 };
