@@ -8,6 +8,7 @@
 pub mod asgardeo;
 pub mod metrics;
 pub mod operation;
+pub mod ratelimit;
 pub mod secret;
 mod token;
 pub mod wire;
