@@ -64,6 +64,13 @@ pub struct IdentityBackendSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 64").message("maxConcurrentRequests must be between 1 and 64"))]
     pub max_concurrent_requests: Option<i32>,
+    /// The most requests per second the operator sends to this server, token requests included
+    /// (a token bucket that allows a burst of one second's worth). Set it below the server's own
+    /// management-API rate limit; unset means no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1").message("maxRequestsPerSecond must be at least 1"))]
+    #[schemars(range(min = 1))]
+    pub max_requests_per_second: Option<i32>,
 }
 
 /// An Asgardeo organization.

@@ -29,6 +29,7 @@ use url::Url;
 
 use super::metrics::BackendMetrics;
 use super::operation::{Operation, SCRIPT_SCOPE, SECRET_VIEW_SCOPE};
+use super::ratelimit::{self, RateLimiter};
 use super::token::{CachedToken, TokenCache};
 use super::wire::{self, ErrorBody, Link};
 use super::{
@@ -198,6 +199,8 @@ pub struct AsgardeoConfig {
     pub retry: RetryPolicy,
     /// Requests in flight at once.
     pub max_concurrency: usize,
+    /// Requests per second, token endpoint included (None: no limit).
+    pub max_requests_per_second: Option<u32>,
     /// Timeout of one attempt.
     pub request_timeout: Duration,
     /// Page size asked of list endpoints.
@@ -222,6 +225,7 @@ impl AsgardeoConfig {
                 .collect(),
             retry: RetryPolicy::default(),
             max_concurrency: 8,
+            max_requests_per_second: None,
             request_timeout: Duration::from_secs(30),
             page_size: 50,
             allow_insecure_http: false,
@@ -243,6 +247,7 @@ pub struct AsgardeoClient {
     page_size: u32,
     max_body_bytes: usize,
     permits: tokio::sync::Semaphore,
+    rate: Option<RateLimiter>,
     tokens: TokenCache,
     metrics: Option<Arc<BackendMetrics>>,
 }
@@ -555,6 +560,7 @@ impl AsgardeoClient {
             page_size: config.page_size.max(1),
             max_body_bytes: config.max_body_bytes.max(1),
             permits: tokio::sync::Semaphore::new(config.max_concurrency.max(1)),
+            rate: config.max_requests_per_second.map(RateLimiter::new),
             tokens: TokenCache::default(),
             metrics,
         })
@@ -592,6 +598,7 @@ impl AsgardeoClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            ratelimit::acquire(self.rate.as_ref()).await;
             let started = Instant::now();
             let sent = self
                 .http
@@ -721,6 +728,7 @@ impl AsgardeoClient {
         loop {
             attempt += 1;
             let token = self.token(stale.take().as_ref()).await?;
+            ratelimit::acquire(self.rate.as_ref()).await;
             let permit = self
                 .permits
                 .acquire()

@@ -9,6 +9,7 @@ pub mod asgardeo;
 pub mod inventory;
 pub mod metrics;
 pub mod operation;
+pub mod ratelimit;
 pub mod secret;
 mod token;
 pub mod wire;

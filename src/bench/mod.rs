@@ -9,8 +9,9 @@
 //! 1. convergence: time until every object has Ready=True (polled with list calls);
 //! 2. backend requests until then, by operation (the emulator's counters);
 //! 3. a steady state of a few resync intervals: backend reads and writes (writes should be 0);
-//! 4. the JIT toggle: JIT off (conflictPolicy Warn) on the IdP with the most dependents, time until
-//!    every dependent with a TOTP step shows InterconnectionConflict=True;
+//! 4. the JIT toggle: JIT off (conflictPolicy Warn) on the IdP with the most dependents (or on the
+//!    hub of `--hub-dependents K`), time until every dependent with a TOTP step shows
+//!    InterconnectionConflict=True, and the backend requests it caused;
 //! 5. the operator's peak RSS and CPU time (/proc) and its apiserver requests
 //!    (`apiserver_flowcontrol_dispatched_requests_total` of its FlowSchema).
 //!
@@ -93,6 +94,13 @@ pub struct BenchArgs {
     /// Seed of the generated graph (which application offers which IdPs).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Add one hub IdP offered by the first K applications (each with a TOTP step after it); the
+    /// JIT toggle then turns JIT off on the hub and waits until all K are flagged.
+    #[arg(long, value_name = "K")]
+    pub hub_dependents: Option<usize>,
+    /// The IdentityBackend's spec.maxRequestsPerSecond (default: no limit).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_requests_per_second: Option<u32>,
     /// RUST_LOG of the operator child process.
     #[arg(long, default_value = "info")]
     pub operator_log_level: String,
@@ -240,7 +248,7 @@ async fn measure(args: &BenchArgs, kubeconfig: &Path) -> anyhow::Result<Report> 
         ..EmulatorConfig::default()
     })
     .await?;
-    for obj in backend_objects(&client_secret, &emulator) {
+    for obj in backend_objects(&client_secret, &emulator, args.max_requests_per_second) {
         apply(&client, &ns, &obj).await?;
     }
 
@@ -248,14 +256,17 @@ async fn measure(args: &BenchArgs, kubeconfig: &Path) -> anyhow::Result<Report> 
     let operator_log = workdir.join("operator.log");
 
     // Create everything, then wait for Ready everywhere.
-    let workload = Workload::generate(args.idps, args.apps, args.seed);
-    let objects: Vec<Value> = (0..args.idps)
+    let workload = match args.hub_dependents {
+        Some(k) => Workload::with_hub(args.idps, args.apps, k, args.seed),
+        None => Workload::generate(args.idps, args.apps, args.seed),
+    };
+    let objects: Vec<Value> = (0..workload.idps)
         .map(|i| workload.idp_object(i))
         .chain((0..args.apps).map(|i| workload.app_object(i)))
         .collect();
     eprintln!(
         "bench: applying {} IdentityProviders and {} Applications ({} at once)",
-        args.idps, args.apps, args.apply_concurrency
+        workload.idps, args.apps, args.apply_concurrency
     );
     let verbs_t0 = apiserver_by_verb(&client).await?;
     let t0 = Instant::now();
@@ -265,7 +276,8 @@ async fn measure(args: &BenchArgs, kubeconfig: &Path) -> anyhow::Result<Report> 
         .await?;
     let create_seconds = t0.elapsed().as_secs_f64();
     eprintln!("bench: applied in {create_seconds:.1}s; waiting for Ready");
-    wait_converged(&client, &ns, args, &mut operator, t0, &operator_log).await?;
+    let total = workload.idps + args.apps + 1;
+    wait_converged(&client, &ns, args, total, &mut operator, t0, &operator_log).await?;
     let converge_seconds = t0.elapsed().as_secs_f64();
     eprintln!("bench: converged in {converge_seconds:.1}s");
     let converge_stats = emulator.stats();
@@ -333,19 +345,27 @@ async fn measure(args: &BenchArgs, kubeconfig: &Path) -> anyhow::Result<Report> 
         );
     }
 
-    let objects_total = args.idps + args.apps + 1;
     let backend_requests = BackendRequests::from(&converge_stats);
     Ok(Report {
-        idps: args.idps,
+        idps: workload.idps,
         apps: args.apps,
         latency_ms: args.latency_ms,
+        hub_dependents: workload.hub.map(|h| workload.dependents(h).len()),
+        max_requests_per_second: args.max_requests_per_second,
         resync_interval_seconds: args.resync_interval.as_secs_f64(),
         operator_concurrency: args.operator_concurrency,
         apply_concurrency: args.apply_concurrency,
         machine: probe::machine(),
         create_seconds,
         converge_seconds,
-        backend_requests_per_object: backend_requests.total as f64 / objects_total as f64,
+        backend_requests_per_object: backend_requests.total as f64 / total as f64,
+        backend_bound_seconds: report::backend_bound_seconds(
+            backend_requests.total,
+            args.latency_ms,
+            args.operator_concurrency,
+            args.max_requests_per_second,
+        ),
+        apiserver_requests_per_object: api_converge as f64 / total as f64,
         backend_requests,
         steady_state,
         jit_toggle: JitToggle {
@@ -555,7 +575,22 @@ async fn cleanup_cluster_scoped(client: &Client, name: &str) {
 
 /// The backend Secret and IdentityBackend pointing at the emulator, and the Secret every IdP's
 /// OAuth client secret comes from.
-fn backend_objects(client_secret: &str, emulator: &EmulatorHandle) -> Vec<Value> {
+fn backend_objects(
+    client_secret: &str,
+    emulator: &EmulatorHandle,
+    max_requests_per_second: Option<u32>,
+) -> Vec<Value> {
+    let mut backend = json!({
+        "apiVersion": "identity-operator.io/v1alpha1", "kind": "IdentityBackend",
+        "metadata": {"name": BACKEND},
+        "spec": {
+            "wso2IdentityServer": {"url": emulator.url(), "tenant": TENANT},
+            "credentialsSecretRef": {"name": format!("{BACKEND}-m2m")}
+        }
+    });
+    if let Some(rate) = max_requests_per_second {
+        backend["spec"]["maxRequestsPerSecond"] = rate.into();
+    }
     vec![
         json!({
             "apiVersion": "v1", "kind": "Secret",
@@ -567,14 +602,7 @@ fn backend_objects(client_secret: &str, emulator: &EmulatorHandle) -> Vec<Value>
             "metadata": {"name": IDP_SECRET},
             "stringData": {"client-secret": "bench-google-client-secret"}
         }),
-        json!({
-            "apiVersion": "identity-operator.io/v1alpha1", "kind": "IdentityBackend",
-            "metadata": {"name": BACKEND},
-            "spec": {
-                "wso2IdentityServer": {"url": emulator.url(), "tenant": TENANT},
-                "credentialsSecretRef": {"name": format!("{BACKEND}-m2m")}
-            }
-        }),
+        backend,
     ]
 }
 
@@ -658,11 +686,11 @@ async fn wait_converged(
     client: &Client,
     ns: &str,
     args: &BenchArgs,
+    total: usize,
     operator: &mut Operator,
     t0: Instant,
     log: &Path,
 ) -> anyhow::Result<()> {
-    let total = args.idps + args.apps + 1;
     let mut last_report = Instant::now();
     loop {
         if let Some(status) = operator.exited() {
@@ -846,6 +874,19 @@ mod tests {
         assert_eq!(a.resync_interval, Duration::from_secs(15));
         assert_eq!(a.steady_seconds, Some(40));
         assert!(!a.kubeconfig_from_env);
+        assert_eq!((a.hub_dependents, a.max_requests_per_second), (None, None));
+        let hub = Cli::try_parse_from([
+            "bench",
+            "--hub-dependents",
+            "1000",
+            "--max-requests-per-second",
+            "50",
+        ])
+        .expect("parses")
+        .bench;
+        assert_eq!(hub.hub_dependents, Some(1000));
+        assert_eq!(hub.max_requests_per_second, Some(50));
+        assert!(Cli::try_parse_from(["bench", "--max-requests-per-second", "0"]).is_err());
         let d = Cli::try_parse_from(["bench"]).expect("defaults").bench;
         assert_eq!(d.resync_interval, Duration::from_secs(10));
         assert_eq!(

@@ -80,6 +80,10 @@ pub struct Report {
     pub apps: usize,
     /// Latency the emulator added to every request, ms.
     pub latency_ms: u64,
+    /// Dependents of the hub IdP (`--hub-dependents`), when the graph has one.
+    pub hub_dependents: Option<usize>,
+    /// The backend's `spec.maxRequestsPerSecond` (`--max-requests-per-second`), when set.
+    pub max_requests_per_second: Option<u32>,
     /// The operator's `--resync-interval`, seconds.
     pub resync_interval_seconds: f64,
     /// The operator's `--concurrency` (reconciles at once per kind).
@@ -96,6 +100,13 @@ pub struct Report {
     pub backend_requests: BackendRequests,
     /// `backend_requests.total` divided by the number of objects (IdPs + applications + 1 backend).
     pub backend_requests_per_object: f64,
+    /// The least time those requests can take: requests × latency / the operator's concurrency
+    /// per kind (Applications dominate, so one kind's concurrency is the honest divisor), or
+    /// requests / the rate limit when that is slower. Convergence cannot beat
+    /// max(create_seconds, this).
+    pub backend_bound_seconds: f64,
+    /// `apiserver_requests_converge` divided by the number of objects.
+    pub apiserver_requests_per_object: f64,
     /// The quiet period after convergence.
     pub steady_state: SteadyState,
     /// The JIT toggle.
@@ -124,6 +135,18 @@ pub struct Report {
     pub operator_reconcile_mean_seconds: BTreeMap<String, f64>,
     /// Where the operator's log was written.
     pub operator_log: String,
+}
+
+/// The backend bound of [`Report::backend_bound_seconds`].
+pub fn backend_bound_seconds(
+    requests: u64,
+    latency_ms: u64,
+    concurrency: u16,
+    max_requests_per_second: Option<u32>,
+) -> f64 {
+    let by_latency = requests as f64 * latency_ms as f64 / 1000.0 / f64::from(concurrency.max(1));
+    let by_rate = max_requests_per_second.map_or(0.0, |r| requests as f64 / f64::from(r.max(1)));
+    by_latency.max(by_rate)
 }
 
 impl Report {
@@ -159,7 +182,14 @@ impl Report {
                 "backend_requests_per_object".into(),
                 format!("{:.2}", self.backend_requests_per_object),
             ),
+            (
+                "backend_bound_seconds".into(),
+                format!("{:.1}", self.backend_bound_seconds),
+            ),
         ];
+        if let Some(rate) = self.max_requests_per_second {
+            rows.push(("max_requests_per_second".into(), rate.to_string()));
+        }
         for (op, n) in &self.backend_requests.by_operation {
             rows.push((format!("  {op}"), n.to_string()));
         }
@@ -205,6 +235,10 @@ impl Report {
                     self.apiserver_requests_all_clients
                 ),
             ),
+            (
+                "apiserver_requests_per_object".into(),
+                format!("{:.2} until converged", self.apiserver_requests_per_object),
+            ),
         ]);
         // WATCH restarts come from kube-controller-manager's informers; they stay in the JSON.
         for (k, n) in &self.steady_state.apiserver_requests_by_verb {
@@ -249,5 +283,20 @@ mod tests {
         assert!(v["steady_state"]["writes"].is_number());
         assert!(v["steady_state"]["reads"].is_number());
         assert!(report.table().contains("converge_seconds"));
+        assert!(!report.table().contains("max_requests_per_second"));
+        let limited = Report {
+            max_requests_per_second: Some(50),
+            ..Report::default()
+        };
+        assert!(limited.table().contains("max_requests_per_second"));
+    }
+
+    #[test]
+    fn backend_bound_is_the_slower_of_latency_and_rate() {
+        // 1 200 requests × 20 ms / 8 = 3 s.
+        assert_eq!(backend_bound_seconds(1200, 20, 8, None), 3.0);
+        // 1 200 requests at 100/s = 12 s, slower than the latency bound.
+        assert_eq!(backend_bound_seconds(1200, 20, 8, Some(100)), 12.0);
+        assert_eq!(backend_bound_seconds(1200, 0, 8, None), 0.0);
     }
 }

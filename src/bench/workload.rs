@@ -25,10 +25,13 @@ pub struct AppShape {
 /// The generated graph.
 #[derive(Clone, Debug)]
 pub struct Workload {
-    /// Number of IdPs.
+    /// Number of IdPs (the hub included).
     pub idps: usize,
     /// One entry per application.
     pub apps: Vec<AppShape>,
+    /// The hub IdP (the last one), when the graph has one: every one of its dependents has a TOTP
+    /// step after it, so that a JIT toggle on it must flag all of them.
+    pub hub: Option<usize>,
 }
 
 /// Kubernetes name of IdP `i`.
@@ -57,7 +60,26 @@ impl Workload {
                 }
             })
             .collect();
-        Self { idps, apps }
+        Self {
+            idps,
+            apps,
+            hub: None,
+        }
+    }
+
+    /// The same graph plus one hub IdP offered (with a TOTP step after it) by the first
+    /// `dependents` applications (all of them if there are fewer). The random part does not change,
+    /// so a run with a hub differs from one without only by the hub's edges.
+    pub fn with_hub(idps: usize, apps: usize, dependents: usize, seed: u64) -> Self {
+        let mut w = Self::generate(idps, apps, seed);
+        let hub = w.idps;
+        w.idps += 1;
+        for app in w.apps.iter_mut().take(dependents) {
+            app.idps.push(hub);
+            app.totp = true;
+        }
+        w.hub = Some(hub);
+        w
     }
 
     /// Applications offering IdP `idp`.
@@ -70,6 +92,10 @@ impl Workload {
     /// The IdP with the most dependents (lowest index on a tie), its dependents, and those of them
     /// that conflict once its JIT is off (the ones with a TOTP step).
     pub fn most_depended_on(&self) -> (usize, Vec<usize>, Vec<usize>) {
+        if let Some(hub) = self.hub {
+            let deps = self.dependents(hub);
+            return (hub, deps.clone(), deps);
+        }
         let mut counts = vec![0usize; self.idps];
         for app in &self.apps {
             for &i in &app.idps {
@@ -159,6 +185,29 @@ mod tests {
         assert!(idp < 50);
         assert!(!deps.is_empty() && conflicting.len() <= deps.len());
         assert!((0..50).all(|i| w.dependents(i).len() <= deps.len()));
+    }
+
+    #[test]
+    fn hub_is_offered_by_its_dependents_and_is_the_toggled_one() {
+        let plain = Workload::generate(5, 30, 2);
+        let w = Workload::with_hub(5, 30, 12, 2);
+        assert_eq!((w.idps, w.hub), (6, Some(5)));
+        assert_eq!(w.dependents(5), (0..12).collect::<Vec<_>>());
+        for (a, (with, without)) in w.apps.iter().zip(&plain.apps).enumerate() {
+            if a < 12 {
+                assert!(with.totp, "a hub dependent must conflict once JIT is off");
+                assert_eq!(with.idps[..with.idps.len() - 1], without.idps[..]);
+            } else {
+                assert_eq!(with, without);
+            }
+        }
+        let (idp, deps, conflicting) = w.most_depended_on();
+        assert_eq!(idp, 5);
+        assert_eq!(deps.len(), 12);
+        assert_eq!(conflicting, deps);
+        assert_eq!(w.idp_object(5)["metadata"]["name"], "idp-00005");
+        // More dependents than applications: every application depends on the hub.
+        assert_eq!(Workload::with_hub(2, 4, 10, 1).dependents(2).len(), 4);
     }
 
     #[test]

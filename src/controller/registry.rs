@@ -149,6 +149,9 @@ impl BackendRegistry {
         if let Some(n) = spec.max_concurrent_requests {
             config.max_concurrency = n.clamp(1, 64) as usize;
         }
+        config.max_requests_per_second = spec
+            .max_requests_per_second
+            .and_then(|n| u32::try_from(n.max(1)).ok());
         let client = AsgardeoClient::new(config, Some(self.metrics.clone()))
             .map_err(|e| ResolveError::Config(e.to_string()))?;
         let client: Arc<dyn IdentityServer> = Arc::new(client);
