@@ -150,8 +150,9 @@ async fn missing_scopes_are_named_on_the_backend() {
         .as_str()
         .is_some_and(|m| !m.contains("internal_application_script_update")));
     // Authorizing it on the server and revoking the old token (its scopes are fixed) clears the report.
-    env.emulator
-        .set_authorized_scopes(Operation::needed_scopes());
+    let mut all = Operation::needed_scopes();
+    all.push(identity_operator::backend::operation::SCRIPT_SCOPE);
+    env.emulator.set_authorized_scopes(all);
     env.emulator.revoke_all_tokens();
     env.wait_condition("IdentityBackend", "asgardeo", "Ready", "True", T)
         .await;
