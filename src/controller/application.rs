@@ -308,7 +308,13 @@ async fn apply(
 
     // 2-4. Under the Block gate (flow changes are checked against the IdPs' live JIT): observe,
     // plan and act on which server object is ours, creating it (flow held back if it conflicts).
-    let _gate = ctx.block_gate.lock().await;
+    let _gate = ctx
+        .block_gate
+        .lock(
+            idps.values()
+                .map(|i| super::gate::key(i.namespace().as_deref(), &i.name_any())),
+        )
+        .await;
     let (jit, blocking) = live_jit(ctx, client.as_ref(), &idps).await?;
     let (create_flow, create_held) = plan_flow(
         &spec.display_name,

@@ -261,7 +261,13 @@ async fn apply(
     }
 
     // 5. Under the Block gate: dependents from the server's live flows, the rule, JIT.
-    let _gate = ctx.block_gate.lock().await;
+    let _gate = ctx
+        .block_gate
+        .lock([super::gate::key(
+            idp.namespace().as_deref(),
+            &idp.name_any(),
+        )])
+        .await;
     let needs_local = registry::local_account_authenticators(&backend);
     let (dependents, flows) = dependents(ctx, idp, client.as_ref(), &id, &needs_local).await?;
     let declared = Jit::from(spec.jit.as_ref().map(|j| j.enabled));

@@ -6,6 +6,7 @@ pub mod cleanup;
 pub mod conditions;
 #[cfg(test)]
 mod fake;
+pub mod gate;
 pub mod identity_backend;
 pub mod identity_provider;
 pub mod managed;
@@ -60,8 +61,9 @@ pub struct Context {
     pub resync: Duration,
     /// Held around every change that Block guards (an IdP's JIT disable, an Application's flow
     /// push), each checked against the server's live state inside it: an IdP and an Application
-    /// changed in one commit cannot both pass Block by each reading the other's old state.
-    pub block_gate: tokio::sync::Mutex<()>,
+    /// changed in one commit cannot both pass Block by each reading the other's old state. One lock
+    /// per IdP (see [`gate`]), so unrelated objects never wait for each other.
+    pub block_gate: gate::BlockGate,
 }
 
 /// The parts of an Application its IdentityProviders care about: generation, server id, deleting,
