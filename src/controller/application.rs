@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use k8s_openapi::ByteString;
@@ -30,8 +31,8 @@ use super::managed::{
 };
 use super::translate::{self, desired_flow, desired_oidc, flow_differs, oidc_differs};
 use super::{
-    apply_status, backend_err, cleanup, jittered, publish, registry, Context, Error, FINALIZER,
-    MANAGER,
+    apply_status, backend_err, cleanup, jittered, memo, publish, registry, Context, Error,
+    FINALIZER, MANAGER,
 };
 use crate::api::application::AppConflictEntry;
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
@@ -49,9 +50,23 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
     finalizer(&api, FINALIZER, app, |event| async {
         match event {
             FinalizerEvent::Apply(app) => {
+                let uid = app.uid().unwrap_or_default();
+                let inputs = memo::app_inputs(&ctx, &app);
+                if let Some(wait) = ctx.memo.skip(&uid, inputs, Instant::now()) {
+                    return Ok(Action::requeue(wait + jittered(ctx.resync) / 10));
+                }
                 let mut seen = Observed::from(app.as_ref());
                 let result = apply(&app, &api, &ctx, &mut seen).await;
-                managed::report(result, async |o| finish(&ctx, &api, &app, seen, o).await).await
+                let ready = matches!(&result, Ok(o) if o.is_ready());
+                let action =
+                    managed::report(result, async |o| finish(&ctx, &api, &app, seen, o).await)
+                        .await;
+                if ready && action.is_ok() {
+                    ctx.memo.record(&uid, inputs, Instant::now(), ctx.resync);
+                } else {
+                    ctx.memo.forget(&uid);
+                }
+                action
             }
             FinalizerEvent::Cleanup(app) => match cleanup(app.clone(), &ctx).await {
                 Ok(action) => Ok(action),
@@ -689,6 +704,7 @@ async fn finish(
 
 async fn cleanup(app: Arc<Application>, ctx: &Context) -> Result<Action, Error> {
     index_app(ctx, &app);
+    ctx.memo.forget(&app.uid().unwrap_or_default());
     ctx.metrics.set_conflicts(
         "Application",
         &ObjectRef::from_obj(app.as_ref()).to_string(),

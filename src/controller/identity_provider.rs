@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -24,7 +25,7 @@ use super::identity_backend::now;
 use super::managed::{self, description_change, Identified, Managed, ServerKind};
 use super::translate::{self, authenticator_differs, desired_authenticator, jit_change, jit_diff};
 use super::{
-    annotate, apply_status, backend_err, cleanup, jittered, publish, read_secret, registry,
+    annotate, apply_status, backend_err, cleanup, jittered, memo, publish, read_secret, registry,
     secret_value, Context, Error, FINALIZER,
 };
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
@@ -61,6 +62,16 @@ impl Managed for IdentityProvider {
     }
 }
 
+/// The Secret holding the IdP's OAuth client secret, if its type has one.
+fn client_secret_ref(idp: &IdentityProvider) -> Option<&crate::api::common::SecretKeyRef> {
+    let spec = &idp.spec;
+    spec.google
+        .as_ref()
+        .or(spec.github.as_ref())
+        .map(|p| &p.client_secret_ref)
+        .or(spec.oidc.as_ref().map(|p| &p.client_secret_ref))
+}
+
 /// Reconciles one IdentityProvider (apply or cleanup through the finalizer).
 pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = idp.namespace().ok_or(Error::NoNamespace)?;
@@ -68,9 +79,24 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
     finalizer(&api, FINALIZER, idp, |event| async {
         match event {
             FinalizerEvent::Apply(idp) => {
+                let uid = idp.uid().unwrap_or_default();
+                let secret = client_secret_ref(&idp).map(|r| r.name.as_str());
+                let inputs = memo::idp_inputs(&ctx, &idp, secret);
+                if let Some(wait) = ctx.memo.skip(&uid, inputs, Instant::now()) {
+                    return Ok(Action::requeue(wait + jittered(ctx.resync) / 10));
+                }
                 let mut seen = Observed::from(idp.as_ref());
                 let result = apply(&idp, &api, &ctx, &mut seen).await;
-                managed::report(result, async |o| finish(&ctx, &api, &idp, seen, o).await).await
+                let ready = matches!(&result, Ok(o) if o.is_ready());
+                let action =
+                    managed::report(result, async |o| finish(&ctx, &api, &idp, seen, o).await)
+                        .await;
+                if ready && action.is_ok() {
+                    ctx.memo.record(&uid, inputs, Instant::now(), ctx.resync);
+                } else {
+                    ctx.memo.forget(&uid);
+                }
+                action
             }
             FinalizerEvent::Cleanup(idp) => match cleanup(idp.clone(), &ctx).await {
                 Ok(action) => Ok(action),
@@ -167,12 +193,7 @@ async fn apply(
         let msg = "set exactly one of google, github, oidc or saml";
         return Ok(Outcome::stalled("InvalidSpec", msg));
     }
-    let secret_ref = spec
-        .google
-        .as_ref()
-        .or(spec.github.as_ref())
-        .map(|p| &p.client_secret_ref)
-        .or(spec.oidc.as_ref().map(|p| &p.client_secret_ref));
+    let secret_ref = client_secret_ref(idp);
     let mut client_secret = None;
     if let Some(r) = secret_ref {
         let found = read_secret(&ctx.client, &ns, &r.name).await?;
@@ -572,6 +593,7 @@ async fn finish(
 }
 
 async fn cleanup(idp: Arc<IdentityProvider>, ctx: &Context) -> Result<Action, Error> {
+    ctx.memo.forget(&idp.uid().unwrap_or_default());
     ctx.metrics.set_conflicts(
         "IdentityProvider",
         &ObjectRef::from_obj(idp.as_ref()).to_string(),

@@ -10,6 +10,7 @@ pub mod gate;
 pub mod identity_backend;
 pub mod identity_provider;
 pub mod managed;
+pub mod memo;
 pub mod registry;
 pub mod translate;
 
@@ -64,6 +65,9 @@ pub struct Context {
     /// changed in one commit cannot both pass Block by each reading the other's old state. One lock
     /// per IdP (see [`gate`]), so unrelated objects never wait for each other.
     pub block_gate: gate::BlockGate,
+    /// The last successful pass of each object, so that a reconcile with no new input skips the
+    /// server until the resync.
+    pub memo: memo::Memo,
 }
 
 /// The parts of an Application its IdentityProviders care about: generation, server id, deleting,

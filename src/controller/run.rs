@@ -311,6 +311,7 @@ async fn controllers(client: Client, ns: Option<String>, metrics: Arc<Metrics>, 
         metrics,
         resync: args.resync_interval,
         block_gate: Default::default(),
+        memo: Default::default(),
     });
     tracing::info!(namespace = ns.as_deref().unwrap_or("*"), resync = ?args.resync_interval, "starting controllers");
 

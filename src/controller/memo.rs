@@ -1,0 +1,180 @@
+//! What each object's last successful pass saw, so that a reconcile with nothing new to act on skips
+//! the server and the apiserver; the periodic resync (the drift check) always does the full pass.
+//!
+//! Most reconciles of a converging namespace are triggered by other objects (an IdP's status, a
+//! dependent's server id, a Secret) and find nothing to do, yet each one read the object, its OIDC
+//! settings, its IdPs' JIT and a Secret again. The inputs below are everything a pass reads from
+//! the cluster; the server's own state is re-read at the resync (or when an input changes).
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+
+use super::managed::{CREATE_PENDING, SECRET_VERSION};
+use super::{application, Context, FINALIZER};
+use crate::api::{Application, IdentityProvider};
+
+/// The last successful full pass of each object (by uid): a hash of its inputs and when the next
+/// full pass is due.
+#[derive(Default)]
+pub struct Memo {
+    passes: Mutex<HashMap<String, (u64, Instant)>>,
+}
+
+impl Memo {
+    /// When `inputs` equal those of the last successful pass and its resync is not due yet, how
+    /// long until it is: the pass can be skipped and the object requeued for then.
+    pub fn skip(&self, uid: &str, inputs: u64, now: Instant) -> Option<Duration> {
+        let passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
+        let (seen, due) = passes.get(uid)?;
+        (*seen == inputs && now < *due).then(|| *due - now)
+    }
+
+    /// Records a successful full pass. `resync` is the drift-check interval: the next full pass is
+    /// due at 90 % of it, the earliest a jittered resync requeue fires, so a resync is never skipped.
+    pub fn record(&self, uid: &str, inputs: u64, now: Instant, resync: Duration) {
+        let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
+        passes.insert(uid.to_string(), (inputs, now + resync.mul_f64(0.9)));
+    }
+
+    /// Forgets an object (a failed or unfinished pass, a deletion): its next pass is a full one.
+    pub fn forget(&self, uid: &str) {
+        let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
+        passes.remove(uid);
+    }
+}
+
+fn backend_inputs(ctx: &Context, ns: &str, name: &str, h: &mut DefaultHasher) {
+    let backend = ctx.backends.get(&ObjectRef::new(name).within(ns));
+    backend
+        .as_ref()
+        .map(|b| (b.uid(), b.metadata.generation))
+        .hash(h);
+    if let Some(b) = backend {
+        ctx.registry
+            .secret_version(ns, &b.spec.credentials_secret_ref.name)
+            .hash(h);
+    }
+}
+
+/// Everything an Application's pass reads from the cluster: its generation and marks, its backend,
+/// its IdPs (server id, JIT as on the server, generation, deletion), its credentials Secret.
+pub fn app_inputs(ctx: &Context, app: &Application) -> u64 {
+    let mut h = DefaultHasher::new();
+    let ns = app.namespace().unwrap_or_default();
+    (app.uid(), app.metadata.generation).hash(&mut h);
+    app.annotations().get(CREATE_PENDING).hash(&mut h);
+    backend_inputs(ctx, &ns, &app.spec.backend_ref.name, &mut h);
+    for r in application::referenced_idps(app) {
+        ctx.idps.get(&r).map(|i| idp_facts(&i)).hash(&mut h);
+    }
+    app.spec
+        .credentials_secret
+        .as_ref()
+        .map(|s| ctx.registry.secret_version(&ns, &s.name))
+        .hash(&mut h);
+    h.finish()
+}
+
+/// What an Application reads of an IdP.
+fn idp_facts(idp: &IdentityProvider) -> impl Hash {
+    let s = idp.status.as_ref();
+    (
+        idp.uid(),
+        idp.metadata.generation,
+        s.and_then(|s| s.id.clone()),
+        s.and_then(|s| s.jit.clone()),
+        s.and_then(|s| s.observed_generation),
+        idp.meta().deletion_timestamp.is_some(),
+    )
+}
+
+/// Everything an IdentityProvider's pass reads from the cluster: its generation and marks, its
+/// backend, its client Secret, and the Applications that reference it (generation, server id,
+/// deletion, finalizer).
+pub fn idp_inputs(ctx: &Context, idp: &IdentityProvider, client_secret: Option<&str>) -> u64 {
+    let mut h = DefaultHasher::new();
+    let ns = idp.namespace().unwrap_or_default();
+    (idp.uid(), idp.metadata.generation).hash(&mut h);
+    idp.annotations().get(CREATE_PENDING).hash(&mut h);
+    idp.annotations().get(SECRET_VERSION).hash(&mut h);
+    backend_inputs(ctx, &ns, &idp.spec.backend_ref.name, &mut h);
+    client_secret
+        .map(|name| ctx.registry.secret_version(&ns, name))
+        .hash(&mut h);
+    let me = ObjectRef::from_obj(idp);
+    let mut dependents: Vec<ObjectRef<Application>> = ctx
+        .index
+        .lock()
+        .map(|i| i.dependents(&me).cloned().collect())
+        .unwrap_or_default();
+    dependents.sort_by(|a, b| a.name.cmp(&b.name));
+    for r in dependents {
+        ctx.apps
+            .get(&r)
+            .map(|a| {
+                (
+                    a.uid(),
+                    a.metadata.generation,
+                    a.status.as_ref().and_then(|s| s.id.clone()),
+                    a.meta().deletion_timestamp.is_some(),
+                    a.finalizers().iter().any(|f| f == FINALIZER),
+                )
+            })
+            .hash(&mut h);
+    }
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RESYNC: Duration = Duration::from_secs(100);
+
+    #[test]
+    fn unknown_objects_get_a_full_pass() {
+        let memo = Memo::default();
+        assert_eq!(memo.skip("u", 1, Instant::now()), None);
+    }
+
+    #[test]
+    fn same_inputs_before_the_resync_skip_until_it_is_due() {
+        let memo = Memo::default();
+        let t0 = Instant::now();
+        memo.record("u", 1, t0, RESYNC);
+        let later = t0 + Duration::from_secs(30);
+        assert_eq!(memo.skip("u", 1, later), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn changed_inputs_get_a_full_pass() {
+        let memo = Memo::default();
+        let t0 = Instant::now();
+        memo.record("u", 1, t0, RESYNC);
+        assert_eq!(memo.skip("u", 2, t0 + Duration::from_secs(1)), None);
+    }
+
+    #[test]
+    fn the_resync_is_never_skipped() {
+        let memo = Memo::default();
+        let t0 = Instant::now();
+        memo.record("u", 1, t0, RESYNC);
+        // A jittered resync fires at 90 % of the interval at the earliest.
+        assert_eq!(memo.skip("u", 1, t0 + Duration::from_secs(90)), None);
+    }
+
+    #[test]
+    fn a_forgotten_object_gets_a_full_pass() {
+        let memo = Memo::default();
+        let t0 = Instant::now();
+        memo.record("u", 1, t0, RESYNC);
+        memo.forget("u");
+        assert_eq!(memo.skip("u", 1, t0), None);
+    }
+}
