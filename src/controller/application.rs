@@ -330,15 +330,27 @@ async fn apply(
                 .map(|i| super::gate::key(i.namespace().as_deref(), &i.name_any())),
         )
         .await;
-    let (jit, blocking) = live_jit(ctx, client.as_ref(), &idps).await?;
-    let (create_flow, create_held) = plan_flow(
-        &spec.display_name,
-        flow.as_ref(),
-        None,
-        &jit,
-        &blocking,
-        &needs_local,
-    );
+    // The IdPs' live JIT is read only where a flow is about to be pushed (a first create, or a flow
+    // that differs from the server's): a pass that pushes nothing needs no live check, and the
+    // status rule reads the IdPs' JIT as their own reconciles last saw it on the server.
+    let mut live = match app.status.as_ref().and_then(|s| s.id.as_ref()) {
+        None => Some(live_jit(ctx, client.as_ref(), &idps).await?),
+        Some(_) => None,
+    };
+    let (create_flow, create_held) = match &live {
+        Some((jit, blocking)) => plan_flow(
+            &spec.display_name,
+            flow.as_ref(),
+            None,
+            jit,
+            blocking,
+            &needs_local,
+        ),
+        // A recreate after a server-side delete: created without the flow, which the diff below
+        // then pushes after a live check.
+        None => (None, Vec::new()),
+    };
+    let flow_at_create = live.is_some();
     let create = async |description: String| {
         let new = NewApplication {
             name: spec.display_name.clone(),
@@ -371,18 +383,27 @@ async fn apply(
     }
     patch.description =
         description_change(spec.description.as_deref(), server.description.as_deref());
-    if !created {
-        let (push, blocked) = plan_flow(
-            &spec.display_name,
-            flow.as_ref(),
-            Some(&server.login_flow),
-            &jit,
-            &blocking,
-            &needs_local,
-        );
-        patch.login_flow = push;
-        held = blocked;
+    let flow_to_push = flow
+        .as_ref()
+        .is_some_and(|f| translate::flow_differs(f, &server.login_flow));
+    if !(created && flow_at_create) && flow_to_push {
+        if live.is_none() {
+            live = Some(live_jit(ctx, client.as_ref(), &idps).await?);
+        }
+        if let Some((jit, blocking)) = &live {
+            let (push, blocked) = plan_flow(
+                &spec.display_name,
+                flow.as_ref(),
+                Some(&server.login_flow),
+                jit,
+                blocking,
+                &needs_local,
+            );
+            patch.login_flow = push;
+            held = blocked;
+        }
     }
+    let (jit, _) = live.unwrap_or_else(|| cached_jit(&idps));
     if patch != ApplicationPatch::default() {
         client
             .patch_application(&id, &patch)
@@ -484,6 +505,41 @@ async fn apply(
     Ok(outcome)
 }
 
+/// Each referenced IdP's JIT as the cache shows it (declared in its spec, and on the server as its
+/// status last recorded), for the status rule of a pass that pushes no flow.
+fn cached_jit(
+    idps: &HashMap<String, Arc<IdentityProvider>>,
+) -> (HashMap<String, Jit>, BTreeSet<String>) {
+    let mut jit = HashMap::new();
+    let mut blocking = BTreeSet::new();
+    for idp in idps.values() {
+        let on_server = idp
+            .status
+            .as_ref()
+            .is_some_and(|s| s.id.is_some() && s.jit.as_deref() == Some("Enabled"));
+        let declared = Jit::from(idp.spec.jit.as_ref().map(|j| j.enabled));
+        jit.insert(
+            idp.spec.display_name.clone(),
+            effective_jit(declared, on_server),
+        );
+        if idp.spec.conflict_policy == ConflictPolicy::Block {
+            blocking.insert(idp.spec.display_name.clone());
+        }
+    }
+    (jit, blocking)
+}
+
+/// Off when declared off **or** off on the server.
+fn effective_jit(declared: Jit, on_server: bool) -> Jit {
+    if declared == Jit::Enabled && on_server {
+        Jit::Enabled
+    } else if declared == Jit::Missing {
+        Jit::Missing
+    } else {
+        Jit::Disabled
+    }
+}
+
 /// Each referenced IdP's JIT as the rule must see it, read inside the Block gate: off when its
 /// spec (read fresh from the apiserver) declares it off **or** the server has it off. And the
 /// server names of those under `conflictPolicy: Block`.
@@ -514,13 +570,7 @@ async fn live_jit(
             None => false,
         };
         let declared = Jit::from(fresh.spec.jit.as_ref().map(|j| j.enabled));
-        let effective = if declared == Jit::Enabled && on_server {
-            Jit::Enabled
-        } else if declared == Jit::Missing {
-            Jit::Missing
-        } else {
-            Jit::Disabled
-        };
+        let effective = effective_jit(declared, on_server);
         jit.insert(fresh.spec.display_name.clone(), effective);
         if fresh.spec.conflict_policy == ConflictPolicy::Block {
             blocking.insert(fresh.spec.display_name.clone());
