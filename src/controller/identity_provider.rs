@@ -72,6 +72,30 @@ fn client_secret_ref(idp: &IdentityProvider) -> Option<&crate::api::common::Secr
         .or(spec.oidc.as_ref().map(|p| &p.client_secret_ref))
 }
 
+/// The IdP's client secret and the Secret's resourceVersion, or the outcome that reports it missing.
+async fn read_client_secret(
+    ctx: &Context,
+    ns: &str,
+    r: &crate::api::common::SecretKeyRef,
+) -> Result<Result<(Secret, Option<String>), Outcome>, Error> {
+    let found = read_secret(&ctx.client, ns, &r.name).await?;
+    match found.as_ref().and_then(|s| secret_value(s, &r.key)) {
+        Some(v) => Ok(Ok((
+            Secret::new(v),
+            found.and_then(|s| s.resource_version()),
+        ))),
+        None => {
+            let what = if found.is_some() {
+                format!("has no key {}", r.key)
+            } else {
+                "not found".into()
+            };
+            let msg = format!("Secret {} (clientSecretRef) {what}: create it", r.name);
+            Ok(Err(Outcome::stalled("SecretNotFound", msg)))
+        }
+    }
+}
+
 /// Reconciles one IdentityProvider (apply or cleanup through the finalizer).
 pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = idp.namespace().ok_or(Error::NoNamespace)?;
@@ -194,27 +218,27 @@ async fn apply(
         return Ok(Outcome::stalled("InvalidSpec", msg));
     }
     let secret_ref = client_secret_ref(idp);
+    let pushed = idp.annotations().get(SECRET_VERSION).map(String::as_str);
+    // The Secret's value is needed only to send it: when the server already has the version in the
+    // metadata cache (same resourceVersion, same content), the authenticator is diffed without it
+    // and the Secret is read only if something must be written after all.
+    let cached_version = secret_ref.and_then(|r| ctx.registry.secret_version(&ns, &r.name));
+    let known = idp.recorded_id().is_some()
+        && cached_version.is_some()
+        && cached_version.as_deref() == pushed;
     let mut client_secret = None;
-    if let Some(r) = secret_ref {
-        let found = read_secret(&ctx.client, &ns, &r.name).await?;
-        let value = found.as_ref().and_then(|s| secret_value(s, &r.key));
-        match value {
-            Some(v) => {
-                client_secret = Some(Secret::new(v));
-                seen.secret_version = found.and_then(|s| s.resource_version());
+    match secret_ref {
+        Some(r) if !known => match read_client_secret(ctx, &ns, r).await? {
+            Ok((value, version)) => {
+                client_secret = Some(value);
+                seen.secret_version = version;
             }
-            None => {
-                let what = if found.is_some() {
-                    format!("has no key {}", r.key)
-                } else {
-                    "not found".into()
-                };
-                let msg = format!("Secret {} (clientSecretRef) {what}: create it", r.name);
-                return Ok(Outcome::stalled("SecretNotFound", msg));
-            }
-        }
+            Err(outcome) => return Ok(outcome),
+        },
+        Some(_) => seen.secret_version = cached_version,
+        None => {}
     }
-    let Some(desired_auth) = desired_authenticator(spec, client_secret.as_ref()) else {
+    let Some(mut desired_auth) = desired_authenticator(spec, client_secret.as_ref()) else {
         let msg = "the identity provider type is incomplete";
         return Ok(Outcome::stalled("InvalidSpec", msg));
     };
@@ -272,8 +296,21 @@ async fn apply(
             Err(e) => return Err(backend_err("reading the federated authenticator")(e)),
         }
     };
-    let pushed = idp.annotations().get(SECRET_VERSION).map(String::as_str);
-    if authenticator_push(created, differs, pushed, seen.secret_version.as_deref()) {
+    // A recreate with the value left unread sent no secret: push it now.
+    let unsent = created && known;
+    if let (Some(r), true) = (
+        secret_ref.filter(|_| known),
+        unsent || authenticator_push(created, differs, pushed, seen.secret_version.as_deref()),
+    ) {
+        match read_client_secret(ctx, &ns, r).await? {
+            Ok((value, version)) => {
+                desired_auth = desired_authenticator(spec, Some(&value)).unwrap_or(desired_auth);
+                seen.secret_version = version;
+            }
+            Err(outcome) => return Ok(outcome),
+        }
+    }
+    if unsent || authenticator_push(created, differs, pushed, seen.secret_version.as_deref()) {
         client
             .update_federated_authenticator(&id, &desired_auth)
             .await
