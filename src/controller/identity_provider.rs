@@ -327,8 +327,12 @@ async fn apply(
         )])
         .await;
     let needs_local = registry::local_account_authenticators(&backend);
-    let (dependents, flows) = dependents(ctx, idp, client.as_ref(), &id, &needs_local).await?;
     let declared = Jit::from(spec.jit.as_ref().map(|j| j.enabled));
+    // With JIT declared on, this IdP can be in no conflict and Block has nothing to hold back: the
+    // dependents' flows are not needed, only who they are.
+    let need_flows = declared != Jit::Enabled;
+    let (dependents, flows) =
+        dependents(ctx, idp, client.as_ref(), &id, &needs_local, need_flows).await?;
     let idps = HashMap::from([(spec.display_name.clone(), declared)]);
     let analysis = flow::check_all(
         flows.iter().map(|(n, f)| (n.as_str(), f)),
@@ -443,6 +447,7 @@ async fn dependents(
     client: &dyn IdentityServer,
     id: &str,
     needs_local: &LocalAccountAuthenticators,
+    need_flows: bool,
 ) -> Result<(Vec<Dependent>, Vec<(String, flow::Flow)>), Error> {
     let me = ObjectRef::from_obj(idp);
     let cluster_apps: Vec<Arc<Application>> = {
@@ -455,7 +460,11 @@ async fn dependents(
             .filter_map(|r| ctx.apps.get(r))
             .collect()
     };
-    let live = live_flows(client, id, needs_local).await?;
+    let live = if need_flows {
+        live_flows(client, id, needs_local).await?
+    } else {
+        connected(client, id, &cluster_apps).await?
+    };
     let mut deps: BTreeMap<String, Dependent> = BTreeMap::new();
     for app in &cluster_apps {
         let app_id = app.status.as_ref().and_then(|s| s.id.clone());
@@ -485,6 +494,39 @@ async fn dependents(
         }
     }
     Ok((deps.into_values().collect(), flows))
+}
+
+/// Observe: every application connected to IdP `id` on the server, without flows; only those the
+/// cluster does not know (by server id) are read, for their names.
+async fn connected(
+    client: &dyn IdentityServer,
+    id: &str,
+    cluster_apps: &[Arc<Application>],
+) -> Result<Vec<(String, String, Option<flow::Flow>)>, Error> {
+    let mut out = Vec::new();
+    for app_id in client
+        .connected_apps(id)
+        .await
+        .map_err(backend_err("listing connected applications"))?
+    {
+        let known = cluster_apps
+            .iter()
+            .find(|a| a.status.as_ref().and_then(|s| s.id.as_ref()) == Some(&app_id));
+        let name = match known {
+            Some(a) => a.spec.display_name.clone(),
+            None => match client.get_application(&app_id).await {
+                Ok(a) => a.name,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => {
+                    return Err(backend_err(format!(
+                        "reading connected application {app_id}"
+                    ))(e))
+                }
+            },
+        };
+        out.push((name, app_id, None));
+    }
+    Ok(out)
 }
 
 /// Observe: every application connected to IdP `id` on the server, with its live user-defined flow
