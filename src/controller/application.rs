@@ -600,6 +600,15 @@ async fn write_credentials(
             ByteString(v.as_bytes().to_vec()),
         );
     }
+    let uid = app.uid().unwrap_or_default();
+    let creds = (client_id, client_secret);
+    if ctx
+        .registry
+        .secret_version(&ns, name)
+        .is_some_and(|v| ctx.memo.credentials_current(&uid, &v, &creds))
+    {
+        return Ok(None);
+    }
     let existing = api.get_opt(name).await?;
     let plan = managed::plan_credentials(
         existing
@@ -609,8 +618,15 @@ async fn write_credentials(
         name,
     );
     match plan {
-        SecretPlan::Unchanged => return Ok(None),
-        SecretPlan::Foreign(why) => return Ok(Some(why)),
+        SecretPlan::Unchanged => {
+            let version = existing.and_then(|s| s.resource_version());
+            ctx.memo.credentials_written(&uid, version, &creds);
+            return Ok(None);
+        }
+        SecretPlan::Foreign(why) => {
+            ctx.memo.credentials_forget(&uid);
+            return Ok(Some(why));
+        }
         SecretPlan::Create | SecretPlan::Update => {}
     }
     let owner = app
@@ -640,17 +656,20 @@ async fn write_credentials(
         let created: KubeSecret =
             serde_json::from_value(body).map_err(|e| Error::Internal(e.to_string()))?;
         match api.create(&kube::api::PostParams { field_manager: Some(MANAGER.into()), ..Default::default() }, &created).await {
-            Ok(_) => {}
+            Ok(s) => ctx.memo.credentials_written(&uid, s.resource_version(), &creds),
             Err(kube::Error::Api(e)) if e.code == 409 => return Ok(Some(format!("Secret {name} (credentialsSecret) appeared before the operator could create it; it was not written"))),
             Err(e) => return Err(e.into()),
         }
     } else {
-        api.patch(
-            name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
+        let written = api
+            .patch(
+                name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+        ctx.memo
+            .credentials_written(&uid, written.resource_version(), &creds);
     }
     publish(
         ctx,
@@ -755,6 +774,7 @@ async fn finish(
 async fn cleanup(app: Arc<Application>, ctx: &Context) -> Result<Action, Error> {
     index_app(ctx, &app);
     ctx.memo.forget(&app.uid().unwrap_or_default());
+    ctx.memo.credentials_forget(&app.uid().unwrap_or_default());
     ctx.metrics.set_conflicts(
         "Application",
         &ObjectRef::from_obj(app.as_ref()).to_string(),

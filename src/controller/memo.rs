@@ -24,6 +24,9 @@ use crate::api::{Application, IdentityProvider};
 #[derive(Default)]
 pub struct Memo {
     passes: Mutex<HashMap<String, (u64, Instant)>>,
+    /// Per Application (uid): the resourceVersion of its credentials Secret when it last held
+    /// exactly these credentials (a hash of them, never the values).
+    credentials: Mutex<HashMap<String, (String, u64)>>,
 }
 
 impl Memo {
@@ -47,6 +50,36 @@ impl Memo {
         let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
         passes.remove(uid);
     }
+
+    /// Whether the credentials Secret at `version` (from the metadata cache) is known to hold
+    /// `data`, so it need not be read. Any edit of the Secret changes its version.
+    pub fn credentials_current(&self, uid: &str, version: &str, data: &impl Hash) -> bool {
+        let known = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .get(uid)
+            .is_some_and(|(v, h)| v == version && *h == digest(data))
+    }
+
+    /// Records that the credentials Secret at `version` holds `data` (read or just written).
+    pub fn credentials_written(&self, uid: &str, version: Option<String>, data: &impl Hash) {
+        let mut known = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+        match version {
+            Some(v) => known.insert(uid.to_string(), (v, digest(data))),
+            None => known.remove(uid),
+        };
+    }
+
+    /// Forgets what an Application's credentials Secret held (deleted, or someone else's).
+    pub fn credentials_forget(&self, uid: &str) {
+        let mut known = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+        known.remove(uid);
+    }
+}
+
+fn digest(data: &impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    data.hash(&mut h);
+    h.finish()
 }
 
 fn backend_inputs(ctx: &Context, ns: &str, name: &str, h: &mut DefaultHasher) {
@@ -167,6 +200,18 @@ mod tests {
         memo.record("u", 1, t0, RESYNC);
         // A jittered resync fires at 90 % of the interval at the earliest.
         assert_eq!(memo.skip("u", 1, t0 + Duration::from_secs(90)), None);
+    }
+
+    #[test]
+    fn credentials_are_current_only_at_the_same_version_with_the_same_data() {
+        let memo = Memo::default();
+        assert!(!memo.credentials_current("u", "7", &("id", "s")));
+        memo.credentials_written("u", Some("7".into()), &("id", "s"));
+        assert!(memo.credentials_current("u", "7", &("id", "s")));
+        assert!(!memo.credentials_current("u", "8", &("id", "s")));
+        assert!(!memo.credentials_current("u", "7", &("id", "rotated")));
+        memo.credentials_forget("u");
+        assert!(!memo.credentials_current("u", "7", &("id", "s")));
     }
 
     #[test]
