@@ -62,6 +62,11 @@ impl Managed for IdentityProvider {
     }
 }
 
+/// How long an IdP's pass waits after its last one when only its dependents changed: a burst of
+/// new Applications (each a trigger) costs one pass with its server reads, not one per
+/// Application. Only the dependents list in status waits; Block reads live flows when it decides.
+const COALESCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The Secret holding the IdP's OAuth client secret, if its type has one.
 fn client_secret_ref(idp: &IdentityProvider) -> Option<&crate::api::common::SecretKeyRef> {
     let spec = &idp.spec;
@@ -105,9 +110,12 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
             FinalizerEvent::Apply(idp) => {
                 let uid = idp.uid().unwrap_or_default();
                 let secret = client_secret_ref(&idp).map(|r| r.name.as_str());
-                let inputs = memo::idp_inputs(&ctx, &idp, secret);
+                let (own, inputs) = memo::idp_inputs(&ctx, &idp, secret);
                 if let Some(wait) = ctx.memo.skip(&uid, inputs, Instant::now()) {
                     return Ok(Action::requeue(wait + jittered(ctx.resync) / 10));
+                }
+                if let Some(wait) = ctx.memo.coalesce(&uid, own, Instant::now(), COALESCE) {
+                    return Ok(Action::requeue(wait));
                 }
                 let mut seen = Observed::from(idp.as_ref());
                 let result = apply(&idp, &api, &ctx, &mut seen).await;
@@ -117,8 +125,10 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
                         .await;
                 if ready && action.is_ok() {
                     ctx.memo.record(&uid, inputs, Instant::now(), ctx.resync);
+                    ctx.memo.record_own(&uid, own, Instant::now());
                 } else {
                     ctx.memo.forget(&uid);
+                    ctx.memo.forget_own(&uid);
                 }
                 action
             }
@@ -673,6 +683,7 @@ async fn finish(
 
 async fn cleanup(idp: Arc<IdentityProvider>, ctx: &Context) -> Result<Action, Error> {
     ctx.memo.forget(&idp.uid().unwrap_or_default());
+    ctx.memo.forget_own(&idp.uid().unwrap_or_default());
     ctx.metrics.set_conflicts(
         "IdentityProvider",
         &ObjectRef::from_obj(idp.as_ref()).to_string(),

@@ -24,6 +24,9 @@ use crate::api::{Application, IdentityProvider};
 #[derive(Default)]
 pub struct Memo {
     passes: Mutex<HashMap<String, (u64, Instant)>>,
+    /// Per IdentityProvider (uid): a hash of its own inputs (its dependents left out) at its last
+    /// successful full pass, and when that pass was.
+    own: Mutex<HashMap<String, (u64, Instant)>>,
     /// Per Application (uid): the resourceVersion of its credentials Secret when it last held
     /// exactly these credentials (a hash of them, never the values).
     credentials: Mutex<HashMap<String, (String, u64)>>,
@@ -49,6 +52,35 @@ impl Memo {
     pub fn forget(&self, uid: &str) {
         let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
         passes.remove(uid);
+    }
+
+    /// Coalesces an IdP's passes for a burst of dependent changes: when only its dependents
+    /// changed since its last successful full pass and that pass is less than `window` old, how
+    /// long until the window ends (the pass runs then, once, for the whole burst). Its own changes
+    /// (spec, Secret, backend, a JIT toggle) never wait.
+    pub fn coalesce(
+        &self,
+        uid: &str,
+        own: u64,
+        now: Instant,
+        window: Duration,
+    ) -> Option<Duration> {
+        let last = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        let (seen, at) = last.get(uid)?;
+        let end = *at + window;
+        (*seen == own && now < end).then(|| end - now)
+    }
+
+    /// Records an IdP's own inputs at a successful full pass (see [`Memo::coalesce`]).
+    pub fn record_own(&self, uid: &str, own: u64, now: Instant) {
+        let mut last = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        last.insert(uid.to_string(), (own, now));
+    }
+
+    /// Forgets an IdP's own inputs (a failed pass, a deletion).
+    pub fn forget_own(&self, uid: &str) {
+        let mut last = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        last.remove(uid);
     }
 
     /// Whether the credentials Secret at `version` (from the metadata cache) is known to hold
@@ -130,7 +162,12 @@ fn idp_facts(idp: &IdentityProvider) -> impl Hash {
 /// Everything an IdentityProvider's pass reads from the cluster: its generation and marks, its
 /// backend, its client Secret, and the Applications that reference it (generation, server id,
 /// deletion, finalizer).
-pub fn idp_inputs(ctx: &Context, idp: &IdentityProvider, client_secret: Option<&str>) -> u64 {
+/// Returns (own inputs, all inputs).
+pub fn idp_inputs(
+    ctx: &Context,
+    idp: &IdentityProvider,
+    client_secret: Option<&str>,
+) -> (u64, u64) {
     let mut h = DefaultHasher::new();
     let ns = idp.namespace().unwrap_or_default();
     (idp.uid(), idp.metadata.generation).hash(&mut h);
@@ -140,6 +177,7 @@ pub fn idp_inputs(ctx: &Context, idp: &IdentityProvider, client_secret: Option<&
     client_secret
         .map(|name| ctx.registry.secret_version(&ns, name))
         .hash(&mut h);
+    let own = h.finish();
     let me = ObjectRef::from_obj(idp);
     let mut dependents: Vec<ObjectRef<Application>> = ctx
         .index
@@ -161,7 +199,7 @@ pub fn idp_inputs(ctx: &Context, idp: &IdentityProvider, client_secret: Option<&
             })
             .hash(&mut h);
     }
-    h.finish()
+    (own, h.finish())
 }
 
 #[cfg(test)]
@@ -212,6 +250,28 @@ mod tests {
         assert!(!memo.credentials_current("u", "7", &("id", "rotated")));
         memo.credentials_forget("u");
         assert!(!memo.credentials_current("u", "7", &("id", "s")));
+    }
+
+    #[test]
+    fn a_burst_of_dependent_changes_waits_for_the_window_own_changes_do_not() {
+        let memo = Memo::default();
+        let t0 = Instant::now();
+        let window = Duration::from_secs(5);
+        assert_eq!(memo.coalesce("u", 1, t0, window), None);
+        memo.record_own("u", 1, t0);
+        let t1 = t0 + Duration::from_secs(2);
+        assert_eq!(
+            memo.coalesce("u", 1, t1, window),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(memo.coalesce("u", 2, t1, window), None, "own change");
+        assert_eq!(
+            memo.coalesce("u", 1, t0 + window, window),
+            None,
+            "window over"
+        );
+        memo.forget_own("u");
+        assert_eq!(memo.coalesce("u", 1, t1, window), None);
     }
 
     #[test]
