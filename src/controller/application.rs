@@ -51,7 +51,8 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
         match event {
             FinalizerEvent::Apply(app) => {
                 let uid = app.uid().unwrap_or_default();
-                let inputs = memo::app_inputs(&ctx, &app);
+                let read = memo::AppInputs::of(&ctx, &app);
+                let inputs = read.hash();
                 if let Some(wait) = ctx.memo.skip(&uid, inputs, Instant::now()) {
                     return Ok(Action::requeue(wait + jittered(ctx.resync) / 10));
                 }
@@ -62,6 +63,10 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
                     managed::report(result, async |o| finish(&ctx, &api, &app, seen, o).await)
                         .await;
                 if ready && action.is_ok() {
+                    let inputs = match (&read.secret, ctx.memo.credentials_version(&uid)) {
+                        (Some(_), Some(written)) => read.with(Some(Some(written))),
+                        _ => inputs,
+                    };
                     ctx.memo.record(&uid, inputs, Instant::now(), ctx.resync);
                 } else {
                     ctx.memo.forget(&uid);

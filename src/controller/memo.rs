@@ -101,6 +101,12 @@ impl Memo {
         };
     }
 
+    /// The version of an Application's credentials Secret it last wrote or read.
+    pub fn credentials_version(&self, uid: &str) -> Option<String> {
+        let known = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(uid).map(|(v, _)| v.clone())
+    }
+
     /// Forgets what an Application's credentials Secret held (deleted, or someone else's).
     pub fn credentials_forget(&self, uid: &str) {
         let mut known = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
@@ -128,22 +134,47 @@ fn backend_inputs(ctx: &Context, ns: &str, name: &str, h: &mut DefaultHasher) {
 }
 
 /// Everything an Application's pass reads from the cluster: its generation and marks, its backend,
-/// its IdPs (server id, JIT as on the server, generation, deletion), its credentials Secret.
-pub fn app_inputs(ctx: &Context, app: &Application) -> u64 {
-    let mut h = DefaultHasher::new();
-    let ns = app.namespace().unwrap_or_default();
-    (app.uid(), app.metadata.generation).hash(&mut h);
-    app.annotations().get(CREATE_PENDING).hash(&mut h);
-    backend_inputs(ctx, &ns, &app.spec.backend_ref.name, &mut h);
-    for r in application::referenced_idps(app) {
-        ctx.idps.get(&r).map(|i| idp_facts(&i)).hash(&mut h);
+/// its IdPs (server id, JIT as on the server, generation, deletion), and (see [`AppInputs::with`])
+/// its credentials Secret.
+pub struct AppInputs {
+    base: DefaultHasher,
+    /// The credentials Secret's version in the metadata cache (`None`: no credentialsSecret).
+    pub secret: Option<Option<String>>,
+}
+
+impl AppInputs {
+    /// Reads the inputs from the caches, before a pass.
+    pub fn of(ctx: &Context, app: &Application) -> Self {
+        let mut h = DefaultHasher::new();
+        let ns = app.namespace().unwrap_or_default();
+        (app.uid(), app.metadata.generation).hash(&mut h);
+        app.annotations().get(CREATE_PENDING).hash(&mut h);
+        backend_inputs(ctx, &ns, &app.spec.backend_ref.name, &mut h);
+        for r in application::referenced_idps(app) {
+            ctx.idps.get(&r).map(|i| idp_facts(&i)).hash(&mut h);
+        }
+        let secret = app
+            .spec
+            .credentials_secret
+            .as_ref()
+            .map(|s| ctx.registry.secret_version(&ns, &s.name));
+        Self { base: h, secret }
     }
-    app.spec
-        .credentials_secret
-        .as_ref()
-        .map(|s| ctx.registry.secret_version(&ns, &s.name))
-        .hash(&mut h);
-    h.finish()
+
+    /// The hash, with the credentials Secret at `secret`. After a pass that wrote the Secret, its
+    /// new version is passed here (the cache may not show it yet): otherwise the watch event of
+    /// the pass's own write would look like a change and cost a full pass. The rest stays as read
+    /// before the pass, so a change made during the pass is never recorded as seen.
+    pub fn with(&self, secret: Option<Option<String>>) -> u64 {
+        let mut h = self.base.clone();
+        secret.hash(&mut h);
+        h.finish()
+    }
+
+    /// The hash as read before the pass.
+    pub fn hash(&self) -> u64 {
+        self.with(self.secret.clone())
+    }
 }
 
 /// What an Application reads of an IdP.
