@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use k8s_openapi::ByteString;
@@ -30,8 +31,8 @@ use super::managed::{
 };
 use super::translate::{self, desired_flow, desired_oidc, flow_differs, oidc_differs};
 use super::{
-    apply_status, backend_err, cleanup, jittered, publish, registry, Context, Error, FINALIZER,
-    MANAGER,
+    apply_status, backend_err, cleanup, jittered, memo, publish, registry, Context, Error,
+    FINALIZER, MANAGER,
 };
 use crate::api::application::AppConflictEntry;
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
@@ -49,9 +50,28 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
     finalizer(&api, FINALIZER, app, |event| async {
         match event {
             FinalizerEvent::Apply(app) => {
+                let uid = app.uid().unwrap_or_default();
+                let read = memo::AppInputs::of(&ctx, &app);
+                let inputs = read.hash();
+                if let Some(wait) = ctx.memo.skip(&uid, inputs, Instant::now()) {
+                    return Ok(Action::requeue(wait + jittered(ctx.resync) / 10));
+                }
                 let mut seen = Observed::from(app.as_ref());
                 let result = apply(&app, &api, &ctx, &mut seen).await;
-                managed::report(result, async |o| finish(&ctx, &api, &app, seen, o).await).await
+                let ready = matches!(&result, Ok(o) if o.is_ready());
+                let action =
+                    managed::report(result, async |o| finish(&ctx, &api, &app, seen, o).await)
+                        .await;
+                if ready && action.is_ok() {
+                    let inputs = match (&read.secret, ctx.memo.credentials_version(&uid)) {
+                        (Some(_), Some(written)) => read.with(Some(Some(written))),
+                        _ => inputs,
+                    };
+                    ctx.memo.record(&uid, inputs, Instant::now(), ctx.resync);
+                } else {
+                    ctx.memo.forget(&uid);
+                }
+                action
             }
             FinalizerEvent::Cleanup(app) => match cleanup(app.clone(), &ctx).await {
                 Ok(action) => Ok(action),
@@ -312,16 +332,34 @@ async fn apply(
 
     // 2-4. Under the Block gate (flow changes are checked against the IdPs' live JIT): observe,
     // plan and act on which server object is ours, creating it (flow held back if it conflicts).
-    let _gate = ctx.block_gate.lock().await;
-    let (jit, blocking) = live_jit(ctx, client.as_ref(), &idps).await?;
-    let (create_flow, create_held) = plan_flow(
-        &spec.display_name,
-        flow.as_ref(),
-        None,
-        &jit,
-        &blocking,
-        &needs_local,
-    );
+    let _gate = ctx
+        .block_gate
+        .lock(
+            idps.values()
+                .map(|i| super::gate::key(i.namespace().as_deref(), &i.name_any())),
+        )
+        .await;
+    // The IdPs' live JIT is read only where a flow is about to be pushed (a first create, or a flow
+    // that differs from the server's): a pass that pushes nothing needs no live check, and the
+    // status rule reads the IdPs' JIT as their own reconciles last saw it on the server.
+    let mut live = match app.status.as_ref().and_then(|s| s.id.as_ref()) {
+        None => Some(live_jit(ctx, client.as_ref(), &idps).await?),
+        Some(_) => None,
+    };
+    let (create_flow, create_held) = match &live {
+        Some((jit, blocking)) => plan_flow(
+            &spec.display_name,
+            flow.as_ref(),
+            None,
+            jit,
+            blocking,
+            &needs_local,
+        ),
+        // A recreate after a server-side delete: created without the flow, which the diff below
+        // then pushes after a live check.
+        None => (None, Vec::new()),
+    };
+    let flow_at_create = live.is_some();
     let create = async |description: String| {
         let new = NewApplication {
             name: spec.display_name.clone(),
@@ -358,18 +396,27 @@ async fn apply(
     }
     patch.description =
         description_change(spec.description.as_deref(), server.description.as_deref());
-    if !created {
-        let (push, blocked) = plan_flow(
-            &spec.display_name,
-            flow.as_ref(),
-            Some(&server.login_flow),
-            &jit,
-            &blocking,
-            &needs_local,
-        );
-        patch.login_flow = push;
-        held = blocked;
+    let flow_to_push = flow
+        .as_ref()
+        .is_some_and(|f| translate::flow_differs(f, &server.login_flow));
+    if !(created && flow_at_create) && flow_to_push {
+        if live.is_none() {
+            live = Some(live_jit(ctx, client.as_ref(), &idps).await?);
+        }
+        if let Some((jit, blocking)) = &live {
+            let (push, blocked) = plan_flow(
+                &spec.display_name,
+                flow.as_ref(),
+                Some(&server.login_flow),
+                jit,
+                blocking,
+                &needs_local,
+            );
+            patch.login_flow = push;
+            held = blocked;
+        }
     }
+    let (jit, _) = live.unwrap_or_else(|| cached_jit(&idps));
     if patch != ApplicationPatch::default() {
         client
             .patch_application(&id, &patch)
@@ -471,6 +518,41 @@ async fn apply(
     Ok(outcome)
 }
 
+/// Each referenced IdP's JIT as the cache shows it (declared in its spec, and on the server as its
+/// status last recorded), for the status rule of a pass that pushes no flow.
+fn cached_jit(
+    idps: &HashMap<String, Arc<IdentityProvider>>,
+) -> (HashMap<String, Jit>, BTreeSet<String>) {
+    let mut jit = HashMap::new();
+    let mut blocking = BTreeSet::new();
+    for idp in idps.values() {
+        let on_server = idp
+            .status
+            .as_ref()
+            .is_some_and(|s| s.id.is_some() && s.jit.as_deref() == Some("Enabled"));
+        let declared = Jit::from(idp.spec.jit.as_ref().map(|j| j.enabled));
+        jit.insert(
+            idp.spec.display_name.clone(),
+            effective_jit(declared, on_server),
+        );
+        if idp.spec.conflict_policy == ConflictPolicy::Block {
+            blocking.insert(idp.spec.display_name.clone());
+        }
+    }
+    (jit, blocking)
+}
+
+/// Off when declared off **or** off on the server.
+fn effective_jit(declared: Jit, on_server: bool) -> Jit {
+    if declared == Jit::Enabled && on_server {
+        Jit::Enabled
+    } else if declared == Jit::Missing {
+        Jit::Missing
+    } else {
+        Jit::Disabled
+    }
+}
+
 /// Each referenced IdP's JIT as the rule must see it, read inside the Block gate: off when its
 /// spec (read fresh from the apiserver) declares it off **or** the server has it off. And the
 /// server names of those under `conflictPolicy: Block`.
@@ -501,13 +583,7 @@ async fn live_jit(
             None => false,
         };
         let declared = Jit::from(fresh.spec.jit.as_ref().map(|j| j.enabled));
-        let effective = if declared == Jit::Enabled && on_server {
-            Jit::Enabled
-        } else if declared == Jit::Missing {
-            Jit::Missing
-        } else {
-            Jit::Disabled
-        };
+        let effective = effective_jit(declared, on_server);
         jit.insert(fresh.spec.display_name.clone(), effective);
         if fresh.spec.conflict_policy == ConflictPolicy::Block {
             blocking.insert(fresh.spec.display_name.clone());
@@ -537,6 +613,15 @@ async fn write_credentials(
             ByteString(v.as_bytes().to_vec()),
         );
     }
+    let uid = app.uid().unwrap_or_default();
+    let creds = (client_id, client_secret);
+    if ctx
+        .registry
+        .secret_version(&ns, name)
+        .is_some_and(|v| ctx.memo.credentials_current(&uid, &v, &creds))
+    {
+        return Ok(None);
+    }
     let existing = api.get_opt(name).await?;
     let plan = managed::plan_credentials(
         existing
@@ -546,8 +631,15 @@ async fn write_credentials(
         name,
     );
     match plan {
-        SecretPlan::Unchanged => return Ok(None),
-        SecretPlan::Foreign(why) => return Ok(Some(why)),
+        SecretPlan::Unchanged => {
+            let version = existing.and_then(|s| s.resource_version());
+            ctx.memo.credentials_written(&uid, version, &creds);
+            return Ok(None);
+        }
+        SecretPlan::Foreign(why) => {
+            ctx.memo.credentials_forget(&uid);
+            return Ok(Some(why));
+        }
         SecretPlan::Create | SecretPlan::Update => {}
     }
     let owner = app
@@ -577,17 +669,20 @@ async fn write_credentials(
         let created: KubeSecret =
             serde_json::from_value(body).map_err(|e| Error::Internal(e.to_string()))?;
         match api.create(&kube::api::PostParams { field_manager: Some(MANAGER.into()), ..Default::default() }, &created).await {
-            Ok(_) => {}
+            Ok(s) => ctx.memo.credentials_written(&uid, s.resource_version(), &creds),
             Err(kube::Error::Api(e)) if e.code == 409 => return Ok(Some(format!("Secret {name} (credentialsSecret) appeared before the operator could create it; it was not written"))),
             Err(e) => return Err(e.into()),
         }
     } else {
-        api.patch(
-            name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
+        let written = api
+            .patch(
+                name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+        ctx.memo
+            .credentials_written(&uid, written.resource_version(), &creds);
     }
     publish(
         ctx,
@@ -706,6 +801,8 @@ async fn finish(
 
 async fn cleanup(app: Arc<Application>, ctx: &Context) -> Result<Action, Error> {
     index_app(ctx, &app);
+    ctx.memo.forget(&app.uid().unwrap_or_default());
+    ctx.memo.credentials_forget(&app.uid().unwrap_or_default());
     ctx.metrics.set_conflicts(
         "Application",
         &ObjectRef::from_obj(app.as_ref()).to_string(),

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -24,7 +25,7 @@ use super::identity_backend::now;
 use super::managed::{self, description_change, Identified, Managed, ServerKind};
 use super::translate::{self, authenticator_differs, desired_authenticator, jit_change, jit_diff};
 use super::{
-    annotate, apply_status, backend_err, cleanup, jittered, publish, read_secret, registry,
+    annotate, apply_status, backend_err, cleanup, jittered, memo, publish, read_secret, registry,
     secret_value, Context, Error, FINALIZER,
 };
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
@@ -61,6 +62,45 @@ impl Managed for IdentityProvider {
     }
 }
 
+/// How long an IdP's pass waits after its last one when only its dependents changed: a burst of
+/// new Applications (each a trigger) costs one pass with its server reads, not one per
+/// Application. Only the dependents list in status waits; Block reads live flows when it decides.
+const COALESCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The Secret holding the IdP's OAuth client secret, if its type has one.
+fn client_secret_ref(idp: &IdentityProvider) -> Option<&crate::api::common::SecretKeyRef> {
+    let spec = &idp.spec;
+    spec.google
+        .as_ref()
+        .or(spec.github.as_ref())
+        .map(|p| &p.client_secret_ref)
+        .or(spec.oidc.as_ref().map(|p| &p.client_secret_ref))
+}
+
+/// The IdP's client secret and the Secret's resourceVersion, or the outcome that reports it missing.
+async fn read_client_secret(
+    ctx: &Context,
+    ns: &str,
+    r: &crate::api::common::SecretKeyRef,
+) -> Result<Result<(Secret, Option<String>), Outcome>, Error> {
+    let found = read_secret(&ctx.client, ns, &r.name).await?;
+    match found.as_ref().and_then(|s| secret_value(s, &r.key)) {
+        Some(v) => Ok(Ok((
+            Secret::new(v),
+            found.and_then(|s| s.resource_version()),
+        ))),
+        None => {
+            let what = if found.is_some() {
+                format!("has no key {}", r.key)
+            } else {
+                "not found".into()
+            };
+            let msg = format!("Secret {} (clientSecretRef) {what}: create it", r.name);
+            Ok(Err(Outcome::stalled("SecretNotFound", msg)))
+        }
+    }
+}
+
 /// Reconciles one IdentityProvider (apply or cleanup through the finalizer).
 pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = idp.namespace().ok_or(Error::NoNamespace)?;
@@ -68,9 +108,29 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
     finalizer(&api, FINALIZER, idp, |event| async {
         match event {
             FinalizerEvent::Apply(idp) => {
+                let uid = idp.uid().unwrap_or_default();
+                let secret = client_secret_ref(&idp).map(|r| r.name.as_str());
+                let (own, inputs) = memo::idp_inputs(&ctx, &idp, secret);
+                if let Some(wait) = ctx.memo.skip(&uid, inputs, Instant::now()) {
+                    return Ok(Action::requeue(wait + jittered(ctx.resync) / 10));
+                }
+                if let Some(wait) = ctx.memo.coalesce(&uid, own, Instant::now(), COALESCE) {
+                    return Ok(Action::requeue(wait));
+                }
                 let mut seen = Observed::from(idp.as_ref());
                 let result = apply(&idp, &api, &ctx, &mut seen).await;
-                managed::report(result, async |o| finish(&ctx, &api, &idp, seen, o).await).await
+                let ready = matches!(&result, Ok(o) if o.is_ready());
+                let action =
+                    managed::report(result, async |o| finish(&ctx, &api, &idp, seen, o).await)
+                        .await;
+                if ready && action.is_ok() {
+                    ctx.memo.record(&uid, inputs, Instant::now(), ctx.resync);
+                    ctx.memo.record_own(&uid, own, Instant::now());
+                } else {
+                    ctx.memo.forget(&uid);
+                    ctx.memo.forget_own(&uid);
+                }
+                action
             }
             FinalizerEvent::Cleanup(idp) => match cleanup(idp.clone(), &ctx).await {
                 Ok(action) => Ok(action),
@@ -167,33 +227,28 @@ async fn apply(
         let msg = "set exactly one of google, github, oidc or saml";
         return Ok(Outcome::stalled("InvalidSpec", msg));
     }
-    let secret_ref = spec
-        .google
-        .as_ref()
-        .or(spec.github.as_ref())
-        .map(|p| &p.client_secret_ref)
-        .or(spec.oidc.as_ref().map(|p| &p.client_secret_ref));
+    let secret_ref = client_secret_ref(idp);
+    let pushed = idp.annotations().get(SECRET_VERSION).map(String::as_str);
+    // The Secret's value is needed only to send it: when the server already has the version in the
+    // metadata cache (same resourceVersion, same content), the authenticator is diffed without it
+    // and the Secret is read only if something must be written after all.
+    let cached_version = secret_ref.and_then(|r| ctx.registry.secret_version(&ns, &r.name));
+    let known = idp.recorded_id().is_some()
+        && cached_version.is_some()
+        && cached_version.as_deref() == pushed;
     let mut client_secret = None;
-    if let Some(r) = secret_ref {
-        let found = read_secret(&ctx.client, &ns, &r.name).await?;
-        let value = found.as_ref().and_then(|s| secret_value(s, &r.key));
-        match value {
-            Some(v) => {
-                client_secret = Some(Secret::new(v));
-                seen.secret_version = found.and_then(|s| s.resource_version());
+    match secret_ref {
+        Some(r) if !known => match read_client_secret(ctx, &ns, r).await? {
+            Ok((value, version)) => {
+                client_secret = Some(value);
+                seen.secret_version = version;
             }
-            None => {
-                let what = if found.is_some() {
-                    format!("has no key {}", r.key)
-                } else {
-                    "not found".into()
-                };
-                let msg = format!("Secret {} (clientSecretRef) {what}: create it", r.name);
-                return Ok(Outcome::stalled("SecretNotFound", msg));
-            }
-        }
+            Err(outcome) => return Ok(outcome),
+        },
+        Some(_) => seen.secret_version = cached_version,
+        None => {}
     }
-    let Some(desired_auth) = desired_authenticator(spec, client_secret.as_ref()) else {
+    let Some(mut desired_auth) = desired_authenticator(spec, client_secret.as_ref()) else {
         let msg = "the identity provider type is incomplete";
         return Ok(Outcome::stalled("InvalidSpec", msg));
     };
@@ -251,8 +306,21 @@ async fn apply(
             Err(e) => return Err(backend_err("reading the federated authenticator")(e)),
         }
     };
-    let pushed = idp.annotations().get(SECRET_VERSION).map(String::as_str);
-    if authenticator_push(created, differs, pushed, seen.secret_version.as_deref()) {
+    // A recreate with the value left unread sent no secret: push it now.
+    let unsent = created && known;
+    if let (Some(r), true) = (
+        secret_ref.filter(|_| known),
+        unsent || authenticator_push(created, differs, pushed, seen.secret_version.as_deref()),
+    ) {
+        match read_client_secret(ctx, &ns, r).await? {
+            Ok((value, version)) => {
+                desired_auth = desired_authenticator(spec, Some(&value)).unwrap_or(desired_auth);
+                seen.secret_version = version;
+            }
+            Err(outcome) => return Ok(outcome),
+        }
+    }
+    if unsent || authenticator_push(created, differs, pushed, seen.secret_version.as_deref()) {
         client
             .update_federated_authenticator(&id, &desired_auth)
             .await
@@ -261,10 +329,20 @@ async fn apply(
     }
 
     // 5. Under the Block gate: dependents from the server's live flows, the rule, JIT.
-    let _gate = ctx.block_gate.lock().await;
+    let _gate = ctx
+        .block_gate
+        .lock([super::gate::key(
+            idp.namespace().as_deref(),
+            &idp.name_any(),
+        )])
+        .await;
     let needs_local = registry::local_account_authenticators(&backend);
-    let (dependents, flows) = dependents(ctx, idp, client.as_ref(), &id, &needs_local).await?;
     let declared = Jit::from(spec.jit.as_ref().map(|j| j.enabled));
+    // With JIT declared on, this IdP can be in no conflict and Block has nothing to hold back: the
+    // dependents' flows are not needed, only who they are.
+    let need_flows = declared != Jit::Enabled;
+    let (dependents, flows) =
+        dependents(ctx, idp, client.as_ref(), &id, &needs_local, need_flows).await?;
     let idps = HashMap::from([(spec.display_name.clone(), declared)]);
     let analysis = flow::check_all(
         flows.iter().map(|(n, f)| (n.as_str(), f)),
@@ -380,6 +458,7 @@ async fn dependents(
     client: &dyn IdentityServer,
     id: &str,
     needs_local: &LocalAccountAuthenticators,
+    need_flows: bool,
 ) -> Result<(Vec<Dependent>, Vec<(String, flow::Flow)>), Error> {
     let me = ObjectRef::from_obj(idp);
     let cluster_apps: Vec<Arc<Application>> = {
@@ -392,7 +471,11 @@ async fn dependents(
             .filter_map(|r| ctx.apps.get(r))
             .collect()
     };
-    let live = live_flows(client, id, needs_local).await?;
+    let live = if need_flows {
+        live_flows(client, id, needs_local).await?
+    } else {
+        connected(client, id, &cluster_apps).await?
+    };
     let mut deps: BTreeMap<String, Dependent> = BTreeMap::new();
     for app in &cluster_apps {
         let app_id = app.status.as_ref().and_then(|s| s.id.clone());
@@ -422,6 +505,39 @@ async fn dependents(
         }
     }
     Ok((deps.into_values().collect(), flows))
+}
+
+/// Observe: every application connected to IdP `id` on the server, without flows; only those the
+/// cluster does not know (by server id) are read, for their names.
+async fn connected(
+    client: &dyn IdentityServer,
+    id: &str,
+    cluster_apps: &[Arc<Application>],
+) -> Result<Vec<(String, String, Option<flow::Flow>)>, Error> {
+    let mut out = Vec::new();
+    for app_id in client
+        .connected_apps(id)
+        .await
+        .map_err(backend_err("listing connected applications"))?
+    {
+        let known = cluster_apps
+            .iter()
+            .find(|a| a.status.as_ref().and_then(|s| s.id.as_ref()) == Some(&app_id));
+        let name = match known {
+            Some(a) => a.spec.display_name.clone(),
+            None => match client.get_application(&app_id).await {
+                Ok(a) => a.name,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => {
+                    return Err(backend_err(format!(
+                        "reading connected application {app_id}"
+                    ))(e))
+                }
+            },
+        };
+        out.push((name, app_id, None));
+    }
+    Ok(out)
 }
 
 /// Observe: every application connected to IdP `id` on the server, with its live user-defined flow
@@ -577,6 +693,8 @@ async fn finish(
 }
 
 async fn cleanup(idp: Arc<IdentityProvider>, ctx: &Context) -> Result<Action, Error> {
+    ctx.memo.forget(&idp.uid().unwrap_or_default());
+    ctx.memo.forget_own(&idp.uid().unwrap_or_default());
     ctx.metrics.set_conflicts(
         "IdentityProvider",
         &ObjectRef::from_obj(idp.as_ref()).to_string(),

@@ -6,9 +6,11 @@ pub mod cleanup;
 pub mod conditions;
 #[cfg(test)]
 mod fake;
+pub mod gate;
 pub mod identity_backend;
 pub mod identity_provider;
 pub mod managed;
+pub mod memo;
 pub mod registry;
 pub mod translate;
 
@@ -60,8 +62,12 @@ pub struct Context {
     pub resync: Duration,
     /// Held around every change that Block guards (an IdP's JIT disable, an Application's flow
     /// push), each checked against the server's live state inside it: an IdP and an Application
-    /// changed in one commit cannot both pass Block by each reading the other's old state.
-    pub block_gate: tokio::sync::Mutex<()>,
+    /// changed in one commit cannot both pass Block by each reading the other's old state. One lock
+    /// per IdP (see [`gate`]), so unrelated objects never wait for each other.
+    pub block_gate: gate::BlockGate,
+    /// The last successful pass of each object, so that a reconcile with no new input skips the
+    /// server until the resync.
+    pub memo: memo::Memo,
 }
 
 /// The parts of an Application its IdentityProviders care about: generation, server id, deleting,

@@ -75,7 +75,8 @@ impl BackendRegistry {
         }
     }
 
-    fn secret_version(&self, ns: &str, name: &str) -> Option<String> {
+    /// The resourceVersion of a Secret in the metadata cache (`None` when it does not exist).
+    pub fn secret_version(&self, ns: &str, name: &str) -> Option<String> {
         self.secrets
             .get(&ObjectRef::new(name).within(ns))
             .and_then(|s| s.resource_version())

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{FutureExt, Stream, StreamExt};
+use futures::channel::mpsc;
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig};
@@ -123,22 +124,93 @@ impl kube::runtime::utils::Backoff for QuickBackoff {
     }
 }
 
-/// A secondary watch (a trigger of another controller), with the same backoff as the primaries.
-fn trigger<K>(api: Api<K>) -> impl Stream<Item = Result<K, watcher::Error>> + Send
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
-{
-    watcher(api, watcher::Config::default())
-        .backoff(QuickBackoff::default())
-        .touched_objects()
+/// The annotation `kubectl apply` (client-side) keeps the whole last applied object in: a second copy
+/// of the spec that nothing here reads.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what the controllers never read from an object before it is cached or handed on:
+/// managedFields (often larger than the spec, one entry per field manager) and the last-applied
+/// annotation. This is most of an object's size in the caches.
+fn strip<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+    if let Some(a) = obj.meta_mut().annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+    }
 }
 
-/// Secrets as metadata only: no secret value is held in the operator's caches.
-fn meta_api(client: &Client, ns: &Option<String>) -> Api<PartialObjectMeta<KubeSecret>> {
-    match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+/// Subscribers of one watch: each gets every object the watch touches (applied or deleted), as one
+/// shared `Arc`. Unbounded because every receiver is a controller's trigger input, which the
+/// controller drains eagerly into its scheduler (deduplicated there); a bounded channel would only
+/// add a way for two controllers to wait on each other.
+struct FanOut<K> {
+    senders: Vec<mpsc::UnboundedSender<Arc<K>>>,
+}
+
+impl<K> FanOut<K> {
+    fn new() -> Self {
+        Self {
+            senders: Vec::new(),
+        }
     }
+
+    /// A new trigger stream fed by this watch.
+    fn subscribe(&mut self) -> mpsc::UnboundedReceiver<Arc<K>> {
+        let (tx, rx) = mpsc::unbounded();
+        self.senders.push(tx);
+        rx
+    }
+
+    fn send(&self, event: &watcher::Event<K>)
+    where
+        K: Clone,
+    {
+        let obj = match event {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o) => {
+                o
+            }
+            watcher::Event::Init | watcher::Event::InitDone => return,
+        };
+        if self.senders.is_empty() {
+            return;
+        }
+        let obj = Arc::new(obj.clone());
+        for tx in &self.senders {
+            // A closed receiver is a controller that stopped (shutdown): nothing to tell it.
+            let _ = tx.unbounded_send(obj.clone());
+        }
+    }
+}
+
+/// The one watch of kind `K` in a scope: it fills the cache (stripped, see [`strip`]) and feeds the
+/// subscribers' triggers. The returned stream must be polled (by the primary controller, or a task).
+///
+/// kube-runtime's own shared reflector (`store_shared` + `reflect_shared` + `subscribe`) would do
+/// the fan-out, but as of kube-runtime 5.0 it forwards only applied objects, never deletions, and
+/// these triggers need deletions (a deleted credentials Secret is recreated by its Application; a
+/// deleted object leaves its IdPs' dependents).
+fn shared_watch<K>(
+    api: Api<K>,
+    fan_out: FanOut<K>,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .backoff(QuickBackoff::default())
+        .modify(strip::<K>)
+        .reflect(writer)
+        .inspect_ok(move |event| fan_out.send(event));
+    (store, stream)
 }
 
 /// The objects of kind `K` in `ns` that `pick` selects, from a cache (no API call).
@@ -154,42 +226,21 @@ where
         .collect()
 }
 
+/// A primary controller's input from its kind's shared watch.
 fn primary<K>(
-    api: Api<K>,
-) -> (
-    Store<K>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send,
-)
+    events: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Resource<DynamicType = ()> + Clone + Send + 'static,
 {
-    let (store, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .backoff(QuickBackoff::default())
-        .reflect(writer)
+    events
         .applied_objects()
         // Status writes do not change the generation: they must not trigger a reconcile of their own
         // object (that is how operators loop). Deletion bumps the generation; finalizer edits count.
         .predicate_filter(
             predicates::generation.combine(predicates::finalizers),
             Default::default(),
-        );
-    (store, stream)
-}
-
-fn secret_meta(
-    client: &Client,
-    ns: &Option<String>,
-) -> impl Stream<Item = Result<PartialObjectMeta<KubeSecret>, watcher::Error>> + Send {
-    watcher(meta_api(client, ns), watcher::Config::default())
-        .backoff(QuickBackoff::default())
-        .touched_objects()
+        )
 }
 
 /// Runs the operator until SIGTERM / Ctrl-C.
@@ -254,8 +305,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The three controllers for one namespace (or all), with their caches and watches. They drain on
-/// `stop`; dropping the future (leadership lost) stops them at once.
+/// The three controllers for one namespace (or all), with their caches and watches: one watch per
+/// kind (four in all), each shared by every controller that needs it. They drain on `stop`;
+/// dropping the future (leadership lost) stops them at once.
 async fn controllers(
     client: Client,
     ns: Option<String>,
@@ -264,18 +316,29 @@ async fn controllers(
     stop: crate::leader::Shutdown,
 ) {
     let backend_metrics = metrics.backend.clone();
-    let (backends, backend_stream) = primary(api::<IdentityBackend>(&client, &ns));
-    let (idps, idp_stream) = primary(api::<IdentityProvider>(&client, &ns));
-    let (apps, app_stream) = primary(api::<Application>(&client, &ns));
 
-    // A metadata-only cache of Secrets: their resourceVersions tell when a backend's client must be
-    // rebuilt, without keeping secret values in memory.
-    let (secrets, secrets_writer) = reflector::store();
+    let (mut backend_fan, mut idp_fan, mut app_fan, mut secret_fan) =
+        (FanOut::new(), FanOut::new(), FanOut::new(), FanOut::new());
+    let backends_for_idps = backend_fan.subscribe();
+    let backends_for_apps = backend_fan.subscribe();
+    let idps_for_apps = idp_fan.subscribe();
+    let apps_for_idps = app_fan.subscribe();
+    let secrets_for_backends = secret_fan.subscribe();
+    let secrets_for_idps = secret_fan.subscribe();
+    let secrets_for_apps = secret_fan.subscribe();
+
+    let (backends, backend_events) =
+        shared_watch(api::<IdentityBackend>(&client, &ns), backend_fan);
+    let (idps, idp_events) = shared_watch(api::<IdentityProvider>(&client, &ns), idp_fan);
+    let (apps, app_events) = shared_watch(api::<Application>(&client, &ns), app_fan);
+    // Secrets as metadata only: no secret value is held in the operator's caches; their
+    // resourceVersions tell when a backend's client must be rebuilt.
+    let (secrets, secret_events) = shared_watch(
+        api::<PartialObjectMeta<KubeSecret>>(&client, &ns),
+        secret_fan,
+    );
     let _secrets_task = AbortOnDrop(tokio::spawn(
-        watcher(meta_api(&client, &ns), watcher::Config::default())
-            .backoff(QuickBackoff::default())
-            .reflect(secrets_writer)
-            .for_each(|_| futures::future::ready(())),
+        secret_events.for_each(|_| futures::future::ready(())),
     ));
 
     let ctx = Arc::new(Context {
@@ -290,24 +353,18 @@ async fn controllers(
         recorder: recorder(client.clone()),
         metrics,
         resync: args.resync_interval,
-        block_gate: tokio::sync::Mutex::new(()),
+        block_gate: Default::default(),
+        memo: Default::default(),
     });
     tracing::info!(namespace = ns.as_deref().unwrap_or("*"), resync = ?args.resync_interval, "starting controllers");
 
     let config = ControllerConfig::default().concurrency(args.concurrency);
 
     let c = ctx.clone();
-    let backend_ctrl = Controller::for_stream(backend_stream, backends.clone())
+    let backend_ctrl = Controller::for_stream(primary(backend_events), backends.clone())
         .with_config(config.clone())
         .trigger_backoff(QuickBackoff::default())
-        // A backend being deleted waits for its users; their deletion is what lets it go.
-        .watches_stream(trigger(api::<IdentityProvider>(&client, &ns)), |i| {
-            leaving(&i, &i.spec.backend_ref.name)
-        })
-        .watches_stream(trigger(api::<Application>(&client, &ns)), |a| {
-            leaving(&a, &a.spec.backend_ref.name)
-        })
-        .watches_stream(secret_meta(&client, &ns), move |s| {
+        .watches_shared_stream(secrets_for_backends, move |s| {
             select(&c.backends, s.namespace(), |b: &IdentityBackend| {
                 b.spec.credentials_secret_ref.name == s.name_any()
                     || b.spec
@@ -325,18 +382,18 @@ async fn controllers(
         .for_each(|_| futures::future::ready(()));
 
     let (c1, c2, c3) = (ctx.clone(), ctx.clone(), ctx.clone());
-    let idp_ctrl = Controller::for_stream(idp_stream, idps.clone())
+    let idp_ctrl = Controller::for_stream(primary(idp_events), idps.clone())
         .with_config(config.clone())
         .trigger_backoff(QuickBackoff::default())
-        .watches_stream(trigger(api::<Application>(&client, &ns)), move |app| {
+        .watches_shared_stream(apps_for_idps, move |app| {
             application::idps_to_refresh(&c1, &app)
         })
-        .watches_stream(trigger(api::<IdentityBackend>(&client, &ns)), move |b| {
+        .watches_shared_stream(backends_for_idps, move |b| {
             select(&c2.idps, b.namespace(), |i: &IdentityProvider| {
                 i.spec.backend_ref.name == b.name_any()
             })
         })
-        .watches_stream(secret_meta(&client, &ns), move |s| {
+        .watches_shared_stream(secrets_for_idps, move |s| {
             select(&c3.idps, s.namespace(), |i: &IdentityProvider| {
                 let r = i
                     .spec
@@ -357,14 +414,14 @@ async fn controllers(
         .for_each(|_| futures::future::ready(()));
 
     let (c4, c5) = (ctx.clone(), ctx.clone());
-    let app_ctrl = Controller::for_stream(app_stream, apps.clone())
+    let app_ctrl = Controller::for_stream(primary(app_events), apps.clone())
         .with_config(config)
         .trigger_backoff(QuickBackoff::default())
-        .owns_stream(secret_meta(&client, &ns))
-        .watches_stream(trigger(api::<IdentityProvider>(&client, &ns)), move |idp| {
+        .owns_shared_stream(secrets_for_apps)
+        .watches_shared_stream(idps_for_apps, move |idp| {
             identity_provider::apps_to_refresh(&c4, &idp)
         })
-        .watches_stream(trigger(api::<IdentityBackend>(&client, &ns)), move |b| {
+        .watches_shared_stream(backends_for_apps, move |b| {
             select(&c5.apps, b.namespace(), |a: &Application| {
                 a.spec.backend_ref.name == b.name_any()
             })
@@ -388,15 +445,6 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// The backend of an object that is being deleted (its finalizer release may free the backend).
-fn leaving<K: Resource>(obj: &K, backend: &str) -> Option<ObjectRef<IdentityBackend>> {
-    let ns = obj.meta().namespace.clone()?;
-    obj.meta()
-        .deletion_timestamp
-        .is_some()
-        .then(|| ObjectRef::new(backend).within(&ns))
 }
 
 /// A boxed reconcile future.
@@ -445,4 +493,75 @@ fn error_policy<K: Resource<DynamicType = ()>>(
         _ => Duration::from_secs(30),
     };
     Action::requeue(retry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use kube::api::ObjectMeta;
+
+    fn secret(name: &str) -> PartialObjectMeta<KubeSecret> {
+        PartialObjectMeta::<KubeSecret> {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                annotations: Some(
+                    [
+                        (LAST_APPLIED.to_string(), "{\"big\":true}".to_string()),
+                        ("keep".to_string(), "me".to_string()),
+                    ]
+                    .into(),
+                ),
+                managed_fields: Some(vec![ManagedFieldsEntry {
+                    manager: Some("kubectl".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn strip_drops_managed_fields_and_last_applied_only() {
+        let mut s = secret("a");
+        strip(&mut s);
+        assert_eq!(s.metadata.managed_fields, None);
+        let annotations = s.metadata.annotations.unwrap_or_default();
+        assert!(!annotations.contains_key(LAST_APPLIED));
+        assert_eq!(annotations.get("keep").map(String::as_str), Some("me"));
+        assert_eq!(s.metadata.name.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn fan_out_hands_applies_and_deletions_to_every_subscriber() {
+        let mut fan = FanOut::new();
+        let mut first = fan.subscribe();
+        let mut second = fan.subscribe();
+        fan.send(&watcher::Event::Init);
+        fan.send(&watcher::Event::InitApply(secret("a")));
+        fan.send(&watcher::Event::InitDone);
+        fan.send(&watcher::Event::Apply(secret("b")));
+        fan.send(&watcher::Event::Delete(secret("a")));
+        drop(fan);
+        for rx in [&mut first, &mut second] {
+            let names: Vec<_> = futures::executor::block_on(rx.collect::<Vec<_>>())
+                .iter()
+                .map(|s| s.name_any())
+                .collect();
+            assert_eq!(names, ["a", "b", "a"]);
+        }
+    }
+
+    #[test]
+    fn a_stopped_subscriber_does_not_stop_the_others() {
+        let mut fan = FanOut::new();
+        drop(fan.subscribe());
+        let mut alive = fan.subscribe();
+        fan.send(&watcher::Event::Apply(secret("b")));
+        drop(fan);
+        let got = futures::executor::block_on(alive.next());
+        assert_eq!(got.map(|s| s.name_any()).as_deref(), Some("b"));
+    }
 }

@@ -180,15 +180,20 @@ impl TestEnv {
             .open(&self.operator_log)
             .expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_identity-operator"));
+        // A test may set its own resync interval (the flag may appear only once).
+        let resync: &[&str] = if extra.contains(&"--resync-interval") {
+            &[]
+        } else {
+            &["--resync-interval", "3s"]
+        };
         cmd.args([
             "run",
             "--namespace",
             &self.ns,
-            "--resync-interval",
-            "3s",
             "--metrics-addr",
             "127.0.0.1:0",
         ])
+        .args(resync)
         .args(extra)
         .envs(self.kubeconfig.iter().map(|k| ("KUBECONFIG", k.clone())))
         .env(

@@ -1,0 +1,316 @@
+//! What each object's last successful pass saw, so that a reconcile with nothing new to act on skips
+//! the server and the apiserver; the periodic resync (the drift check) always does the full pass.
+//!
+//! Most reconciles of a converging namespace are triggered by other objects (an IdP's status, a
+//! dependent's server id, a Secret) and find nothing to do, yet each one read the object, its OIDC
+//! settings, its IdPs' JIT and a Secret again. The inputs below are everything a pass reads from
+//! the cluster; the server's own state is re-read at the resync (or when an input changes).
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+
+use super::managed::{CREATE_PENDING, SECRET_VERSION};
+use super::{application, Context, FINALIZER};
+use crate::api::{Application, IdentityProvider};
+
+/// The last successful full pass of each object (by uid): a hash of its inputs and when the next
+/// full pass is due.
+#[derive(Default)]
+pub struct Memo {
+    passes: Mutex<HashMap<String, (u64, Instant)>>,
+    /// Per IdentityProvider (uid): a hash of its own inputs (its dependents left out) at its last
+    /// successful full pass, and when that pass was.
+    own: Mutex<HashMap<String, (u64, Instant)>>,
+    /// Per Application (uid): the resourceVersion of its credentials Secret when it last held
+    /// exactly these credentials (a hash of them, never the values).
+    credentials: Mutex<HashMap<String, (String, u64)>>,
+}
+
+impl Memo {
+    /// When `inputs` equal those of the last successful pass and its resync is not due yet, how
+    /// long until it is: the pass can be skipped and the object requeued for then.
+    pub fn skip(&self, uid: &str, inputs: u64, now: Instant) -> Option<Duration> {
+        let passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
+        let (seen, due) = passes.get(uid)?;
+        (*seen == inputs && now < *due).then(|| *due - now)
+    }
+
+    /// Records a successful full pass. `resync` is the drift-check interval: the next full pass is
+    /// due at 90 % of it, the earliest a jittered resync requeue fires, so a resync is never skipped.
+    pub fn record(&self, uid: &str, inputs: u64, now: Instant, resync: Duration) {
+        let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
+        passes.insert(uid.to_string(), (inputs, now + resync.mul_f64(0.9)));
+    }
+
+    /// Forgets an object (a failed or unfinished pass, a deletion): its next pass is a full one.
+    pub fn forget(&self, uid: &str) {
+        let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
+        passes.remove(uid);
+    }
+
+    /// Coalesces an IdP's passes for a burst of dependent changes: when only its dependents
+    /// changed since its last successful full pass and that pass is less than `window` old, how
+    /// long until the window ends (the pass runs then, once, for the whole burst). Its own changes
+    /// (spec, Secret, backend, a JIT toggle) never wait.
+    pub fn coalesce(
+        &self,
+        uid: &str,
+        own: u64,
+        now: Instant,
+        window: Duration,
+    ) -> Option<Duration> {
+        let last = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        let (seen, at) = last.get(uid)?;
+        let end = *at + window;
+        (*seen == own && now < end).then(|| end - now)
+    }
+
+    /// Records an IdP's own inputs at a successful full pass (see [`Memo::coalesce`]).
+    pub fn record_own(&self, uid: &str, own: u64, now: Instant) {
+        let mut last = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        last.insert(uid.to_string(), (own, now));
+    }
+
+    /// Forgets an IdP's own inputs (a failed pass, a deletion).
+    pub fn forget_own(&self, uid: &str) {
+        let mut last = self.own.lock().unwrap_or_else(|e| e.into_inner());
+        last.remove(uid);
+    }
+
+    /// Whether the credentials Secret at `version` (from the metadata cache) is known to hold
+    /// `data`, so it need not be read. Any edit of the Secret changes its version.
+    pub fn credentials_current(&self, uid: &str, version: &str, data: &impl Hash) -> bool {
+        let known = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .get(uid)
+            .is_some_and(|(v, h)| v == version && *h == digest(data))
+    }
+
+    /// Records that the credentials Secret at `version` holds `data` (read or just written).
+    pub fn credentials_written(&self, uid: &str, version: Option<String>, data: &impl Hash) {
+        let mut known = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+        match version {
+            Some(v) => known.insert(uid.to_string(), (v, digest(data))),
+            None => known.remove(uid),
+        };
+    }
+
+    /// The version of an Application's credentials Secret it last wrote or read.
+    pub fn credentials_version(&self, uid: &str) -> Option<String> {
+        let known = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(uid).map(|(v, _)| v.clone())
+    }
+
+    /// Forgets what an Application's credentials Secret held (deleted, or someone else's).
+    pub fn credentials_forget(&self, uid: &str) {
+        let mut known = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+        known.remove(uid);
+    }
+}
+
+fn digest(data: &impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    data.hash(&mut h);
+    h.finish()
+}
+
+fn backend_inputs(ctx: &Context, ns: &str, name: &str, h: &mut DefaultHasher) {
+    let backend = ctx.backends.get(&ObjectRef::new(name).within(ns));
+    backend
+        .as_ref()
+        .map(|b| (b.uid(), b.metadata.generation))
+        .hash(h);
+    if let Some(b) = backend {
+        ctx.registry
+            .secret_version(ns, &b.spec.credentials_secret_ref.name)
+            .hash(h);
+    }
+}
+
+/// Everything an Application's pass reads from the cluster: its generation and marks, its backend,
+/// its IdPs (server id, JIT as on the server, generation, deletion), and (see [`AppInputs::with`])
+/// its credentials Secret.
+pub struct AppInputs {
+    base: DefaultHasher,
+    /// The credentials Secret's version in the metadata cache (`None`: no credentialsSecret).
+    pub secret: Option<Option<String>>,
+}
+
+impl AppInputs {
+    /// Reads the inputs from the caches, before a pass.
+    pub fn of(ctx: &Context, app: &Application) -> Self {
+        let mut h = DefaultHasher::new();
+        let ns = app.namespace().unwrap_or_default();
+        (app.uid(), app.metadata.generation).hash(&mut h);
+        app.annotations().get(CREATE_PENDING).hash(&mut h);
+        backend_inputs(ctx, &ns, &app.spec.backend_ref.name, &mut h);
+        for r in application::referenced_idps(app) {
+            ctx.idps.get(&r).map(|i| idp_facts(&i)).hash(&mut h);
+        }
+        let secret = app
+            .spec
+            .credentials_secret
+            .as_ref()
+            .map(|s| ctx.registry.secret_version(&ns, &s.name));
+        Self { base: h, secret }
+    }
+
+    /// The hash, with the credentials Secret at `secret`. After a pass that wrote the Secret, its
+    /// new version is passed here (the cache may not show it yet): otherwise the watch event of
+    /// the pass's own write would look like a change and cost a full pass. The rest stays as read
+    /// before the pass, so a change made during the pass is never recorded as seen.
+    pub fn with(&self, secret: Option<Option<String>>) -> u64 {
+        let mut h = self.base.clone();
+        secret.hash(&mut h);
+        h.finish()
+    }
+
+    /// The hash as read before the pass.
+    pub fn hash(&self) -> u64 {
+        self.with(self.secret.clone())
+    }
+}
+
+/// What an Application reads of an IdP.
+fn idp_facts(idp: &IdentityProvider) -> impl Hash {
+    let s = idp.status.as_ref();
+    (
+        idp.uid(),
+        idp.metadata.generation,
+        s.and_then(|s| s.id.clone()),
+        s.and_then(|s| s.jit.clone()),
+        s.and_then(|s| s.observed_generation),
+        idp.meta().deletion_timestamp.is_some(),
+    )
+}
+
+/// Everything an IdentityProvider's pass reads from the cluster: its generation and marks, its
+/// backend, its client Secret, and the Applications that reference it (generation, server id,
+/// deletion, finalizer).
+/// Returns (own inputs, all inputs).
+pub fn idp_inputs(
+    ctx: &Context,
+    idp: &IdentityProvider,
+    client_secret: Option<&str>,
+) -> (u64, u64) {
+    let mut h = DefaultHasher::new();
+    let ns = idp.namespace().unwrap_or_default();
+    (idp.uid(), idp.metadata.generation).hash(&mut h);
+    idp.annotations().get(CREATE_PENDING).hash(&mut h);
+    idp.annotations().get(SECRET_VERSION).hash(&mut h);
+    backend_inputs(ctx, &ns, &idp.spec.backend_ref.name, &mut h);
+    client_secret
+        .map(|name| ctx.registry.secret_version(&ns, name))
+        .hash(&mut h);
+    let own = h.finish();
+    let me = ObjectRef::from_obj(idp);
+    let mut dependents: Vec<ObjectRef<Application>> = ctx
+        .index
+        .lock()
+        .map(|i| i.dependents(&me).cloned().collect())
+        .unwrap_or_default();
+    dependents.sort_by(|a, b| a.name.cmp(&b.name));
+    for r in dependents {
+        ctx.apps
+            .get(&r)
+            .map(|a| {
+                (
+                    a.uid(),
+                    a.metadata.generation,
+                    a.status.as_ref().and_then(|s| s.id.clone()),
+                    a.meta().deletion_timestamp.is_some(),
+                    a.finalizers().iter().any(|f| f == FINALIZER),
+                )
+            })
+            .hash(&mut h);
+    }
+    (own, h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RESYNC: Duration = Duration::from_secs(100);
+
+    #[test]
+    fn unknown_objects_get_a_full_pass() {
+        let memo = Memo::default();
+        assert_eq!(memo.skip("u", 1, Instant::now()), None);
+    }
+
+    #[test]
+    fn same_inputs_before_the_resync_skip_until_it_is_due() {
+        let memo = Memo::default();
+        let t0 = Instant::now();
+        memo.record("u", 1, t0, RESYNC);
+        let later = t0 + Duration::from_secs(30);
+        assert_eq!(memo.skip("u", 1, later), Some(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn changed_inputs_get_a_full_pass() {
+        let memo = Memo::default();
+        let t0 = Instant::now();
+        memo.record("u", 1, t0, RESYNC);
+        assert_eq!(memo.skip("u", 2, t0 + Duration::from_secs(1)), None);
+    }
+
+    #[test]
+    fn the_resync_is_never_skipped() {
+        let memo = Memo::default();
+        let t0 = Instant::now();
+        memo.record("u", 1, t0, RESYNC);
+        // A jittered resync fires at 90 % of the interval at the earliest.
+        assert_eq!(memo.skip("u", 1, t0 + Duration::from_secs(90)), None);
+    }
+
+    #[test]
+    fn credentials_are_current_only_at_the_same_version_with_the_same_data() {
+        let memo = Memo::default();
+        assert!(!memo.credentials_current("u", "7", &("id", "s")));
+        memo.credentials_written("u", Some("7".into()), &("id", "s"));
+        assert!(memo.credentials_current("u", "7", &("id", "s")));
+        assert!(!memo.credentials_current("u", "8", &("id", "s")));
+        assert!(!memo.credentials_current("u", "7", &("id", "rotated")));
+        memo.credentials_forget("u");
+        assert!(!memo.credentials_current("u", "7", &("id", "s")));
+    }
+
+    #[test]
+    fn a_burst_of_dependent_changes_waits_for_the_window_own_changes_do_not() {
+        let memo = Memo::default();
+        let t0 = Instant::now();
+        let window = Duration::from_secs(5);
+        assert_eq!(memo.coalesce("u", 1, t0, window), None);
+        memo.record_own("u", 1, t0);
+        let t1 = t0 + Duration::from_secs(2);
+        assert_eq!(
+            memo.coalesce("u", 1, t1, window),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(memo.coalesce("u", 2, t1, window), None, "own change");
+        assert_eq!(
+            memo.coalesce("u", 1, t0 + window, window),
+            None,
+            "window over"
+        );
+        memo.forget_own("u");
+        assert_eq!(memo.coalesce("u", 1, t1, window), None);
+    }
+
+    #[test]
+    fn a_forgotten_object_gets_a_full_pass() {
+        let memo = Memo::default();
+        let t0 = Instant::now();
+        memo.record("u", 1, t0, RESYNC);
+        memo.forget("u");
+        assert_eq!(memo.skip("u", 1, t0), None);
+    }
+}

@@ -1,0 +1,88 @@
+//! Request counts of a small workload until Ready (issue 11): counts, never wall-clock. The resync
+//! is an hour, so every pass here is one a trigger caused; the bound fails when triggered passes
+//! re-read the server again (the memo), or an IdP re-reads every dependent per new dependent.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestEnv;
+
+const T: Duration = Duration::from_secs(90);
+const APPS: usize = 4;
+
+fn workload() -> String {
+    let mut yaml = String::from(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: google-oauth}
+stringData: {client-secret: google-very-secret-value}
+---
+apiVersion: identity-operator.io/v1alpha1
+kind: IdentityProvider
+metadata: {name: google}
+spec:
+  backendRef: {name: asgardeo}
+  displayName: Google
+  google: {clientID: "123.apps.example", clientSecretRef: {name: google-oauth, key: client-secret}}
+  jit: {enabled: true, scheme: ProvisionSilently}
+  conflictPolicy: Warn
+"#,
+    );
+    for i in 0..APPS {
+        yaml.push_str(&format!(
+            r#"---
+apiVersion: identity-operator.io/v1alpha1
+kind: Application
+metadata: {{name: app-{i}}}
+spec:
+  backendRef: {{name: asgardeo}}
+  displayName: App {i}
+  oidc: {{grantTypes: [authorization_code], callbackURLs: ["https://app-{i}.example/callback"]}}
+  credentialsSecret: {{name: app-{i}-oidc}}
+  loginFlow:
+    steps:
+      - options: [{{authenticator: BasicAuthenticator}}, {{identityProviderRef: {{name: google}}}}]
+      - options: [{{authenticator: totp}}]
+"#
+        ));
+    }
+    yaml
+}
+
+#[tokio::test]
+async fn a_small_workload_until_ready_stays_within_its_request_budget() {
+    let mut env = TestEnv::new("requests").await;
+    env.create_backend("asgardeo").await;
+    env.apply(&workload()).await.expect("apply");
+    env.start_operator(&["--resync-interval", "1h"]);
+    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
+        .await;
+    for i in 0..APPS {
+        env.wait_condition("Application", &format!("app-{i}"), "Ready", "True", T)
+            .await;
+    }
+    let stats = env.emulator.stats();
+    let objects = (APPS + 1) as u64;
+    let requests = stats.reads + stats.writes;
+    println!(
+        "until Ready: {requests} requests ({} writes) for {objects} objects: {:?}",
+        stats.writes, stats.operations
+    );
+    // One create and one marker patch per object and one JIT update: the writes are exact.
+    assert_eq!(
+        stats.writes,
+        objects + 1 + objects,
+        "creates, update_jit, marker patches: {:?}",
+        stats.operations
+    );
+    // Measured: 36 (7.2 per object: find, create, marker patch, one read back, and an
+    // Application's OIDC read and live JIT check, an IdP's authenticator and dependents); 48
+    // when an Application's own Secret write cost it a second full pass.
+    assert!(
+        requests <= 9 * objects,
+        "{requests} requests for {objects} objects until Ready: {:?}",
+        stats.operations
+    );
+}
