@@ -128,6 +128,13 @@ const CALLS: &[Call] = &[
         "identityproviders",
         "src/controller/application.rs referenced_idp",
     ),
+    // A fresh read of the named backend when the cache lags behind a just created one.
+    call(
+        "get",
+        GROUP,
+        "identitybackends",
+        "src/controller/managed.rs find_backend",
+    ),
     // Finalizer add/remove (kube::runtime::finalizer, JSON patch) and the create-pending /
     // secret-version annotations (merge patch).
     call(

@@ -281,10 +281,7 @@ async fn apply(
     let spec = &app.spec;
 
     // 1. Dereference: backend, client, and the IdentityProviders of the flow.
-    let Some(backend) = ctx
-        .backends
-        .get(&ObjectRef::new(&spec.backend_ref.name).within(&ns))
-    else {
+    let Some(backend) = managed::find_backend(ctx, &ns, &spec.backend_ref.name).await? else {
         let msg = format!(
             "IdentityBackend {} not found in namespace {ns}: create it",
             spec.backend_ref.name

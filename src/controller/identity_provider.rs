@@ -208,8 +208,7 @@ async fn apply(
     let spec = &idp.spec;
 
     // 1. Dereference and validate.
-    let backend_ref = ObjectRef::new(&spec.backend_ref.name).within(&ns);
-    let Some(backend) = ctx.backends.get(&backend_ref) else {
+    let Some(backend) = managed::find_backend(ctx, &ns, &spec.backend_ref.name).await? else {
         let msg = format!(
             "IdentityBackend {} not found in namespace {ns}: create it",
             spec.backend_ref.name

@@ -43,6 +43,26 @@ pub const SECRET_VERSION: &str = "identity-operator.io/client-secret-version";
 /// The label on Secrets the operator created (with a controller owner reference).
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "identity-operator");
 
+/// The IdentityBackend an object names: from the cache, else read fresh from the apiserver. Right
+/// after a backend is created the cache can lag behind the object that names it; reporting
+/// `BackendNotFound` ("create it") for a backend that exists would be false, if only for a moment.
+pub async fn find_backend(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Result<Option<std::sync::Arc<crate::api::IdentityBackend>>, Error> {
+    let key = kube::runtime::reflector::ObjectRef::new(name).within(ns);
+    if let Some(b) = ctx.backends.get(&key) {
+        return Ok(Some(b));
+    }
+    Ok(
+        Api::<crate::api::IdentityBackend>::namespaced(ctx.client.clone(), ns)
+            .get_opt(name)
+            .await?
+            .map(std::sync::Arc::new),
+    )
+}
+
 /// The proof of ownership written into a new server object's description with the POST (and
 /// replaced by the spec's description right after the id is persisted).
 pub fn owner_marker(uid: &str) -> String {

@@ -67,10 +67,10 @@ test tests/helm.rs holds the same list and checks it with `kubectl auth can-i`.
 - apiGroups: [identity-operator.io]
   resources: [identitybackends, identityproviders, applications]
   verbs: [list, watch]
-# A fresh read of a referenced IdentityProvider when the cache lags behind a trigger
-# (src/controller/application.rs referenced_idp).
+# A fresh read of a referenced IdentityProvider or IdentityBackend when the cache lags behind a
+# trigger (src/controller/application.rs referenced_idp, src/controller/managed.rs find_backend).
 - apiGroups: [identity-operator.io]
-  resources: [identityproviders]
+  resources: [identitybackends, identityproviders]
   verbs: [get]
 # Finalizer add/remove (kube::runtime::finalizer; the IdentityBackend's in-use finalizer in
 # src/controller/identity_backend.rs) and the create-pending / secret-version annotations
