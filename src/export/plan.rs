@@ -359,7 +359,28 @@ impl Ctx<'_> {
             message: message.into(),
         });
     }
+
+    /// Whether a server name can be a `displayName` (the CRDs allow 120 characters); a name that
+    /// cannot is noted as skipped, since renaming it on export would rename it on the server.
+    fn display_name_fits(&mut self, object_kind: &'static str, server_name: &str) -> bool {
+        let fits = server_name.chars().count() <= DISPLAY_NAME_MAX;
+        if !fits {
+            self.note(
+                NoteKind::Skipped,
+                object_kind,
+                server_name,
+                None,
+                format!(
+                    "its name is longer than the {DISPLAY_NAME_MAX} characters displayName allows"
+                ),
+            );
+        }
+        fits
+    }
 }
+
+/// The longest `displayName` the CRDs accept (`#[schemars(length(max = 120))]` on both kinds).
+const DISPLAY_NAME_MAX: usize = 120;
 
 /// Builds the plan. Pure: same snapshot and options, same output.
 pub fn plan(snapshot: &TenantSnapshot, opts: &Options) -> Plan {
@@ -436,14 +457,7 @@ fn idp_object(
     const KIND: &str = "IdentityProvider";
     let server = &d.idp.name;
     let name = ctx.names.idp(server);
-    if server.chars().count() > 120 {
-        ctx.note(
-            NoteKind::Skipped,
-            KIND,
-            server,
-            None,
-            "its name is longer than the 120 characters displayName allows",
-        );
+    if !ctx.display_name_fits(KIND, server) {
         return None;
     }
     let Some(auth) = d.default_authenticator() else {
@@ -580,14 +594,7 @@ fn app_object(
     const KIND: &str = "Application";
     let server = &d.app.name;
     let name = ctx.names.app(server);
-    if server.chars().count() > 120 {
-        ctx.note(
-            NoteKind::Skipped,
-            KIND,
-            server,
-            None,
-            "its name is longer than the 120 characters displayName allows",
-        );
+    if !ctx.display_name_fits(KIND, server) {
         return None;
     }
     let mut spec = json!({

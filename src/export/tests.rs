@@ -384,3 +384,37 @@ fn written_files_hold_no_secret_and_lint_back_to_the_same_objects() {
     assert_eq!(conflicts.len(), 1, "{conflicts:#?}");
     assert!(conflicts[0].starts_with("InterconnectionConflict: Application identity/payroll step 1 offers IdentityProvider identity/google ("));
 }
+
+#[test]
+fn names_longer_than_a_display_name_are_skipped_at_the_limit() {
+    let at_limit = "a".repeat(120);
+    let over = "b".repeat(121);
+    let snap = TenantSnapshot {
+        idps: vec![google(&at_limit, true), google(&over, true)],
+        applications: vec![app(&at_limit, &[], None), app(&over, &[], None)],
+    };
+    let plan = plan(&snap, &options());
+    let idps: Vec<&str> = plan.idps.iter().map(|(s, _, _)| s.as_str()).collect();
+    assert_eq!(idps, [at_limit.as_str()]);
+    let apps: Vec<&str> = plan
+        .applications
+        .iter()
+        .map(|(s, _, _)| s.as_str())
+        .collect();
+    assert_eq!(apps, [at_limit.as_str()]);
+    let skipped: Vec<(&str, bool)> = plan
+        .notes
+        .iter()
+        .filter(|n| n.kind == NoteKind::Skipped)
+        .map(|n| (n.object_kind, n.server_name == over))
+        .collect();
+    assert_eq!(
+        skipped,
+        [("Application", true), ("IdentityProvider", true)],
+        "the notes are sorted by kind"
+    );
+    assert!(plan
+        .notes
+        .iter()
+        .all(|n| n.message.contains("120 characters")));
+}
