@@ -38,7 +38,9 @@ use crate::api::application::AppConflictEntry;
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
 use crate::api::identity_provider::ConflictPolicy;
 use crate::api::{Application, ApplicationStatus, IdentityProvider};
-use crate::backend::{ApplicationPatch, FlowKind, FlowUpdate, LoginFlow, NewApplication};
+use crate::backend::{
+    ApplicationPatch, FlowKind, FlowUpdate, IdentityServer, LoginFlow, NewApplication,
+};
 use crate::flow::{self, Jit, LocalAccountAuthenticators};
 
 /// Reconciles one Application (apply or cleanup through the finalizer).
@@ -238,14 +240,7 @@ async fn referenced_idp(
     ctx: &Context,
     r: &ObjectRef<IdentityProvider>,
 ) -> Result<Option<Arc<IdentityProvider>>, Error> {
-    if let Some(idp) = ctx.idps.get(r).filter(|i| idp_ready(i)) {
-        return Ok(Some(idp));
-    }
-    let api: Api<IdentityProvider> = Api::namespaced(
-        ctx.client.clone(),
-        r.namespace.as_deref().unwrap_or_default(),
-    );
-    Ok(api.get_opt(&r.name).await?.map(Arc::new))
+    managed::cached_or_read(&ctx.client, &ctx.idps, r, idp_ready).await
 }
 
 #[derive(Default)]
@@ -278,43 +273,152 @@ async fn apply(
     seen: &mut Observed,
 ) -> Result<Outcome, Error> {
     let ns = app.namespace().ok_or(Error::NoNamespace)?;
-    let spec = &app.spec;
-
     // 1. Dereference: backend, client, and the IdentityProviders of the flow.
-    let Some(backend) = managed::find_backend(ctx, &ns, &spec.backend_ref.name).await? else {
-        let msg = format!(
-            "IdentityBackend {} not found in namespace {ns}: create it",
-            spec.backend_ref.name
-        );
-        return Ok(Outcome::stalled("BackendNotFound", msg));
+    let (backend, client) = step!(managed::backend_client(ctx, &ns, &app.spec.backend_ref).await);
+    let idps = step!(flow_idps(ctx, app, &ns).await);
+    let want = desired(app, &idps, &backend)
+        .map_err(|n| Error::Internal(format!("IdentityProvider {n} vanished")))?;
+    // 2-4. Under the Block gate (flow changes are checked against the IdPs' live JIT): observe,
+    // plan and act on which server object is ours, creating it (flow held back if it conflicts).
+    let gate = lock_gate(ctx, &idps).await;
+    let pass = Pass {
+        ctx,
+        app,
+        client: client.as_ref(),
+        idps: &idps,
+        want: &want,
     };
-    let client = match ctx.registry.client_for(&ctx.client, &backend).await {
-        Ok(c) => c,
-        Err(e) => {
-            let msg = format!("IdentityBackend {}: {e}", spec.backend_ref.name);
-            return Ok(Outcome::stalled(e.reason(), msg));
-        }
+    let mut live = first_create_jit(&pass).await?;
+    let (create_flow, create_held) = plan_create_flow(&pass, live.as_ref());
+    let flow_at_create = live.is_some();
+    let (id, created) = step!(identify(&pass, api, create_flow, seen).await);
+    let held_at_create = if created { create_held } else { Vec::new() };
+    let flow_pushed = created && flow_at_create;
+    let synced = sync_app(&pass, &id, flow_pushed, held_at_create, &mut live, seen).await?;
+    drop(gate);
+    // 5. OIDC settings and the credentials Secret (only if this Application created it).
+    let mut changed = synced.changed.clone();
+    let credentials = sync_oidc(&pass, &id, &mut changed).await?;
+    // 6. Report.
+    let old_generation = app.status.as_ref().and_then(|s| s.observed_generation);
+    managed::report_drift(ctx, app, old_generation, created, &changed).await;
+    let (jit, _) = live.unwrap_or_else(|| cached_jit(&idps));
+    if let Some(f) = &synced.flow {
+        seen.conflicts = status_conflicts(&pass, f, synced.script.as_deref(), &jit);
+    }
+    Ok(outcome(&id, &synced.held, credentials))
+}
+
+/// The Block gates of the flow's IdentityProviders.
+async fn lock_gate(
+    ctx: &Context,
+    idps: &HashMap<String, Arc<IdentityProvider>>,
+) -> super::gate::Held {
+    let keys = idps
+        .values()
+        .map(|i| super::gate::key(i.namespace().as_deref(), &i.name_any()));
+    ctx.block_gate.lock(keys).await
+}
+
+/// Observe, plan and act on which server object is ours ([`managed::identify`]), creating it with
+/// `flow` when there is none. Returns its id and whether this pass created it.
+async fn identify(
+    pass: &Pass<'_>,
+    api: &Api<Application>,
+    flow: Option<FlowUpdate>,
+    seen: &mut Observed,
+) -> managed::Step<(String, bool)> {
+    let (app, client) = (pass.app, pass.client);
+    let create = async |description: String| {
+        let new = NewApplication {
+            name: app.spec.display_name.clone(),
+            description: Some(description),
+            template_id: None,
+            oidc: pass.want.oidc.clone(),
+            login_flow: flow,
+        };
+        client.create_application(&new).await
     };
-    let mut idps: HashMap<String, Arc<IdentityProvider>> = HashMap::new();
+    Ok(
+        match managed::identify(pass.ctx, api, app, client, create).await? {
+            Identified::Ours { id, created } => {
+                seen.id = Some(id.clone());
+                Ok((id, created))
+            }
+            Identified::Stop { outcome, id } => {
+                seen.id = id;
+                Err(outcome)
+            }
+        },
+    )
+}
+
+/// What the steps of one Application pass share.
+struct Pass<'a> {
+    ctx: &'a Context,
+    app: &'a Application,
+    client: &'a dyn IdentityServer,
+    idps: &'a HashMap<String, Arc<IdentityProvider>>,
+    want: &'a Desired,
+}
+
+/// What the spec wants on the server, resolved against the cluster.
+struct Desired {
+    flow: Option<FlowUpdate>,
+    oidc: Option<crate::backend::OidcChange>,
+    needs_local: LocalAccountAuthenticators,
+}
+
+/// What [`sync_app`] did and learned.
+struct Synced {
+    /// The flow the status rule checks (the desired one, with its script as planned).
+    flow: Option<FlowUpdate>,
+    /// The script the rule sees on the server.
+    script: Option<String>,
+    /// The conflicts Block held the flow back for.
+    held: Vec<flow::Conflict>,
+    /// What was written.
+    changed: Vec<&'static str>,
+}
+
+/// Dereference: every IdentityProvider of the flow, existing, reconciled once and on this backend;
+/// else the outcome that says which one the application waits for.
+async fn flow_idps(
+    ctx: &Context,
+    app: &Application,
+    ns: &str,
+) -> managed::Step<HashMap<String, Arc<IdentityProvider>>> {
+    let spec = &app.spec;
+    let mut idps = HashMap::new();
     for r in referenced_idps(app) {
         let Some(idp) = referenced_idp(ctx, &r).await? else {
             let msg = format!("waiting for IdentityProvider {} (referenced by loginFlow): it does not exist in namespace {ns}", r.name);
-            return Ok(Outcome::progressing("IdentityProviderNotFound", msg));
+            return Ok(Err(Outcome::progressing("IdentityProviderNotFound", msg)));
         };
         if !idp_ready(&idp) {
             let msg = format!(
                 "waiting for IdentityProvider {} to exist on the server",
                 r.name
             );
-            return Ok(Outcome::progressing("IdentityProviderNotReady", msg));
+            return Ok(Err(Outcome::progressing("IdentityProviderNotReady", msg)));
         }
         if idp.spec.backend_ref != spec.backend_ref {
             let msg = format!("IdentityProvider {} is on backend {}, this application on {}: a login flow can only use providers of its own backend",
                 r.name, idp.spec.backend_ref.name, spec.backend_ref.name);
-            return Ok(Outcome::stalled("InvalidReference", msg));
+            return Ok(Err(Outcome::stalled("InvalidReference", msg)));
         }
         idps.insert(r.name.clone(), idp);
     }
+    Ok(Ok(idps))
+}
+
+/// Build: the flow (IdP references resolved to server names), the OIDC settings, and what needs a
+/// local account on this backend; `Err` names an IdP that vanished from the cache meanwhile.
+fn desired(
+    app: &Application,
+    idps: &HashMap<String, Arc<IdentityProvider>>,
+    backend: &crate::api::IdentityBackend,
+) -> Result<Desired, String> {
     let resolve = |name: &str| {
         let idp = idps.get(name)?;
         Some((
@@ -322,71 +426,69 @@ async fn apply(
             idp.spec.provider_type()?.authenticator_name().to_string(),
         ))
     };
-    let flow = desired_flow(spec, resolve)
-        .map_err(|n| Error::Internal(format!("IdentityProvider {n} vanished")))?;
-    let oidc = desired_oidc(spec);
-    let needs_local = registry::local_account_authenticators(&backend);
+    let flow = desired_flow(&app.spec, resolve)?;
+    Ok(Desired {
+        flow,
+        oidc: desired_oidc(&app.spec),
+        needs_local: registry::local_account_authenticators(backend),
+    })
+}
 
-    // 2-4. Under the Block gate (flow changes are checked against the IdPs' live JIT): observe,
-    // plan and act on which server object is ours, creating it (flow held back if it conflicts).
-    let _gate = ctx
-        .block_gate
-        .lock(
-            idps.values()
-                .map(|i| super::gate::key(i.namespace().as_deref(), &i.name_any())),
-        )
-        .await;
-    // The IdPs' live JIT is read only where a flow is about to be pushed (a first create, or a flow
-    // that differs from the server's): a pass that pushes nothing needs no live check, and the
-    // status rule reads the IdPs' JIT as their own reconciles last saw it on the server.
-    let mut live = match app.status.as_ref().and_then(|s| s.id.as_ref()) {
-        None => Some(live_jit(ctx, client.as_ref(), &idps).await?),
-        Some(_) => None,
-    };
-    let (create_flow, create_held) = match &live {
+/// The IdPs' live JIT, read only where a flow is about to be pushed: here for a first create (no
+/// id recorded). A pass that pushes nothing needs no live check, and the status rule reads the
+/// IdPs' JIT as their own reconciles last saw it on the server.
+async fn first_create_jit(pass: &Pass<'_>) -> Result<Option<LiveJit>, Error> {
+    match pass.app.status.as_ref().and_then(|s| s.id.as_ref()) {
+        None => Ok(Some(live_jit(pass.ctx, pass.client, pass.idps).await?)),
+        Some(_) => Ok(None),
+    }
+}
+
+/// The flow to send with a create, and the conflicts Block holds it back for. A recreate after a
+/// server-side delete (`live` unknown) is created without the flow, which [`sync_app`] then pushes
+/// after a live check.
+fn plan_create_flow(
+    pass: &Pass<'_>,
+    live: Option<&LiveJit>,
+) -> (Option<FlowUpdate>, Vec<flow::Conflict>) {
+    match live {
         Some((jit, blocking)) => plan_flow(
-            &spec.display_name,
-            flow.as_ref(),
+            &pass.app.spec.display_name,
+            pass.want.flow.as_ref(),
             None,
             jit,
             blocking,
-            &needs_local,
+            &pass.want.needs_local,
         ),
-        // A recreate after a server-side delete: created without the flow, which the diff below
-        // then pushes after a live check.
         None => (None, Vec::new()),
-    };
-    let flow_at_create = live.is_some();
-    let create = async |description: String| {
-        let new = NewApplication {
-            name: spec.display_name.clone(),
-            description: Some(description),
-            template_id: None,
-            oidc: oidc.clone(),
-            login_flow: create_flow,
-        };
-        client.create_application(&new).await
-    };
-    let (id, created) = match managed::identify(ctx, api, app, client.as_ref(), create).await? {
-        Identified::Ours { id, created } => (id, created),
-        Identified::Stop { outcome, id } => {
-            seen.id = id;
-            return Ok(outcome);
-        }
-    };
-    let mut held = if created { create_held } else { Vec::new() };
-    seen.id = Some(id.clone());
+    }
+}
+
+/// Act under the Block gate: read the server application, then patch its name, description and
+/// login flow where they differ (the flow unless Block holds it back).
+async fn sync_app(
+    pass: &Pass<'_>,
+    id: &str,
+    flow_pushed: bool,
+    mut held: Vec<flow::Conflict>,
+    live: &mut Option<LiveJit>,
+    seen: &mut Observed,
+) -> Result<Synced, Error> {
+    let (app, client, want) = (pass.app, pass.client, pass.want);
+    let spec = &app.spec;
     let server = client
-        .get_application(&id)
+        .get_application(id)
         .await
         .map_err(backend_err(format!("reading application {id}")))?;
     // skipFor's generated script goes with the flow; a script the operator did not write stays.
-    let (flow, script) = translate::plan_script(flow, &server.login_flow, spec.adopt, &needs_local);
+    let (flow, script) = translate::plan_script(
+        want.flow.clone(),
+        &server.login_flow,
+        spec.adopt,
+        &want.needs_local,
+    );
     seen.script = script.status();
     seen.conditional_steps = translate::conditional_steps(spec);
-
-    // Diff and update: name, description, login flow (unless held back), OIDC.
-    let mut changed: Vec<&str> = Vec::new();
     let mut patch = ApplicationPatch::default();
     if server.name != spec.display_name {
         patch.name = Some(spec.display_name.clone());
@@ -396,27 +498,27 @@ async fn apply(
     let flow_to_push = flow
         .as_ref()
         .is_some_and(|f| translate::flow_differs(f, &server.login_flow));
-    if !(created && flow_at_create) && flow_to_push {
+    if !flow_pushed && flow_to_push {
         if live.is_none() {
-            live = Some(live_jit(ctx, client.as_ref(), &idps).await?);
+            *live = Some(live_jit(pass.ctx, client, pass.idps).await?);
         }
-        if let Some((jit, blocking)) = &live {
+        if let Some((jit, blocking)) = live.as_ref() {
             let (push, blocked) = plan_flow(
                 &spec.display_name,
                 flow.as_ref(),
                 Some(&server.login_flow),
                 jit,
                 blocking,
-                &needs_local,
+                &want.needs_local,
             );
             patch.login_flow = push;
             held = blocked;
         }
     }
-    let (jit, _) = live.unwrap_or_else(|| cached_jit(&idps));
+    let mut changed = Vec::new();
     if patch != ApplicationPatch::default() {
         client
-            .patch_application(&id, &patch)
+            .patch_application(id, &patch)
             .await
             .map_err(backend_err(format!("updating application {id}")))?;
         changed.push(if patch.login_flow.is_some() {
@@ -425,101 +527,115 @@ async fn apply(
             "name/description"
         });
     }
-    drop(_gate);
     let on_server = if held.is_empty() {
         flow.as_ref().map(|f| f.steps.len())
     } else {
         None
     };
     seen.steps = Some(on_server.unwrap_or(server.login_flow.steps.len()) as i32);
-    let mut outcome = Outcome::Ready(format!("application {id} matches the spec"));
-    if let Some(o) = &oidc {
-        let mut current = client
-            .get_oidc(&id)
-            .await
-            .map_err(backend_err("reading OIDC settings"))?;
-        if oidc_differs(o, &current) {
-            current = client
-                .update_oidc(&id, o)
-                .await
-                .map_err(backend_err("updating OIDC settings"))?;
-            changed.push("OIDC settings");
-        }
-        // 5. The credentials Secret, only if this Application created it.
-        if let Some(secret) = &spec.credentials_secret {
-            if let Some(foreign) = write_credentials(
-                ctx,
-                app,
-                &secret.name,
-                current.client_id.as_deref(),
-                current.client_secret.as_ref().map(|s| s.expose()),
-            )
-            .await?
-            {
-                outcome = Outcome::stalled("CredentialsSecretNotOwned", foreign);
-            }
-        }
-    }
-    let old = app.status.clone().unwrap_or_default();
-    if !created && !changed.is_empty() && old.observed_generation == app.metadata.generation {
-        publish(
-            ctx,
-            app,
-            EventType::Normal,
-            "DriftCorrected",
-            "Update",
-            format!(
-                "the server differed from the spec in: {}; it was corrected",
-                changed.join(", ")
-            ),
-        )
-        .await;
-    }
+    Ok(Synced {
+        flow,
+        script: script.effective,
+        held,
+        changed,
+    })
+}
 
-    // The conflict rule for the status, against each IdP's JIT as declared and as on the server.
-    if let Some(f) = &flow {
-        let by_server_name: BTreeMap<&str, &str> = idps
-            .iter()
-            .map(|(k, i)| (i.spec.display_name.as_str(), k.as_str()))
-            .collect();
-        let analysis = flow::check_flow(
-            &spec.display_name,
-            &translate::flow_for_rule(&f.steps, script.effective.as_deref(), &needs_local),
-            &jit,
-            &needs_local,
-        );
-        seen.conflicts = analysis
-            .conflicts
-            .into_iter()
-            .map(|c| AppConflictEntry {
-                identity_provider: by_server_name
-                    .get(c.identity_provider.as_str())
-                    .map(|s| s.to_string())
-                    .unwrap_or(c.identity_provider),
-                identity_provider_step: c.identity_provider_step as i32,
-                authenticator: c.authenticator,
-                authenticator_step: c.authenticator_step as i32,
-            })
-            .collect();
+/// Act: the OIDC settings where they differ, then the credentials Secret; returns why the Secret
+/// was not written when it is someone else's.
+async fn sync_oidc(
+    pass: &Pass<'_>,
+    id: &str,
+    changed: &mut Vec<&'static str>,
+) -> Result<Option<String>, Error> {
+    let Some(o) = &pass.want.oidc else {
+        return Ok(None);
+    };
+    let client = pass.client;
+    let mut current = client
+        .get_oidc(id)
+        .await
+        .map_err(backend_err("reading OIDC settings"))?;
+    if oidc_differs(o, &current) {
+        current = client
+            .update_oidc(id, o)
+            .await
+            .map_err(backend_err("updating OIDC settings"))?;
+        changed.push("OIDC settings");
     }
+    let Some(secret) = &pass.app.spec.credentials_secret else {
+        return Ok(None);
+    };
+    write_credentials(
+        pass.ctx,
+        pass.app,
+        &secret.name,
+        current.client_id.as_deref(),
+        current.client_secret.as_ref().map(|s| s.expose()),
+    )
+    .await
+}
+
+/// The conflict rule for the status, against each IdP's JIT as declared and as on the server,
+/// named by the IdentityProvider objects. Pure.
+fn status_conflicts(
+    pass: &Pass<'_>,
+    f: &FlowUpdate,
+    script: Option<&str>,
+    jit: &HashMap<String, Jit>,
+) -> Vec<AppConflictEntry> {
+    let needs_local = &pass.want.needs_local;
+    let by_server_name: BTreeMap<&str, &str> = pass
+        .idps
+        .iter()
+        .map(|(k, i)| (i.spec.display_name.as_str(), k.as_str()))
+        .collect();
+    let analysis = flow::check_flow(
+        &pass.app.spec.display_name,
+        &translate::flow_for_rule(&f.steps, script, needs_local),
+        jit,
+        needs_local,
+    );
+    analysis
+        .conflicts
+        .into_iter()
+        .map(|c| AppConflictEntry {
+            identity_provider: by_server_name
+                .get(c.identity_provider.as_str())
+                .map(|s| s.to_string())
+                .unwrap_or(c.identity_provider),
+            identity_provider_step: c.identity_provider_step as i32,
+            authenticator: c.authenticator,
+            authenticator_step: c.authenticator_step as i32,
+        })
+        .collect()
+}
+
+/// The outcome of a pass that reached the server: a held-back flow, then a foreign credentials
+/// Secret, else Ready. Pure.
+fn outcome(id: &str, held: &[flow::Conflict], credentials: Option<String>) -> Outcome {
     if !held.is_empty() {
         let what: Vec<String> = held
             .iter()
             .map(|c| format!("IdentityProvider {} (step {}) has JIT provisioning off and conflictPolicy: Block, but step {} requires {}", c.identity_provider, c.identity_provider_step, c.authenticator_step, c.authenticator))
             .collect();
-        outcome = Outcome::stalled(
+        return Outcome::stalled(
             "LoginFlowBlocked",
             format!("the login flow change was not pushed: {}. Enable JIT on that provider, drop or move the step, or set its conflictPolicy: Warn. The rest of the spec is applied.", what.join("; ")),
         );
     }
-    Ok(outcome)
+    match credentials {
+        Some(foreign) => Outcome::stalled("CredentialsSecretNotOwned", foreign),
+        None => Outcome::Ready(format!("application {id} matches the spec")),
+    }
 }
+
+/// Each referenced IdP's JIT as the rule sees it, and the server names of those under Block.
+type LiveJit = (HashMap<String, Jit>, BTreeSet<String>);
 
 /// Each referenced IdP's JIT as the cache shows it (declared in its spec, and on the server as its
 /// status last recorded), for the status rule of a pass that pushes no flow.
-fn cached_jit(
-    idps: &HashMap<String, Arc<IdentityProvider>>,
-) -> (HashMap<String, Jit>, BTreeSet<String>) {
+fn cached_jit(idps: &HashMap<String, Arc<IdentityProvider>>) -> LiveJit {
     let mut jit = HashMap::new();
     let mut blocking = BTreeSet::new();
     for idp in idps.values() {
@@ -555,17 +671,15 @@ fn effective_jit(declared: Jit, on_server: bool) -> Jit {
 /// server names of those under `conflictPolicy: Block`.
 async fn live_jit(
     ctx: &Context,
-    client: &dyn crate::backend::IdentityServer,
+    client: &dyn IdentityServer,
     idps: &HashMap<String, Arc<IdentityProvider>>,
-) -> Result<(HashMap<String, Jit>, BTreeSet<String>), Error> {
+) -> Result<LiveJit, Error> {
     let mut jit = HashMap::new();
     let mut blocking = BTreeSet::new();
     for (name, cached) in idps {
-        let ns = cached.namespace().unwrap_or_default();
-        let fresh = Api::<IdentityProvider>::namespaced(ctx.client.clone(), &ns)
-            .get_opt(name)
+        let key = ObjectRef::new(name).within(&cached.namespace().unwrap_or_default());
+        let fresh = managed::cached_or_read(&ctx.client, &ctx.idps, &key, |_| false)
             .await?
-            .map(Arc::new)
             .unwrap_or_else(|| cached.clone());
         let on_server = match fresh.status.as_ref().and_then(|s| s.id.as_deref()) {
             Some(id) => {
@@ -813,4 +927,34 @@ async fn cleanup(app: Arc<Application>, ctx: &Context) -> Result<Action, Error> 
         id: app.status.as_ref().and_then(|s| s.id.clone()),
     };
     cleanup::release(ctx, app.as_ref(), owned).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held() -> flow::Conflict {
+        flow::Conflict {
+            application: "Payroll".into(),
+            identity_provider: "Google".into(),
+            identity_provider_step: 1,
+            authenticator: "totp".into(),
+            authenticator_step: 2,
+            unverified_script: false,
+        }
+    }
+
+    #[test]
+    fn a_held_flow_outranks_a_foreign_secret_which_outranks_ready() {
+        assert!(outcome("app-1", &[], None).is_ready());
+        let foreign = outcome("app-1", &[], Some("Secret s belongs to someone".into()));
+        assert_eq!(foreign.conditions()[0].reason, "CredentialsSecretNotOwned");
+        let blocked = outcome("app-1", &[held()], Some("ignored".into()));
+        let c = &blocked.conditions()[0];
+        assert_eq!(c.reason, "LoginFlowBlocked");
+        assert!(
+            c.message.contains("IdentityProvider Google (step 1)"),
+            "{c:?}"
+        );
+    }
 }

@@ -16,14 +16,16 @@
 
 use kube::api::ObjectMeta;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::Store;
+use std::sync::Arc;
+
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::conditions::Outcome;
 use super::{annotate, apply_status, publish, Context, Error};
-use crate::api::{BackendRef, DeletionPolicy};
+use crate::api::{BackendRef, DeletionPolicy, IdentityBackend};
 use crate::backend::{BackendError, IdentityServer};
 
 /// The finalizer on IdentityProviders and Applications (state outside Kubernetes).
@@ -43,6 +45,34 @@ pub const SECRET_VERSION: &str = "identity-operator.io/client-secret-version";
 /// The label on Secrets the operator created (with a controller owner reference).
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "identity-operator");
 
+/// What a step of an apply returns: `Ok(Err(outcome))` ends the pass with that outcome.
+pub type Step<T> = Result<Result<T, Outcome>, Error>;
+
+/// An object from `cache` when `usable` accepts the cached copy, else read fresh from the
+/// apiserver (`None` when it does not exist). The trigger that started a reconcile may have come on
+/// another watch than the cache's, so the cache can lag behind it by a moment.
+pub async fn cached_or_read<K>(
+    client: &kube::Client,
+    cache: &Store<K>,
+    key: &ObjectRef<K>,
+    usable: impl Fn(&K) -> bool,
+) -> Result<Option<Arc<K>>, Error>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    if let Some(cached) = cache.get(key).filter(|k| usable(k)) {
+        return Ok(Some(cached));
+    }
+    let ns = key.namespace.as_deref().unwrap_or_default();
+    Ok(Api::<K>::namespaced(client.clone(), ns)
+        .get_opt(&key.name)
+        .await?
+        .map(Arc::new))
+}
+
 /// The IdentityBackend an object names: from the cache, else read fresh from the apiserver. Right
 /// after a backend is created the cache can lag behind the object that names it; reporting
 /// `BackendNotFound` ("create it") for a backend that exists would be false, if only for a moment.
@@ -50,17 +80,69 @@ pub async fn find_backend(
     ctx: &Context,
     ns: &str,
     name: &str,
-) -> Result<Option<std::sync::Arc<crate::api::IdentityBackend>>, Error> {
-    let key = kube::runtime::reflector::ObjectRef::new(name).within(ns);
-    if let Some(b) = ctx.backends.get(&key) {
-        return Ok(Some(b));
-    }
-    Ok(
-        Api::<crate::api::IdentityBackend>::namespaced(ctx.client.clone(), ns)
-            .get_opt(name)
-            .await?
-            .map(std::sync::Arc::new),
+) -> Result<Option<Arc<IdentityBackend>>, Error> {
+    cached_or_read(
+        &ctx.client,
+        &ctx.backends,
+        &ObjectRef::new(name).within(ns),
+        |_| true,
     )
+    .await
+}
+
+/// Dereference, the first step of every apply: the IdentityBackend `backend_ref` names and the
+/// client for it, or the outcome that says why there is none.
+pub async fn backend_client(
+    ctx: &Context,
+    ns: &str,
+    backend_ref: &BackendRef,
+) -> Step<(Arc<IdentityBackend>, Arc<dyn IdentityServer>)> {
+    let name = &backend_ref.name;
+    let Some(backend) = find_backend(ctx, ns, name).await? else {
+        let msg = format!("IdentityBackend {name} not found in namespace {ns}: create it");
+        return Ok(Err(Outcome::stalled("BackendNotFound", msg)));
+    };
+    Ok(match ctx.registry.client_for(&ctx.client, &backend).await {
+        Ok(client) => Ok((backend, client)),
+        Err(e) => Err(Outcome::stalled(
+            e.reason(),
+            format!("IdentityBackend {name}: {e}"),
+        )),
+    })
+}
+
+/// Report: the note of a `DriftCorrected` Event, when a pass of an unchanged spec (`same_spec`:
+/// the generation the status last described) that did not create the object had to write
+/// something — the server was changed behind the operator's back. Pure.
+pub fn drift(created: bool, same_spec: bool, changed: &[&str]) -> Option<String> {
+    (!created && same_spec && !changed.is_empty()).then(|| {
+        format!(
+            "the server differed from the spec in: {}; it was corrected",
+            changed.join(", ")
+        )
+    })
+}
+
+/// Report: publishes the [`drift`] Event, if any.
+pub async fn report_drift<K: Managed>(
+    ctx: &Context,
+    obj: &K,
+    observed_generation: Option<i64>,
+    created: bool,
+    changed: &[&str],
+) {
+    let same_spec = observed_generation == obj.meta().generation;
+    if let Some(note) = drift(created, same_spec, changed) {
+        publish(
+            ctx,
+            obj,
+            EventType::Normal,
+            "DriftCorrected",
+            "Update",
+            note,
+        )
+        .await;
+    }
 }
 
 /// The proof of ownership written into a new server object's description with the POST (and

@@ -843,3 +843,16 @@ async fn dependents_come_from_the_servers_live_flows() {
         (None, true)
     );
 }
+
+#[test]
+fn drift_is_reported_only_for_an_unchanged_spec_that_needed_a_write() {
+    let note = drift(false, true, &["login flow", "OIDC settings"]).expect("drift");
+    assert!(note.contains("login flow, OIDC settings"), "{note}");
+    assert_eq!(drift(true, true, &["JIT"]), None, "a create is not drift");
+    assert_eq!(
+        drift(false, false, &["JIT"]),
+        None,
+        "a spec change is not drift"
+    );
+    assert_eq!(drift(false, true, &[]), None, "nothing written");
+}

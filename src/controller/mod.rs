@@ -1,6 +1,25 @@
 //! The reconcilers. One module per kind, each written as steps (see its `//!` header); this module
 //! holds what they share: the [`Context`], the error type, status and event helpers, and [`run`].
 
+/// Runs one step of an apply: a step returns `Result<Result<T, Outcome>, Error>`, where
+/// `Ok(Err(outcome))` ends the pass with that outcome (a missing reference, an invalid spec) and
+/// `Err` is a failure the report step turns into `Ready=False`.
+/// Inside a step (a function that itself returns a `Step`), `step!(inner: ...)` passes the outcome on.
+macro_rules! step {
+    (inner: $e:expr) => {
+        match $e? {
+            Ok(v) => v,
+            Err(outcome) => return Ok(Err(outcome)),
+        }
+    };
+    ($e:expr) => {
+        match $e? {
+            Ok(v) => v,
+            Err(outcome) => return Ok(outcome),
+        }
+    };
+}
+
 pub mod application;
 pub mod cleanup;
 pub mod conditions;
