@@ -27,12 +27,13 @@ use serde_json::json;
 use super::conditions::{self, Cond, Outcome};
 use super::identity_backend::now;
 use super::managed::{
-    self, description_change, Identified, Managed, SecretPlan, ServerKind, MANAGED_BY,
+    self, description_change, Identified, Managed, Read, SecretPlan, ServerKind, CREATE_PENDING,
+    MANAGED_BY,
 };
 use super::translate::{self, desired_flow, desired_oidc, flow_differs, oidc_differs};
 use super::{
-    apply_status, backend_err, cleanup, jittered, memo, publish, registry, Context, Error,
-    FINALIZER, MANAGER,
+    annotate, apply_status, backend_err, cleanup, jittered, memo, publish, registry, Context,
+    Error, FINALIZER, MANAGER,
 };
 use crate::api::application::AppConflictEntry;
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
@@ -49,27 +50,45 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
     let api: Api<Application> = Api::namespaced(ctx.client.clone(), &ns);
     // Keep the IdP → application index current before anything can return early.
     index_app(&ctx, &app);
+    let app = managed::claim(&ctx, &api, app).await?;
     finalizer(&api, FINALIZER, app, |event| async {
         match event {
             FinalizerEvent::Apply(app) => {
                 let uid = app.uid().unwrap_or_default();
                 let read = memo::AppInputs::of(&ctx, &app);
                 let inputs = read.hash();
-                if let Some(wait) = ctx.memo.skip(&uid, inputs, Instant::now()) {
+                let now = Instant::now();
+                if let Some(wait) = ctx.memo.skip(&uid, inputs, now) {
                     return Ok(Action::requeue(wait + jittered(ctx.resync) / 10));
+                }
+                let server_inputs = read.server_with(read.secret.clone());
+                if let Some(flow) = ctx.memo.status_only(&uid, server_inputs, now) {
+                    if let Some(action) = status_only(&ctx, &api, &app, flow).await {
+                        match &action {
+                            Ok(_) => ctx.memo.rehash(&uid, inputs),
+                            Err(_) => ctx.memo.forget(&uid),
+                        }
+                        return action;
+                    }
                 }
                 let mut seen = Observed::from(app.as_ref());
                 let result = apply(&app, &api, &ctx, &mut seen).await;
+                let rule_flow = seen.rule_flow.take();
                 let ready = matches!(&result, Ok(o) if o.is_ready());
                 let action =
                     managed::report(result, async |o| finish(&ctx, &api, &app, seen, o).await)
                         .await;
                 if ready && action.is_ok() {
-                    let inputs = match (&read.secret, ctx.memo.credentials_version(&uid)) {
-                        (Some(_), Some(written)) => read.with(Some(Some(written))),
-                        _ => inputs,
+                    let secret = match (&read.secret, ctx.memo.credentials_version(&uid)) {
+                        (Some(_), Some(written)) => Some(Some(written)),
+                        _ => read.secret.clone(),
                     };
-                    ctx.memo.record(&uid, inputs, Instant::now(), ctx.resync);
+                    let now = Instant::now();
+                    ctx.memo
+                        .record(&uid, read.with(secret.clone()), now, ctx.resync);
+                    let server = read.server_with(secret);
+                    ctx.memo
+                        .record_rule(&uid, server, now, ctx.resync, rule_flow);
                 } else {
                     ctx.memo.forget(&uid);
                 }
@@ -246,6 +265,10 @@ async fn referenced_idp(
 #[derive(Default)]
 struct Observed {
     id: Option<String>,
+    /// This pass created the server object (its create-pending mark is set).
+    created: bool,
+    /// The flow the status rule checked, for a later status-only pass.
+    rule_flow: Option<memo::RuleFlow>,
     steps: Option<i32>,
     conflicts: Vec<AppConflictEntry>,
     conditional_steps: Option<String>,
@@ -258,6 +281,8 @@ impl From<&Application> for Observed {
         let old = app.status.clone().unwrap_or_default();
         Self {
             id: old.id,
+            created: false,
+            rule_flow: None,
             steps: old.steps,
             conflicts: old.conflicts,
             conditional_steps: old.conditional_steps,
@@ -291,21 +316,34 @@ async fn apply(
     let mut live = first_create_jit(&pass).await?;
     let (create_flow, create_held) = plan_create_flow(&pass, live.as_ref());
     let flow_at_create = live.is_some();
-    let (id, created) = step!(identify(&pass, api, create_flow, seen).await);
+    let sent = create_flow.clone().filter(|_| flow_at_create);
+    let (id, created, read) = step!(identify(&pass, api, create_flow, seen).await);
+    let known = known_app(app, &id, created, read, sent);
     let held_at_create = if created { create_held } else { Vec::new() };
     let flow_pushed = created && flow_at_create;
-    let synced = sync_app(&pass, &id, flow_pushed, held_at_create, &mut live, seen).await?;
+    let synced = sync_app(
+        &pass,
+        &id,
+        known,
+        flow_pushed,
+        held_at_create,
+        &mut live,
+        seen,
+    )
+    .await?;
     drop(gate);
     // 5. OIDC settings and the credentials Secret (only if this Application created it).
     let mut changed = synced.changed.clone();
-    let credentials = sync_oidc(&pass, &id, &mut changed).await?;
+    let credentials = sync_oidc(&pass, &id, created, &mut changed).await?;
     // 6. Report.
     let old_generation = app.status.as_ref().and_then(|s| s.observed_generation);
     managed::report_drift(ctx, app, old_generation, created, &changed).await;
     let (jit, _) = live.unwrap_or_else(|| cached_jit(&idps));
     if let Some(f) = &synced.flow {
-        seen.conflicts = status_conflicts(&pass, f, synced.script.as_deref(), &jit);
+        let script = synced.script.as_deref();
+        seen.conflicts = status_conflicts(app, &idps, &want.needs_local, f, script, &jit);
     }
+    seen.rule_flow = synced.flow.map(|f| (f, synced.script));
     Ok(outcome(&id, &synced.held, credentials))
 }
 
@@ -327,7 +365,7 @@ async fn identify(
     api: &Api<Application>,
     flow: Option<FlowUpdate>,
     seen: &mut Observed,
-) -> managed::Step<(String, bool)> {
+) -> managed::Step<(String, bool, Option<Read>)> {
     let (app, client) = (pass.app, pass.client);
     let create = async |description: String| {
         let new = NewApplication {
@@ -341,9 +379,10 @@ async fn identify(
     };
     Ok(
         match managed::identify(pass.ctx, api, app, client, create).await? {
-            Identified::Ours { id, created } => {
+            Identified::Ours { id, created, read } => {
                 seen.id = Some(id.clone());
-                Ok((id, created))
+                seen.created = created;
+                Ok((id, created, read))
             }
             Identified::Stop { outcome, id } => {
                 seen.id = id;
@@ -351,6 +390,35 @@ async fn identify(
             }
         },
     )
+}
+
+/// The server application as the diff needs it without reading it again: as observe read it, or,
+/// right after a create that sent the login flow, as sent (name, the ownership marker, the flow).
+/// `None`: read it (a create without the flow leaves the server's default one, unknown here).
+fn known_app(
+    app: &Application,
+    id: &str,
+    created: bool,
+    read: Option<Read>,
+    sent: Option<FlowUpdate>,
+) -> Option<crate::backend::Application> {
+    if let Some(Read::App(server)) = read {
+        return Some(server);
+    }
+    let flow = sent.filter(|_| created)?;
+    Some(crate::backend::Application {
+        id: id.to_string(),
+        name: app.spec.display_name.clone(),
+        description: Some(managed::owner_marker(&app.uid().unwrap_or_default())),
+        client_id: None,
+        login_flow: LoginFlow {
+            kind: FlowKind::UserDefined,
+            subject_step_id: flow.subject_step_id.unwrap_or(1),
+            attribute_step_id: flow.attribute_step_id.unwrap_or(1),
+            script: flow.script.filter(|s| !s.trim().is_empty()),
+            steps: flow.steps,
+        },
+    })
 }
 
 /// What the steps of one Application pass share.
@@ -469,6 +537,7 @@ fn plan_create_flow(
 async fn sync_app(
     pass: &Pass<'_>,
     id: &str,
+    known: Option<crate::backend::Application>,
     flow_pushed: bool,
     mut held: Vec<flow::Conflict>,
     live: &mut Option<LiveJit>,
@@ -476,10 +545,13 @@ async fn sync_app(
 ) -> Result<Synced, Error> {
     let (app, client, want) = (pass.app, pass.client, pass.want);
     let spec = &app.spec;
-    let server = client
-        .get_application(id)
-        .await
-        .map_err(backend_err(format!("reading application {id}")))?;
+    let server = match known {
+        Some(server) => server,
+        None => client
+            .get_application(id)
+            .await
+            .map_err(backend_err(format!("reading application {id}")))?,
+    };
     // skipFor's generated script goes with the flow; a script the operator did not write stays.
     let (flow, script) = translate::plan_script(
         want.flow.clone(),
@@ -546,6 +618,7 @@ async fn sync_app(
 async fn sync_oidc(
     pass: &Pass<'_>,
     id: &str,
+    created: bool,
     changed: &mut Vec<&'static str>,
 ) -> Result<Option<String>, Error> {
     let Some(o) = &pass.want.oidc else {
@@ -572,6 +645,7 @@ async fn sync_oidc(
         &secret.name,
         current.client_id.as_deref(),
         current.client_secret.as_ref().map(|s| s.expose()),
+        !created,
     )
     .await
 }
@@ -579,19 +653,19 @@ async fn sync_oidc(
 /// The conflict rule for the status, against each IdP's JIT as declared and as on the server,
 /// named by the IdentityProvider objects. Pure.
 fn status_conflicts(
-    pass: &Pass<'_>,
+    app: &Application,
+    idps: &HashMap<String, Arc<IdentityProvider>>,
+    needs_local: &LocalAccountAuthenticators,
     f: &FlowUpdate,
     script: Option<&str>,
     jit: &HashMap<String, Jit>,
 ) -> Vec<AppConflictEntry> {
-    let needs_local = &pass.want.needs_local;
-    let by_server_name: BTreeMap<&str, &str> = pass
-        .idps
+    let by_server_name: BTreeMap<&str, &str> = idps
         .iter()
         .map(|(k, i)| (i.spec.display_name.as_str(), k.as_str()))
         .collect();
     let analysis = flow::check_flow(
-        &pass.app.spec.display_name,
+        &app.spec.display_name,
         &translate::flow_for_rule(&f.steps, script, needs_local),
         jit,
         needs_local,
@@ -609,6 +683,35 @@ fn status_conflicts(
             authenticator_step: c.authenticator_step as i32,
         })
         .collect()
+}
+
+/// A pass for a change only the status rule sees (a referenced IdP's JIT or conflict policy): the
+/// conflicts are recomputed from the cache and the status written; nothing is asked of the server
+/// (the application's own server state cannot have changed with it, and a held-back flow is never
+/// memoised). `None` when the cache cannot tell (an IdP or the backend missing): a full pass then.
+async fn status_only(
+    ctx: &Context,
+    api: &Api<Application>,
+    app: &Application,
+    flow: Option<memo::RuleFlow>,
+) -> Option<Result<Action, Error>> {
+    let ns = app.namespace()?;
+    let backend_ref = ObjectRef::new(&app.spec.backend_ref.name).within(&ns);
+    let backend = ctx.backends.get(&backend_ref)?;
+    let mut idps = HashMap::new();
+    for r in referenced_idps(app) {
+        let idp = ctx.idps.get(&r).filter(|i| idp_ready(i))?;
+        idps.insert(r.name.clone(), idp);
+    }
+    let mut seen = Observed::from(app);
+    let id = seen.id.clone()?;
+    if let Some((f, script)) = &flow {
+        let (jit, _) = cached_jit(&idps);
+        let needs_local = registry::local_account_authenticators(&backend);
+        seen.conflicts = status_conflicts(app, &idps, &needs_local, f, script.as_deref(), &jit);
+    }
+    let ready = Outcome::Ready(format!("application {id} matches the spec"));
+    Some(finish(ctx, api, app, seen, ready).await)
 }
 
 /// The outcome of a pass that reached the server: a held-back flow, then a foreign credentials
@@ -666,9 +769,25 @@ fn effective_jit(declared: Jit, on_server: bool) -> Jit {
     }
 }
 
-/// Each referenced IdP's JIT as the rule must see it, read inside the Block gate: off when its
-/// spec (read fresh from the apiserver) declares it off **or** the server has it off. And the
-/// server names of those under `conflictPolicy: Block`.
+/// An IdP's JIT on the server as the Block check may take it without asking the server: as its
+/// last pass in this process recorded it inside the gate (`recorded`), else as its status says
+/// when that describes its current spec. `None`: read it live. Pure.
+pub fn known_jit(recorded: Option<bool>, idp: &IdentityProvider) -> Option<bool> {
+    if recorded.is_some() {
+        return recorded;
+    }
+    let status = idp.status.as_ref()?;
+    let current = status.id.is_some() && status.observed_generation == idp.metadata.generation;
+    match status.jit.as_deref() {
+        Some(jit) if current => Some(jit == "Enabled"),
+        _ => None,
+    }
+}
+
+/// Each referenced IdP's JIT as the rule must see it, decided inside the Block gate: off when its
+/// spec declares it off **or** the server has it off (see [`known_jit`]; read live from the
+/// apiserver and the server only when neither the gate's record nor a current status knows it).
+/// And the server names of those under `conflictPolicy: Block`.
 async fn live_jit(
     ctx: &Context,
     client: &dyn IdentityServer,
@@ -677,40 +796,59 @@ async fn live_jit(
     let mut jit = HashMap::new();
     let mut blocking = BTreeSet::new();
     for (name, cached) in idps {
-        let key = ObjectRef::new(name).within(&cached.namespace().unwrap_or_default());
-        let fresh = managed::cached_or_read(&ctx.client, &ctx.idps, &key, |_| false)
-            .await?
-            .unwrap_or_else(|| cached.clone());
-        let on_server = match fresh.status.as_ref().and_then(|s| s.id.as_deref()) {
-            Some(id) => {
-                client
-                    .get_jit(id)
-                    .await
-                    .map_err(backend_err(format!(
-                        "reading JIT provisioning of identity provider {id}"
-                    )))?
-                    .enabled
+        let ns = cached.namespace().unwrap_or_default();
+        let recorded = cached
+            .status
+            .as_ref()
+            .and_then(|s| s.id.as_deref())
+            .and_then(|id| {
+                ctx.block_gate
+                    .recorded_jit(&super::gate::key(Some(&ns), name), id)
+            });
+        let (idp, on_server) = match known_jit(recorded, cached) {
+            Some(on) => (cached.clone(), on),
+            None => {
+                let key = ObjectRef::new(name).within(&ns);
+                let fresh = managed::cached_or_read(&ctx.client, &ctx.idps, &key, |_| false)
+                    .await?
+                    .unwrap_or_else(|| cached.clone());
+                let on = match fresh.status.as_ref().and_then(|s| s.id.as_deref()) {
+                    Some(id) => {
+                        client
+                            .get_jit(id)
+                            .await
+                            .map_err(backend_err(format!(
+                                "reading JIT provisioning of identity provider {id}"
+                            )))?
+                            .enabled
+                    }
+                    None => false,
+                };
+                (fresh, on)
             }
-            None => false,
         };
-        let declared = Jit::from(fresh.spec.jit.as_ref().map(|j| j.enabled));
-        let effective = effective_jit(declared, on_server);
-        jit.insert(fresh.spec.display_name.clone(), effective);
-        if fresh.spec.conflict_policy == ConflictPolicy::Block {
-            blocking.insert(fresh.spec.display_name.clone());
+        let declared = Jit::from(idp.spec.jit.as_ref().map(|j| j.enabled));
+        jit.insert(
+            idp.spec.display_name.clone(),
+            effective_jit(declared, on_server),
+        );
+        if idp.spec.conflict_policy == ConflictPolicy::Block {
+            blocking.insert(idp.spec.display_name.clone());
         }
     }
     Ok((jit, blocking))
 }
 
 /// Writes the credentials to the Secret if this Application created it (or creates it); returns
-/// why not when the Secret is someone else's.
+/// why not when the Secret is someone else's. `announce`: a `CredentialsWritten` Event (not when
+/// the application was created in the same pass).
 async fn write_credentials(
     ctx: &Context,
     app: &Application,
     name: &str,
     client_id: Option<&str>,
     client_secret: Option<&str>,
+    announce: bool,
 ) -> Result<Option<String>, Error> {
     let ns = app.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<KubeSecret> = Api::namespaced(ctx.client.clone(), &ns);
@@ -733,78 +871,91 @@ async fn write_credentials(
     {
         return Ok(None);
     }
-    let existing = api.get_opt(name).await?;
-    let plan = managed::plan_credentials(
-        existing
-            .as_ref()
-            .map(|s| (&s.metadata, s.data.as_ref() == Some(&data))),
-        &app.uid().unwrap_or_default(),
-        name,
-    );
-    match plan {
-        SecretPlan::Unchanged => {
-            let version = existing.and_then(|s| s.resource_version());
-            ctx.memo.credentials_written(&uid, version, &creds);
-            return Ok(None);
+    // A Secret the metadata cache does not know is created without a read first (a new
+    // Application's); a conflict then means it exists after all, and it is read and planned.
+    let mut read = ctx.registry.secret_version(&ns, name).is_some();
+    loop {
+        let existing = if read { api.get_opt(name).await? } else { None };
+        let plan = managed::plan_credentials(
+            existing
+                .as_ref()
+                .map(|s| (&s.metadata, s.data.as_ref() == Some(&data))),
+            &app.uid().unwrap_or_default(),
+            name,
+        );
+        match plan {
+            SecretPlan::Unchanged => {
+                let version = existing.and_then(|s| s.resource_version());
+                ctx.memo.credentials_written(&uid, version, &creds);
+                return Ok(None);
+            }
+            SecretPlan::Foreign(why) => {
+                ctx.memo.credentials_forget(&uid);
+                return Ok(Some(why));
+            }
+            SecretPlan::Create | SecretPlan::Update => {}
         }
-        SecretPlan::Foreign(why) => {
-            ctx.memo.credentials_forget(&uid);
-            return Ok(Some(why));
-        }
-        SecretPlan::Create | SecretPlan::Update => {}
-    }
-    let owner = app
-        .controller_owner_ref(&())
-        .into_iter()
-        .collect::<Vec<_>>();
-    let secret = KubeSecret {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            owner_references: Some(owner),
-            labels: Some(BTreeMap::from([(
-                MANAGED_BY.0.to_string(),
-                MANAGED_BY.1.to_string(),
-            )])),
+        let owner = app
+            .controller_owner_ref(&())
+            .into_iter()
+            .collect::<Vec<_>>();
+        let secret = KubeSecret {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                owner_references: Some(owner),
+                labels: Some(BTreeMap::from([(
+                    MANAGED_BY.0.to_string(),
+                    MANAGED_BY.1.to_string(),
+                )])),
+                ..Default::default()
+            },
+            type_: Some("Opaque".into()),
+            data: Some(data.clone()),
             ..Default::default()
-        },
-        type_: Some("Opaque".into()),
-        data: Some(data),
-        ..Default::default()
-    };
-    let mut body = serde_json::to_value(&secret).map_err(|e| Error::Internal(e.to_string()))?;
-    body["apiVersion"] = json!("v1");
-    body["kind"] = json!("Secret");
-    // Create only when absent: a Secret made by someone else between the read and this write must
-    // not be taken over by an apply.
-    if plan == SecretPlan::Create {
-        let created: KubeSecret =
-            serde_json::from_value(body).map_err(|e| Error::Internal(e.to_string()))?;
-        match api.create(&kube::api::PostParams { field_manager: Some(MANAGER.into()), ..Default::default() }, &created).await {
-            Ok(s) => ctx.memo.credentials_written(&uid, s.resource_version(), &creds),
-            Err(kube::Error::Api(e)) if e.code == 409 => return Ok(Some(format!("Secret {name} (credentialsSecret) appeared before the operator could create it; it was not written"))),
-            Err(e) => return Err(e.into()),
+        };
+        let mut body = serde_json::to_value(&secret).map_err(|e| Error::Internal(e.to_string()))?;
+        body["apiVersion"] = json!("v1");
+        body["kind"] = json!("Secret");
+        // Create only when absent: a Secret made by someone else between the read and this write must
+        // not be taken over by an apply.
+        if plan == SecretPlan::Create {
+            let created: KubeSecret =
+                serde_json::from_value(body).map_err(|e| Error::Internal(e.to_string()))?;
+            match api.create(&kube::api::PostParams { field_manager: Some(MANAGER.into()), ..Default::default() }, &created).await {
+                Ok(s) => ctx.memo.credentials_written(&uid, s.resource_version(), &creds),
+                // Not in the metadata cache, so not read first: it exists after all, read it.
+                Err(kube::Error::Api(e)) if e.code == 409 && !read => {
+                    read = true;
+                    continue;
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => return Ok(Some(format!("Secret {name} (credentialsSecret) appeared before the operator could create it; it was not written"))),
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            let written = api
+                .patch(
+                    name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(&body),
+                )
+                .await?;
+            ctx.memo
+                .credentials_written(&uid, written.resource_version(), &creds);
         }
-    } else {
-        let written = api
-            .patch(
-                name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&body),
+        // With the application just created, its Created Event says it: no second Event.
+        if announce {
+            publish(
+                ctx,
+                app,
+                EventType::Normal,
+                "CredentialsWritten",
+                "WriteSecret",
+                format!("wrote client-id and client-secret to Secret {name}"),
             )
-            .await?;
-        ctx.memo
-            .credentials_written(&uid, written.resource_version(), &creds);
+            .await;
+        }
+        return Ok(None);
     }
-    publish(
-        ctx,
-        app,
-        EventType::Normal,
-        "CredentialsWritten",
-        "WriteSecret",
-        format!("wrote client-id and client-secret to Secret {name}"),
-    )
-    .await;
-    Ok(None)
 }
 
 async fn finish(
@@ -897,6 +1048,10 @@ async fn finish(
         .await;
     }
     apply_status(api, app, app.status.as_ref(), &status).await?;
+    let pending = app.annotations().get(CREATE_PENDING).map(String::as_str);
+    if managed::pending_done(pending, observed.created, status.id.as_deref()) {
+        annotate(api, app, CREATE_PENDING, None).await?;
+    }
     ctx.metrics.set_conflicts(
         "Application",
         &ObjectRef::from_obj(app).to_string(),
@@ -911,6 +1066,7 @@ async fn finish(
 }
 
 async fn cleanup(app: Arc<Application>, ctx: &Context) -> Result<Action, Error> {
+    let uid = app.uid().unwrap_or_default();
     index_app(ctx, &app);
     ctx.memo.forget(&app.uid().unwrap_or_default());
     ctx.memo.credentials_forget(&app.uid().unwrap_or_default());
@@ -924,9 +1080,15 @@ async fn cleanup(app: Arc<Application>, ctx: &Context) -> Result<Action, Error> 
         policy: app.spec.deletion_policy,
         backend_ref: &app.spec.backend_ref,
         display_name: &app.spec.display_name,
-        id: app.status.as_ref().and_then(|s| s.id.clone()),
+        id: ctx
+            .memo
+            .owned_id(&uid, app.status.as_ref().and_then(|s| s.id.clone())),
     };
-    cleanup::release(ctx, app.as_ref(), owned).await
+    let released = cleanup::release(ctx, app.as_ref(), owned).await;
+    if released.is_ok() {
+        ctx.memo.forget_id(&uid);
+    }
+    released
 }
 
 #[cfg(test)]
@@ -941,6 +1103,68 @@ mod tests {
             authenticator: "totp".into(),
             authenticator_step: 2,
             unverified_script: false,
+        }
+    }
+
+    fn idp(generation: i64, observed: Option<i64>, jit: Option<&str>) -> IdentityProvider {
+        serde_json::from_value(json!({
+            "apiVersion": "identity-operator.io/v1alpha1",
+            "kind": "IdentityProvider",
+            "metadata": {"name": "google", "namespace": "ns", "generation": generation},
+            "spec": {
+                "backendRef": {"name": "asgardeo"},
+                "displayName": "Google",
+                "google": {"clientID": "x", "clientSecretRef": {"name": "s", "key": "k"}}
+            },
+            "status": {"id": "i1", "observedGeneration": observed, "jit": jit}
+        }))
+        .expect("idp")
+    }
+
+    #[test]
+    fn the_block_check_takes_jit_from_the_gate_record_or_a_current_status_else_reads_live() {
+        // (case, gate record, generation, observed generation, status jit, want)
+        let cases = [
+            (
+                "recorded in the gate wins",
+                Some(false),
+                2,
+                Some(1),
+                Some("Enabled"),
+                Some(false),
+            ),
+            (
+                "current status",
+                None,
+                2,
+                Some(2),
+                Some("Enabled"),
+                Some(true),
+            ),
+            (
+                "current status, off",
+                None,
+                2,
+                Some(2),
+                Some("Disabled"),
+                Some(false),
+            ),
+            (
+                "status of an older spec: live",
+                None,
+                3,
+                Some(2),
+                Some("Enabled"),
+                None,
+            ),
+            ("no jit in status: live", None, 2, Some(2), None, None),
+        ];
+        for (name, recorded, generation, observed, jit, want) in cases {
+            assert_eq!(
+                known_jit(recorded, &idp(generation, observed, jit)),
+                want,
+                "case {name:?}"
+            );
         }
     }
 

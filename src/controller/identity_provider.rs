@@ -22,11 +22,13 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::conditions::{self, Cond, Outcome};
 use super::identity_backend::now;
-use super::managed::{self, description_change, Identified, Managed, ServerKind};
+use super::managed::{
+    self, description_change, Identified, Managed, Read, ServerKind, CREATE_PENDING,
+};
 use super::translate::{self, authenticator_differs, desired_authenticator, jit_change, jit_diff};
 use super::{
-    annotate, apply_status, backend_err, cleanup, jittered, memo, publish, read_secret, registry,
-    secret_value, Context, Error, FINALIZER,
+    annotate_all, apply_status, backend_err, cleanup, jittered, memo, publish, read_secret,
+    registry, secret_value, Context, Error, FINALIZER,
 };
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
 use crate::api::identity_provider::{ConflictEntry, ConflictPolicy, Dependent};
@@ -105,6 +107,7 @@ async fn read_client_secret(
 pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = idp.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<IdentityProvider> = Api::namespaced(ctx.client.clone(), &ns);
+    let idp = managed::claim(&ctx, &api, idp).await?;
     finalizer(&api, FINALIZER, idp, |event| async {
         match event {
             FinalizerEvent::Apply(idp) => {
@@ -149,6 +152,8 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
 #[derive(Default)]
 struct Observed {
     id: Option<String>,
+    /// This pass created the server object (its create-pending mark is set).
+    created: bool,
     jit_on_server: Option<bool>,
     dependents: Vec<Dependent>,
     conflicts: Vec<ConflictEntry>,
@@ -161,6 +166,7 @@ impl From<&IdentityProvider> for Observed {
         let old = idp.status.clone().unwrap_or_default();
         Self {
             id: old.id,
+            created: false,
             jit_on_server: old.jit.as_deref().map(|j| j == "Enabled"),
             dependents: old.dependents,
             conflicts: old.conflicts,
@@ -209,11 +215,8 @@ async fn apply(
     let (backend, client) = step!(managed::backend_client(ctx, &ns, &idp.spec.backend_ref).await);
     let mut creds = step!(credentials(ctx, idp, &ns, seen).await);
     // 2-4. Observe, plan and act on which server object is ours (create if none).
-    let (id, created) = step!(identify(ctx, api, idp, client.as_ref(), &creds, seen).await);
-    let server = client
-        .get_idp(&id)
-        .await
-        .map_err(backend_err(format!("reading identity provider {id}")))?;
+    let (id, created, read) = step!(identify(ctx, api, idp, client.as_ref(), &creds, seen).await);
+    let server = server_idp(idp, client.as_ref(), &id, created, read, &creds).await?;
     // 4. Act: root attributes, the authenticator (only what differs is written).
     let mut changed = sync_root(idp, client.as_ref(), &server).await?;
     let pass = Pass {
@@ -246,7 +249,7 @@ async fn identify(
     client: &dyn IdentityServer,
     creds: &Credentials<'_>,
     seen: &mut Observed,
-) -> managed::Step<(String, bool)> {
+) -> managed::Step<(String, bool, Option<Read>)> {
     let create = async |description: String| {
         let new = NewIdp {
             name: idp.spec.display_name.clone(),
@@ -259,9 +262,10 @@ async fn identify(
     };
     Ok(
         match managed::identify(ctx, api, idp, client, create).await? {
-            Identified::Ours { id, created } => {
+            Identified::Ours { id, created, read } => {
                 seen.id = Some(id.clone());
-                Ok((id, created))
+                seen.created = created;
+                Ok((id, created, read))
             }
             Identified::Stop { outcome, id } => {
                 seen.id = id;
@@ -269,6 +273,37 @@ async fn identify(
             }
         },
     )
+}
+
+/// The server object as the diff needs it: as observe read it, or as this pass just created it
+/// (what was sent: no read back), else read now.
+async fn server_idp(
+    idp: &IdentityProvider,
+    client: &dyn IdentityServer,
+    id: &str,
+    created: bool,
+    read: Option<Read>,
+    creds: &Credentials<'_>,
+) -> Result<crate::backend::Idp, Error> {
+    if let Some(Read::Idp(server)) = read {
+        return Ok(server);
+    }
+    if created {
+        return Ok(crate::backend::Idp {
+            id: id.to_string(),
+            name: idp.spec.display_name.clone(),
+            description: Some(managed::owner_marker(&idp.uid().unwrap_or_default())),
+            image: None,
+            is_enabled: true,
+            default_authenticator_id: Some(creds.desired.authenticator_id.clone()),
+            authenticators: Vec::new(),
+            jit: None,
+        });
+    }
+    client
+        .get_idp(id)
+        .await
+        .map_err(backend_err(format!("reading identity provider {id}")))
 }
 
 /// What the steps of one IdP pass share.
@@ -285,8 +320,8 @@ struct Pass<'a> {
 struct Credentials<'a> {
     /// The Secret holding the client secret, if the type has one.
     secret_ref: Option<&'a crate::api::common::SecretKeyRef>,
-    /// The Secret version last pushed (annotation).
-    pushed: Option<&'a str>,
+    /// The Secret version last pushed (annotation, or this process's memory of its last push).
+    pushed: Option<String>,
     /// The server has the Secret's current version (per the metadata cache): its value was not read.
     known: bool,
     /// The authenticator to send (with the secret when it was read).
@@ -309,11 +344,14 @@ async fn credentials<'a>(
         return Ok(Err(Outcome::stalled("InvalidSpec", msg)));
     }
     let secret_ref = client_secret_ref(idp);
-    let pushed = idp.annotations().get(SECRET_VERSION).map(String::as_str);
+    // This process's own last writes count even when the cache still shows an older object.
+    let uid = idp.uid().unwrap_or_default();
+    let annotated = idp.annotations().get(SECRET_VERSION).cloned();
+    let pushed = ctx.memo.pushed_version(&uid, annotated);
     let cached_version = secret_ref.and_then(|r| ctx.registry.secret_version(ns, &r.name));
-    let known = idp.recorded_id().is_some()
+    let known = ctx.memo.owned_id(&uid, idp.recorded_id()).is_some()
         && cached_version.is_some()
-        && cached_version.as_deref() == pushed;
+        && cached_version == pushed;
     let mut client_secret = None;
     match secret_ref {
         Some(r) if !known => {
@@ -391,7 +429,7 @@ async fn sync_authenticator(
             || authenticator_push(
                 created,
                 differs,
-                creds.pushed,
+                creds.pushed.as_deref(),
                 seen.secret_version.as_deref(),
             )
     };
@@ -427,20 +465,36 @@ async fn sync_jit(
     // With JIT declared on, this IdP can be in no conflict and Block has nothing to hold back: the
     // dependents' flows are not needed, only who they are.
     let need_flows = declared != Jit::Enabled;
-    let (dependents, flows) =
-        dependents(pass.ctx, idp, client, id, &needs_local, need_flows).await?;
+    // A server object this pass created has no connected application yet.
+    let on_server = !pass.created;
+    let (dependents, flows) = dependents(
+        pass.ctx,
+        idp,
+        client,
+        id,
+        &needs_local,
+        need_flows,
+        on_server,
+    )
+    .await?;
     seen.conflicts = conflicts(spec, declared, &flows, &needs_local);
     seen.dependents = dependents;
-    // The IdP's GET carries its JIT settings; ask separately only when a server leaves them out.
-    let server_jit = match server.jit.clone() {
-        Some(jit) => jit,
-        None => client
-            .get_jit(id)
-            .await
-            .map_err(backend_err("reading JIT provisioning"))?,
+    // The IdP's GET carries its JIT settings; ask separately only when a server leaves them out,
+    // or, right after the create, not at all when the spec declares JIT: all of it is pushed.
+    let diff = match (server.jit.clone(), pass.created, jit_change(spec)) {
+        (None, true, Some(change)) => Some(change),
+        (known, _, change) => {
+            let server_jit = match known {
+                Some(jit) => jit,
+                None => client
+                    .get_jit(id)
+                    .await
+                    .map_err(backend_err("reading JIT provisioning"))?,
+            };
+            seen.jit_on_server = Some(server_jit.enabled);
+            change.and_then(|c| jit_diff(&c, &server_jit))
+        }
     };
-    seen.jit_on_server = Some(server_jit.enabled);
-    let diff = jit_change(spec).and_then(|c| jit_diff(&c, &server_jit));
     let (push, blocked) = plan_jit(diff, !seen.conflicts.is_empty(), spec.conflict_policy);
     if let Some(change) = push {
         let result = client
@@ -449,6 +503,10 @@ async fn sync_jit(
             .map_err(backend_err("updating JIT provisioning"))?;
         seen.jit_on_server = Some(result.enabled);
         changed.push("JIT");
+    }
+    if let Some(on) = seen.jit_on_server {
+        let key = super::gate::key(Some(pass.ns), &idp.name_any());
+        pass.ctx.block_gate.record_jit(&key, id, on);
     }
     Ok(blocked)
 }
@@ -542,6 +600,7 @@ async fn dependents(
     id: &str,
     needs_local: &LocalAccountAuthenticators,
     need_flows: bool,
+    on_server: bool,
 ) -> Result<(Vec<Dependent>, Vec<(String, flow::Flow)>), Error> {
     let me = ObjectRef::from_obj(idp);
     let cluster_apps: Vec<Arc<Application>> = {
@@ -554,7 +613,9 @@ async fn dependents(
             .filter_map(|r| ctx.apps.get(r))
             .collect()
     };
-    let live = if need_flows {
+    let live = if !on_server {
+        Vec::new()
+    } else if need_flows {
         live_flows(client, id, needs_local).await?
     } else {
         connected(client, id, &cluster_apps).await?
@@ -758,15 +819,27 @@ async fn finish(
         )
         .await;
     }
+    apply_status(api, idp, idp.status.as_ref(), &status).await?;
+    // Bookkeeping in one patch, after the status holds the id: the Secret version pushed, and the
+    // create-pending mark of a create this pass made.
+    let mut marks = Vec::new();
     if let Some(v) = &observed.secret_version {
         if idp.annotations().get(SECRET_VERSION) != Some(v)
             && observed.id.is_some()
             && outcome.is_ready()
         {
-            annotate(api, idp, SECRET_VERSION, Some(v)).await?;
+            marks.push((SECRET_VERSION, Some(v.as_str())));
         }
     }
-    apply_status(api, idp, idp.status.as_ref(), &status).await?;
+    let pending = idp.annotations().get(CREATE_PENDING).map(String::as_str);
+    if managed::pending_done(pending, observed.created, status.id.as_deref()) {
+        marks.push((CREATE_PENDING, None));
+    }
+    annotate_all(api, idp, &marks).await?;
+    if let Some((_, Some(v))) = marks.iter().find(|(k, _)| *k == SECRET_VERSION) {
+        ctx.memo
+            .remember_pushed(&idp.uid().unwrap_or_default(), v.to_string());
+    }
     ctx.metrics.set_conflicts(
         "IdentityProvider",
         &ObjectRef::from_obj(idp).to_string(),
@@ -776,7 +849,10 @@ async fn finish(
 }
 
 async fn cleanup(idp: Arc<IdentityProvider>, ctx: &Context) -> Result<Action, Error> {
-    ctx.memo.forget(&idp.uid().unwrap_or_default());
+    let uid = idp.uid().unwrap_or_default();
+    let key = super::gate::key(idp.namespace().as_deref(), &idp.name_any());
+    ctx.block_gate.forget_jit(&key);
+    ctx.memo.forget(&uid);
     ctx.memo.forget_own(&idp.uid().unwrap_or_default());
     ctx.metrics.set_conflicts(
         "IdentityProvider",
@@ -788,9 +864,15 @@ async fn cleanup(idp: Arc<IdentityProvider>, ctx: &Context) -> Result<Action, Er
         policy: idp.spec.deletion_policy,
         backend_ref: &idp.spec.backend_ref,
         display_name: &idp.spec.display_name,
-        id: idp.status.as_ref().and_then(|s| s.id.clone()),
+        id: ctx
+            .memo
+            .owned_id(&uid, idp.status.as_ref().and_then(|s| s.id.clone())),
     };
-    cleanup::release(ctx, idp.as_ref(), owned).await
+    let released = cleanup::release(ctx, idp.as_ref(), owned).await;
+    if released.is_ok() {
+        ctx.memo.forget_id(&uid);
+    }
+    released
 }
 
 #[cfg(test)]

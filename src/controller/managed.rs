@@ -196,22 +196,40 @@ impl ServerKind {
         client: &dyn IdentityServer,
         id: &str,
     ) -> Result<Option<Found>, BackendError> {
-        let found = match self {
-            ServerKind::IdentityProvider => client.get_idp(id).await.map(|i| Found {
-                id: i.id,
-                name: i.name,
-                description: i.description,
-            }),
-            ServerKind::Application => client.get_application(id).await.map(|a| Found {
-                id: a.id,
-                name: a.name,
-                description: a.description,
-            }),
+        Ok(self.read(client, id).await?.map(|r| r.found()))
+    }
+
+    /// Reads the whole object by id (what the diff needs, so a pass reads it once); `None` when
+    /// the server says it is gone.
+    pub async fn read(
+        self,
+        client: &dyn IdentityServer,
+        id: &str,
+    ) -> Result<Option<Read>, BackendError> {
+        let read = match self {
+            ServerKind::IdentityProvider => client.get_idp(id).await.map(Read::Idp),
+            ServerKind::Application => client.get_application(id).await.map(Read::App),
         };
-        match found {
-            Ok(f) => Ok(Some(f)),
+        match read {
+            Ok(r) => Ok(Some(r)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Finds the whole object by name.
+    pub async fn find_read(
+        self,
+        client: &dyn IdentityServer,
+        name: &str,
+    ) -> Result<Option<Read>, BackendError> {
+        let id = match self {
+            ServerKind::IdentityProvider => client.find_idp_by_name(name).await?.map(|s| s.id),
+            ServerKind::Application => client.find_application_by_name(name).await?.map(|s| s.id),
+        };
+        match id {
+            Some(id) => self.read(client, &id).await,
+            None => Ok(None),
         }
     }
 
@@ -221,14 +239,7 @@ impl ServerKind {
         client: &dyn IdentityServer,
         name: &str,
     ) -> Result<Option<Found>, BackendError> {
-        let id = match self {
-            ServerKind::IdentityProvider => client.find_idp_by_name(name).await?.map(|s| s.id),
-            ServerKind::Application => client.find_application_by_name(name).await?.map(|s| s.id),
-        };
-        match id {
-            Some(id) => self.get(client, &id).await,
-            None => Ok(None),
-        }
+        Ok(self.find_read(client, name).await?.map(|r| r.found()))
     }
 
     /// Deletes the object; `Ok(false)` when it was already gone.
@@ -236,6 +247,33 @@ impl ServerKind {
         match self {
             ServerKind::IdentityProvider => client.delete_idp(id).await,
             ServerKind::Application => client.delete_application(id).await,
+        }
+    }
+}
+
+/// A whole server object as read.
+#[derive(Clone, Debug)]
+pub enum Read {
+    /// An identity provider.
+    Idp(crate::backend::Idp),
+    /// An application.
+    App(crate::backend::Application),
+}
+
+impl Read {
+    /// What the ownership decision needs of it.
+    pub fn found(&self) -> Found {
+        match self {
+            Read::Idp(i) => Found {
+                id: i.id.clone(),
+                name: i.name.clone(),
+                description: i.description.clone(),
+            },
+            Read::App(a) => Found {
+                id: a.id.clone(),
+                name: a.name.clone(),
+                description: a.description.clone(),
+            },
         }
     }
 }
@@ -272,6 +310,17 @@ pub struct Observation {
     pub by_name: Option<Found>,
 }
 
+/// Whether observe must look the wanted name up on the server. Pure. A brand-new object (no id
+/// recorded, no create pending, no adoption) skips it: its create is sent at once, and a name
+/// conflict (409) then means someone holds the name, which is looked up only then.
+pub fn lookup_by_name(by_id: &ById, display_name: &str, pending: bool, adopt: bool) -> bool {
+    match by_id {
+        ById::Found(f) => f.name != display_name,
+        ById::Gone(_) => true,
+        ById::NotRecorded => pending || adopt,
+    }
+}
+
 /// Observe: read by id, and by name when the id is missing or gone or the name changes. Never writes.
 pub async fn observe(
     kind: ServerKind,
@@ -279,30 +328,49 @@ pub async fn observe(
     id: Option<&str>,
     display_name: &str,
 ) -> Result<Observation, Error> {
+    let (seen, _) = observe_read(kind, client, id, display_name, true).await?;
+    Ok(seen)
+}
+
+/// [`observe`], keeping the whole object it read (the recorded one, else the one found by name), so
+/// that the pass diffs it without reading it again. `not_new`: a create is pending or the object
+/// adopts, so a missing id needs the name looked up (see [`lookup_by_name`]).
+pub async fn observe_read(
+    kind: ServerKind,
+    client: &dyn IdentityServer,
+    id: Option<&str>,
+    display_name: &str,
+    not_new: bool,
+) -> Result<(Observation, Option<Read>), Error> {
     let noun = kind.noun();
+    let mut read = None;
     let by_id = match id {
         None => ById::NotRecorded,
         Some(id) => match kind
-            .get(client, id)
+            .read(client, id)
             .await
             .map_err(super::backend_err(format!("reading {noun} {id}")))?
         {
-            Some(f) => ById::Found(f),
+            Some(r) => {
+                let f = r.found();
+                read = Some(r);
+                ById::Found(f)
+            }
             None => ById::Gone(id.to_string()),
         },
     };
-    let need_name = match &by_id {
-        ById::Found(f) => f.name != display_name,
-        _ => true,
-    };
-    let by_name = if need_name {
-        kind.find(client, display_name)
+    let found_by_name = if lookup_by_name(&by_id, display_name, not_new, false) {
+        kind.find_read(client, display_name)
             .await
             .map_err(super::backend_err(format!("looking up the {noun} by name")))?
     } else {
         None
     };
-    Ok(Observation { by_id, by_name })
+    let by_name = found_by_name.as_ref().map(Read::found);
+    if read.is_none() {
+        read = found_by_name;
+    }
+    Ok((Observation { by_id, by_name }, read))
 }
 
 /// Another object of the same kind on the same backend, as seen in the cluster cache.
@@ -518,8 +586,11 @@ pub enum Identified {
     Ours {
         /// Server id.
         id: String,
-        /// Created by this pass.
+        /// Created by this pass. Its create-pending mark is still set: the kind's report step
+        /// clears it once the id is in status ([`pending_done`]).
         created: bool,
+        /// The whole object, when observe read it (so the pass need not read it again).
+        read: Option<Read>,
     },
     /// No server object to work on: report `outcome`, keep `id` in status.
     Stop {
@@ -530,9 +601,55 @@ pub enum Identified {
     },
 }
 
+/// A brand-new object (no finalizer, no id, no pending mark, not adopting) gets its finalizer and
+/// its create-pending mark in one metadata patch (kube's finalizer helper would add the finalizer
+/// alone and wait for the next event; the create then set the mark in a second patch). Returns the
+/// patched object, which the finalizer helper then applies at once; unchanged when not new, or
+/// when the object changed meanwhile (the helper then adds the finalizer as usual).
+pub async fn claim<K: Managed>(ctx: &Context, api: &Api<K>, obj: Arc<K>) -> Result<Arc<K>, Error> {
+    let uid = obj.uid().unwrap_or_default();
+    let new = !obj.finalizers().iter().any(|f| f == FINALIZER)
+        && obj.meta().deletion_timestamp.is_none()
+        && obj.recorded_id().is_none()
+        && !obj.adopt()
+        && !obj.annotations().contains_key(CREATE_PENDING)
+        && !uid.is_empty();
+    if !new {
+        return Ok(obj);
+    }
+    let mut finalizers = obj.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    let patch = serde_json::json!({"metadata": {
+        "resourceVersion": obj.resource_version(),
+        "finalizers": finalizers,
+        "annotations": {CREATE_PENDING: uid},
+    }});
+    let params = kube::api::PatchParams::default();
+    match api
+        .patch(&obj.name_any(), &params, &kube::api::Patch::Merge(&patch))
+        .await
+    {
+        Ok(patched) => {
+            ctx.memo.fresh_pending(&uid);
+            Ok(Arc::new(patched))
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(obj),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether the create-pending mark can go: it is set (seen on the object, or set by this very pass,
+/// `created`) and the status just written holds the server id. Pure. Until then a crash leaves
+/// the mark, and the next pass recovers the object by its uid marker.
+pub fn pending_done(pending: Option<&str>, created: bool, id_in_status: Option<&str>) -> bool {
+    (pending.is_some() || created) && id_in_status.is_some()
+}
+
 /// Observe → plan → act for the identity of a managed object: which server object is ours, creating
-/// it (crash-safe: pending mark and uid marker first, id persisted right after) when there is none.
-/// `create` gets the description to send (the ownership marker) and returns the new id.
+/// it (crash-safe: pending mark and uid marker first; the id is persisted by the report step, which
+/// then clears the mark) when there is none. A brand-new object is created without a lookup by
+/// name first; a name conflict (409) is looked up then. `create` gets the description to send (the
+/// ownership marker) and returns the new id.
 pub async fn identify<K: Managed>(
     ctx: &Context,
     api: &Api<K>,
@@ -543,8 +660,24 @@ pub async fn identify<K: Managed>(
     let kind = K::KIND;
     let noun = kind.noun();
     let uid = obj.uid().unwrap_or_default();
-    let recorded = obj.recorded_id();
-    let seen = observe(kind, client, recorded.as_deref(), obj.display_name()).await?;
+    let recorded = ctx.memo.owned_id(&uid, obj.recorded_id());
+    // A mark [`claim`] set in this process for a brand-new object stands for no create yet: the
+    // object is planned as new (no lookup by name), and the mark is not set again.
+    let fresh = ctx.memo.take_fresh_pending(&uid);
+    let pending = obj
+        .annotations()
+        .get(CREATE_PENDING)
+        .map(String::as_str)
+        .filter(|_| !fresh);
+    let not_new = pending.is_some() || obj.adopt();
+    let (seen, read) = observe_read(
+        kind,
+        client,
+        recorded.as_deref(),
+        obj.display_name(),
+        not_new,
+    )
+    .await?;
     let ns = obj.namespace();
     let others = claims(
         obj.meta(),
@@ -558,14 +691,23 @@ pub async fn identify<K: Managed>(
         uid: &uid,
         display_name: obj.display_name(),
         adopt: obj.adopt(),
-        pending: obj.annotations().get(CREATE_PENDING).map(String::as_str),
+        pending,
     };
     let gone = match &seen.by_id {
         ById::Gone(id) => Some(id.clone()),
         _ => None,
     };
+    let read_of = |id: &str| read.clone().filter(|r| r.found().id == id);
     match plan_identity(kind, &me, &seen, &others) {
-        IdentityPlan::Existing { id, .. } => Ok(Identified::Ours { id, created: false }),
+        IdentityPlan::Existing { id, .. } => {
+            ctx.memo.remember_id(&uid, &id);
+            let read = read_of(&id);
+            Ok(Identified::Ours {
+                id,
+                created: false,
+                read,
+            })
+        }
         plan @ (IdentityPlan::Adopt(_) | IdentityPlan::Recover(_)) => {
             let (reason, f) = match plan {
                 IdentityPlan::Recover(f) => ("Recovered", f),
@@ -579,12 +721,15 @@ pub async fn identify<K: Managed>(
             };
             publish(ctx, obj, EventType::Normal, reason, "Adopt", note).await;
             apply_status(api, obj, None, &obj.status_with_id(&f.id)).await?;
+            ctx.memo.remember_id(&uid, &f.id);
             if me.pending.is_some() {
                 annotate(api, obj, CREATE_PENDING, None).await?;
             }
+            let read = read_of(&f.id);
             Ok(Identified::Ours {
                 id: f.id,
                 created: false,
+                read,
             })
         }
         IdentityPlan::Clash {
@@ -592,7 +737,7 @@ pub async fn identify<K: Managed>(
             message,
             clear_pending,
         } => {
-            if clear_pending {
+            if clear_pending || fresh {
                 annotate(api, obj, CREATE_PENDING, None).await?;
             }
             let id = if gone.is_some() { None } else { recorded };
@@ -614,7 +759,9 @@ pub async fn identify<K: Managed>(
                 )
                 .await;
             }
-            annotate(api, obj, CREATE_PENDING, Some(uid.as_str())).await?;
+            if !fresh {
+                annotate(api, obj, CREATE_PENDING, Some(uid.as_str())).await?;
+            }
             let id = match create(owner_marker(&uid)).await {
                 Ok(id) => id,
                 Err(e) => {
@@ -623,17 +770,63 @@ pub async fn identify<K: Managed>(
                     if !e.is_retryable() {
                         annotate(api, obj, CREATE_PENDING, None).await?;
                     }
+                    let taken =
+                        matches!(e, BackendError::AlreadyExists { .. }) && seen.by_name.is_none();
+                    if taken {
+                        let me = Identity {
+                            pending: None,
+                            ..me
+                        };
+                        if let Some(stop) = name_taken(kind, client, &me, &seen, &others).await? {
+                            return Ok(stop);
+                        }
+                    }
                     return Err(super::backend_err(format!("creating the {noun}"))(e));
                 }
             };
-            apply_status(api, obj, None, &obj.status_with_id(&id)).await?;
-            annotate(api, obj, CREATE_PENDING, None).await?;
+            ctx.memo.remember_id(&uid, &id);
             let verb = if recreate { "recreated" } else { "created" };
             let note = format!("{verb} {noun} {} ({id})", obj.display_name());
             publish(ctx, obj, EventType::Normal, "Created", "Create", note).await;
-            Ok(Identified::Ours { id, created: true })
+            Ok(Identified::Ours {
+                id,
+                created: true,
+                read: None,
+            })
         }
     }
+}
+
+/// A create refused with a name conflict that observe did not look up (a brand-new object): look
+/// the name up now and plan again, so the clash is reported exactly as if it had been seen first.
+async fn name_taken(
+    kind: ServerKind,
+    client: &dyn IdentityServer,
+    me: &Identity<'_>,
+    seen: &Observation,
+    others: &[Claim],
+) -> Result<Option<Identified>, Error> {
+    let noun = kind.noun();
+    let by_name = kind
+        .find(client, me.display_name)
+        .await
+        .map_err(super::backend_err(format!("looking up the {noun} by name")))?;
+    if by_name.is_none() {
+        return Ok(None);
+    }
+    let again = Observation {
+        by_id: seen.by_id.clone(),
+        by_name,
+    };
+    Ok(match plan_identity(kind, me, &again, others) {
+        IdentityPlan::Clash {
+            reason, message, ..
+        } => Some(Identified::Stop {
+            outcome: Outcome::stalled(reason, message),
+            id: None,
+        }),
+        _ => None,
+    })
 }
 
 /// Report: an error ends as `Ready=False` with its reason and message on the object (through the

@@ -204,7 +204,26 @@ pub async fn annotate<K>(api: &Api<K>, obj: &K, key: &str, value: Option<&str>) 
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
+    annotate_all(api, obj, &[(key, value)]).await
+}
+
+/// Sets or removes several annotations of `obj` in one merge patch (none: no request).
+pub async fn annotate_all<K>(
+    api: &Api<K>,
+    obj: &K,
+    changes: &[(&str, Option<&str>)],
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let annotations: serde_json::Map<String, serde_json::Value> = changes
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+        .collect();
+    let patch = serde_json::json!({"metadata": {"annotations": annotations}});
     api.patch(
         &obj.name_any(),
         &PatchParams::default(),
