@@ -347,7 +347,7 @@ async fn apply(
     Ok(outcome(&id, &synced.held, credentials))
 }
 
-/// The Block gates of the flow's IdentityProviders.
+/// The Block gates of the flow's IdentityProviders, shared with other Applications.
 async fn lock_gate(
     ctx: &Context,
     idps: &HashMap<String, Arc<IdentityProvider>>,
@@ -355,7 +355,7 @@ async fn lock_gate(
     let keys = idps
         .values()
         .map(|i| super::gate::key(i.namespace().as_deref(), &i.name_any()));
-    ctx.block_gate.lock(keys).await
+    ctx.block_gate.lock_shared(keys).await
 }
 
 /// Observe, plan and act on which server object is ours ([`managed::identify`]), creating it with

@@ -231,7 +231,7 @@ async fn apply(
     // 5. Under the Block gate: dependents from the server's live flows, the rule, JIT.
     let _gate = ctx
         .block_gate
-        .lock([super::gate::key(Some(&ns), &idp.name_any())])
+        .lock(super::gate::key(Some(&ns), &idp.name_any()))
         .await;
     let blocked = sync_jit(&pass, &backend, &server, seen, &mut changed).await?;
     // 6. Report.
