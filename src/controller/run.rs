@@ -520,8 +520,9 @@ async fn controllers(
         shared_watch(api::<IdentityBackend>(&client, &ns), backend_fan);
     let (idps, idp_events) = shared_watch(api::<IdentityProvider>(&client, &ns), idp_fan);
     let (apps, app_events) = shared_watch(api::<Application>(&client, &ns), app_fan);
-    // Secrets as metadata only: no secret value is held in the operator's caches; their
-    // resourceVersions tell when a backend's client must be rebuilt.
+    // Secrets as metadata only: `Api<PartialObjectMeta<_>>` lists and watches with the
+    // PartialObjectMetadata Accept header (kube ≥ 5), so no secret value crosses the wire or sits
+    // in a cache; their resourceVersions tell when a backend's client must be rebuilt.
     let (secrets, secret_events) = shared_watch(
         api::<PartialObjectMeta<KubeSecret>>(&client, &ns),
         secret_fan,
@@ -848,6 +849,15 @@ mod tests {
         // Reconcile durations are not request latencies.
         m.reconciled("Application", "success", Duration::from_secs(9));
         assert_eq!(backend_latency_totals(&m).1, 3);
+    }
+
+    #[test]
+    fn the_secret_watch_asks_for_metadata_only() {
+        // What keeps secret values out of the list/watch responses (and the operator's memory): kube
+        // sends `Accept: application/json;as=PartialObjectMetadata...` for this type. A kube upgrade
+        // that changed it would need `metadata_watcher` back.
+        assert!(PartialObjectMeta::<KubeSecret>::metadata_api());
+        assert!(!Application::metadata_api());
     }
 
     #[test]
