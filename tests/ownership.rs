@@ -538,6 +538,15 @@ async fn refused_delete_is_reported_and_orphan_unblocks() {
         "finalizer held"
     );
     assert_eq!(counts(&env).0, 1);
+    // The backend cannot go while the IdP still needs it: its status says who uses it and how to
+    // unblock, not only a log line.
+    env.delete("IdentityBackend", "asgardeo").await;
+    let c = env
+        .wait_condition("IdentityBackend", "asgardeo", "Ready", "False", T)
+        .await;
+    assert_eq!(c["reason"], "InUse", "{c}");
+    assert!(message(&c).contains("IdentityProvider google"), "{c}");
+    assert!(message(&c).contains("To unblock"), "{c}");
 
     env.patch(
         "IdentityProvider",

@@ -27,18 +27,21 @@ use serde_json::json;
 use super::conditions::{self, Cond, Outcome};
 use super::identity_backend::now;
 use super::managed::{
-    self, description_change, Identified, Managed, SecretPlan, ServerKind, MANAGED_BY,
+    self, description_change, Identified, Managed, Read, SecretPlan, ServerKind, CREATE_PENDING,
+    MANAGED_BY,
 };
 use super::translate::{self, desired_flow, desired_oidc, flow_differs, oidc_differs};
 use super::{
-    apply_status, backend_err, cleanup, jittered, memo, publish, registry, Context, Error,
-    FINALIZER, MANAGER,
+    annotate, apply_status, backend_err, cleanup, jittered, memo, publish, registry, Context,
+    Error, FINALIZER, MANAGER,
 };
 use crate::api::application::AppConflictEntry;
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
 use crate::api::identity_provider::ConflictPolicy;
 use crate::api::{Application, ApplicationStatus, IdentityProvider};
-use crate::backend::{ApplicationPatch, FlowKind, FlowUpdate, LoginFlow, NewApplication};
+use crate::backend::{
+    ApplicationPatch, FlowKind, FlowUpdate, IdentityServer, LoginFlow, NewApplication,
+};
 use crate::flow::{self, Jit, LocalAccountAuthenticators};
 
 /// Reconciles one Application (apply or cleanup through the finalizer).
@@ -53,21 +56,38 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
                 let uid = app.uid().unwrap_or_default();
                 let read = memo::AppInputs::of(&ctx, &app);
                 let inputs = read.hash();
-                if let Some(wait) = ctx.memo.skip(&uid, inputs, Instant::now()) {
+                let now = Instant::now();
+                if let Some(wait) = ctx.memo.skip(&uid, inputs, now) {
                     return Ok(Action::requeue(wait + jittered(ctx.resync) / 10));
+                }
+                let server_inputs = read.server_with(read.secret.clone());
+                if let Some(flow) = ctx.memo.status_only(&uid, server_inputs, now) {
+                    if let Some(action) = status_only(&ctx, &api, &app, flow).await {
+                        match &action {
+                            Ok(_) => ctx.memo.rehash(&uid, inputs),
+                            Err(_) => ctx.memo.forget(&uid),
+                        }
+                        return action;
+                    }
                 }
                 let mut seen = Observed::from(app.as_ref());
                 let result = apply(&app, &api, &ctx, &mut seen).await;
+                let rule_flow = seen.rule_flow.take();
                 let ready = matches!(&result, Ok(o) if o.is_ready());
                 let action =
                     managed::report(result, async |o| finish(&ctx, &api, &app, seen, o).await)
                         .await;
                 if ready && action.is_ok() {
-                    let inputs = match (&read.secret, ctx.memo.credentials_version(&uid)) {
-                        (Some(_), Some(written)) => read.with(Some(Some(written))),
-                        _ => inputs,
+                    let secret = match (&read.secret, ctx.memo.credentials_version(&uid)) {
+                        (Some(_), Some(written)) => Some(Some(written)),
+                        _ => read.secret.clone(),
                     };
-                    ctx.memo.record(&uid, inputs, Instant::now(), ctx.resync);
+                    let now = Instant::now();
+                    ctx.memo
+                        .record(&uid, read.with(secret.clone()), now, ctx.resync);
+                    let server = read.server_with(secret);
+                    ctx.memo
+                        .record_rule(&uid, server, now, ctx.resync, rule_flow);
                 } else {
                     ctx.memo.forget(&uid);
                 }
@@ -238,19 +258,16 @@ async fn referenced_idp(
     ctx: &Context,
     r: &ObjectRef<IdentityProvider>,
 ) -> Result<Option<Arc<IdentityProvider>>, Error> {
-    if let Some(idp) = ctx.idps.get(r).filter(|i| idp_ready(i)) {
-        return Ok(Some(idp));
-    }
-    let api: Api<IdentityProvider> = Api::namespaced(
-        ctx.client.clone(),
-        r.namespace.as_deref().unwrap_or_default(),
-    );
-    Ok(api.get_opt(&r.name).await?.map(Arc::new))
+    managed::cached_or_read(&ctx.client, &ctx.idps, r, idp_ready).await
 }
 
 #[derive(Default)]
 struct Observed {
     id: Option<String>,
+    /// This pass created the server object (its create-pending mark is set).
+    created: bool,
+    /// The flow the status rule checked, for a later status-only pass.
+    rule_flow: Option<memo::RuleFlow>,
     steps: Option<i32>,
     conflicts: Vec<AppConflictEntry>,
     conditional_steps: Option<String>,
@@ -263,6 +280,8 @@ impl From<&Application> for Observed {
         let old = app.status.clone().unwrap_or_default();
         Self {
             id: old.id,
+            created: false,
+            rule_flow: None,
             steps: old.steps,
             conflicts: old.conflicts,
             conditional_steps: old.conditional_steps,
@@ -278,43 +297,195 @@ async fn apply(
     seen: &mut Observed,
 ) -> Result<Outcome, Error> {
     let ns = app.namespace().ok_or(Error::NoNamespace)?;
-    let spec = &app.spec;
-
     // 1. Dereference: backend, client, and the IdentityProviders of the flow.
-    let Some(backend) = managed::find_backend(ctx, &ns, &spec.backend_ref.name).await? else {
-        let msg = format!(
-            "IdentityBackend {} not found in namespace {ns}: create it",
-            spec.backend_ref.name
-        );
-        return Ok(Outcome::stalled("BackendNotFound", msg));
+    let (backend, client) = step!(managed::backend_client(ctx, &ns, &app.spec.backend_ref).await);
+    let idps = step!(flow_idps(ctx, app, &ns).await);
+    let want = desired(app, &idps, &backend)
+        .map_err(|n| Error::Internal(format!("IdentityProvider {n} vanished")))?;
+    // 2-4. Under the Block gate (flow changes are checked against the IdPs' live JIT): observe,
+    // plan and act on which server object is ours, creating it (flow held back if it conflicts).
+    let gate = lock_gate(ctx, &idps).await;
+    let pass = Pass {
+        ctx,
+        app,
+        client: client.as_ref(),
+        idps: &idps,
+        want: &want,
     };
-    let client = match ctx.registry.client_for(&ctx.client, &backend).await {
-        Ok(c) => c,
-        Err(e) => {
-            let msg = format!("IdentityBackend {}: {e}", spec.backend_ref.name);
-            return Ok(Outcome::stalled(e.reason(), msg));
-        }
+    let mut live = first_create_jit(&pass).await?;
+    let (create_flow, create_held) = plan_create_flow(&pass, live.as_ref());
+    let flow_at_create = live.is_some();
+    let sent = create_flow.clone().filter(|_| flow_at_create);
+    let (id, created, read) = step!(identify(&pass, api, create_flow, seen).await);
+    let known = known_app(app, &id, created, read, sent);
+    let held_at_create = if created { create_held } else { Vec::new() };
+    let flow_pushed = created && flow_at_create;
+    let synced = sync_app(
+        &pass,
+        &id,
+        known,
+        flow_pushed,
+        held_at_create,
+        &mut live,
+        seen,
+    )
+    .await?;
+    drop(gate);
+    // 5. OIDC settings and the credentials Secret (only if this Application created it).
+    let mut changed = synced.changed.clone();
+    let credentials = sync_oidc(&pass, &id, &mut changed).await?;
+    // 6. Report.
+    let old_generation = app.status.as_ref().and_then(|s| s.observed_generation);
+    managed::report_drift(ctx, app, old_generation, created, &changed).await;
+    let (jit, _) = live.unwrap_or_else(|| cached_jit(&idps));
+    if let Some(f) = &synced.flow {
+        let script = synced.script.as_deref();
+        seen.conflicts = status_conflicts(app, &idps, &want.needs_local, f, script, &jit);
+    }
+    seen.rule_flow = synced.flow.map(|f| (f, synced.script));
+    Ok(outcome(&id, &synced.held, credentials))
+}
+
+/// The Block gates of the flow's IdentityProviders.
+async fn lock_gate(
+    ctx: &Context,
+    idps: &HashMap<String, Arc<IdentityProvider>>,
+) -> super::gate::Held {
+    let keys = idps
+        .values()
+        .map(|i| super::gate::key(i.namespace().as_deref(), &i.name_any()));
+    ctx.block_gate.lock(keys).await
+}
+
+/// Observe, plan and act on which server object is ours ([`managed::identify`]), creating it with
+/// `flow` when there is none. Returns its id and whether this pass created it.
+async fn identify(
+    pass: &Pass<'_>,
+    api: &Api<Application>,
+    flow: Option<FlowUpdate>,
+    seen: &mut Observed,
+) -> managed::Step<(String, bool, Option<Read>)> {
+    let (app, client) = (pass.app, pass.client);
+    let create = async |description: String| {
+        let new = NewApplication {
+            name: app.spec.display_name.clone(),
+            description: Some(description),
+            template_id: None,
+            oidc: pass.want.oidc.clone(),
+            login_flow: flow,
+        };
+        client.create_application(&new).await
     };
-    let mut idps: HashMap<String, Arc<IdentityProvider>> = HashMap::new();
+    Ok(
+        match managed::identify(pass.ctx, api, app, client, create).await? {
+            Identified::Ours { id, created, read } => {
+                seen.id = Some(id.clone());
+                seen.created = created;
+                Ok((id, created, read))
+            }
+            Identified::Stop { outcome, id } => {
+                seen.id = id;
+                Err(outcome)
+            }
+        },
+    )
+}
+
+/// The server application as the diff needs it without reading it again: as observe read it, or,
+/// right after a create that sent the login flow, as sent (name, the ownership marker, the flow).
+/// `None`: read it (a create without the flow leaves the server's default one, unknown here).
+fn known_app(
+    app: &Application,
+    id: &str,
+    created: bool,
+    read: Option<Read>,
+    sent: Option<FlowUpdate>,
+) -> Option<crate::backend::Application> {
+    if let Some(Read::App(server)) = read {
+        return Some(server);
+    }
+    let flow = sent.filter(|_| created)?;
+    Some(crate::backend::Application {
+        id: id.to_string(),
+        name: app.spec.display_name.clone(),
+        description: Some(managed::owner_marker(&app.uid().unwrap_or_default())),
+        client_id: None,
+        login_flow: LoginFlow {
+            kind: FlowKind::UserDefined,
+            subject_step_id: flow.subject_step_id.unwrap_or(1),
+            attribute_step_id: flow.attribute_step_id.unwrap_or(1),
+            script: flow.script.filter(|s| !s.trim().is_empty()),
+            steps: flow.steps,
+        },
+    })
+}
+
+/// What the steps of one Application pass share.
+struct Pass<'a> {
+    ctx: &'a Context,
+    app: &'a Application,
+    client: &'a dyn IdentityServer,
+    idps: &'a HashMap<String, Arc<IdentityProvider>>,
+    want: &'a Desired,
+}
+
+/// What the spec wants on the server, resolved against the cluster.
+struct Desired {
+    flow: Option<FlowUpdate>,
+    oidc: Option<crate::backend::OidcChange>,
+    needs_local: LocalAccountAuthenticators,
+}
+
+/// What [`sync_app`] did and learned.
+struct Synced {
+    /// The flow the status rule checks (the desired one, with its script as planned).
+    flow: Option<FlowUpdate>,
+    /// The script the rule sees on the server.
+    script: Option<String>,
+    /// The conflicts Block held the flow back for.
+    held: Vec<flow::Conflict>,
+    /// What was written.
+    changed: Vec<&'static str>,
+}
+
+/// Dereference: every IdentityProvider of the flow, existing, reconciled once and on this backend;
+/// else the outcome that says which one the application waits for.
+async fn flow_idps(
+    ctx: &Context,
+    app: &Application,
+    ns: &str,
+) -> managed::Step<HashMap<String, Arc<IdentityProvider>>> {
+    let spec = &app.spec;
+    let mut idps = HashMap::new();
     for r in referenced_idps(app) {
         let Some(idp) = referenced_idp(ctx, &r).await? else {
             let msg = format!("waiting for IdentityProvider {} (referenced by loginFlow): it does not exist in namespace {ns}", r.name);
-            return Ok(Outcome::progressing("IdentityProviderNotFound", msg));
+            return Ok(Err(Outcome::progressing("IdentityProviderNotFound", msg)));
         };
         if !idp_ready(&idp) {
             let msg = format!(
                 "waiting for IdentityProvider {} to exist on the server",
                 r.name
             );
-            return Ok(Outcome::progressing("IdentityProviderNotReady", msg));
+            return Ok(Err(Outcome::progressing("IdentityProviderNotReady", msg)));
         }
         if idp.spec.backend_ref != spec.backend_ref {
             let msg = format!("IdentityProvider {} is on backend {}, this application on {}: a login flow can only use providers of its own backend",
                 r.name, idp.spec.backend_ref.name, spec.backend_ref.name);
-            return Ok(Outcome::stalled("InvalidReference", msg));
+            return Ok(Err(Outcome::stalled("InvalidReference", msg)));
         }
         idps.insert(r.name.clone(), idp);
     }
+    Ok(Ok(idps))
+}
+
+/// Build: the flow (IdP references resolved to server names), the OIDC settings, and what needs a
+/// local account on this backend; `Err` names an IdP that vanished from the cache meanwhile.
+fn desired(
+    app: &Application,
+    idps: &HashMap<String, Arc<IdentityProvider>>,
+    backend: &crate::api::IdentityBackend,
+) -> Result<Desired, String> {
     let resolve = |name: &str| {
         let idp = idps.get(name)?;
         Some((
@@ -322,71 +493,73 @@ async fn apply(
             idp.spec.provider_type()?.authenticator_name().to_string(),
         ))
     };
-    let flow = desired_flow(spec, resolve)
-        .map_err(|n| Error::Internal(format!("IdentityProvider {n} vanished")))?;
-    let oidc = desired_oidc(spec);
-    let needs_local = registry::local_account_authenticators(&backend);
+    let flow = desired_flow(&app.spec, resolve)?;
+    Ok(Desired {
+        flow,
+        oidc: desired_oidc(&app.spec),
+        needs_local: registry::local_account_authenticators(backend),
+    })
+}
 
-    // 2-4. Under the Block gate (flow changes are checked against the IdPs' live JIT): observe,
-    // plan and act on which server object is ours, creating it (flow held back if it conflicts).
-    let _gate = ctx
-        .block_gate
-        .lock(
-            idps.values()
-                .map(|i| super::gate::key(i.namespace().as_deref(), &i.name_any())),
-        )
-        .await;
-    // The IdPs' live JIT is read only where a flow is about to be pushed (a first create, or a flow
-    // that differs from the server's): a pass that pushes nothing needs no live check, and the
-    // status rule reads the IdPs' JIT as their own reconciles last saw it on the server.
-    let mut live = match app.status.as_ref().and_then(|s| s.id.as_ref()) {
-        None => Some(live_jit(ctx, client.as_ref(), &idps).await?),
-        Some(_) => None,
-    };
-    let (create_flow, create_held) = match &live {
+/// The IdPs' live JIT, read only where a flow is about to be pushed: here for a first create (no
+/// id recorded). A pass that pushes nothing needs no live check, and the status rule reads the
+/// IdPs' JIT as their own reconciles last saw it on the server.
+async fn first_create_jit(pass: &Pass<'_>) -> Result<Option<LiveJit>, Error> {
+    match pass.app.status.as_ref().and_then(|s| s.id.as_ref()) {
+        None => Ok(Some(live_jit(pass.ctx, pass.client, pass.idps).await?)),
+        Some(_) => Ok(None),
+    }
+}
+
+/// The flow to send with a create, and the conflicts Block holds it back for. A recreate after a
+/// server-side delete (`live` unknown) is created without the flow, which [`sync_app`] then pushes
+/// after a live check.
+fn plan_create_flow(
+    pass: &Pass<'_>,
+    live: Option<&LiveJit>,
+) -> (Option<FlowUpdate>, Vec<flow::Conflict>) {
+    match live {
         Some((jit, blocking)) => plan_flow(
-            &spec.display_name,
-            flow.as_ref(),
+            &pass.app.spec.display_name,
+            pass.want.flow.as_ref(),
             None,
             jit,
             blocking,
-            &needs_local,
+            &pass.want.needs_local,
         ),
-        // A recreate after a server-side delete: created without the flow, which the diff below
-        // then pushes after a live check.
         None => (None, Vec::new()),
+    }
+}
+
+/// Act under the Block gate: read the server application, then patch its name, description and
+/// login flow where they differ (the flow unless Block holds it back).
+async fn sync_app(
+    pass: &Pass<'_>,
+    id: &str,
+    known: Option<crate::backend::Application>,
+    flow_pushed: bool,
+    mut held: Vec<flow::Conflict>,
+    live: &mut Option<LiveJit>,
+    seen: &mut Observed,
+) -> Result<Synced, Error> {
+    let (app, client, want) = (pass.app, pass.client, pass.want);
+    let spec = &app.spec;
+    let server = match known {
+        Some(server) => server,
+        None => client
+            .get_application(id)
+            .await
+            .map_err(backend_err(format!("reading application {id}")))?,
     };
-    let flow_at_create = live.is_some();
-    let create = async |description: String| {
-        let new = NewApplication {
-            name: spec.display_name.clone(),
-            description: Some(description),
-            template_id: None,
-            oidc: oidc.clone(),
-            login_flow: create_flow,
-        };
-        client.create_application(&new).await
-    };
-    let (id, created) = match managed::identify(ctx, api, app, client.as_ref(), create).await? {
-        Identified::Ours { id, created } => (id, created),
-        Identified::Stop { outcome, id } => {
-            seen.id = id;
-            return Ok(outcome);
-        }
-    };
-    let mut held = if created { create_held } else { Vec::new() };
-    seen.id = Some(id.clone());
-    let server = client
-        .get_application(&id)
-        .await
-        .map_err(backend_err(format!("reading application {id}")))?;
     // skipFor's generated script goes with the flow; a script the operator did not write stays.
-    let (flow, script) = translate::plan_script(flow, &server.login_flow, spec.adopt, &needs_local);
+    let (flow, script) = translate::plan_script(
+        want.flow.clone(),
+        &server.login_flow,
+        spec.adopt,
+        &want.needs_local,
+    );
     seen.script = script.status();
     seen.conditional_steps = translate::conditional_steps(spec);
-
-    // Diff and update: name, description, login flow (unless held back), OIDC.
-    let mut changed: Vec<&str> = Vec::new();
     let mut patch = ApplicationPatch::default();
     if server.name != spec.display_name {
         patch.name = Some(spec.display_name.clone());
@@ -396,27 +569,27 @@ async fn apply(
     let flow_to_push = flow
         .as_ref()
         .is_some_and(|f| translate::flow_differs(f, &server.login_flow));
-    if !(created && flow_at_create) && flow_to_push {
+    if !flow_pushed && flow_to_push {
         if live.is_none() {
-            live = Some(live_jit(ctx, client.as_ref(), &idps).await?);
+            *live = Some(live_jit(pass.ctx, client, pass.idps).await?);
         }
-        if let Some((jit, blocking)) = &live {
+        if let Some((jit, blocking)) = live.as_ref() {
             let (push, blocked) = plan_flow(
                 &spec.display_name,
                 flow.as_ref(),
                 Some(&server.login_flow),
                 jit,
                 blocking,
-                &needs_local,
+                &want.needs_local,
             );
             patch.login_flow = push;
             held = blocked;
         }
     }
-    let (jit, _) = live.unwrap_or_else(|| cached_jit(&idps));
+    let mut changed = Vec::new();
     if patch != ApplicationPatch::default() {
         client
-            .patch_application(&id, &patch)
+            .patch_application(id, &patch)
             .await
             .map_err(backend_err(format!("updating application {id}")))?;
         changed.push(if patch.login_flow.is_some() {
@@ -425,101 +598,144 @@ async fn apply(
             "name/description"
         });
     }
-    drop(_gate);
     let on_server = if held.is_empty() {
         flow.as_ref().map(|f| f.steps.len())
     } else {
         None
     };
     seen.steps = Some(on_server.unwrap_or(server.login_flow.steps.len()) as i32);
-    let mut outcome = Outcome::Ready(format!("application {id} matches the spec"));
-    if let Some(o) = &oidc {
-        let mut current = client
-            .get_oidc(&id)
-            .await
-            .map_err(backend_err("reading OIDC settings"))?;
-        if oidc_differs(o, &current) {
-            current = client
-                .update_oidc(&id, o)
-                .await
-                .map_err(backend_err("updating OIDC settings"))?;
-            changed.push("OIDC settings");
-        }
-        // 5. The credentials Secret, only if this Application created it.
-        if let Some(secret) = &spec.credentials_secret {
-            if let Some(foreign) = write_credentials(
-                ctx,
-                app,
-                &secret.name,
-                current.client_id.as_deref(),
-                current.client_secret.as_ref().map(|s| s.expose()),
-            )
-            .await?
-            {
-                outcome = Outcome::stalled("CredentialsSecretNotOwned", foreign);
-            }
-        }
-    }
-    let old = app.status.clone().unwrap_or_default();
-    if !created && !changed.is_empty() && old.observed_generation == app.metadata.generation {
-        publish(
-            ctx,
-            app,
-            EventType::Normal,
-            "DriftCorrected",
-            "Update",
-            format!(
-                "the server differed from the spec in: {}; it was corrected",
-                changed.join(", ")
-            ),
-        )
-        .await;
-    }
+    Ok(Synced {
+        flow,
+        script: script.effective,
+        held,
+        changed,
+    })
+}
 
-    // The conflict rule for the status, against each IdP's JIT as declared and as on the server.
-    if let Some(f) = &flow {
-        let by_server_name: BTreeMap<&str, &str> = idps
-            .iter()
-            .map(|(k, i)| (i.spec.display_name.as_str(), k.as_str()))
-            .collect();
-        let analysis = flow::check_flow(
-            &spec.display_name,
-            &translate::flow_for_rule(&f.steps, script.effective.as_deref(), &needs_local),
-            &jit,
-            &needs_local,
-        );
-        seen.conflicts = analysis
-            .conflicts
-            .into_iter()
-            .map(|c| AppConflictEntry {
-                identity_provider: by_server_name
-                    .get(c.identity_provider.as_str())
-                    .map(|s| s.to_string())
-                    .unwrap_or(c.identity_provider),
-                identity_provider_step: c.identity_provider_step as i32,
-                authenticator: c.authenticator,
-                authenticator_step: c.authenticator_step as i32,
-            })
-            .collect();
+/// Act: the OIDC settings where they differ, then the credentials Secret; returns why the Secret
+/// was not written when it is someone else's.
+async fn sync_oidc(
+    pass: &Pass<'_>,
+    id: &str,
+    changed: &mut Vec<&'static str>,
+) -> Result<Option<String>, Error> {
+    let Some(o) = &pass.want.oidc else {
+        return Ok(None);
+    };
+    let client = pass.client;
+    let mut current = client
+        .get_oidc(id)
+        .await
+        .map_err(backend_err("reading OIDC settings"))?;
+    if oidc_differs(o, &current) {
+        current = client
+            .update_oidc(id, o)
+            .await
+            .map_err(backend_err("updating OIDC settings"))?;
+        changed.push("OIDC settings");
     }
+    let Some(secret) = &pass.app.spec.credentials_secret else {
+        return Ok(None);
+    };
+    write_credentials(
+        pass.ctx,
+        pass.app,
+        &secret.name,
+        current.client_id.as_deref(),
+        current.client_secret.as_ref().map(|s| s.expose()),
+    )
+    .await
+}
+
+/// The conflict rule for the status, against each IdP's JIT as declared and as on the server,
+/// named by the IdentityProvider objects. Pure.
+fn status_conflicts(
+    app: &Application,
+    idps: &HashMap<String, Arc<IdentityProvider>>,
+    needs_local: &LocalAccountAuthenticators,
+    f: &FlowUpdate,
+    script: Option<&str>,
+    jit: &HashMap<String, Jit>,
+) -> Vec<AppConflictEntry> {
+    let by_server_name: BTreeMap<&str, &str> = idps
+        .iter()
+        .map(|(k, i)| (i.spec.display_name.as_str(), k.as_str()))
+        .collect();
+    let analysis = flow::check_flow(
+        &app.spec.display_name,
+        &translate::flow_for_rule(&f.steps, script, needs_local),
+        jit,
+        needs_local,
+    );
+    analysis
+        .conflicts
+        .into_iter()
+        .map(|c| AppConflictEntry {
+            identity_provider: by_server_name
+                .get(c.identity_provider.as_str())
+                .map(|s| s.to_string())
+                .unwrap_or(c.identity_provider),
+            identity_provider_step: c.identity_provider_step as i32,
+            authenticator: c.authenticator,
+            authenticator_step: c.authenticator_step as i32,
+        })
+        .collect()
+}
+
+/// A pass for a change only the status rule sees (a referenced IdP's JIT or conflict policy): the
+/// conflicts are recomputed from the cache and the status written; nothing is asked of the server
+/// (the application's own server state cannot have changed with it, and a held-back flow is never
+/// memoised). `None` when the cache cannot tell (an IdP or the backend missing): a full pass then.
+async fn status_only(
+    ctx: &Context,
+    api: &Api<Application>,
+    app: &Application,
+    flow: Option<memo::RuleFlow>,
+) -> Option<Result<Action, Error>> {
+    let ns = app.namespace()?;
+    let backend_ref = ObjectRef::new(&app.spec.backend_ref.name).within(&ns);
+    let backend = ctx.backends.get(&backend_ref)?;
+    let mut idps = HashMap::new();
+    for r in referenced_idps(app) {
+        let idp = ctx.idps.get(&r).filter(|i| idp_ready(i))?;
+        idps.insert(r.name.clone(), idp);
+    }
+    let mut seen = Observed::from(app);
+    let id = seen.id.clone()?;
+    if let Some((f, script)) = &flow {
+        let (jit, _) = cached_jit(&idps);
+        let needs_local = registry::local_account_authenticators(&backend);
+        seen.conflicts = status_conflicts(app, &idps, &needs_local, f, script.as_deref(), &jit);
+    }
+    let ready = Outcome::Ready(format!("application {id} matches the spec"));
+    Some(finish(ctx, api, app, seen, ready).await)
+}
+
+/// The outcome of a pass that reached the server: a held-back flow, then a foreign credentials
+/// Secret, else Ready. Pure.
+fn outcome(id: &str, held: &[flow::Conflict], credentials: Option<String>) -> Outcome {
     if !held.is_empty() {
         let what: Vec<String> = held
             .iter()
             .map(|c| format!("IdentityProvider {} (step {}) has JIT provisioning off and conflictPolicy: Block, but step {} requires {}", c.identity_provider, c.identity_provider_step, c.authenticator_step, c.authenticator))
             .collect();
-        outcome = Outcome::stalled(
+        return Outcome::stalled(
             "LoginFlowBlocked",
             format!("the login flow change was not pushed: {}. Enable JIT on that provider, drop or move the step, or set its conflictPolicy: Warn. The rest of the spec is applied.", what.join("; ")),
         );
     }
-    Ok(outcome)
+    match credentials {
+        Some(foreign) => Outcome::stalled("CredentialsSecretNotOwned", foreign),
+        None => Outcome::Ready(format!("application {id} matches the spec")),
+    }
 }
+
+/// Each referenced IdP's JIT as the rule sees it, and the server names of those under Block.
+type LiveJit = (HashMap<String, Jit>, BTreeSet<String>);
 
 /// Each referenced IdP's JIT as the cache shows it (declared in its spec, and on the server as its
 /// status last recorded), for the status rule of a pass that pushes no flow.
-fn cached_jit(
-    idps: &HashMap<String, Arc<IdentityProvider>>,
-) -> (HashMap<String, Jit>, BTreeSet<String>) {
+fn cached_jit(idps: &HashMap<String, Arc<IdentityProvider>>) -> LiveJit {
     let mut jit = HashMap::new();
     let mut blocking = BTreeSet::new();
     for idp in idps.values() {
@@ -550,40 +766,71 @@ fn effective_jit(declared: Jit, on_server: bool) -> Jit {
     }
 }
 
-/// Each referenced IdP's JIT as the rule must see it, read inside the Block gate: off when its
-/// spec (read fresh from the apiserver) declares it off **or** the server has it off. And the
-/// server names of those under `conflictPolicy: Block`.
+/// An IdP's JIT on the server as the Block check may take it without asking the server: as its
+/// last pass in this process recorded it inside the gate (`recorded`), else as its status says
+/// when that describes its current spec. `None`: read it live. Pure.
+pub fn known_jit(recorded: Option<bool>, idp: &IdentityProvider) -> Option<bool> {
+    if recorded.is_some() {
+        return recorded;
+    }
+    let status = idp.status.as_ref()?;
+    let current = status.id.is_some() && status.observed_generation == idp.metadata.generation;
+    match status.jit.as_deref() {
+        Some(jit) if current => Some(jit == "Enabled"),
+        _ => None,
+    }
+}
+
+/// Each referenced IdP's JIT as the rule must see it, decided inside the Block gate: off when its
+/// spec declares it off **or** the server has it off (see [`known_jit`]; read live from the
+/// apiserver and the server only when neither the gate's record nor a current status knows it).
+/// And the server names of those under `conflictPolicy: Block`.
 async fn live_jit(
     ctx: &Context,
-    client: &dyn crate::backend::IdentityServer,
+    client: &dyn IdentityServer,
     idps: &HashMap<String, Arc<IdentityProvider>>,
-) -> Result<(HashMap<String, Jit>, BTreeSet<String>), Error> {
+) -> Result<LiveJit, Error> {
     let mut jit = HashMap::new();
     let mut blocking = BTreeSet::new();
     for (name, cached) in idps {
         let ns = cached.namespace().unwrap_or_default();
-        let fresh = Api::<IdentityProvider>::namespaced(ctx.client.clone(), &ns)
-            .get_opt(name)
-            .await?
-            .map(Arc::new)
-            .unwrap_or_else(|| cached.clone());
-        let on_server = match fresh.status.as_ref().and_then(|s| s.id.as_deref()) {
-            Some(id) => {
-                client
-                    .get_jit(id)
-                    .await
-                    .map_err(backend_err(format!(
-                        "reading JIT provisioning of identity provider {id}"
-                    )))?
-                    .enabled
+        let recorded = cached
+            .status
+            .as_ref()
+            .and_then(|s| s.id.as_deref())
+            .and_then(|id| {
+                ctx.block_gate
+                    .recorded_jit(&super::gate::key(Some(&ns), name), id)
+            });
+        let (idp, on_server) = match known_jit(recorded, cached) {
+            Some(on) => (cached.clone(), on),
+            None => {
+                let key = ObjectRef::new(name).within(&ns);
+                let fresh = managed::cached_or_read(&ctx.client, &ctx.idps, &key, |_| false)
+                    .await?
+                    .unwrap_or_else(|| cached.clone());
+                let on = match fresh.status.as_ref().and_then(|s| s.id.as_deref()) {
+                    Some(id) => {
+                        client
+                            .get_jit(id)
+                            .await
+                            .map_err(backend_err(format!(
+                                "reading JIT provisioning of identity provider {id}"
+                            )))?
+                            .enabled
+                    }
+                    None => false,
+                };
+                (fresh, on)
             }
-            None => false,
         };
-        let declared = Jit::from(fresh.spec.jit.as_ref().map(|j| j.enabled));
-        let effective = effective_jit(declared, on_server);
-        jit.insert(fresh.spec.display_name.clone(), effective);
-        if fresh.spec.conflict_policy == ConflictPolicy::Block {
-            blocking.insert(fresh.spec.display_name.clone());
+        let declared = Jit::from(idp.spec.jit.as_ref().map(|j| j.enabled));
+        jit.insert(
+            idp.spec.display_name.clone(),
+            effective_jit(declared, on_server),
+        );
+        if idp.spec.conflict_policy == ConflictPolicy::Block {
+            blocking.insert(idp.spec.display_name.clone());
         }
     }
     Ok((jit, blocking))
@@ -619,78 +866,88 @@ async fn write_credentials(
     {
         return Ok(None);
     }
-    let existing = api.get_opt(name).await?;
-    let plan = managed::plan_credentials(
-        existing
-            .as_ref()
-            .map(|s| (&s.metadata, s.data.as_ref() == Some(&data))),
-        &app.uid().unwrap_or_default(),
-        name,
-    );
-    match plan {
-        SecretPlan::Unchanged => {
-            let version = existing.and_then(|s| s.resource_version());
-            ctx.memo.credentials_written(&uid, version, &creds);
-            return Ok(None);
+    // A Secret the metadata cache does not know is created without a read first (a new
+    // Application's); a conflict then means it exists after all, and it is read and planned.
+    let mut read = ctx.registry.secret_version(&ns, name).is_some();
+    loop {
+        let existing = if read { api.get_opt(name).await? } else { None };
+        let plan = managed::plan_credentials(
+            existing
+                .as_ref()
+                .map(|s| (&s.metadata, s.data.as_ref() == Some(&data))),
+            &app.uid().unwrap_or_default(),
+            name,
+        );
+        match plan {
+            SecretPlan::Unchanged => {
+                let version = existing.and_then(|s| s.resource_version());
+                ctx.memo.credentials_written(&uid, version, &creds);
+                return Ok(None);
+            }
+            SecretPlan::Foreign(why) => {
+                ctx.memo.credentials_forget(&uid);
+                return Ok(Some(why));
+            }
+            SecretPlan::Create | SecretPlan::Update => {}
         }
-        SecretPlan::Foreign(why) => {
-            ctx.memo.credentials_forget(&uid);
-            return Ok(Some(why));
-        }
-        SecretPlan::Create | SecretPlan::Update => {}
-    }
-    let owner = app
-        .controller_owner_ref(&())
-        .into_iter()
-        .collect::<Vec<_>>();
-    let secret = KubeSecret {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            owner_references: Some(owner),
-            labels: Some(BTreeMap::from([(
-                MANAGED_BY.0.to_string(),
-                MANAGED_BY.1.to_string(),
-            )])),
+        let owner = app
+            .controller_owner_ref(&())
+            .into_iter()
+            .collect::<Vec<_>>();
+        let secret = KubeSecret {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                owner_references: Some(owner),
+                labels: Some(BTreeMap::from([(
+                    MANAGED_BY.0.to_string(),
+                    MANAGED_BY.1.to_string(),
+                )])),
+                ..Default::default()
+            },
+            type_: Some("Opaque".into()),
+            data: Some(data.clone()),
             ..Default::default()
-        },
-        type_: Some("Opaque".into()),
-        data: Some(data),
-        ..Default::default()
-    };
-    let mut body = serde_json::to_value(&secret).map_err(|e| Error::Internal(e.to_string()))?;
-    body["apiVersion"] = json!("v1");
-    body["kind"] = json!("Secret");
-    // Create only when absent: a Secret made by someone else between the read and this write must
-    // not be taken over by an apply.
-    if plan == SecretPlan::Create {
-        let created: KubeSecret =
-            serde_json::from_value(body).map_err(|e| Error::Internal(e.to_string()))?;
-        match api.create(&kube::api::PostParams { field_manager: Some(MANAGER.into()), ..Default::default() }, &created).await {
-            Ok(s) => ctx.memo.credentials_written(&uid, s.resource_version(), &creds),
-            Err(kube::Error::Api(e)) if e.code == 409 => return Ok(Some(format!("Secret {name} (credentialsSecret) appeared before the operator could create it; it was not written"))),
-            Err(e) => return Err(e.into()),
+        };
+        let mut body = serde_json::to_value(&secret).map_err(|e| Error::Internal(e.to_string()))?;
+        body["apiVersion"] = json!("v1");
+        body["kind"] = json!("Secret");
+        // Create only when absent: a Secret made by someone else between the read and this write must
+        // not be taken over by an apply.
+        if plan == SecretPlan::Create {
+            let created: KubeSecret =
+                serde_json::from_value(body).map_err(|e| Error::Internal(e.to_string()))?;
+            match api.create(&kube::api::PostParams { field_manager: Some(MANAGER.into()), ..Default::default() }, &created).await {
+                Ok(s) => ctx.memo.credentials_written(&uid, s.resource_version(), &creds),
+                // Not in the metadata cache, so not read first: it exists after all, read it.
+                Err(kube::Error::Api(e)) if e.code == 409 && !read => {
+                    read = true;
+                    continue;
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => return Ok(Some(format!("Secret {name} (credentialsSecret) appeared before the operator could create it; it was not written"))),
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            let written = api
+                .patch(
+                    name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(&body),
+                )
+                .await?;
+            ctx.memo
+                .credentials_written(&uid, written.resource_version(), &creds);
         }
-    } else {
-        let written = api
-            .patch(
-                name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await?;
-        ctx.memo
-            .credentials_written(&uid, written.resource_version(), &creds);
+        publish(
+            ctx,
+            app,
+            EventType::Normal,
+            "CredentialsWritten",
+            "WriteSecret",
+            format!("wrote client-id and client-secret to Secret {name}"),
+        )
+        .await;
+        return Ok(None);
     }
-    publish(
-        ctx,
-        app,
-        EventType::Normal,
-        "CredentialsWritten",
-        "WriteSecret",
-        format!("wrote client-id and client-secret to Secret {name}"),
-    )
-    .await;
-    Ok(None)
 }
 
 async fn finish(
@@ -783,6 +1040,10 @@ async fn finish(
         .await;
     }
     apply_status(api, app, app.status.as_ref(), &status).await?;
+    let pending = app.annotations().get(CREATE_PENDING).map(String::as_str);
+    if managed::pending_done(pending, observed.created, status.id.as_deref()) {
+        annotate(api, app, CREATE_PENDING, None).await?;
+    }
     ctx.metrics.set_conflicts(
         "Application",
         &ObjectRef::from_obj(app).to_string(),
@@ -797,6 +1058,7 @@ async fn finish(
 }
 
 async fn cleanup(app: Arc<Application>, ctx: &Context) -> Result<Action, Error> {
+    let uid = app.uid().unwrap_or_default();
     index_app(ctx, &app);
     ctx.memo.forget(&app.uid().unwrap_or_default());
     ctx.memo.credentials_forget(&app.uid().unwrap_or_default());
@@ -810,7 +1072,105 @@ async fn cleanup(app: Arc<Application>, ctx: &Context) -> Result<Action, Error> 
         policy: app.spec.deletion_policy,
         backend_ref: &app.spec.backend_ref,
         display_name: &app.spec.display_name,
-        id: app.status.as_ref().and_then(|s| s.id.clone()),
+        id: ctx
+            .memo
+            .owned_id(&uid, app.status.as_ref().and_then(|s| s.id.clone())),
     };
-    cleanup::release(ctx, app.as_ref(), owned).await
+    let released = cleanup::release(ctx, app.as_ref(), owned).await;
+    if released.is_ok() {
+        ctx.memo.forget_id(&uid);
+    }
+    released
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held() -> flow::Conflict {
+        flow::Conflict {
+            application: "Payroll".into(),
+            identity_provider: "Google".into(),
+            identity_provider_step: 1,
+            authenticator: "totp".into(),
+            authenticator_step: 2,
+            unverified_script: false,
+        }
+    }
+
+    fn idp(generation: i64, observed: Option<i64>, jit: Option<&str>) -> IdentityProvider {
+        serde_json::from_value(json!({
+            "apiVersion": "identity-operator.io/v1alpha1",
+            "kind": "IdentityProvider",
+            "metadata": {"name": "google", "namespace": "ns", "generation": generation},
+            "spec": {
+                "backendRef": {"name": "asgardeo"},
+                "displayName": "Google",
+                "google": {"clientID": "x", "clientSecretRef": {"name": "s", "key": "k"}}
+            },
+            "status": {"id": "i1", "observedGeneration": observed, "jit": jit}
+        }))
+        .expect("idp")
+    }
+
+    #[test]
+    fn the_block_check_takes_jit_from_the_gate_record_or_a_current_status_else_reads_live() {
+        // (case, gate record, generation, observed generation, status jit, want)
+        let cases = [
+            (
+                "recorded in the gate wins",
+                Some(false),
+                2,
+                Some(1),
+                Some("Enabled"),
+                Some(false),
+            ),
+            (
+                "current status",
+                None,
+                2,
+                Some(2),
+                Some("Enabled"),
+                Some(true),
+            ),
+            (
+                "current status, off",
+                None,
+                2,
+                Some(2),
+                Some("Disabled"),
+                Some(false),
+            ),
+            (
+                "status of an older spec: live",
+                None,
+                3,
+                Some(2),
+                Some("Enabled"),
+                None,
+            ),
+            ("no jit in status: live", None, 2, Some(2), None, None),
+        ];
+        for (name, recorded, generation, observed, jit, want) in cases {
+            assert_eq!(
+                known_jit(recorded, &idp(generation, observed, jit)),
+                want,
+                "case {name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_held_flow_outranks_a_foreign_secret_which_outranks_ready() {
+        assert!(outcome("app-1", &[], None).is_ready());
+        let foreign = outcome("app-1", &[], Some("Secret s belongs to someone".into()));
+        assert_eq!(foreign.conditions()[0].reason, "CredentialsSecretNotOwned");
+        let blocked = outcome("app-1", &[held()], Some("ignored".into()));
+        let c = &blocked.conditions()[0];
+        assert_eq!(c.reason, "LoginFlowBlocked");
+        assert!(
+            c.message.contains("IdentityProvider Google (step 1)"),
+            "{c:?}"
+        );
+    }
 }

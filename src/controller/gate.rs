@@ -16,6 +16,10 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 #[derive(Default)]
 pub struct BlockGate {
     locks: Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
+    /// Per IdP (gate key): its server id and whether JIT is on there, as its last pass in this
+    /// process left it, recorded inside its gate. An Application's Block check reads it inside the
+    /// same gate instead of asking the server: whichever of the two goes second sees the other.
+    jit: Mutex<HashMap<String, (String, bool)>>,
 }
 
 /// Held while a Block decision and the change it guards run; dropping it releases every lock.
@@ -39,6 +43,26 @@ impl BlockGate {
     }
 }
 
+impl BlockGate {
+    /// Records an IdP's JIT on the server (call inside its gate, after reading or writing it).
+    pub fn record_jit(&self, key: &str, id: &str, enabled: bool) {
+        let mut jit = self.jit.lock().unwrap_or_else(|e| e.into_inner());
+        jit.insert(key.to_string(), (id.to_string(), enabled));
+    }
+
+    /// An IdP's JIT on the server as recorded for server id `id`, if this process knows it.
+    pub fn recorded_jit(&self, key: &str, id: &str) -> Option<bool> {
+        let jit = self.jit.lock().unwrap_or_else(|e| e.into_inner());
+        jit.get(key).filter(|(i, _)| i == id).map(|(_, on)| *on)
+    }
+
+    /// Forgets an IdP (deleted).
+    pub fn forget_jit(&self, key: &str) {
+        let mut jit = self.jit.lock().unwrap_or_else(|e| e.into_inner());
+        jit.remove(key);
+    }
+}
+
 /// The gate key of an IdentityProvider.
 pub fn key(namespace: Option<&str>, name: &str) -> String {
     format!("{}/{name}", namespace.unwrap_or_default())
@@ -48,6 +72,22 @@ pub fn key(namespace: Option<&str>, name: &str) -> String {
 mod tests {
     use super::*;
     use futures::FutureExt;
+
+    #[test]
+    fn recorded_jit_is_per_server_id() {
+        let gate = BlockGate::default();
+        let k = key(Some("ns"), "google");
+        assert_eq!(gate.recorded_jit(&k, "i1"), None);
+        gate.record_jit(&k, "i1", false);
+        assert_eq!(gate.recorded_jit(&k, "i1"), Some(false));
+        assert_eq!(
+            gate.recorded_jit(&k, "i2"),
+            None,
+            "a recreated IdP is not the old one"
+        );
+        gate.forget_jit(&k);
+        assert_eq!(gate.recorded_jit(&k, "i1"), None);
+    }
 
     #[tokio::test]
     async fn disjoint_idps_do_not_wait_for_each_other() {

@@ -28,7 +28,7 @@ pub async fn reconcile(backend: Arc<IdentityBackend>, ctx: Arc<Context>) -> Resu
     finalizer(&api, BACKEND_FINALIZER, backend, |event| async {
         match event {
             FinalizerEvent::Apply(b) => apply(b, &api, &ctx).await,
-            FinalizerEvent::Cleanup(b) => release(b, &ctx).await,
+            FinalizerEvent::Cleanup(b) => release(b, &api, &ctx).await,
         }
     })
     .await
@@ -54,17 +54,47 @@ pub fn users(ctx: &Context, backend: &IdentityBackend) -> Vec<String> {
         .collect()
 }
 
-/// Keeps the backend while anything uses it; then forgets its client and lets it go.
-async fn release(backend: Arc<IdentityBackend>, ctx: &Context) -> Result<Action, Error> {
+/// Why a backend being deleted must wait: the objects that still use it and how to unblock, or
+/// `None` when nothing does. Pure.
+pub fn deletion_blocked(backend: &str, users: &[String]) -> Option<Outcome> {
+    if users.is_empty() {
+        return None;
+    }
+    Some(Outcome::progressing(
+        "InUse",
+        format!(
+            "IdentityBackend {backend} is being deleted but is still used by {}: it stays until they are gone, because their cleanup deletes their server objects through it. \
+             To unblock, delete them (set deletionPolicy: Orphan on them first to leave their server objects in place)",
+            users.join(", ")
+        ),
+    ))
+}
+
+/// Keeps the backend while anything uses it, and says so on its status; then forgets its client
+/// and lets it go.
+async fn release(
+    backend: Arc<IdentityBackend>,
+    api: &Api<IdentityBackend>,
+    ctx: &Context,
+) -> Result<Action, Error> {
     let users = users(ctx, &backend);
-    if !users.is_empty() {
+    if let Some(outcome) = deletion_blocked(&backend.name_any(), &users) {
+        let old = backend.status.clone().unwrap_or_default();
+        let status = IdentityBackendStatus {
+            conditions: conditions::merge(
+                &old.conditions,
+                &outcome.conditions(),
+                conditions::MANAGED,
+                backend.metadata.generation,
+                &now(),
+            ),
+            ..old.clone()
+        };
+        apply_status(api, backend.as_ref(), Some(&old), &status).await?;
+        let message = outcome.conditions()[0].message.clone();
         return Err(Error::Blocked {
             reason: "InUse",
-            message: format!(
-                "IdentityBackend {} is still used by {}; it is deleted once they are gone",
-                backend.name_any(),
-                users.join(", ")
-            ),
+            message,
         });
     }
     ctx.registry
@@ -173,4 +203,34 @@ async fn apply(
 /// The current time for condition transitions.
 pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_in_use_says_who_uses_it_and_how_to_unblock() {
+        let users = vec![
+            "IdentityProvider google".to_string(),
+            "Application payroll".to_string(),
+        ];
+        let Some(outcome) = deletion_blocked("asgardeo", &users) else {
+            panic!("in use: the deletion waits");
+        };
+        assert!(!outcome.is_ready());
+        let ready = &outcome.conditions()[0];
+        assert_eq!(ready.reason, "InUse");
+        assert!(
+            ready.message.contains("IdentityProvider google"),
+            "{ready:?}"
+        );
+        assert!(ready.message.contains("Application payroll"), "{ready:?}");
+        assert!(ready.message.contains("To unblock"), "{ready:?}");
+    }
+
+    #[test]
+    fn a_backend_nothing_uses_goes() {
+        assert_eq!(deletion_blocked("asgardeo", &[]), None);
+    }
 }

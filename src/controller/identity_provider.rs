@@ -22,11 +22,13 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::conditions::{self, Cond, Outcome};
 use super::identity_backend::now;
-use super::managed::{self, description_change, Identified, Managed, ServerKind};
+use super::managed::{
+    self, description_change, Identified, Managed, Read, ServerKind, CREATE_PENDING,
+};
 use super::translate::{self, authenticator_differs, desired_authenticator, jit_change, jit_diff};
 use super::{
-    annotate, apply_status, backend_err, cleanup, jittered, memo, publish, read_secret, registry,
-    secret_value, Context, Error, FINALIZER,
+    annotate_all, apply_status, backend_err, cleanup, jittered, memo, publish, read_secret,
+    registry, secret_value, Context, Error, FINALIZER,
 };
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
 use crate::api::identity_provider::{ConflictEntry, ConflictPolicy, Dependent};
@@ -149,6 +151,8 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
 #[derive(Default)]
 struct Observed {
     id: Option<String>,
+    /// This pass created the server object (its create-pending mark is set).
+    created: bool,
     jit_on_server: Option<bool>,
     dependents: Vec<Dependent>,
     conflicts: Vec<ConflictEntry>,
@@ -161,6 +165,7 @@ impl From<&IdentityProvider> for Observed {
         let old = idp.status.clone().unwrap_or_default();
         Self {
             id: old.id,
+            created: false,
             jit_on_server: old.jit.as_deref().map(|j| j == "Enabled"),
             dependents: old.dependents,
             conflicts: old.conflicts,
@@ -205,79 +210,176 @@ async fn apply(
     seen: &mut Observed,
 ) -> Result<Outcome, Error> {
     let ns = idp.namespace().ok_or(Error::NoNamespace)?;
-    let spec = &idp.spec;
-
-    // 1. Dereference and validate.
-    let Some(backend) = managed::find_backend(ctx, &ns, &spec.backend_ref.name).await? else {
-        let msg = format!(
-            "IdentityBackend {} not found in namespace {ns}: create it",
-            spec.backend_ref.name
-        );
-        return Ok(Outcome::stalled("BackendNotFound", msg));
-    };
-    let client = match ctx.registry.client_for(&ctx.client, &backend).await {
-        Ok(c) => c,
-        Err(e) => {
-            let msg = format!("IdentityBackend {}: {e}", spec.backend_ref.name);
-            return Ok(Outcome::stalled(e.reason(), msg));
-        }
-    };
-    if spec.provider_type().is_none() {
-        let msg = "set exactly one of google, github, oidc or saml";
-        return Ok(Outcome::stalled("InvalidSpec", msg));
-    }
-    let secret_ref = client_secret_ref(idp);
-    let pushed = idp.annotations().get(SECRET_VERSION).map(String::as_str);
-    // The Secret's value is needed only to send it: when the server already has the version in the
-    // metadata cache (same resourceVersion, same content), the authenticator is diffed without it
-    // and the Secret is read only if something must be written after all.
-    let cached_version = secret_ref.and_then(|r| ctx.registry.secret_version(&ns, &r.name));
-    let known = idp.recorded_id().is_some()
-        && cached_version.is_some()
-        && cached_version.as_deref() == pushed;
-    let mut client_secret = None;
-    match secret_ref {
-        Some(r) if !known => match read_client_secret(ctx, &ns, r).await? {
-            Ok((value, version)) => {
-                client_secret = Some(value);
-                seen.secret_version = version;
-            }
-            Err(outcome) => return Ok(outcome),
-        },
-        Some(_) => seen.secret_version = cached_version,
-        None => {}
-    }
-    let Some(mut desired_auth) = desired_authenticator(spec, client_secret.as_ref()) else {
-        let msg = "the identity provider type is incomplete";
-        return Ok(Outcome::stalled("InvalidSpec", msg));
-    };
-
+    // 1. Dereference and validate: backend, client, the client secret.
+    let (backend, client) = step!(managed::backend_client(ctx, &ns, &idp.spec.backend_ref).await);
+    let mut creds = step!(credentials(ctx, idp, &ns, seen).await);
     // 2-4. Observe, plan and act on which server object is ours (create if none).
+    let (id, created, read) = step!(identify(ctx, api, idp, client.as_ref(), &creds, seen).await);
+    let server = server_idp(idp, client.as_ref(), &id, created, read, &creds).await?;
+    // 4. Act: root attributes, the authenticator (only what differs is written).
+    let mut changed = sync_root(idp, client.as_ref(), &server).await?;
+    let pass = Pass {
+        ctx,
+        idp,
+        ns: &ns,
+        client: client.as_ref(),
+        id: &id,
+        created,
+    };
+    changed.extend(step!(sync_authenticator(&pass, &mut creds, seen).await));
+    // 5. Under the Block gate: dependents from the server's live flows, the rule, JIT.
+    let _gate = ctx
+        .block_gate
+        .lock([super::gate::key(Some(&ns), &idp.name_any())])
+        .await;
+    let blocked = sync_jit(&pass, &backend, &server, seen, &mut changed).await?;
+    // 6. Report.
+    let old_generation = idp.status.as_ref().and_then(|s| s.observed_generation);
+    managed::report_drift(ctx, idp, old_generation, created, &changed).await;
+    Ok(outcome(&id, blocked, &seen.conflicts))
+}
+
+/// Observe, plan and act on which server object is ours ([`managed::identify`]), creating it
+/// with the authenticator when there is none. Returns its id and whether this pass created it.
+async fn identify(
+    ctx: &Context,
+    api: &Api<IdentityProvider>,
+    idp: &IdentityProvider,
+    client: &dyn IdentityServer,
+    creds: &Credentials<'_>,
+    seen: &mut Observed,
+) -> managed::Step<(String, bool, Option<Read>)> {
     let create = async |description: String| {
         let new = NewIdp {
-            name: spec.display_name.clone(),
+            name: idp.spec.display_name.clone(),
             description: Some(description),
             image: None,
-            authenticator: desired_auth.clone(),
+            authenticator: creds.desired.clone(),
             jit: None,
         };
         client.create_idp(&new).await
     };
-    let (id, created) = match managed::identify(ctx, api, idp, client.as_ref(), create).await? {
-        Identified::Ours { id, created } => (id, created),
-        Identified::Stop { outcome, id } => {
-            seen.id = id;
-            return Ok(outcome);
-        }
-    };
-    seen.id = Some(id.clone());
-    let server = client
-        .get_idp(&id)
-        .await
-        .map_err(backend_err(format!("reading identity provider {id}")))?;
+    Ok(
+        match managed::identify(ctx, api, idp, client, create).await? {
+            Identified::Ours { id, created, read } => {
+                seen.id = Some(id.clone());
+                seen.created = created;
+                Ok((id, created, read))
+            }
+            Identified::Stop { outcome, id } => {
+                seen.id = id;
+                Err(outcome)
+            }
+        },
+    )
+}
 
-    // Diff and update root attributes and the authenticator. Only what differs is written.
-    let mut changed: Vec<&str> = Vec::new();
+/// The server object as the diff needs it: as observe read it, or as this pass just created it
+/// (what was sent: no read back), else read now.
+async fn server_idp(
+    idp: &IdentityProvider,
+    client: &dyn IdentityServer,
+    id: &str,
+    created: bool,
+    read: Option<Read>,
+    creds: &Credentials<'_>,
+) -> Result<crate::backend::Idp, Error> {
+    if let Some(Read::Idp(server)) = read {
+        return Ok(server);
+    }
+    if created {
+        return Ok(crate::backend::Idp {
+            id: id.to_string(),
+            name: idp.spec.display_name.clone(),
+            description: Some(managed::owner_marker(&idp.uid().unwrap_or_default())),
+            image: None,
+            is_enabled: true,
+            default_authenticator_id: Some(creds.desired.authenticator_id.clone()),
+            authenticators: Vec::new(),
+            jit: None,
+        });
+    }
+    client
+        .get_idp(id)
+        .await
+        .map_err(backend_err(format!("reading identity provider {id}")))
+}
+
+/// What the steps of one IdP pass share.
+struct Pass<'a> {
+    ctx: &'a Context,
+    idp: &'a IdentityProvider,
+    ns: &'a str,
+    client: &'a dyn IdentityServer,
+    id: &'a str,
+    created: bool,
+}
+
+/// The authenticator the spec wants and what is known of its client secret.
+struct Credentials<'a> {
+    /// The Secret holding the client secret, if the type has one.
+    secret_ref: Option<&'a crate::api::common::SecretKeyRef>,
+    /// The Secret version last pushed (annotation, or this process's memory of its last push).
+    pushed: Option<String>,
+    /// The server has the Secret's current version (per the metadata cache): its value was not read.
+    known: bool,
+    /// The authenticator to send (with the secret when it was read).
+    desired: crate::backend::FederatedAuthenticator,
+}
+
+/// Validate and resolve credentials. The Secret's value is needed only to send it: when the server
+/// already has the version in the metadata cache (same resourceVersion, same content), the
+/// authenticator is diffed without it and the Secret is read only if something must be written
+/// after all.
+async fn credentials<'a>(
+    ctx: &Context,
+    idp: &'a IdentityProvider,
+    ns: &str,
+    seen: &mut Observed,
+) -> managed::Step<Credentials<'a>> {
+    let spec = &idp.spec;
+    if spec.provider_type().is_none() {
+        let msg = "set exactly one of google, github, oidc or saml";
+        return Ok(Err(Outcome::stalled("InvalidSpec", msg)));
+    }
+    let secret_ref = client_secret_ref(idp);
+    // This process's own last writes count even when the cache still shows an older object.
+    let uid = idp.uid().unwrap_or_default();
+    let annotated = idp.annotations().get(SECRET_VERSION).cloned();
+    let pushed = ctx.memo.pushed_version(&uid, annotated);
+    let cached_version = secret_ref.and_then(|r| ctx.registry.secret_version(ns, &r.name));
+    let known = ctx.memo.owned_id(&uid, idp.recorded_id()).is_some()
+        && cached_version.is_some()
+        && cached_version == pushed;
+    let mut client_secret = None;
+    match secret_ref {
+        Some(r) if !known => {
+            let (value, version) = step!(inner: read_client_secret(ctx, ns, r).await);
+            client_secret = Some(value);
+            seen.secret_version = version;
+        }
+        Some(_) => seen.secret_version = cached_version,
+        None => {}
+    }
+    let Some(desired) = desired_authenticator(spec, client_secret.as_ref()) else {
+        let msg = "the identity provider type is incomplete";
+        return Ok(Err(Outcome::stalled("InvalidSpec", msg)));
+    };
+    Ok(Ok(Credentials {
+        secret_ref,
+        pushed,
+        known,
+        desired,
+    }))
+}
+
+/// Act: rename in place and fix the description; returns what was written.
+async fn sync_root(
+    idp: &IdentityProvider,
+    client: &dyn IdentityServer,
+    server: &crate::backend::Idp,
+) -> Result<Vec<&'static str>, Error> {
+    let spec = &idp.spec;
     let mut ops = Vec::new();
     if server.name != spec.display_name {
         ops.push(IdpPatch::Name(spec.display_name.clone()));
@@ -286,69 +388,142 @@ async fn apply(
     {
         ops.push(IdpPatch::Description(d));
     }
-    if !ops.is_empty() {
-        client
-            .patch_idp(&id, &ops)
-            .await
-            .map_err(backend_err(format!("updating identity provider {id}")))?;
-        changed.push("name/description");
+    if ops.is_empty() {
+        return Ok(Vec::new());
     }
+    client
+        .patch_idp(&server.id, &ops)
+        .await
+        .map_err(backend_err(format!(
+            "updating identity provider {}",
+            server.id
+        )))?;
+    Ok(vec!["name/description"])
+}
+
+/// Act: write the authenticator (with the client secret) when it differs or the Secret's version
+/// was never pushed; returns what was written.
+async fn sync_authenticator(
+    pass: &Pass<'_>,
+    creds: &mut Credentials<'_>,
+    seen: &mut Observed,
+) -> managed::Step<Option<&'static str>> {
+    let (client, id, created) = (pass.client, pass.id, pass.created);
     let differs = if created {
         false
     } else {
         match client
-            .get_federated_authenticator(&id, &desired_auth.authenticator_id)
+            .get_federated_authenticator(id, &creds.desired.authenticator_id)
             .await
         {
-            Ok(a) => authenticator_differs(&desired_auth, &a),
+            Ok(a) => authenticator_differs(&creds.desired, &a),
             Err(e) if e.is_not_found() => true,
             Err(e) => return Err(backend_err("reading the federated authenticator")(e)),
         }
     };
     // A recreate with the value left unread sent no secret: push it now.
-    let unsent = created && known;
-    if let (Some(r), true) = (
-        secret_ref.filter(|_| known),
-        unsent || authenticator_push(created, differs, pushed, seen.secret_version.as_deref()),
-    ) {
-        match read_client_secret(ctx, &ns, r).await? {
-            Ok((value, version)) => {
-                desired_auth = desired_authenticator(spec, Some(&value)).unwrap_or(desired_auth);
-                seen.secret_version = version;
-            }
-            Err(outcome) => return Ok(outcome),
-        }
+    let unsent = created && creds.known;
+    let push = |seen: &Observed| {
+        unsent
+            || authenticator_push(
+                created,
+                differs,
+                creds.pushed.as_deref(),
+                seen.secret_version.as_deref(),
+            )
+    };
+    if let (Some(r), true) = (creds.secret_ref.filter(|_| creds.known), push(seen)) {
+        let (value, version) = step!(inner: read_client_secret(pass.ctx, pass.ns, r).await);
+        let spec = &pass.idp.spec;
+        creds.desired = desired_authenticator(spec, Some(&value)).unwrap_or(creds.desired.clone());
+        seen.secret_version = version;
     }
-    if unsent || authenticator_push(created, differs, pushed, seen.secret_version.as_deref()) {
-        client
-            .update_federated_authenticator(&id, &desired_auth)
-            .await
-            .map_err(backend_err("updating the federated authenticator"))?;
-        changed.push("authenticator");
+    if !push(seen) {
+        return Ok(Ok(None));
     }
+    client
+        .update_federated_authenticator(id, &creds.desired)
+        .await
+        .map_err(backend_err("updating the federated authenticator"))?;
+    Ok(Ok(Some("authenticator")))
+}
 
-    // 5. Under the Block gate: dependents from the server's live flows, the rule, JIT.
-    let _gate = ctx
-        .block_gate
-        .lock([super::gate::key(
-            idp.namespace().as_deref(),
-            &idp.name_any(),
-        )])
-        .await;
-    let needs_local = registry::local_account_authenticators(&backend);
+/// Under the Block gate: the dependents from the server's live flows, the conflict rule, and JIT
+/// ([`plan_jit`] holds a disable back under Block). Returns whether it was held back.
+async fn sync_jit(
+    pass: &Pass<'_>,
+    backend: &crate::api::IdentityBackend,
+    server: &crate::backend::Idp,
+    seen: &mut Observed,
+    changed: &mut Vec<&'static str>,
+) -> Result<bool, Error> {
+    let (idp, client, id) = (pass.idp, pass.client, pass.id);
+    let spec = &idp.spec;
+    let needs_local = registry::local_account_authenticators(backend);
     let declared = Jit::from(spec.jit.as_ref().map(|j| j.enabled));
     // With JIT declared on, this IdP can be in no conflict and Block has nothing to hold back: the
     // dependents' flows are not needed, only who they are.
     let need_flows = declared != Jit::Enabled;
-    let (dependents, flows) =
-        dependents(ctx, idp, client.as_ref(), &id, &needs_local, need_flows).await?;
+    // A server object this pass created has no connected application yet.
+    let on_server = !pass.created;
+    let (dependents, flows) = dependents(
+        pass.ctx,
+        idp,
+        client,
+        id,
+        &needs_local,
+        need_flows,
+        on_server,
+    )
+    .await?;
+    seen.conflicts = conflicts(spec, declared, &flows, &needs_local);
+    seen.dependents = dependents;
+    // The IdP's GET carries its JIT settings; ask separately only when a server leaves them out,
+    // or, right after the create, not at all when the spec declares JIT: all of it is pushed.
+    let diff = match (server.jit.clone(), pass.created, jit_change(spec)) {
+        (None, true, Some(change)) => Some(change),
+        (known, _, change) => {
+            let server_jit = match known {
+                Some(jit) => jit,
+                None => client
+                    .get_jit(id)
+                    .await
+                    .map_err(backend_err("reading JIT provisioning"))?,
+            };
+            seen.jit_on_server = Some(server_jit.enabled);
+            change.and_then(|c| jit_diff(&c, &server_jit))
+        }
+    };
+    let (push, blocked) = plan_jit(diff, !seen.conflicts.is_empty(), spec.conflict_policy);
+    if let Some(change) = push {
+        let result = client
+            .update_jit(id, &change)
+            .await
+            .map_err(backend_err("updating JIT provisioning"))?;
+        seen.jit_on_server = Some(result.enabled);
+        changed.push("JIT");
+    }
+    if let Some(on) = seen.jit_on_server {
+        let key = super::gate::key(Some(pass.ns), &idp.name_any());
+        pass.ctx.block_gate.record_jit(&key, id, on);
+    }
+    Ok(blocked)
+}
+
+/// The conflict rule over the dependents' live flows, for this IdP only. Pure.
+fn conflicts(
+    spec: &crate::api::IdentityProviderSpec,
+    declared: Jit,
+    flows: &[(String, flow::Flow)],
+    needs_local: &LocalAccountAuthenticators,
+) -> Vec<ConflictEntry> {
     let idps = HashMap::from([(spec.display_name.clone(), declared)]);
     let analysis = flow::check_all(
         flows.iter().map(|(n, f)| (n.as_str(), f)),
         &idps,
-        &needs_local,
+        needs_local,
     );
-    seen.conflicts = analysis
+    analysis
         .conflicts
         .iter()
         .filter(|c| c.identity_provider == spec.display_name)
@@ -359,56 +534,22 @@ async fn apply(
             authenticator_step: c.authenticator_step as i32,
             unverified_script: c.unverified_script,
         })
-        .collect();
-    seen.dependents = dependents;
-    // The IdP's GET carries its JIT settings; ask separately only when a server leaves them out.
-    let server_jit = match server.jit.clone() {
-        Some(jit) => jit,
-        None => client
-            .get_jit(&id)
-            .await
-            .map_err(backend_err("reading JIT provisioning"))?,
-    };
-    seen.jit_on_server = Some(server_jit.enabled);
-    let diff = jit_change(spec).and_then(|c| jit_diff(&c, &server_jit));
-    let (push, blocked) = plan_jit(diff, !seen.conflicts.is_empty(), spec.conflict_policy);
-    if let Some(change) = push {
-        let result = client
-            .update_jit(&id, &change)
-            .await
-            .map_err(backend_err("updating JIT provisioning"))?;
-        seen.jit_on_server = Some(result.enabled);
-        changed.push("JIT");
-    }
-    let old = idp.status.clone().unwrap_or_default();
-    if !created && !changed.is_empty() && old.observed_generation == idp.metadata.generation {
-        publish(
-            ctx,
-            idp,
-            EventType::Normal,
-            "DriftCorrected",
-            "Update",
-            format!(
-                "the server differed from the spec in: {}; it was corrected",
-                changed.join(", ")
-            ),
-        )
-        .await;
-    }
+        .collect()
+}
 
-    // 6. The outcome for the report.
-    Ok(if blocked {
-        Outcome::stalled(
-            "JITDisableBlocked",
-            format!(
-                "JIT provisioning was not disabled on the server because {} need a local account after this provider (conflictPolicy: Block). \
-                 Enable jit again, skip the MFA step for this provider's users (skipFor on that step), remove the MFA step from those applications, or set conflictPolicy: Warn to push it anyway. The rest of the spec is applied.",
-                names(&seen.conflicts)
-            ),
-        )
-    } else {
-        Outcome::Ready(format!("identity provider {id} matches the spec"))
-    })
+/// The outcome of a pass that reached the server. Pure.
+fn outcome(id: &str, blocked: bool, conflicts: &[ConflictEntry]) -> Outcome {
+    if !blocked {
+        return Outcome::Ready(format!("identity provider {id} matches the spec"));
+    }
+    Outcome::stalled(
+        "JITDisableBlocked",
+        format!(
+            "JIT provisioning was not disabled on the server because {} need a local account after this provider (conflictPolicy: Block). \
+             Enable jit again, skip the MFA step for this provider's users (skipFor on that step), remove the MFA step from those applications, or set conflictPolicy: Warn to push it anyway. The rest of the spec is applied.",
+            names(conflicts)
+        ),
+    )
 }
 
 fn names(conflicts: &[ConflictEntry]) -> String {
@@ -458,6 +599,7 @@ async fn dependents(
     id: &str,
     needs_local: &LocalAccountAuthenticators,
     need_flows: bool,
+    on_server: bool,
 ) -> Result<(Vec<Dependent>, Vec<(String, flow::Flow)>), Error> {
     let me = ObjectRef::from_obj(idp);
     let cluster_apps: Vec<Arc<Application>> = {
@@ -470,7 +612,9 @@ async fn dependents(
             .filter_map(|r| ctx.apps.get(r))
             .collect()
     };
-    let live = if need_flows {
+    let live = if !on_server {
+        Vec::new()
+    } else if need_flows {
         live_flows(client, id, needs_local).await?
     } else {
         connected(client, id, &cluster_apps).await?
@@ -674,15 +818,27 @@ async fn finish(
         )
         .await;
     }
+    apply_status(api, idp, idp.status.as_ref(), &status).await?;
+    // Bookkeeping in one patch, after the status holds the id: the Secret version pushed, and the
+    // create-pending mark of a create this pass made.
+    let mut marks = Vec::new();
     if let Some(v) = &observed.secret_version {
         if idp.annotations().get(SECRET_VERSION) != Some(v)
             && observed.id.is_some()
             && outcome.is_ready()
         {
-            annotate(api, idp, SECRET_VERSION, Some(v)).await?;
+            marks.push((SECRET_VERSION, Some(v.as_str())));
         }
     }
-    apply_status(api, idp, idp.status.as_ref(), &status).await?;
+    let pending = idp.annotations().get(CREATE_PENDING).map(String::as_str);
+    if managed::pending_done(pending, observed.created, status.id.as_deref()) {
+        marks.push((CREATE_PENDING, None));
+    }
+    annotate_all(api, idp, &marks).await?;
+    if let Some((_, Some(v))) = marks.iter().find(|(k, _)| *k == SECRET_VERSION) {
+        ctx.memo
+            .remember_pushed(&idp.uid().unwrap_or_default(), v.to_string());
+    }
     ctx.metrics.set_conflicts(
         "IdentityProvider",
         &ObjectRef::from_obj(idp).to_string(),
@@ -692,7 +848,10 @@ async fn finish(
 }
 
 async fn cleanup(idp: Arc<IdentityProvider>, ctx: &Context) -> Result<Action, Error> {
-    ctx.memo.forget(&idp.uid().unwrap_or_default());
+    let uid = idp.uid().unwrap_or_default();
+    let key = super::gate::key(idp.namespace().as_deref(), &idp.name_any());
+    ctx.block_gate.forget_jit(&key);
+    ctx.memo.forget(&uid);
     ctx.memo.forget_own(&idp.uid().unwrap_or_default());
     ctx.metrics.set_conflicts(
         "IdentityProvider",
@@ -704,7 +863,37 @@ async fn cleanup(idp: Arc<IdentityProvider>, ctx: &Context) -> Result<Action, Er
         policy: idp.spec.deletion_policy,
         backend_ref: &idp.spec.backend_ref,
         display_name: &idp.spec.display_name,
-        id: idp.status.as_ref().and_then(|s| s.id.clone()),
+        id: ctx
+            .memo
+            .owned_id(&uid, idp.status.as_ref().and_then(|s| s.id.clone())),
     };
-    cleanup::release(ctx, idp.as_ref(), owned).await
+    let released = cleanup::release(ctx, idp.as_ref(), owned).await;
+    if released.is_ok() {
+        ctx.memo.forget_id(&uid);
+    }
+    released
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(app: &str) -> ConflictEntry {
+        ConflictEntry {
+            application: app.into(),
+            identity_provider_step: 1,
+            authenticator: "totp".into(),
+            authenticator_step: 2,
+            unverified_script: false,
+        }
+    }
+
+    #[test]
+    fn a_pass_is_ready_unless_block_held_the_jit_disable_back() {
+        assert!(outcome("idp-1", false, &[entry("Payroll")]).is_ready());
+        let held = outcome("idp-1", true, &[entry("Payroll"), entry("Payroll")]);
+        let c = &held.conditions()[0];
+        assert_eq!(c.reason, "JITDisableBlocked");
+        assert!(c.message.contains("application(s) Payroll need"), "{c:?}");
+    }
 }

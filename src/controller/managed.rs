@@ -16,14 +16,16 @@
 
 use kube::api::ObjectMeta;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::Store;
+use std::sync::Arc;
+
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::conditions::Outcome;
 use super::{annotate, apply_status, publish, Context, Error};
-use crate::api::{BackendRef, DeletionPolicy};
+use crate::api::{BackendRef, DeletionPolicy, IdentityBackend};
 use crate::backend::{BackendError, IdentityServer};
 
 /// The finalizer on IdentityProviders and Applications (state outside Kubernetes).
@@ -43,6 +45,34 @@ pub const SECRET_VERSION: &str = "identity-operator.io/client-secret-version";
 /// The label on Secrets the operator created (with a controller owner reference).
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "identity-operator");
 
+/// What a step of an apply returns: `Ok(Err(outcome))` ends the pass with that outcome.
+pub type Step<T> = Result<Result<T, Outcome>, Error>;
+
+/// An object from `cache` when `usable` accepts the cached copy, else read fresh from the
+/// apiserver (`None` when it does not exist). The trigger that started a reconcile may have come on
+/// another watch than the cache's, so the cache can lag behind it by a moment.
+pub async fn cached_or_read<K>(
+    client: &kube::Client,
+    cache: &Store<K>,
+    key: &ObjectRef<K>,
+    usable: impl Fn(&K) -> bool,
+) -> Result<Option<Arc<K>>, Error>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    if let Some(cached) = cache.get(key).filter(|k| usable(k)) {
+        return Ok(Some(cached));
+    }
+    let ns = key.namespace.as_deref().unwrap_or_default();
+    Ok(Api::<K>::namespaced(client.clone(), ns)
+        .get_opt(&key.name)
+        .await?
+        .map(Arc::new))
+}
+
 /// The IdentityBackend an object names: from the cache, else read fresh from the apiserver. Right
 /// after a backend is created the cache can lag behind the object that names it; reporting
 /// `BackendNotFound` ("create it") for a backend that exists would be false, if only for a moment.
@@ -50,17 +80,69 @@ pub async fn find_backend(
     ctx: &Context,
     ns: &str,
     name: &str,
-) -> Result<Option<std::sync::Arc<crate::api::IdentityBackend>>, Error> {
-    let key = kube::runtime::reflector::ObjectRef::new(name).within(ns);
-    if let Some(b) = ctx.backends.get(&key) {
-        return Ok(Some(b));
-    }
-    Ok(
-        Api::<crate::api::IdentityBackend>::namespaced(ctx.client.clone(), ns)
-            .get_opt(name)
-            .await?
-            .map(std::sync::Arc::new),
+) -> Result<Option<Arc<IdentityBackend>>, Error> {
+    cached_or_read(
+        &ctx.client,
+        &ctx.backends,
+        &ObjectRef::new(name).within(ns),
+        |_| true,
     )
+    .await
+}
+
+/// Dereference, the first step of every apply: the IdentityBackend `backend_ref` names and the
+/// client for it, or the outcome that says why there is none.
+pub async fn backend_client(
+    ctx: &Context,
+    ns: &str,
+    backend_ref: &BackendRef,
+) -> Step<(Arc<IdentityBackend>, Arc<dyn IdentityServer>)> {
+    let name = &backend_ref.name;
+    let Some(backend) = find_backend(ctx, ns, name).await? else {
+        let msg = format!("IdentityBackend {name} not found in namespace {ns}: create it");
+        return Ok(Err(Outcome::stalled("BackendNotFound", msg)));
+    };
+    Ok(match ctx.registry.client_for(&ctx.client, &backend).await {
+        Ok(client) => Ok((backend, client)),
+        Err(e) => Err(Outcome::stalled(
+            e.reason(),
+            format!("IdentityBackend {name}: {e}"),
+        )),
+    })
+}
+
+/// Report: the note of a `DriftCorrected` Event, when a pass of an unchanged spec (`same_spec`:
+/// the generation the status last described) that did not create the object had to write
+/// something — the server was changed behind the operator's back. Pure.
+pub fn drift(created: bool, same_spec: bool, changed: &[&str]) -> Option<String> {
+    (!created && same_spec && !changed.is_empty()).then(|| {
+        format!(
+            "the server differed from the spec in: {}; it was corrected",
+            changed.join(", ")
+        )
+    })
+}
+
+/// Report: publishes the [`drift`] Event, if any.
+pub async fn report_drift<K: Managed>(
+    ctx: &Context,
+    obj: &K,
+    observed_generation: Option<i64>,
+    created: bool,
+    changed: &[&str],
+) {
+    let same_spec = observed_generation == obj.meta().generation;
+    if let Some(note) = drift(created, same_spec, changed) {
+        publish(
+            ctx,
+            obj,
+            EventType::Normal,
+            "DriftCorrected",
+            "Update",
+            note,
+        )
+        .await;
+    }
 }
 
 /// The proof of ownership written into a new server object's description with the POST (and
@@ -114,22 +196,40 @@ impl ServerKind {
         client: &dyn IdentityServer,
         id: &str,
     ) -> Result<Option<Found>, BackendError> {
-        let found = match self {
-            ServerKind::IdentityProvider => client.get_idp(id).await.map(|i| Found {
-                id: i.id,
-                name: i.name,
-                description: i.description,
-            }),
-            ServerKind::Application => client.get_application(id).await.map(|a| Found {
-                id: a.id,
-                name: a.name,
-                description: a.description,
-            }),
+        Ok(self.read(client, id).await?.map(|r| r.found()))
+    }
+
+    /// Reads the whole object by id (what the diff needs, so a pass reads it once); `None` when
+    /// the server says it is gone.
+    pub async fn read(
+        self,
+        client: &dyn IdentityServer,
+        id: &str,
+    ) -> Result<Option<Read>, BackendError> {
+        let read = match self {
+            ServerKind::IdentityProvider => client.get_idp(id).await.map(Read::Idp),
+            ServerKind::Application => client.get_application(id).await.map(Read::App),
         };
-        match found {
-            Ok(f) => Ok(Some(f)),
+        match read {
+            Ok(r) => Ok(Some(r)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Finds the whole object by name.
+    pub async fn find_read(
+        self,
+        client: &dyn IdentityServer,
+        name: &str,
+    ) -> Result<Option<Read>, BackendError> {
+        let id = match self {
+            ServerKind::IdentityProvider => client.find_idp_by_name(name).await?.map(|s| s.id),
+            ServerKind::Application => client.find_application_by_name(name).await?.map(|s| s.id),
+        };
+        match id {
+            Some(id) => self.read(client, &id).await,
+            None => Ok(None),
         }
     }
 
@@ -139,14 +239,7 @@ impl ServerKind {
         client: &dyn IdentityServer,
         name: &str,
     ) -> Result<Option<Found>, BackendError> {
-        let id = match self {
-            ServerKind::IdentityProvider => client.find_idp_by_name(name).await?.map(|s| s.id),
-            ServerKind::Application => client.find_application_by_name(name).await?.map(|s| s.id),
-        };
-        match id {
-            Some(id) => self.get(client, &id).await,
-            None => Ok(None),
-        }
+        Ok(self.find_read(client, name).await?.map(|r| r.found()))
     }
 
     /// Deletes the object; `Ok(false)` when it was already gone.
@@ -154,6 +247,33 @@ impl ServerKind {
         match self {
             ServerKind::IdentityProvider => client.delete_idp(id).await,
             ServerKind::Application => client.delete_application(id).await,
+        }
+    }
+}
+
+/// A whole server object as read.
+#[derive(Clone, Debug)]
+pub enum Read {
+    /// An identity provider.
+    Idp(crate::backend::Idp),
+    /// An application.
+    App(crate::backend::Application),
+}
+
+impl Read {
+    /// What the ownership decision needs of it.
+    pub fn found(&self) -> Found {
+        match self {
+            Read::Idp(i) => Found {
+                id: i.id.clone(),
+                name: i.name.clone(),
+                description: i.description.clone(),
+            },
+            Read::App(a) => Found {
+                id: a.id.clone(),
+                name: a.name.clone(),
+                description: a.description.clone(),
+            },
         }
     }
 }
@@ -190,6 +310,17 @@ pub struct Observation {
     pub by_name: Option<Found>,
 }
 
+/// Whether observe must look the wanted name up on the server. Pure. A brand-new object (no id
+/// recorded, no create pending, no adoption) skips it: its create is sent at once, and a name
+/// conflict (409) then means someone holds the name, which is looked up only then.
+pub fn lookup_by_name(by_id: &ById, display_name: &str, pending: bool, adopt: bool) -> bool {
+    match by_id {
+        ById::Found(f) => f.name != display_name,
+        ById::Gone(_) => true,
+        ById::NotRecorded => pending || adopt,
+    }
+}
+
 /// Observe: read by id, and by name when the id is missing or gone or the name changes. Never writes.
 pub async fn observe(
     kind: ServerKind,
@@ -197,30 +328,49 @@ pub async fn observe(
     id: Option<&str>,
     display_name: &str,
 ) -> Result<Observation, Error> {
+    let (seen, _) = observe_read(kind, client, id, display_name, true).await?;
+    Ok(seen)
+}
+
+/// [`observe`], keeping the whole object it read (the recorded one, else the one found by name), so
+/// that the pass diffs it without reading it again. `not_new`: a create is pending or the object
+/// adopts, so a missing id needs the name looked up (see [`lookup_by_name`]).
+pub async fn observe_read(
+    kind: ServerKind,
+    client: &dyn IdentityServer,
+    id: Option<&str>,
+    display_name: &str,
+    not_new: bool,
+) -> Result<(Observation, Option<Read>), Error> {
     let noun = kind.noun();
+    let mut read = None;
     let by_id = match id {
         None => ById::NotRecorded,
         Some(id) => match kind
-            .get(client, id)
+            .read(client, id)
             .await
             .map_err(super::backend_err(format!("reading {noun} {id}")))?
         {
-            Some(f) => ById::Found(f),
+            Some(r) => {
+                let f = r.found();
+                read = Some(r);
+                ById::Found(f)
+            }
             None => ById::Gone(id.to_string()),
         },
     };
-    let need_name = match &by_id {
-        ById::Found(f) => f.name != display_name,
-        _ => true,
-    };
-    let by_name = if need_name {
-        kind.find(client, display_name)
+    let found_by_name = if lookup_by_name(&by_id, display_name, not_new, false) {
+        kind.find_read(client, display_name)
             .await
             .map_err(super::backend_err(format!("looking up the {noun} by name")))?
     } else {
         None
     };
-    Ok(Observation { by_id, by_name })
+    let by_name = found_by_name.as_ref().map(Read::found);
+    if read.is_none() {
+        read = found_by_name;
+    }
+    Ok((Observation { by_id, by_name }, read))
 }
 
 /// Another object of the same kind on the same backend, as seen in the cluster cache.
@@ -436,8 +586,11 @@ pub enum Identified {
     Ours {
         /// Server id.
         id: String,
-        /// Created by this pass.
+        /// Created by this pass. Its create-pending mark is still set: the kind's report step
+        /// clears it once the id is in status ([`pending_done`]).
         created: bool,
+        /// The whole object, when observe read it (so the pass need not read it again).
+        read: Option<Read>,
     },
     /// No server object to work on: report `outcome`, keep `id` in status.
     Stop {
@@ -448,9 +601,18 @@ pub enum Identified {
     },
 }
 
+/// Whether the create-pending mark can go: it is set (seen on the object, or set by this very pass,
+/// `created`) and the status just written holds the server id. Pure. Until then a crash leaves
+/// the mark, and the next pass recovers the object by its uid marker.
+pub fn pending_done(pending: Option<&str>, created: bool, id_in_status: Option<&str>) -> bool {
+    (pending.is_some() || created) && id_in_status.is_some()
+}
+
 /// Observe → plan → act for the identity of a managed object: which server object is ours, creating
-/// it (crash-safe: pending mark and uid marker first, id persisted right after) when there is none.
-/// `create` gets the description to send (the ownership marker) and returns the new id.
+/// it (crash-safe: pending mark and uid marker first; the id is persisted by the report step, which
+/// then clears the mark) when there is none. A brand-new object is created without a lookup by
+/// name first; a name conflict (409) is looked up then. `create` gets the description to send (the
+/// ownership marker) and returns the new id.
 pub async fn identify<K: Managed>(
     ctx: &Context,
     api: &Api<K>,
@@ -461,8 +623,17 @@ pub async fn identify<K: Managed>(
     let kind = K::KIND;
     let noun = kind.noun();
     let uid = obj.uid().unwrap_or_default();
-    let recorded = obj.recorded_id();
-    let seen = observe(kind, client, recorded.as_deref(), obj.display_name()).await?;
+    let recorded = ctx.memo.owned_id(&uid, obj.recorded_id());
+    let pending = obj.annotations().get(CREATE_PENDING).map(String::as_str);
+    let not_new = pending.is_some() || obj.adopt();
+    let (seen, read) = observe_read(
+        kind,
+        client,
+        recorded.as_deref(),
+        obj.display_name(),
+        not_new,
+    )
+    .await?;
     let ns = obj.namespace();
     let others = claims(
         obj.meta(),
@@ -476,14 +647,23 @@ pub async fn identify<K: Managed>(
         uid: &uid,
         display_name: obj.display_name(),
         adopt: obj.adopt(),
-        pending: obj.annotations().get(CREATE_PENDING).map(String::as_str),
+        pending,
     };
     let gone = match &seen.by_id {
         ById::Gone(id) => Some(id.clone()),
         _ => None,
     };
+    let read_of = |id: &str| read.clone().filter(|r| r.found().id == id);
     match plan_identity(kind, &me, &seen, &others) {
-        IdentityPlan::Existing { id, .. } => Ok(Identified::Ours { id, created: false }),
+        IdentityPlan::Existing { id, .. } => {
+            ctx.memo.remember_id(&uid, &id);
+            let read = read_of(&id);
+            Ok(Identified::Ours {
+                id,
+                created: false,
+                read,
+            })
+        }
         plan @ (IdentityPlan::Adopt(_) | IdentityPlan::Recover(_)) => {
             let (reason, f) = match plan {
                 IdentityPlan::Recover(f) => ("Recovered", f),
@@ -497,12 +677,15 @@ pub async fn identify<K: Managed>(
             };
             publish(ctx, obj, EventType::Normal, reason, "Adopt", note).await;
             apply_status(api, obj, None, &obj.status_with_id(&f.id)).await?;
+            ctx.memo.remember_id(&uid, &f.id);
             if me.pending.is_some() {
                 annotate(api, obj, CREATE_PENDING, None).await?;
             }
+            let read = read_of(&f.id);
             Ok(Identified::Ours {
                 id: f.id,
                 created: false,
+                read,
             })
         }
         IdentityPlan::Clash {
@@ -541,17 +724,63 @@ pub async fn identify<K: Managed>(
                     if !e.is_retryable() {
                         annotate(api, obj, CREATE_PENDING, None).await?;
                     }
+                    let taken =
+                        matches!(e, BackendError::AlreadyExists { .. }) && seen.by_name.is_none();
+                    if taken {
+                        let me = Identity {
+                            pending: None,
+                            ..me
+                        };
+                        if let Some(stop) = name_taken(kind, client, &me, &seen, &others).await? {
+                            return Ok(stop);
+                        }
+                    }
                     return Err(super::backend_err(format!("creating the {noun}"))(e));
                 }
             };
-            apply_status(api, obj, None, &obj.status_with_id(&id)).await?;
-            annotate(api, obj, CREATE_PENDING, None).await?;
+            ctx.memo.remember_id(&uid, &id);
             let verb = if recreate { "recreated" } else { "created" };
             let note = format!("{verb} {noun} {} ({id})", obj.display_name());
             publish(ctx, obj, EventType::Normal, "Created", "Create", note).await;
-            Ok(Identified::Ours { id, created: true })
+            Ok(Identified::Ours {
+                id,
+                created: true,
+                read: None,
+            })
         }
     }
+}
+
+/// A create refused with a name conflict that observe did not look up (a brand-new object): look
+/// the name up now and plan again, so the clash is reported exactly as if it had been seen first.
+async fn name_taken(
+    kind: ServerKind,
+    client: &dyn IdentityServer,
+    me: &Identity<'_>,
+    seen: &Observation,
+    others: &[Claim],
+) -> Result<Option<Identified>, Error> {
+    let noun = kind.noun();
+    let by_name = kind
+        .find(client, me.display_name)
+        .await
+        .map_err(super::backend_err(format!("looking up the {noun} by name")))?;
+    if by_name.is_none() {
+        return Ok(None);
+    }
+    let again = Observation {
+        by_id: seen.by_id.clone(),
+        by_name,
+    };
+    Ok(match plan_identity(kind, me, &again, others) {
+        IdentityPlan::Clash {
+            reason, message, ..
+        } => Some(Identified::Stop {
+            outcome: Outcome::stalled(reason, message),
+            id: None,
+        }),
+        _ => None,
+    })
 }
 
 /// Report: an error ends as `Ready=False` with its reason and message on the object (through the

@@ -843,3 +843,90 @@ async fn dependents_come_from_the_servers_live_flows() {
         (None, true)
     );
 }
+
+#[test]
+fn drift_is_reported_only_for_an_unchanged_spec_that_needed_a_write() {
+    let note = drift(false, true, &["login flow", "OIDC settings"]).expect("drift");
+    assert!(note.contains("login flow, OIDC settings"), "{note}");
+    assert_eq!(drift(true, true, &["JIT"]), None, "a create is not drift");
+    assert_eq!(
+        drift(false, false, &["JIT"]),
+        None,
+        "a spec change is not drift"
+    );
+    assert_eq!(drift(false, true, &[]), None, "nothing written");
+}
+
+#[test]
+fn only_a_brand_new_object_skips_the_lookup_by_name() {
+    let ours = ById::Found(found("i1", "Google", None));
+    // (case, by id, displayName, pending, adopt, look up)
+    let cases = [
+        (
+            "new: POST at once",
+            ById::NotRecorded,
+            "Google",
+            false,
+            false,
+            false,
+        ),
+        (
+            "a create pending: recover needs the name",
+            ById::NotRecorded,
+            "Google",
+            true,
+            false,
+            true,
+        ),
+        (
+            "adopt needs the name",
+            ById::NotRecorded,
+            "Google",
+            false,
+            true,
+            true,
+        ),
+        (
+            "recorded, same name",
+            ours.clone(),
+            "Google",
+            false,
+            false,
+            false,
+        ),
+        (
+            "recorded, rename: is the name taken",
+            ours,
+            "Google Workspace",
+            false,
+            false,
+            true,
+        ),
+        (
+            "recorded id gone",
+            ById::Gone("i1".into()),
+            "Google",
+            false,
+            false,
+            true,
+        ),
+    ];
+    for (name, by_id, display_name, pending, adopt, want) in cases {
+        assert_eq!(
+            lookup_by_name(&by_id, display_name, pending, adopt),
+            want,
+            "case {name:?}"
+        );
+    }
+}
+
+#[test]
+fn the_create_pending_mark_goes_only_once_status_holds_the_id() {
+    assert!(pending_done(Some(UID), false, Some("i1")));
+    assert!(pending_done(None, true, Some("i1")), "set by this pass");
+    assert!(
+        !pending_done(Some(UID), true, None),
+        "a crash now must recover"
+    );
+    assert!(!pending_done(None, false, Some("i1")), "nothing to clear");
+}

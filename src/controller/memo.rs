@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use super::managed::{CREATE_PENDING, SECRET_VERSION};
 use super::{application, Context, FINALIZER};
 use crate::api::{Application, IdentityProvider};
 
@@ -30,7 +29,25 @@ pub struct Memo {
     /// Per Application (uid): the resourceVersion of its credentials Secret when it last held
     /// exactly these credentials (a hash of them, never the values).
     credentials: Mutex<HashMap<String, (String, u64)>>,
+    /// Per object (uid): the server id this process last knew it owns. The cache can show an
+    /// object older than this process's own last status write (the next pass may start before the
+    /// watch delivers it); the id must not be lost to such a stale view.
+    ids: Mutex<HashMap<String, String>>,
+    /// Per IdentityProvider (uid): the client Secret version this process last pushed (the
+    /// annotation may not have reached the cache yet).
+    pushed: Mutex<HashMap<String, String>>,
+    /// Per Application (uid): at its last successful full pass, the hash of its server inputs
+    /// ([`AppInputs::server_with`]), when its next full pass is due, and the flow the status rule
+    /// checks (with the script on the server), so that a change of the IdPs' JIT alone is a
+    /// status-only pass.
+    rules: Mutex<HashMap<String, RulePass>>,
 }
+
+/// The flow the status rule checks: the steps and the script on the server.
+pub type RuleFlow = (crate::backend::FlowUpdate, Option<String>);
+
+/// An Application's last full pass as [`Memo::status_only`] needs it: server inputs, due, flow.
+type RulePass = (u64, Instant, Option<RuleFlow>);
 
 impl Memo {
     /// When `inputs` equal those of the last successful pass and its resync is not due yet, how
@@ -52,6 +69,38 @@ impl Memo {
     pub fn forget(&self, uid: &str) {
         let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
         passes.remove(uid);
+        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        rules.remove(uid);
+    }
+
+    /// Records an Application's full pass for [`Memo::status_only`].
+    pub fn record_rule(
+        &self,
+        uid: &str,
+        server: u64,
+        now: Instant,
+        resync: Duration,
+        flow: Option<RuleFlow>,
+    ) {
+        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        rules.insert(uid.to_string(), (server, now + resync.mul_f64(0.9), flow));
+    }
+
+    /// When only the status rule's inputs changed since the last full pass (same server inputs,
+    /// resync not due): the flow to check, for a pass that recomputes the status from the cache
+    /// and asks the server nothing. `Some(None)`: the application has no flow to check.
+    pub fn status_only(&self, uid: &str, server: u64, now: Instant) -> Option<Option<RuleFlow>> {
+        let rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        let (seen, due, flow) = rules.get(uid)?;
+        (*seen == server && now < *due).then(|| flow.clone())
+    }
+
+    /// Records new inputs of an object after a status-only pass, keeping when its full pass is due.
+    pub fn rehash(&self, uid: &str, inputs: u64) {
+        let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = passes.get_mut(uid) {
+            entry.0 = inputs;
+        }
     }
 
     /// Coalesces an IdP's passes for a burst of dependent changes: when only its dependents
@@ -114,6 +163,44 @@ impl Memo {
     }
 }
 
+impl Memo {
+    /// Remembers the server id an object owns (created, adopted, recovered or found by id).
+    pub fn remember_id(&self, uid: &str, id: &str) {
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        if ids.get(uid).map(String::as_str) != Some(id) {
+            ids.insert(uid.to_string(), id.to_string());
+        }
+    }
+
+    /// The server id of `uid` as the status shows it, else as this process last knew it.
+    pub fn owned_id(&self, uid: &str, in_status: Option<String>) -> Option<String> {
+        in_status.or_else(|| {
+            let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+            ids.get(uid).cloned()
+        })
+    }
+
+    /// Forgets an object's server id and pushed Secret version (its deletion finished).
+    pub fn forget_id(&self, uid: &str) {
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        ids.remove(uid);
+        let mut pushed = self.pushed.lock().unwrap_or_else(|e| e.into_inner());
+        pushed.remove(uid);
+    }
+
+    /// Remembers the client Secret version just pushed to an IdP (and annotated).
+    pub fn remember_pushed(&self, uid: &str, version: String) {
+        let mut pushed = self.pushed.lock().unwrap_or_else(|e| e.into_inner());
+        pushed.insert(uid.to_string(), version);
+    }
+
+    /// The client Secret version last pushed: this process's memory, else the annotation.
+    pub fn pushed_version(&self, uid: &str, annotated: Option<String>) -> Option<String> {
+        let pushed = self.pushed.lock().unwrap_or_else(|e| e.into_inner());
+        pushed.get(uid).cloned().or(annotated)
+    }
+}
+
 fn digest(data: &impl Hash) -> u64 {
     let mut h = DefaultHasher::new();
     data.hash(&mut h);
@@ -138,6 +225,9 @@ fn backend_inputs(ctx: &Context, ns: &str, name: &str, h: &mut DefaultHasher) {
 /// its credentials Secret.
 pub struct AppInputs {
     base: DefaultHasher,
+    /// What only the status rule reads of the IdPs (JIT declared and on the server, the policy): a
+    /// change here alone needs no server request ([`Memo::status_only`]).
+    rule: u64,
     /// The credentials Secret's version in the metadata cache (`None`: no credentialsSecret).
     pub secret: Option<Option<String>>,
 }
@@ -148,17 +238,33 @@ impl AppInputs {
         let mut h = DefaultHasher::new();
         let ns = app.namespace().unwrap_or_default();
         (app.uid(), app.metadata.generation).hash(&mut h);
-        app.annotations().get(CREATE_PENDING).hash(&mut h);
+        // The create-pending mark and the pushed-Secret annotation are this operator's own
+        // bookkeeping, written at the end of a pass: not inputs (the next pass may see them late).
         backend_inputs(ctx, &ns, &app.spec.backend_ref.name, &mut h);
+        let mut rule = DefaultHasher::new();
         for r in application::referenced_idps(app) {
-            ctx.idps.get(&r).map(|i| idp_facts(&i)).hash(&mut h);
+            let idp = ctx.idps.get(&r);
+            idp.as_deref().map(idp_facts).hash(&mut h);
+            idp.as_deref().map(idp_rule_facts).hash(&mut rule);
         }
         let secret = app
             .spec
             .credentials_secret
             .as_ref()
             .map(|s| ctx.registry.secret_version(&ns, &s.name));
-        Self { base: h, secret }
+        Self {
+            base: h,
+            rule: rule.finish(),
+            secret,
+        }
+    }
+
+    /// The hash of what needs the server (all but the status rule's inputs), with the Secret at
+    /// `secret` (see [`AppInputs::with`]).
+    pub fn server_with(&self, secret: Option<Option<String>>) -> u64 {
+        let mut h = self.base.clone();
+        secret.hash(&mut h);
+        h.finish()
     }
 
     /// The hash, with the credentials Secret at `secret`. After a pass that wrote the Secret, its
@@ -168,6 +274,7 @@ impl AppInputs {
     pub fn with(&self, secret: Option<Option<String>>) -> u64 {
         let mut h = self.base.clone();
         secret.hash(&mut h);
+        self.rule.hash(&mut h);
         h.finish()
     }
 
@@ -177,16 +284,29 @@ impl AppInputs {
     }
 }
 
-/// What an Application reads of an IdP.
+/// What an Application's server work reads of an IdP: its name and authenticator (the flow), its
+/// backend, whether it exists on the server, its deletion. Not its generation: a JIT toggle changes
+/// only [`idp_rule_facts`].
 fn idp_facts(idp: &IdentityProvider) -> impl Hash {
     let s = idp.status.as_ref();
     (
         idp.uid(),
-        idp.metadata.generation,
+        idp.spec.display_name.clone(),
+        idp.spec.provider_type().map(|p| p.authenticator_name()),
+        idp.spec.backend_ref.name.clone(),
         s.and_then(|s| s.id.clone()),
-        s.and_then(|s| s.jit.clone()),
-        s.and_then(|s| s.observed_generation),
+        s.is_some_and(|s| s.observed_generation.is_some()),
         idp.meta().deletion_timestamp.is_some(),
+    )
+}
+
+/// What an Application's status rule (and its Block check) reads of an IdP: JIT declared and on
+/// the server, and the conflict policy.
+fn idp_rule_facts(idp: &IdentityProvider) -> impl Hash {
+    (
+        idp.spec.jit.as_ref().map(|j| j.enabled),
+        format!("{:?}", idp.spec.conflict_policy),
+        idp.status.as_ref().and_then(|s| s.jit.clone()),
     )
 }
 
@@ -202,8 +322,8 @@ pub fn idp_inputs(
     let mut h = DefaultHasher::new();
     let ns = idp.namespace().unwrap_or_default();
     (idp.uid(), idp.metadata.generation).hash(&mut h);
-    idp.annotations().get(CREATE_PENDING).hash(&mut h);
-    idp.annotations().get(SECRET_VERSION).hash(&mut h);
+    // Not the create-pending mark nor the pushed-Secret annotation: this operator's own
+    // bookkeeping, written at the end of a pass (the Secret's own version is an input).
     backend_inputs(ctx, &ns, &idp.spec.backend_ref.name, &mut h);
     client_secret
         .map(|name| ctx.registry.secret_version(&ns, name))
@@ -303,6 +423,51 @@ mod tests {
         );
         memo.forget_own("u");
         assert_eq!(memo.coalesce("u", 1, t1, window), None);
+    }
+
+    #[test]
+    fn an_owned_id_survives_a_stale_status_until_the_object_is_deleted() {
+        let memo = Memo::default();
+        assert_eq!(memo.owned_id("u", None), None);
+        memo.remember_id("u", "i1");
+        assert_eq!(
+            memo.owned_id("u", None).as_deref(),
+            Some("i1"),
+            "stale view"
+        );
+        assert_eq!(memo.owned_id("u", Some("i2".into())).as_deref(), Some("i2"));
+        memo.forget_id("u");
+        assert_eq!(memo.owned_id("u", None), None);
+    }
+
+    #[test]
+    fn a_change_of_the_rule_inputs_alone_is_a_status_only_pass_until_the_resync() {
+        let memo = Memo::default();
+        let t0 = Instant::now();
+        assert_eq!(memo.status_only("u", 1, t0), None, "never passed");
+        memo.record("u", 10, t0, RESYNC);
+        memo.record_rule("u", 1, t0, RESYNC, None);
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(memo.status_only("u", 1, later), Some(None));
+        assert_eq!(
+            memo.status_only("u", 2, later),
+            None,
+            "a server input changed"
+        );
+        let due = t0 + Duration::from_secs(90);
+        assert_eq!(
+            memo.status_only("u", 1, due),
+            None,
+            "the resync is a full pass"
+        );
+        memo.rehash("u", 11);
+        assert_eq!(
+            memo.skip("u", 11, later),
+            Some(Duration::from_secs(80)),
+            "due kept"
+        );
+        memo.forget("u");
+        assert_eq!(memo.status_only("u", 1, later), None);
     }
 
     #[test]

@@ -1,6 +1,25 @@
 //! The reconcilers. One module per kind, each written as steps (see its `//!` header); this module
 //! holds what they share: the [`Context`], the error type, status and event helpers, and [`run`].
 
+/// Runs one step of an apply: a step returns `Result<Result<T, Outcome>, Error>`, where
+/// `Ok(Err(outcome))` ends the pass with that outcome (a missing reference, an invalid spec) and
+/// `Err` is a failure the report step turns into `Ready=False`.
+/// Inside a step (a function that itself returns a `Step`), `step!(inner: ...)` passes the outcome on.
+macro_rules! step {
+    (inner: $e:expr) => {
+        match $e? {
+            Ok(v) => v,
+            Err(outcome) => return Ok(Err(outcome)),
+        }
+    };
+    ($e:expr) => {
+        match $e? {
+            Ok(v) => v,
+            Err(outcome) => return Ok(outcome),
+        }
+    };
+}
+
 pub mod application;
 pub mod cleanup;
 pub mod conditions;
@@ -185,7 +204,26 @@ pub async fn annotate<K>(api: &Api<K>, obj: &K, key: &str, value: Option<&str>) 
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});
+    annotate_all(api, obj, &[(key, value)]).await
+}
+
+/// Sets or removes several annotations of `obj` in one merge patch (none: no request).
+pub async fn annotate_all<K>(
+    api: &Api<K>,
+    obj: &K,
+    changes: &[(&str, Option<&str>)],
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let annotations: serde_json::Map<String, serde_json::Value> = changes
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+        .collect();
+    let patch = serde_json::json!({"metadata": {"annotations": annotations}});
     api.patch(
         &obj.name_any(),
         &PatchParams::default(),
