@@ -991,7 +991,7 @@ spec:
     .await;
     // A repeated Event is patched (series), a first one created: wait for one of each kind.
     env.wait_event("google", "InterconnectionConflict", T).await;
-    env.wait_event("payroll", "CredentialsWritten", T).await;
+    env.wait_event("payroll", "Created", T).await;
 
     env.delete("Application", "payroll").await;
     env.wait_gone("Application", "payroll", T).await;

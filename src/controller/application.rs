@@ -50,6 +50,7 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
     let api: Api<Application> = Api::namespaced(ctx.client.clone(), &ns);
     // Keep the IdP → application index current before anything can return early.
     index_app(&ctx, &app);
+    let app = managed::claim(&ctx, &api, app).await?;
     finalizer(&api, FINALIZER, app, |event| async {
         match event {
             FinalizerEvent::Apply(app) => {
@@ -333,7 +334,7 @@ async fn apply(
     drop(gate);
     // 5. OIDC settings and the credentials Secret (only if this Application created it).
     let mut changed = synced.changed.clone();
-    let credentials = sync_oidc(&pass, &id, &mut changed).await?;
+    let credentials = sync_oidc(&pass, &id, created, &mut changed).await?;
     // 6. Report.
     let old_generation = app.status.as_ref().and_then(|s| s.observed_generation);
     managed::report_drift(ctx, app, old_generation, created, &changed).await;
@@ -617,6 +618,7 @@ async fn sync_app(
 async fn sync_oidc(
     pass: &Pass<'_>,
     id: &str,
+    created: bool,
     changed: &mut Vec<&'static str>,
 ) -> Result<Option<String>, Error> {
     let Some(o) = &pass.want.oidc else {
@@ -643,6 +645,7 @@ async fn sync_oidc(
         &secret.name,
         current.client_id.as_deref(),
         current.client_secret.as_ref().map(|s| s.expose()),
+        !created,
     )
     .await
 }
@@ -837,13 +840,15 @@ async fn live_jit(
 }
 
 /// Writes the credentials to the Secret if this Application created it (or creates it); returns
-/// why not when the Secret is someone else's.
+/// why not when the Secret is someone else's. `announce`: a `CredentialsWritten` Event (not when
+/// the application was created in the same pass).
 async fn write_credentials(
     ctx: &Context,
     app: &Application,
     name: &str,
     client_id: Option<&str>,
     client_secret: Option<&str>,
+    announce: bool,
 ) -> Result<Option<String>, Error> {
     let ns = app.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<KubeSecret> = Api::namespaced(ctx.client.clone(), &ns);
@@ -937,15 +942,18 @@ async fn write_credentials(
             ctx.memo
                 .credentials_written(&uid, written.resource_version(), &creds);
         }
-        publish(
-            ctx,
-            app,
-            EventType::Normal,
-            "CredentialsWritten",
-            "WriteSecret",
-            format!("wrote client-id and client-secret to Secret {name}"),
-        )
-        .await;
+        // With the application just created, its Created Event says it: no second Event.
+        if announce {
+            publish(
+                ctx,
+                app,
+                EventType::Normal,
+                "CredentialsWritten",
+                "WriteSecret",
+                format!("wrote client-id and client-secret to Secret {name}"),
+            )
+            .await;
+        }
         return Ok(None);
     }
 }

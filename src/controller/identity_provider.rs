@@ -107,6 +107,7 @@ async fn read_client_secret(
 pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = idp.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<IdentityProvider> = Api::namespaced(ctx.client.clone(), &ns);
+    let idp = managed::claim(&ctx, &api, idp).await?;
     finalizer(&api, FINALIZER, idp, |event| async {
         match event {
             FinalizerEvent::Apply(idp) => {

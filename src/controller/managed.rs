@@ -601,6 +601,43 @@ pub enum Identified {
     },
 }
 
+/// A brand-new object (no finalizer, no id, no pending mark, not adopting) gets its finalizer and
+/// its create-pending mark in one metadata patch (kube's finalizer helper would add the finalizer
+/// alone and wait for the next event; the create then set the mark in a second patch). Returns the
+/// patched object, which the finalizer helper then applies at once; unchanged when not new, or
+/// when the object changed meanwhile (the helper then adds the finalizer as usual).
+pub async fn claim<K: Managed>(ctx: &Context, api: &Api<K>, obj: Arc<K>) -> Result<Arc<K>, Error> {
+    let uid = obj.uid().unwrap_or_default();
+    let new = !obj.finalizers().iter().any(|f| f == FINALIZER)
+        && obj.meta().deletion_timestamp.is_none()
+        && obj.recorded_id().is_none()
+        && !obj.adopt()
+        && !obj.annotations().contains_key(CREATE_PENDING)
+        && !uid.is_empty();
+    if !new {
+        return Ok(obj);
+    }
+    let mut finalizers = obj.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    let patch = serde_json::json!({"metadata": {
+        "resourceVersion": obj.resource_version(),
+        "finalizers": finalizers,
+        "annotations": {CREATE_PENDING: uid},
+    }});
+    let params = kube::api::PatchParams::default();
+    match api
+        .patch(&obj.name_any(), &params, &kube::api::Patch::Merge(&patch))
+        .await
+    {
+        Ok(patched) => {
+            ctx.memo.fresh_pending(&uid);
+            Ok(Arc::new(patched))
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(obj),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Whether the create-pending mark can go: it is set (seen on the object, or set by this very pass,
 /// `created`) and the status just written holds the server id. Pure. Until then a crash leaves
 /// the mark, and the next pass recovers the object by its uid marker.
@@ -624,7 +661,14 @@ pub async fn identify<K: Managed>(
     let noun = kind.noun();
     let uid = obj.uid().unwrap_or_default();
     let recorded = ctx.memo.owned_id(&uid, obj.recorded_id());
-    let pending = obj.annotations().get(CREATE_PENDING).map(String::as_str);
+    // A mark [`claim`] set in this process for a brand-new object stands for no create yet: the
+    // object is planned as new (no lookup by name), and the mark is not set again.
+    let fresh = ctx.memo.take_fresh_pending(&uid);
+    let pending = obj
+        .annotations()
+        .get(CREATE_PENDING)
+        .map(String::as_str)
+        .filter(|_| !fresh);
     let not_new = pending.is_some() || obj.adopt();
     let (seen, read) = observe_read(
         kind,
@@ -693,7 +737,7 @@ pub async fn identify<K: Managed>(
             message,
             clear_pending,
         } => {
-            if clear_pending {
+            if clear_pending || fresh {
                 annotate(api, obj, CREATE_PENDING, None).await?;
             }
             let id = if gone.is_some() { None } else { recorded };
@@ -715,7 +759,9 @@ pub async fn identify<K: Managed>(
                 )
                 .await;
             }
-            annotate(api, obj, CREATE_PENDING, Some(uid.as_str())).await?;
+            if !fresh {
+                annotate(api, obj, CREATE_PENDING, Some(uid.as_str())).await?;
+            }
             let id = match create(owner_marker(&uid)).await {
                 Ok(id) => id,
                 Err(e) => {

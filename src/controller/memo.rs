@@ -41,6 +41,9 @@ pub struct Memo {
     /// checks (with the script on the server), so that a change of the IdPs' JIT alone is a
     /// status-only pass.
     rules: Mutex<HashMap<String, RulePass>>,
+    /// Objects (uid) whose create-pending mark `managed::claim` just set with their finalizer,
+    /// before any create.
+    fresh: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The flow the status rule checks: the steps and the script on the server.
@@ -186,6 +189,19 @@ impl Memo {
         ids.remove(uid);
         let mut pushed = self.pushed.lock().unwrap_or_else(|e| e.into_inner());
         pushed.remove(uid);
+    }
+
+    /// Notes that `managed::claim` set the create-pending mark of a brand-new object.
+    pub fn fresh_pending(&self, uid: &str) {
+        let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+        fresh.insert(uid.to_string());
+    }
+
+    /// Whether the object's create-pending mark was set by `managed::claim` with no create since
+    /// (consumed: the create follows).
+    pub fn take_fresh_pending(&self, uid: &str) -> bool {
+        let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+        fresh.remove(uid)
     }
 
     /// Remembers the client Secret version just pushed to an IdP (and annotated).
