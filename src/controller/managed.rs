@@ -646,8 +646,8 @@ pub fn pending_done(pending: Option<&str>, created: bool, id_in_status: Option<&
 }
 
 /// Observe → plan → act for the identity of a managed object: which server object is ours, creating
-/// it (crash-safe: pending mark and uid marker first; the id is persisted by the report step, which
-/// then clears the mark) when there is none. A brand-new object is created without a lookup by
+/// it (crash-safe: pending mark and uid marker first; the id is persisted right after the create,
+/// before the marker is replaced, and the report step then clears the mark) when there is none. A brand-new object is created without a lookup by
 /// name first; a name conflict (409) is looked up then. `create` gets the description to send (the
 /// ownership marker) and returns the new id.
 pub async fn identify<K: Managed>(
@@ -784,6 +784,11 @@ pub async fn identify<K: Managed>(
                     return Err(super::backend_err(format!("creating the {noun}"))(e));
                 }
             };
+            // The id reaches status before this pass replaces the uid marker in the description:
+            // after that replacement nothing on the server proves the object is ours, so a crash
+            // in between (tests/faults.rs sigkill_mid_reconcile_leaves_no_duplicates) would leave
+            // a pending mark that finds the object by name, without the marker: AlreadyExists.
+            apply_status(api, obj, None, &obj.status_with_id(&id)).await?;
             ctx.memo.remember_id(&uid, &id);
             let verb = if recreate { "recreated" } else { "created" };
             let note = format!("{verb} {noun} {} ({id})", obj.display_name());
