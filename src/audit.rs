@@ -74,11 +74,19 @@ pub fn audit_snapshot(
             needs_local,
         );
         let analysis = flow::check_flow(&app.name, &rule_flow, &jit, needs_local);
-        let app_label = format!("{namespace}/{}", names.app(&app.name));
+        // Server objects by the names the console shows and their ids; the Kubernetes name only as
+        // what `export` would write (the remedy, skipFor, is written against it).
+        let app_label = format!(
+            "{:?} (id {}; export writes it as {namespace}/{})",
+            app.name,
+            app.id,
+            names.app(&app.name)
+        );
         for c in analysis.conflicts {
             let idp = &c.identity_provider;
+            let idp_name = names.idp(idp);
             let place = format!(
-                "on the server: identity provider {idp:?}, id {}",
+                "id {}; export writes it as {namespace}/{idp_name}",
                 ids.get(idp.as_str()).copied().unwrap_or("unknown")
             );
             report.findings.push(Finding {
@@ -86,10 +94,11 @@ pub fn audit_snapshot(
                 problem: Problem::Conflict({
                     let mut m = lint::conflict_message(
                         &app_label,
-                        &format!("{namespace}/{}", names.idp(idp)),
+                        &format!("{idp:?}"),
                         &place,
-                        "has jit.enabled: false",
+                        "has JIT provisioning disabled",
                         &c,
+                        &idp_name,
                     );
                     if c.unverified_script {
                         m.push_str(&format!(" The application {}.", flow::UNVERIFIED_SCRIPT));

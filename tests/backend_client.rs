@@ -66,6 +66,7 @@ fn google_idp(name: &str) -> NewIdp {
             ],
         },
         jit: None,
+        jwks_uri: None,
     }
 }
 

@@ -406,6 +406,7 @@ async fn interrupted_create_leaves_no_duplicate_and_existing_needs_adopt() {
             )
             .expect("authenticator"),
             jit: None,
+            jwks_uri: None,
         })
         .await
         .expect("pre-existing");
@@ -422,6 +423,7 @@ async fn interrupted_create_leaves_no_duplicate_and_existing_needs_adopt() {
             )
             .expect("authenticator"),
             jit: None,
+            jwks_uri: None,
         })
         .await
         .expect("taken");

@@ -222,6 +222,7 @@ async fn name_clash_one_wins_and_the_loser_never_touches_it() {
             image: None,
             authenticator: google_authenticator(),
             jit: None,
+            jwks_uri: None,
         })
         .await
         .expect("foreign");
@@ -291,6 +292,7 @@ async fn interrupted_create_is_recovered_by_its_uid_marker() {
             image: None,
             authenticator: google_authenticator(),
             jit: None,
+            jwks_uri: None,
         })
         .await
         .expect("pre-existing");
@@ -583,6 +585,7 @@ async fn rename_in_place_clash_and_server_errors_reach_the_object() {
             image: None,
             authenticator: google_authenticator(),
             jit: None,
+            jwks_uri: None,
         })
         .await
         .expect("beta");

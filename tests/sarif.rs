@@ -93,6 +93,7 @@ async fn audit_sarif_is_valid_and_points_at_the_server_object() {
                 properties: vec![],
             },
             jit: None,
+            jwks_uri: None,
         })
         .await
         .expect("idp");

@@ -16,10 +16,11 @@ fn every_application_and_every_idp_on_the_server_counts() {
     let found = conflicts(&tenant(), &LocalAccountAuthenticators::default());
     // Payroll (Google, JIT off, then totp) and Legacy (Okta, which export cannot express, then totp).
     assert_eq!(found.len(), 2, "{found:#?}");
-    assert!(found[0].starts_with(&format!("{API}applications/id-Legacy InterconnectionConflict: Application identity/legacy step 1 offers IdentityProvider identity/okta (on the server: identity provider \"Okta\", id id-Okta)")), "{}", found[0]);
+    // Named as the console names them, with their ids; the Kubernetes names only as what export writes.
+    assert!(found[0].starts_with(&format!("{API}applications/id-Legacy InterconnectionConflict: Application \"Legacy\" (id id-Legacy; export writes it as identity/legacy) step 1 offers IdentityProvider \"Okta\" (id id-Okta; export writes it as identity/okta), which has JIT provisioning disabled")), "{}", found[0]);
     assert!(
         found[1].contains(
-            "Application identity/payroll step 1 offers IdentityProvider identity/google"
+            "Application \"Payroll\" (id id-Payroll; export writes it as identity/payroll) step 1 offers IdentityProvider \"Google\""
         ),
         "{}",
         found[1]

@@ -250,6 +250,9 @@ pub struct AsgardeoClient {
     rate: Option<RateLimiter>,
     tokens: TokenCache,
     metrics: Option<Arc<BackendMetrics>>,
+    /// What the server said of each authenticator's confidential properties (authenticator id →
+    /// keys): asked once per client, since it changes only with a server upgrade.
+    confidential: std::sync::Mutex<std::collections::HashMap<String, super::Confidential>>,
 }
 
 impl std::fmt::Debug for AsgardeoClient {
@@ -563,6 +566,7 @@ impl AsgardeoClient {
             rate: config.max_requests_per_second.map(RateLimiter::new),
             tokens: TokenCache::default(),
             metrics,
+            confidential: Default::default(),
         })
     }
 
@@ -1069,6 +1073,7 @@ impl IdentityServer for AsgardeoClient {
                 })
                 .collect(),
             jit: r.provisioning.and_then(|p| p.jit).map(|j| Jit::from(&j)),
+            jwks_uri: r.certificate.and_then(|c| c.jwks_uri),
         })
     }
 
@@ -1087,6 +1092,10 @@ impl IdentityServer for AsgardeoClient {
             provisioning: idp.jit.as_ref().map(|j| wire::Provisioning {
                 jit: Some(j.into()),
                 outbound_connectors: None,
+            }),
+            certificate: idp.jwks_uri.as_ref().map(|u| wire::Certificate {
+                jwks_uri: Some(u.clone()),
+                ..Default::default()
             }),
             ..Default::default()
         };
@@ -1107,14 +1116,19 @@ impl IdentityServer for AsgardeoClient {
             .iter()
             .map(|p| {
                 // The spec types `value` as a string; the server parses booleans from it.
-                let (path, value) = match p {
-                    IdpPatch::Name(v) => ("/name", v.clone()),
-                    IdpPatch::Description(v) => ("/description", v.clone()),
-                    IdpPatch::Image(v) => ("/image", v.clone()),
-                    IdpPatch::Enabled(v) => ("/isEnabled", v.to_string()),
+                let replace = wire::PatchOperation::Replace;
+                let (operation, path, value) = match p {
+                    IdpPatch::Name(v) => (replace, "/name", v.clone()),
+                    IdpPatch::Description(v) => (replace, "/description", v.clone()),
+                    IdpPatch::Image(v) => (replace, "/image", v.clone()),
+                    IdpPatch::Enabled(v) => (replace, "/isEnabled", v.to_string()),
+                    IdpPatch::AddJwksUri(v) => {
+                        (wire::PatchOperation::Add, "/certificate/jwksUri", v.clone())
+                    }
+                    IdpPatch::JwksUri(v) => (replace, "/certificate/jwksUri", v.clone()),
                 };
                 wire::Patch {
-                    operation: wire::PatchOperation::Replace,
+                    operation,
                     path: path.to_owned(),
                     value: Some(serde_json::Value::String(value)),
                 }
@@ -1150,6 +1164,51 @@ impl IdentityServer for AsgardeoClient {
             .get_json(Operation::GetFederatedAuthenticator, url)
             .await?;
         Ok(authenticator_from_wire(a))
+    }
+
+    async fn confidential_properties(
+        &self,
+        authenticator_id: &str,
+    ) -> Result<super::Confidential, BackendError> {
+        let cached = self
+            .confidential
+            .lock()
+            .map_err(|_| BackendError::Config("confidential-properties cache poisoned".into()))?
+            .get(authenticator_id)
+            .cloned();
+        if let Some(c) = cached {
+            return Ok(c);
+        }
+        let op = Operation::GetAuthenticatorMeta;
+        let url = self.url(&[
+            "identity-providers",
+            "meta",
+            "federated-authenticators",
+            authenticator_id,
+        ]);
+        // identity-api-server's getMetaFederatedAuthenticator answers 200 with no entity for an
+        // authenticator it does not know, and 400 for an id that is not base64url: both, and a
+        // server without the endpoint or the scope, mean "use the explicit table". A transient
+        // failure is not cached: the next pass asks again.
+        let answer = match self.send(op, Method::GET, url, None).await {
+            Ok(resp) if resp.body.iter().all(u8::is_ascii_whitespace) => {
+                super::Confidential::fallback(authenticator_id)
+            }
+            Ok(resp) => match Self::decode::<wire::MetaFederatedAuthenticator>(op, &resp.body) {
+                Ok(meta) if !meta.properties.is_empty() => super::Confidential::from_meta(&meta),
+                _ => super::Confidential::fallback(authenticator_id),
+            },
+            Err(
+                BackendError::NotFound { .. }
+                | BackendError::Invalid { .. }
+                | BackendError::Forbidden { .. },
+            ) => super::Confidential::fallback(authenticator_id),
+            Err(e) => return Err(e),
+        };
+        if let Ok(mut cache) = self.confidential.lock() {
+            cache.insert(authenticator_id.to_string(), answer.clone());
+        }
+        Ok(answer)
     }
 
     async fn update_federated_authenticator(

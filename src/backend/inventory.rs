@@ -11,8 +11,8 @@ use super::asgardeo::AsgardeoClient;
 use super::operation::Operation;
 use super::wire;
 use super::{
-    Application, ApplicationSummary, BackendError, FederatedAuthenticator, IdentityServer, Idp,
-    IdpSummary, OidcSettings,
+    Application, ApplicationSummary, BackendError, Confidential, FederatedAuthenticator,
+    IdentityServer, Idp, IdpSummary, OidcSettings,
 };
 
 /// How many objects are read at once; the client bounds its own concurrency as well.
@@ -27,6 +27,8 @@ pub struct IdpDetail {
     pub authenticators: Vec<FederatedAuthenticator>,
     /// JIT settings (from the IdP read, or read separately when the server left them out).
     pub jit: super::Jit,
+    /// Which properties of each authenticator (by id) the server declares confidential.
+    pub confidential: std::collections::BTreeMap<String, Confidential>,
 }
 
 impl IdpDetail {
@@ -36,6 +38,14 @@ impl IdpDetail {
             .iter()
             .find(|a| Some(&a.authenticator_id) == self.idp.default_authenticator_id.as_ref())
             .or_else(|| (self.authenticators.len() == 1).then(|| &self.authenticators[0]))
+    }
+
+    /// The confidential keys of an authenticator: as read with the snapshot, else the explicit table.
+    pub fn confidential_of(&self, authenticator_id: &str) -> Confidential {
+        self.confidential
+            .get(authenticator_id)
+            .cloned()
+            .unwrap_or_else(|| Confidential::fallback(authenticator_id))
     }
 }
 
@@ -159,9 +169,14 @@ impl AsgardeoClient {
             Err(e) => return Err(e),
         };
         let mut authenticators = Vec::with_capacity(idp.authenticators.len());
+        let mut confidential = std::collections::BTreeMap::new();
         for a in &idp.authenticators {
             match self.get_federated_authenticator(id, &a.id).await {
-                Ok(full) => authenticators.push(without_secrets(full)),
+                Ok(full) => {
+                    let secret_keys = self.confidential_properties(&a.id).await?;
+                    authenticators.push(without_secrets(full, &secret_keys));
+                    confidential.insert(a.id.clone(), secret_keys);
+                }
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }
@@ -174,6 +189,7 @@ impl AsgardeoClient {
             idp,
             authenticators,
             jit,
+            confidential,
         }))
     }
 
@@ -199,10 +215,13 @@ impl AsgardeoClient {
     }
 }
 
-/// Keeps the keys of confidential properties and drops their values.
-fn without_secrets(mut a: FederatedAuthenticator) -> FederatedAuthenticator {
+/// Keeps the keys of the properties the server declares confidential and drops their values.
+fn without_secrets(
+    mut a: FederatedAuthenticator,
+    confidential: &Confidential,
+) -> FederatedAuthenticator {
     for p in &mut a.properties {
-        if p.is_confidential() {
+        if confidential.contains(&p.key) {
             p.value = None;
         }
     }
@@ -216,18 +235,27 @@ mod tests {
 
     #[test]
     fn confidential_values_are_dropped_keys_kept() {
-        let a = without_secrets(FederatedAuthenticator {
-            authenticator_id: "x".into(),
-            name: None,
-            is_enabled: true,
-            is_default: true,
-            properties: vec![
-                Property::new("ClientId", "id-1"),
-                Property::new("ClientSecret", "s3cr3t"),
-            ],
-        });
+        let a = without_secrets(
+            FederatedAuthenticator {
+                authenticator_id: "x".into(),
+                name: None,
+                is_enabled: true,
+                is_default: true,
+                properties: vec![
+                    Property::new("ClientId", "id-1"),
+                    Property::new("ClientSecret", "s3cr3t"),
+                    Property::new("OAuth2TokenEPUrl", "https://idp.example/token"),
+                ],
+            },
+            &Confidential::of(&["ClientSecret"]),
+        );
         assert_eq!(a.properties[0].value.as_deref(), Some("id-1"));
         assert_eq!(a.properties[1].key, "ClientSecret");
         assert_eq!(a.properties[1].value, None);
+        // A URL whose key spells "token" is kept: the server does not call it confidential.
+        assert_eq!(
+            a.properties[2].value.as_deref(),
+            Some("https://idp.example/token")
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod metrics;
 pub mod operation;
 pub mod ratelimit;
+pub mod secrecy;
 pub mod secret;
 mod token;
 pub mod wire;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use metrics::BackendMetrics;
+pub use secrecy::Confidential;
 pub use secret::Secret;
 pub use wire::{AttributeSyncMethod, IdpGroupSyncMethod, JitScheme, Property, LOCAL_IDP};
 
@@ -248,6 +250,8 @@ pub struct Idp {
     pub authenticators: Vec<AuthenticatorSummary>,
     /// JIT settings, when the server included them.
     pub jit: Option<Jit>,
+    /// The JWKS URI of its `certificate` (how ID tokens from it are verified), when set.
+    pub jwks_uri: Option<String>,
 }
 
 /// An IdP to create.
@@ -263,6 +267,8 @@ pub struct NewIdp {
     pub authenticator: FederatedAuthenticator,
     /// JIT settings; `None` leaves the server's defaults.
     pub jit: Option<Jit>,
+    /// The JWKS URI to store as its `certificate`; `None` sends no certificate.
+    pub jwks_uri: Option<String>,
 }
 
 /// A root attribute change of an IdP (sent as a `REPLACE` patch operation).
@@ -276,10 +282,15 @@ pub enum IdpPatch {
     Image(String),
     /// `/isEnabled`.
     Enabled(bool),
+    /// `/certificate/jwksUri` with `ADD`: the server has none yet (its `REPLACE` of a missing one
+    /// is a 404, and `ADD` drops stored certificates and a SAML metadata URI).
+    AddJwksUri(String),
+    /// `/certificate/jwksUri` with `REPLACE`: change the one the server has.
+    JwksUri(String),
 }
 
 /// A federated authenticator with its properties.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FederatedAuthenticator {
     /// Authenticator id (base64url of the name, see [`wire::authenticator_id`]).
     pub authenticator_id: String,
@@ -567,6 +578,14 @@ pub trait IdentityServer: Send + Sync {
         idp_id: &str,
         authenticator_id: &str,
     ) -> Result<FederatedAuthenticator, BackendError>;
+    /// Which properties of an authenticator are confidential: the server's metadata of it, or
+    /// [`secrecy::FALLBACK`] when the server does not answer that. Cached per client.
+    async fn confidential_properties(
+        &self,
+        authenticator_id: &str,
+    ) -> Result<Confidential, BackendError> {
+        Ok(Confidential::fallback(authenticator_id))
+    }
     /// Writes one authenticator of an IdP (enabled/default flags and properties).
     async fn update_federated_authenticator(
         &self,

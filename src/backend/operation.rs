@@ -33,6 +33,9 @@ pub enum Operation {
     GetFederatedAuthenticator,
     /// `PUT /identity-providers/{id}/federated-authenticators/{aid}`.
     UpdateFederatedAuthenticator,
+    /// `GET /identity-providers/meta/federated-authenticators/{aid}`: an authenticator's properties
+    /// and which of them are confidential.
+    GetAuthenticatorMeta,
     /// `GET /identity-providers/{id}/provisioning`.
     GetProvisioning,
     /// `GET /identity-providers/{id}/provisioning/jit`.
@@ -59,7 +62,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, for iteration.
-    pub const ALL: [Operation; 20] = [
+    pub const ALL: [Operation; 21] = [
         Self::Token,
         Self::ListIdps,
         Self::CreateIdp,
@@ -69,6 +72,7 @@ impl Operation {
         Self::ListFederatedAuthenticators,
         Self::GetFederatedAuthenticator,
         Self::UpdateFederatedAuthenticator,
+        Self::GetAuthenticatorMeta,
         Self::GetProvisioning,
         Self::GetJit,
         Self::UpdateJit,
@@ -94,6 +98,7 @@ impl Operation {
             Self::ListFederatedAuthenticators => "list_federated_authenticators",
             Self::GetFederatedAuthenticator => "get_federated_authenticator",
             Self::UpdateFederatedAuthenticator => "update_federated_authenticator",
+            Self::GetAuthenticatorMeta => "get_authenticator_meta",
             Self::GetProvisioning => "get_provisioning",
             Self::GetJit => "get_jit",
             Self::UpdateJit => "update_jit",
@@ -117,6 +122,7 @@ impl Operation {
             | Self::GetIdp
             | Self::ListFederatedAuthenticators
             | Self::GetFederatedAuthenticator
+            | Self::GetAuthenticatorMeta
             | Self::GetProvisioning
             | Self::GetJit
             | Self::ConnectedApps => "internal_idp_view",
@@ -162,6 +168,7 @@ impl Operation {
                 | Self::ListFederatedAuthenticators
                 | Self::GetFederatedAuthenticator
                 | Self::UpdateFederatedAuthenticator
+                | Self::GetAuthenticatorMeta
                 | Self::GetProvisioning
                 | Self::GetJit
                 | Self::UpdateJit

@@ -98,8 +98,10 @@ impl Property {
         }
     }
 
-    /// True when the key names a confidential value.
-    pub fn is_confidential(&self) -> bool {
+    /// True when the key looks like it names a secret. For redaction in `Debug` only: what is
+    /// confidential for comparison, drift and export comes from the server ([`super::secrecy`]),
+    /// because spelling misleads (`OAuth2TokenEPUrl` is a URL).
+    pub fn looks_secret(&self) -> bool {
         let k = self.key.to_ascii_lowercase();
         [
             "secret",
@@ -116,7 +118,7 @@ impl Property {
 
 impl std::fmt::Debug for Property {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let value: &dyn std::fmt::Debug = if self.is_confidential() {
+        let value: &dyn std::fmt::Debug = if self.looks_secret() {
             &"***"
         } else {
             &self.value
@@ -136,6 +138,74 @@ pub enum DefinedBy {
     System,
     /// A custom (user defined) authenticator.
     User,
+}
+
+/// `MetaProperty`: one configuration property an authenticator declares (metadata API).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetaProperty {
+    /// Property key, e.g. `ClientSecret`.
+    #[serde(default)]
+    pub key: String,
+    /// Label in the console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// STRING, BOOLEAN or INTEGER.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    pub kind: Option<String>,
+    /// Whether the property must be set.
+    #[serde(default)]
+    pub is_mandatory: bool,
+    /// Whether the value is a secret (masked, never shown back).
+    #[serde(default)]
+    pub is_confidential: bool,
+    /// Default value (the server sends "" when there is none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_value: Option<String>,
+    /// Nested properties.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sub_properties: Vec<MetaProperty>,
+    /// Fields this model does not type (description, displayOrder, regex, options).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `MetaFederatedAuthenticator`: what `GET /identity-providers/meta/federated-authenticators/{id}`
+/// returns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetaFederatedAuthenticator {
+    /// Unpadded base64url of the name.
+    #[serde(default)]
+    pub authenticator_id: String,
+    /// Authenticator name.
+    #[serde(default)]
+    pub name: String,
+    /// Console name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// SYSTEM or USER.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defined_by: Option<DefinedBy>,
+    /// The properties it declares.
+    #[serde(default)]
+    pub properties: Vec<MetaProperty>,
+}
+
+/// `Certificate` of an IdP: PEM certificates, a JWKS URI or a SAML metadata URI. The server keeps
+/// one of the three (adding one removes the others: `ServerIdpManagementService` patch handling).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Certificate {
+    /// Base64 PEM certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<Vec<String>>,
+    /// Where the IdP publishes its signing keys (verifies its ID tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Where a SAML IdP publishes its metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml_metadata_uri: Option<String>,
 }
 
 /// `FederatedAuthenticator`: one authenticator of an IdP, with properties (single GET, POST, PUT).
@@ -339,7 +409,10 @@ pub struct IdentityProviderPostRequest {
     /// Provisioning (JIT).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioning: Option<Provisioning>,
-    /// Other fields (claims, roles, certificate, ...).
+    /// Certificate, JWKS URI or SAML metadata URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Certificate>,
+    /// Other fields (claims, roles, ...).
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -387,6 +460,9 @@ pub struct IdentityProviderResponse {
     /// Provisioning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioning: Option<Provisioning>,
+    /// Certificate, JWKS URI or SAML metadata URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Certificate>,
     /// Other fields.
     #[serde(flatten)]
     pub extra: Extra,

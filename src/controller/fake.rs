@@ -54,6 +54,7 @@ impl FakeServer {
                 default_authenticator_id: None,
                 authenticators: Vec::new(),
                 jit: Some(j),
+                jwks_uri: None,
             },
         );
         id
@@ -145,6 +146,7 @@ impl IdentityServer for FakeServer {
                 IdpPatch::Description(d) => idp.description = Some(d.clone()),
                 IdpPatch::Image(i) => idp.image = Some(i.clone()),
                 IdpPatch::Enabled(e) => idp.is_enabled = *e,
+                IdpPatch::AddJwksUri(u) | IdpPatch::JwksUri(u) => idp.jwks_uri = Some(u.clone()),
             }
         }
         Ok(())

@@ -257,6 +257,7 @@ async fn identify(
             image: None,
             authenticator: creds.desired.clone(),
             jit: None,
+            jwks_uri: translate::desired_jwks_uri(&idp.spec).map(str::to_string),
         };
         client.create_idp(&new).await
     };
@@ -298,6 +299,7 @@ async fn server_idp(
             default_authenticator_id: Some(creds.desired.authenticator_id.clone()),
             authenticators: Vec::new(),
             jit: None,
+            jwks_uri: translate::desired_jwks_uri(&idp.spec).map(str::to_string),
         });
     }
     client
@@ -374,7 +376,7 @@ async fn credentials<'a>(
     }))
 }
 
-/// Act: rename in place and fix the description; returns what was written.
+/// Act: rename in place, fix the description and the JWKS URI; returns what was written.
 async fn sync_root(
     idp: &IdentityProvider,
     client: &dyn IdentityServer,
@@ -389,8 +391,16 @@ async fn sync_root(
     {
         ops.push(IdpPatch::Description(d));
     }
+    let mut changed = Vec::new();
+    if !ops.is_empty() {
+        changed.push("name/description");
+    }
+    if let Some(jwks) = translate::jwks_patch(spec, server.jwks_uri.as_deref()) {
+        ops.push(jwks);
+        changed.push("jwksURI");
+    }
     if ops.is_empty() {
-        return Ok(Vec::new());
+        return Ok(changed);
     }
     client
         .patch_idp(&server.id, &ops)
@@ -399,7 +409,7 @@ async fn sync_root(
             "updating identity provider {}",
             server.id
         )))?;
-    Ok(vec!["name/description"])
+    Ok(changed)
 }
 
 /// Act: write the authenticator (with the client secret) when it differs or the Secret's version
@@ -413,11 +423,13 @@ async fn sync_authenticator(
     let differs = if created {
         false
     } else {
-        match client
-            .get_federated_authenticator(id, &creds.desired.authenticator_id)
+        let aid = &creds.desired.authenticator_id;
+        let confidential = client
+            .confidential_properties(aid)
             .await
-        {
-            Ok(a) => authenticator_differs(&creds.desired, &a),
+            .map_err(backend_err("reading the authenticator's metadata"))?;
+        match client.get_federated_authenticator(id, aid).await {
+            Ok(a) => authenticator_differs(&creds.desired, &a, &confidential),
             Err(e) if e.is_not_found() => true,
             Err(e) => return Err(backend_err("reading the federated authenticator")(e)),
         }

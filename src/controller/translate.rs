@@ -4,8 +4,8 @@
 use crate::api::identity_provider::{AttributeSyncMethod, JitScheme, ProviderType};
 use crate::api::{ApplicationSpec, IdentityProviderSpec};
 use crate::backend::{
-    self, wire, FederatedAuthenticator, FlowOption, FlowStep, FlowUpdate, Jit, JitChange,
-    OidcChange, OidcSettings, Property, Secret,
+    self, wire, Confidential, FederatedAuthenticator, FlowOption, FlowStep, FlowUpdate, IdpPatch,
+    Jit, JitChange, OidcChange, OidcSettings, Property, Secret,
 };
 use crate::flow::{self, script, ScriptOrigin, Skip};
 use std::collections::BTreeSet;
@@ -134,20 +134,29 @@ pub fn desired_authenticator(
 }
 
 /// Whether the server's authenticator differs from the desired one in what the spec manages.
-/// Confidential values are not compared (servers may mask them): a Secret change is detected by the
-/// caller through the Secret's resourceVersion instead.
+/// Confidential values (as the server declares them: [`Confidential`]) are not compared, since
+/// servers may mask them: a Secret change is detected by the caller through the Secret's
+/// resourceVersion instead.
 pub fn authenticator_differs(
     desired: &FederatedAuthenticator,
     server: &FederatedAuthenticator,
+    confidential: &Confidential,
 ) -> bool {
-    if desired.is_enabled != server.is_enabled {
-        return true;
-    }
+    desired.is_enabled != server.is_enabled
+        || !differing_properties(desired, server, confidential).is_empty()
+}
+
+/// The keys of the desired authenticator's non-confidential properties whose server value differs.
+pub fn differing_properties<'a>(
+    desired: &'a FederatedAuthenticator,
+    server: &FederatedAuthenticator,
+    confidential: &Confidential,
+) -> Vec<&'a str> {
     desired
         .properties
         .iter()
-        .filter(|p| !p.is_confidential())
-        .any(|p| {
+        .filter(|p| !confidential.contains(&p.key))
+        .filter(|p| {
             server
                 .properties
                 .iter()
@@ -155,6 +164,25 @@ pub fn authenticator_differs(
                 .map(|s| s.value.as_deref())
                 != Some(p.value.as_deref())
         })
+        .map(|p| p.key.as_str())
+        .collect()
+}
+
+/// The JWKS URI the spec declares (generic OIDC only: Google's keys are built into its
+/// authenticator, and the server keeps one JWKS URI per IdP, in its `certificate`).
+pub fn desired_jwks_uri(spec: &IdentityProviderSpec) -> Option<&str> {
+    spec.oidc.as_ref()?.jwks_uri.as_deref()
+}
+
+/// The certificate patch that makes the server's JWKS URI the declared one; `None` when it is
+/// already, or when the spec does not manage it.
+pub fn jwks_patch(spec: &IdentityProviderSpec, server: Option<&str>) -> Option<IdpPatch> {
+    let want = desired_jwks_uri(spec)?;
+    match server {
+        Some(have) if have == want => None,
+        Some(_) => Some(IdpPatch::JwksUri(want.to_string())),
+        None => Some(IdpPatch::AddJwksUri(want.to_string())),
+    }
 }
 
 /// The login flow with IdP references resolved to (server name, authenticator name), and the

@@ -283,6 +283,10 @@ fn route(method: &Method, segs: &[&str]) -> Result<(Operation, Vec<String>), Emu
                 Method::POST => Some((O::CreateIdp, vec![])),
                 _ => None,
             },
+            // Before the `{id}/federated-authenticators/{aid}` arm, which `meta` would match too.
+            ["identity-providers", "meta", "federated-authenticators", aid] => {
+                (m == Method::GET).then(|| (O::GetAuthenticatorMeta, ids(&[aid])))
+            }
             ["identity-providers", id] => match m {
                 Method::GET => Some((O::GetIdp, ids(&[id]))),
                 Method::PATCH => Some((O::PatchIdp, ids(&[id]))),
@@ -624,6 +628,11 @@ mod tests {
                 Method::PUT,
                 v1("identity-providers/x/federated-authenticators/y"),
                 Operation::UpdateFederatedAuthenticator,
+            ),
+            (
+                Method::GET,
+                v1("identity-providers/meta/federated-authenticators/x"),
+                Operation::GetAuthenticatorMeta,
             ),
             (
                 Method::PATCH,

@@ -100,6 +100,7 @@ pub fn handle(
             Reply::json(&idp.jit)
         }
         Operation::ConnectedApps => connected_apps(id, ctx, st),
+        Operation::GetAuthenticatorMeta => super::meta::get(id),
         _ => Err(EmuError::internal(
             "IDP",
             "operation routed to the wrong handler",
@@ -202,6 +203,7 @@ fn response(ctx: &Ctx<'_>, idp: &StoredIdp) -> IdentityProviderResponse {
         idp_issuer_name: idp.idp_issuer_name.clone(),
         federated_authenticators: Some(authenticator_list(ctx, idp)),
         provisioning: Some(provisioning(idp)),
+        certificate: idp.certificate.clone(),
         extra: idp.extra.clone(),
     }
 }
@@ -338,6 +340,7 @@ fn create(ctx: &Ctx<'_>, st: &mut TenantState) -> Result<Reply, EmuError> {
         default_authenticator_id,
         authenticators,
         jit,
+        certificate: req.certificate,
         extra: req.extra,
         ..Default::default()
     };
@@ -377,6 +380,10 @@ fn patch(id: &str, ctx: &Ctx<'_>, st: &mut TenantState) -> Result<Reply, EmuErro
     let mut idp = st.idp(id).ok_or_else(|| not_found(id))?.clone();
     let old_name = idp.name.clone();
     for p in &ops {
+        if p.path == "/certificate/jwksUri" {
+            patch_jwks_uri(&mut idp, p)?;
+            continue;
+        }
         // ServerIdpManagementService's patch handling (asgardeo-api.md §1, IdpSvc ~L3197-3263) acts
         // on REPLACE for the root key/value paths and rejects ADD / REMOVE there as invalid input.
         if p.operation != PatchOperation::Replace {
@@ -440,6 +447,51 @@ fn patch(id: &str, ctx: &Ctx<'_>, st: &mut TenantState) -> Result<Reply, EmuErro
         *slot = idp;
     }
     Reply::json(&body)
+}
+
+/// `/certificate/jwksUri` as ServerIdpManagementService's patch handling treats it (c2446d9,
+/// ~L3260, ~L3313, ~L3405): `REPLACE` sets an existing JWKS URI and is a 404 (`IDP-65005`, "Cannot
+/// replace jwksUri as it does not exist.") when there is none; `ADD` is a 400 when one exists, else
+/// stores it and drops the certificates and SAML metadata URI (alternatives of one "certificate
+/// type"); `REMOVE` drops it, 404 when there is none.
+fn patch_jwks_uri(idp: &mut StoredIdp, p: &Patch) -> Result<(), EmuError> {
+    let not_there = |what: &str| {
+        EmuError::not_found(
+            "IDP-65005",
+            "Unable to update identity provider.",
+            format!("Cannot {what} jwksUri as it does not exist."),
+        )
+    };
+    let current = idp.certificate.as_ref().and_then(|c| c.jwks_uri.clone());
+    match p.operation {
+        PatchOperation::Replace => {
+            current.ok_or_else(|| not_there("replace"))?;
+            let value = value_str(p)?.ok_or_else(|| invalid("jwksUri needs a value."))?;
+            if let Some(c) = idp.certificate.as_mut() {
+                c.jwks_uri = Some(value);
+            }
+        }
+        PatchOperation::Add => {
+            if current.is_some() {
+                return Err(EmuError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "IDP-65005",
+                    "Unable to update identity provider.",
+                    "Cannot add JWKS URI as it already exists",
+                ));
+            }
+            let value = value_str(p)?.ok_or_else(|| invalid("jwksUri needs a value."))?;
+            idp.certificate = Some(wire::Certificate {
+                jwks_uri: Some(value),
+                ..Default::default()
+            });
+        }
+        PatchOperation::Remove => {
+            current.ok_or_else(|| not_there("remove"))?;
+            idp.certificate = None;
+        }
+    }
+    Ok(())
 }
 
 /// carbon-identity-framework `IdPManagementDAO`/`CacheBackedIdPMgtDAO.deleteIdPByResourceId`: an id

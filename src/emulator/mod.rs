@@ -20,6 +20,7 @@ mod app;
 mod filter;
 mod http;
 mod idp;
+mod meta;
 mod reply;
 pub mod script;
 pub mod simulate;

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::wire::{
-    self, AuthenticationSequence, AuthenticationStep, AuthenticatorOption, Extra,
+    self, AuthenticationSequence, AuthenticationStep, AuthenticatorOption, Certificate, Extra,
     FederatedAuthenticator, JustInTimeProvisioning, OpenIdConnectConfiguration, SequenceType,
 };
 
@@ -42,7 +42,9 @@ pub struct StoredIdp {
     pub authenticators: Vec<FederatedAuthenticator>,
     /// JIT settings, always complete (defaults applied on write).
     pub jit: JustInTimeProvisioning,
-    /// Fields the emulator stores but does not interpret (claims, roles, certificate, ...).
+    /// Certificates, a JWKS URI or a SAML metadata URI (one of them, as the server keeps it).
+    pub certificate: Option<Certificate>,
+    /// Fields the emulator stores but does not interpret (claims, roles, ...).
     pub extra: Extra,
 }
 

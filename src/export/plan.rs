@@ -14,7 +14,7 @@ use crate::api::{Application, ApplicationSpec, IdentityProvider, IdentityProvide
 use crate::api::{DeletionPolicy, IdentityBackend, IdentityBackendSpec};
 use crate::backend::asgardeo::Target;
 use crate::backend::inventory::{AppDetail, IdpDetail, TenantSnapshot};
-use crate::backend::{self, FederatedAuthenticator, FlowKind, Secret};
+use crate::backend::{self, Confidential, FederatedAuthenticator, FlowKind, Secret};
 use crate::controller::translate;
 
 /// The key every exported client-secret Secret uses.
@@ -214,6 +214,7 @@ fn is_http_url(v: &str) -> bool {
 /// The provider block of an IdP spec (`("google", {...})`), or why the type cannot be expressed.
 fn provider_block(
     a: &FederatedAuthenticator,
+    jwks_uri: Option<&str>,
     secret_name: &str,
 ) -> Result<(&'static str, Value), String> {
     let name = a
@@ -277,6 +278,7 @@ fn provider_block(
             }
             put("userinfoEndpoint", prop(a, "UserInfoUrl").map(Into::into));
             put("logoutEndpoint", prop(a, "OIDCLogoutEPUrl").map(Into::into));
+            put("jwksURI", jwks_uri.map(Into::into));
             put("callbackURL", prop(a, "callbackUrl").map(Into::into));
             let scopes = words(prop(a, "Scopes"));
             if !scopes.is_empty() && scopes != ["openid"] {
@@ -471,7 +473,7 @@ fn idp_object(
         return None;
     };
     let secret_name = format!("{name}-client-secret");
-    let (field, block) = match provider_block(auth, &secret_name) {
+    let (field, block) = match provider_block(auth, d.idp.jwks_uri.as_deref(), &secret_name) {
         Ok(b) => b,
         Err(why) => {
             ctx.note(NoteKind::Skipped, KIND, server, None, format!("{why}; it stays on the server unmanaged, and applications that use it are exported without loginFlow"));
@@ -525,13 +527,14 @@ fn idp_object(
     // The adoption check: what the operator would write, compared as the controller compares it.
     let placeholder = Secret::new("");
     if let Some(desired) = translate::desired_authenticator(&spec, Some(&placeholder)) {
+        let confidential = d.confidential_of(&desired.authenticator_id);
         let server_auth = d
             .authenticators
             .iter()
             .find(|a| a.authenticator_id == desired.authenticator_id);
         match server_auth {
-            Some(s) if translate::authenticator_differs(&desired, s) => {
-                let keys = differing_keys(&desired, s);
+            Some(s) if translate::authenticator_differs(&desired, s, &confidential) => {
+                let keys = differing_keys(&desired, s, &confidential);
                 ctx.note(NoteKind::WillChange, KIND, server, Some(&name), format!("the operator will rewrite its authenticator ({keys}) to what the resource can express"));
             }
             Some(_) => {}
@@ -565,21 +568,12 @@ fn idp_object(
     Some((obj, secret))
 }
 
-fn differing_keys(desired: &FederatedAuthenticator, server: &FederatedAuthenticator) -> String {
-    let mut keys: Vec<&str> = desired
-        .properties
-        .iter()
-        .filter(|p| !p.is_confidential())
-        .filter(|p| {
-            server
-                .properties
-                .iter()
-                .find(|s| s.key == p.key)
-                .map(|s| s.value.as_deref())
-                != Some(p.value.as_deref())
-        })
-        .map(|p| p.key.as_str())
-        .collect();
+fn differing_keys(
+    desired: &FederatedAuthenticator,
+    server: &FederatedAuthenticator,
+    confidential: &Confidential,
+) -> String {
+    let mut keys = translate::differing_properties(desired, server, confidential);
     if desired.is_enabled != server.is_enabled {
         keys.push("enabled");
     }

@@ -21,6 +21,7 @@ pub(crate) fn idp(name: &str, authenticator: &str, props: &[(&str, &str)], jit: 
                 is_enabled: true,
             }],
             jit: None,
+            jwks_uri: None,
         },
         authenticators: vec![FederatedAuthenticator {
             authenticator_id: aid,
@@ -38,6 +39,7 @@ pub(crate) fn idp(name: &str, authenticator: &str, props: &[(&str, &str)], jit: 
             skip_jit_for_lookup_failure: Some(false),
             idp_group_sync_method: None,
         },
+        confidential: Default::default(),
     }
 }
 

@@ -125,16 +125,18 @@ fn key_of(ns: Option<&String>, name: Option<&String>) -> Key {
 }
 
 /// The conflict message, shared by `lint` (files) and `audit` (a live tenant) so that both say the
-/// same thing. `app` and `idp` are `namespace/name`; `idp_place` says where the IdP is declared;
-/// `jit` completes "which ..." (e.g. `has jit.enabled: false`).
+/// same thing from "step" on. `app` and `idp` name the objects (`namespace/name` in files, the
+/// server's names in an audit); `idp_place` says where the IdP is; `jit` completes "which ..."
+/// (e.g. `has jit.enabled: false`); `short` is the IdentityProvider's Kubernetes name that the
+/// remedy (`skipFor`) refers to.
 pub fn conflict_message(
     app: &str,
     idp: &str,
     idp_place: &str,
     jit: &str,
     c: &flow::Conflict,
+    short: &str,
 ) -> String {
-    let short = idp.rsplit('/').next().unwrap_or(idp);
     format!(
         "Application {app} step {} offers IdentityProvider {idp} ({idp_place}), which {jit}; step {} offers {}, which needs a local account, so its users fail at step {}. Enable JIT on {short}, or add skipFor: {{identityProviders: [{{name: {short}}}]}} to step {} (the operator generates the conditional-auth script that skips it for those users).",
         c.identity_provider_step, c.authenticator_step, c.authenticator, c.authenticator_step, c.authenticator_step
@@ -331,6 +333,7 @@ pub fn lint_documents(docs: &[Document]) -> Report {
                     &idp.location.to_string(),
                     jit,
                     &c,
+                    &c.identity_provider,
                 )),
             );
         }

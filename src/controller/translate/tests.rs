@@ -100,9 +100,10 @@ fn google_authenticator_properties_and_secret_not_compared() {
             p.value = Some("******".into());
         }
     }
-    assert!(!authenticator_differs(&desired, &server));
+    let confidential = Confidential::fallback(&desired.authenticator_id);
+    assert!(!authenticator_differs(&desired, &server, &confidential));
     server.properties[0].value = Some("other".into());
-    assert!(authenticator_differs(&desired, &server));
+    assert!(authenticator_differs(&desired, &server, &confidential));
 }
 
 fn app_spec(steps: Vec<Vec<LoginOption>>) -> ApplicationSpec {
