@@ -241,23 +241,7 @@ fn conflicts(json_out: &Output) -> Vec<String> {
         .iter()
         .filter(|f| f["rule"] == "InterconnectionConflict")
         .map(|f| {
-            let m = f["message"].as_str().unwrap_or_default();
-            let step = m
-                .find(") step ")
-                .map(|i| i + 1)
-                .or_else(|| m.find(" step "));
-            match (
-                step,
-                m.find(" offers IdentityProvider "),
-                m.find(", which "),
-            ) {
-                (Some(a), Some(b), Some(c)) if a < b && b < c => {
-                    let rest = &m[c..];
-                    let rest = rest.split_once("; step ").map(|x| x.1).unwrap_or(rest);
-                    format!("{}; step {rest}", &m[a..b])
-                }
-                _ => m.to_string(),
-            }
+            identity_operator::lint::from_the_steps_on(f["message"].as_str().unwrap_or_default())
         })
         .collect();
     out.sort();

@@ -189,18 +189,12 @@ fn audit_says_what_lint_of_the_export_says() {
     assert_eq!(without_places(&linted), without_places(&audited));
 }
 
-/// Messages with the IdP's place (the parenthesis after its name) taken out.
+/// Messages as both commands word them alike: from the steps on ([`crate::lint::from_the_steps_on`]).
 pub(crate) fn without_places(r: &Report) -> Vec<String> {
     let mut v: Vec<String> = r
         .findings
         .iter()
-        .map(|f| {
-            let m = f.problem.to_string();
-            match (m.find(" ("), m.find("), which ")) {
-                (Some(a), Some(b)) if a < b => format!("{}{}", &m[..a], &m[b + 1..]),
-                _ => m,
-            }
-        })
+        .map(|f| crate::lint::from_the_steps_on(&f.problem.to_string()))
         .collect();
     v.sort();
     v

@@ -143,6 +143,29 @@ pub fn conflict_message(
     )
 }
 
+/// The part of a conflict message that `lint` and `audit` word alike: the steps, the authenticator
+/// and the remedy. The names and places before it differ by design (files name objects by their
+/// Kubernetes names, an audit by the server's names and ids), and so does the "which ..." of the
+/// IdP's JIT. Other messages come back whole.
+pub fn from_the_steps_on(m: &str) -> String {
+    let step = m
+        .find(") step ")
+        .map(|i| i + 1)
+        .or_else(|| m.find(" step "));
+    match (
+        step,
+        m.find(" offers IdentityProvider "),
+        m.find(", which "),
+    ) {
+        (Some(a), Some(b), Some(c)) if a < b && b < c => {
+            let rest = &m[c..];
+            let rest = rest.split_once("; step ").map(|x| x.1).unwrap_or(rest);
+            format!("{}; step {rest}", &m[a..b])
+        }
+        _ => m.to_string(),
+    }
+}
+
 /// Lints already loaded documents.
 pub fn lint_documents(docs: &[Document]) -> Report {
     let mut report = Report {
