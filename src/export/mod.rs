@@ -363,4 +363,6 @@ pub fn readme(plan: &Plan, url: &str, namespace: &str, client_id: &str) -> Strin
 }
 
 #[cfg(test)]
+mod matrix_tests;
+#[cfg(test)]
 pub(crate) mod tests;

@@ -620,11 +620,19 @@ fn app_object(
     }
     let flow = &d.app.login_flow;
     if flow.kind == FlowKind::UserDefined {
+        // A script the operator generated is the steps' skipFor, written back as such; any other
+        // script stays on the server as it is.
+        let skips = generated_skips(flow);
         match flow_block(flow, idps) {
-            Ok(steps) => spec["loginFlow"] = json!({"steps": steps}),
+            Ok(mut steps) => {
+                if let Some(skips) = &skips {
+                    add_skip_for(&mut steps, skips, idps);
+                }
+                spec["loginFlow"] = json!({"steps": steps})
+            }
             Err(why) => ctx.note(NoteKind::NotManaged, KIND, server, Some(&name), format!("its login flow is not expressible ({why}); the flow stays on the server unmanaged, and lint cannot check it (audit does)")),
         }
-        if flow.script.is_some() {
+        if flow.script.is_some() && skips.is_none() {
             ctx.note(NoteKind::NotManaged, KIND, server, Some(&name), "it has a hand-written conditional-auth script; the operator keeps it on the server as it is, it is not in Git, and the conflict check does not analyse it");
         }
         if flow.subject_step_id != 1 || flow.attribute_step_id != 1 {
@@ -675,6 +683,42 @@ fn app_object(
     let mut obj = Application::new(&name, spec);
     obj.metadata.namespace = Some(ctx.opts.namespace.clone());
     Some(obj)
+}
+
+/// The per-step skips of a flow whose script the operator generated; `None` for no script or any
+/// other script.
+fn generated_skips(flow: &backend::LoginFlow) -> Option<Vec<crate::flow::Skip>> {
+    flow.script.as_ref()?;
+    let rule = translate::flow_for_rule(
+        &flow.steps,
+        flow.script.as_deref(),
+        &crate::flow::LocalAccountAuthenticators::default(),
+    );
+    (rule.script == crate::flow::ScriptOrigin::Generated).then_some(rule.skips)
+}
+
+/// Writes each step's skip as its `skipFor`, IdPs by their exported Kubernetes names.
+fn add_skip_for(
+    steps: &mut [Value],
+    skips: &[crate::flow::Skip],
+    idps: &HashMap<String, (String, String)>,
+) {
+    use crate::flow::Skip;
+    for (step, skip) in steps.iter_mut().zip(skips) {
+        match skip {
+            Skip::Never => {}
+            Skip::FederatedUsers => step["skipFor"] = json!({"federatedUsers": true}),
+            Skip::For(names) => {
+                let refs: Vec<Value> = names
+                    .iter()
+                    .filter_map(|n| idps.get(n).map(|(k8s, _)| json!({"name": k8s})))
+                    .collect();
+                if !refs.is_empty() {
+                    step["skipFor"] = json!({"identityProviders": refs});
+                }
+            }
+        }
+    }
 }
 
 /// The `loginFlow.steps` of a user-defined flow, or why it cannot be expressed.
