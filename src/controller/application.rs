@@ -298,6 +298,10 @@ async fn apply(
     seen: &mut Observed,
 ) -> Result<Outcome, Error> {
     let ns = app.namespace().ok_or(Error::NoNamespace)?;
+    // 0. Validate what CEL cannot have checked on an object stored before its rules.
+    if let Some(problem) = crate::api::common::display_name_problem(&app.spec.display_name) {
+        return Ok(Outcome::stalled("InvalidSpec", problem));
+    }
     // 1. Dereference: backend, client, and the IdentityProviders of the flow.
     let (backend, client) = step!(managed::backend_client(ctx, &ns, &app.spec.backend_ref).await);
     let idps = step!(flow_idps(ctx, app, &ns).await);
