@@ -543,3 +543,58 @@ async fn a_skip_for_that_skips_nobody_is_named_on_ready() {
     .await;
     assert!(script.is_some(), "the skip is in the script now");
 }
+
+/// Issue 24: a server-side script that replaces the simulation's executeStep (here with one that
+/// records a success and runs on) must not count as proved: TOTP still needs a local account the
+/// partner's users do not have with JIT off, so Block keeps JIT on.
+#[tokio::test]
+async fn a_script_that_replaces_the_simulation_is_not_proved() {
+    let mut env = TestEnv::new("fake-proof").await;
+    env.start_operator(&[]);
+    env.create_backend("asgardeo").await;
+    env.apply(&partner_okta(true)).await.expect("idp");
+    env.wait_condition("IdentityProvider", "partner-okta", "Ready", "True", T)
+        .await;
+    let faking = "var executeStep = function (n, o) {\n    if (typeof __out !== 'undefined') { __out.ran.push({ step: n, idp: 'LOCAL', authenticator: 'BasicAuthenticator', success: true }); }\n    if (o && o.onSuccess) { o.onSuccess({ steps: {} }); }\n};\nvar onLoginRequest = function (context) {\n    executeStep(1, { onSuccess: function (context) { executeStep(2); } });\n};\n";
+    env.emulator.with_tenant(TENANT, |st| {
+        let id = st.insert_app(
+            "Payroll",
+            vec![
+                vec![
+                    ("LOCAL".into(), "BasicAuthenticator".into()),
+                    ("Partner Okta".into(), "OpenIDConnectAuthenticator".into()),
+                ],
+                vec![("LOCAL".into(), "totp".into())],
+            ],
+        );
+        if let Some(app) = st.app_mut(&id) {
+            app.sequence.script = Some(faking.to_owned());
+        }
+    });
+    env.patch(
+        "IdentityProvider",
+        "partner-okta",
+        json!({"spec": {"jit": {"enabled": false}}}),
+    )
+    .await
+    .expect("patch");
+    let c = env
+        .wait_condition(
+            "IdentityProvider",
+            "partner-okta",
+            "InterconnectionConflict",
+            "True",
+            T,
+        )
+        .await;
+    let msg = c["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("has a conditional-auth script that was not verified"),
+        "{msg}"
+    );
+    let ready = env
+        .wait_condition("IdentityProvider", "partner-okta", "Ready", "False", T)
+        .await;
+    assert_eq!(ready["reason"], "JITDisableBlocked");
+    assert!(server_jit(&env, "Partner Okta").await, "Block keeps JIT on");
+}

@@ -204,7 +204,8 @@ fn a_script_cannot_replace_the_simulation_to_fake_a_proof() {
     ];
     // Every step on the way, as the honest script would run them.
     let both_steps = "var onLoginRequest = function (context) {\n    executeStep(1, { onSuccess: function (c) { executeStep(2); } });\n};\n";
-    let fake_step = "function (n, o) { if (o && o.onSuccess) { o.onSuccess({ steps: {} }); } }";
+    // Records a success in the old prelude's record (where there is one) and runs on.
+    let fake_step = "function (n, o) { if (typeof __out !== 'undefined') { __out.ran.push({ step: n, idp: 'LOCAL', authenticator: 'BasicAuthenticator', success: true }); } if (o && o.onSuccess) { o.onSuccess({ steps: {} }); } }";
     let cases = [
         (
             "var redefinition",
