@@ -52,8 +52,9 @@ fn js_string(s: &str) -> String {
 }
 
 /// Characters escaped as `\uXXXX` inside strings although JSON allows them raw: C0/C1 controls and
-/// DEL (serde_json leaves DEL and C1 raw), the line and paragraph separators (line terminators in
-/// JavaScript before ES2019, and a comment would end there), and invisible format characters
+/// DEL (serde_json leaves DEL and C1 raw), the line and paragraph separators (JavaScript ends a
+/// line, and so a `//` comment, at them; before ES2019 they were not allowed in string literals
+/// either), and invisible format characters
 /// (bidirectional overrides, zero-width characters, BOM) that make the script read differently
 /// from what it does.
 fn needs_escape(c: char) -> bool {
