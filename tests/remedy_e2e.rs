@@ -418,3 +418,183 @@ spec:
     .await
     .expect("a valid skip is accepted");
 }
+
+/// Issue 24: a displayName reaches the server's flows and the generated script, so the apiserver
+/// refuses control characters and line separators in it (a newline once added code to the
+/// script), and surrounding whitespace (the server trims names: the operator renamed on every
+/// resync).
+#[tokio::test]
+async fn display_names_with_line_breaks_or_surrounding_spaces_are_refused_by_the_apiserver() {
+    let env = TestEnv::new("name-cel").await;
+    let idp = |name: &str| {
+        json!({
+            "apiVersion": "identity-operator.io/v1alpha1",
+            "kind": "IdentityProvider",
+            "metadata": {"name": "partner"},
+            "spec": {
+                "backendRef": {"name": "asgardeo"},
+                "displayName": name,
+                "oidc": {
+                    "clientID": "c",
+                    "clientSecretRef": {"name": "s", "key": "k"},
+                    "authorizationEndpoint": "https://idp.example/authorize",
+                    "tokenEndpoint": "https://idp.example/token"
+                }
+            }
+        })
+        .to_string()
+    };
+    let app = |name: &str| {
+        json!({
+            "apiVersion": "identity-operator.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": "payroll"},
+            "spec": {"backendRef": {"name": "asgardeo"}, "displayName": name}
+        })
+        .to_string()
+    };
+    let controls = "must not contain control characters";
+    let spaces = "must not start or end with whitespace";
+    let cases = [
+        ("a newline", "Partner\nvar onLoginRequest = 1;", controls),
+        ("a line separator", "Partner\u{2028}x", controls),
+        ("a paragraph separator", "Partner\u{2029}x", controls),
+        ("a tab", "Partner\tOkta", controls),
+        ("a trailing space", "Partner Okta ", spaces),
+        ("a leading space", " Partner Okta", spaces),
+        ("a trailing no-break space", "Partner Okta\u{a0}", spaces),
+    ];
+    for (what, name, want) in cases {
+        for (kind, yaml) in [("IdentityProvider", idp(name)), ("Application", app(name))] {
+            let err = env
+                .apply(&yaml)
+                .await
+                .expect_err(&format!("{kind} with {what}: rejected"));
+            assert!(err.contains(want), "{kind} with {what}: {err}");
+        }
+    }
+    assert!(env.get("IdentityProvider", "partner").await.is_none());
+    env.apply(&idp("Partner Okta (EU) \"α\""))
+        .await
+        .expect("an ordinary name with inner spaces, quotes and non-ASCII is accepted");
+    env.apply(&app("Payroll"))
+        .await
+        .expect("an ordinary application name is accepted");
+}
+
+/// Issue 24: a skipFor naming an IdentityProvider no earlier step offers skips nobody; it used to
+/// vanish from the script without a word. Ready (still True: the rest is applied) names it, and
+/// stops once it is fixed.
+#[tokio::test]
+async fn a_skip_for_that_skips_nobody_is_named_on_ready() {
+    let mut env = TestEnv::new("skip-nobody").await;
+    env.start_operator(&[]);
+    env.create_backend("asgardeo").await;
+    env.apply(&partner_okta(true)).await.expect("idp");
+    env.apply(&payroll(
+        "skipFor: {identityProviders: [{name: partner-otka}]}",
+    ))
+    .await
+    .expect("app");
+    let ready = env
+        .wait_condition("Application", "payroll", "Ready", "True", T)
+        .await;
+    let message = ready["message"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        message.contains(
+            "skipFor of step 2 names IdentityProvider partner-otka, which no earlier step offers: it skips nobody"
+        ),
+        "{message}"
+    );
+    assert_eq!(
+        server_script(&env, "Payroll")
+            .await
+            .filter(|s| !s.trim().is_empty()),
+        None,
+        "nothing to skip, no script"
+    );
+
+    env.apply(&payroll(
+        "skipFor: {identityProviders: [{name: partner-okta}]}",
+    ))
+    .await
+    .expect("fixed");
+    let fixed = common::wait_until(T, || async {
+        let app = env.get("Application", "payroll").await?;
+        let conditions = app["status"]["conditions"].as_array()?.clone();
+        conditions
+            .iter()
+            .find(|c| c["type"] == "Ready" && c["status"] == "True")
+            .filter(|c| {
+                !c["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("skips nobody")
+            })
+            .cloned()
+    })
+    .await;
+    assert!(fixed.is_some(), "Ready stops naming the fixed skip");
+    let script = common::wait_until(T, || async {
+        server_script(&env, "Payroll")
+            .await
+            .filter(|s| s.contains("\"Partner Okta\""))
+    })
+    .await;
+    assert!(script.is_some(), "the skip is in the script now");
+}
+
+/// Issue 24: a server-side script that replaces the simulation's executeStep (here with one that
+/// records a success and runs on) must not count as proved: TOTP still needs a local account the
+/// partner's users do not have with JIT off, so Block keeps JIT on.
+#[tokio::test]
+async fn a_script_that_replaces_the_simulation_is_not_proved() {
+    let mut env = TestEnv::new("fake-proof").await;
+    env.start_operator(&[]);
+    env.create_backend("asgardeo").await;
+    env.apply(&partner_okta(true)).await.expect("idp");
+    env.wait_condition("IdentityProvider", "partner-okta", "Ready", "True", T)
+        .await;
+    let faking = "var executeStep = function (n, o) {\n    if (typeof __out !== 'undefined') { __out.ran.push({ step: n, idp: 'LOCAL', authenticator: 'BasicAuthenticator', success: true }); }\n    if (o && o.onSuccess) { o.onSuccess({ steps: {} }); }\n};\nvar onLoginRequest = function (context) {\n    executeStep(1, { onSuccess: function (context) { executeStep(2); } });\n};\n";
+    env.emulator.with_tenant(TENANT, |st| {
+        let id = st.insert_app(
+            "Payroll",
+            vec![
+                vec![
+                    ("LOCAL".into(), "BasicAuthenticator".into()),
+                    ("Partner Okta".into(), "OpenIDConnectAuthenticator".into()),
+                ],
+                vec![("LOCAL".into(), "totp".into())],
+            ],
+        );
+        if let Some(app) = st.app_mut(&id) {
+            app.sequence.script = Some(faking.to_owned());
+        }
+    });
+    env.patch(
+        "IdentityProvider",
+        "partner-okta",
+        json!({"spec": {"jit": {"enabled": false}}}),
+    )
+    .await
+    .expect("patch");
+    let c = env
+        .wait_condition(
+            "IdentityProvider",
+            "partner-okta",
+            "InterconnectionConflict",
+            "True",
+            T,
+        )
+        .await;
+    let msg = c["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("has a conditional-auth script that was not verified"),
+        "{msg}"
+    );
+    let ready = env
+        .wait_condition("IdentityProvider", "partner-okta", "Ready", "False", T)
+        .await;
+    assert_eq!(ready["reason"], "JITDisableBlocked");
+    assert!(server_jit(&env, "Partner Okta").await, "Block keeps JIT on");
+}

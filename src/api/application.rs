@@ -6,7 +6,10 @@
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{BackendRef, Conditions, DeletionPolicy, LocalObjectRef};
+use super::common::{
+    BackendRef, Conditions, DeletionPolicy, LocalObjectRef, DISPLAY_NAME_CHARACTERS_MESSAGE,
+    DISPLAY_NAME_CHARACTERS_RULE, DISPLAY_NAME_TRIMMED_MESSAGE, DISPLAY_NAME_TRIMMED_RULE,
+};
 
 /// An application on the identity server with its OpenID Connect settings and its (multi-factor)
 /// login flow.
@@ -39,6 +42,11 @@ pub struct ApplicationSpec {
     /// The application's name on the server; unique on the server.
     #[schemars(length(max = 120))]
     #[x_kube(validation = Rule::new("self.size() > 0").message("displayName must not be empty"))]
+    // The name reaches the server's login flows and the generated conditional-auth script (issue 24):
+    // no control characters or line breaks. The server trims names, so surrounding whitespace would
+    // differ from the server's copy on every resync.
+    #[x_kube(validation = Rule::new(DISPLAY_NAME_CHARACTERS_RULE).message(DISPLAY_NAME_CHARACTERS_MESSAGE))]
+    #[x_kube(validation = Rule::new(DISPLAY_NAME_TRIMMED_RULE).message(DISPLAY_NAME_TRIMMED_MESSAGE))]
     pub display_name: String,
     /// A description shown in the server's console.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,10 @@
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{BackendRef, Conditions, DeletionPolicy, SecretKeyRef};
+use super::common::{
+    BackendRef, Conditions, DeletionPolicy, SecretKeyRef, DISPLAY_NAME_CHARACTERS_MESSAGE,
+    DISPLAY_NAME_CHARACTERS_RULE, DISPLAY_NAME_TRIMMED_MESSAGE, DISPLAY_NAME_TRIMMED_RULE,
+};
 
 /// A federated identity provider on the identity server and its Just-in-Time provisioning settings.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -57,6 +60,11 @@ pub struct IdentityProviderSpec {
     /// name; it must be unique on the server.
     #[schemars(length(max = 120))]
     #[x_kube(validation = Rule::new("self.size() > 0").message("displayName must not be empty"))]
+    // The name reaches the server's login flows and the generated conditional-auth script (issue 24):
+    // no control characters or line breaks. The server trims names, so surrounding whitespace would
+    // differ from the server's copy on every resync.
+    #[x_kube(validation = Rule::new(DISPLAY_NAME_CHARACTERS_RULE).message(DISPLAY_NAME_CHARACTERS_MESSAGE))]
+    #[x_kube(validation = Rule::new(DISPLAY_NAME_TRIMMED_RULE).message(DISPLAY_NAME_TRIMMED_MESSAGE))]
     pub display_name: String,
     /// A description shown in the server's console.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -38,7 +38,7 @@ use super::{
 use crate::api::application::AppConflictEntry;
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
 use crate::api::identity_provider::ConflictPolicy;
-use crate::api::{Application, ApplicationStatus, IdentityProvider};
+use crate::api::{Application, ApplicationSpec, ApplicationStatus, IdentityProvider};
 use crate::backend::{
     ApplicationPatch, FlowKind, FlowUpdate, IdentityServer, LoginFlow, NewApplication,
 };
@@ -298,6 +298,10 @@ async fn apply(
     seen: &mut Observed,
 ) -> Result<Outcome, Error> {
     let ns = app.namespace().ok_or(Error::NoNamespace)?;
+    // 0. Validate what CEL cannot have checked on an object stored before its rules.
+    if let Some(problem) = crate::api::common::display_name_problem(&app.spec.display_name) {
+        return Ok(Outcome::stalled("InvalidSpec", problem));
+    }
     // 1. Dereference: backend, client, and the IdentityProviders of the flow.
     let (backend, client) = step!(managed::backend_client(ctx, &ns, &app.spec.backend_ref).await);
     let idps = step!(flow_idps(ctx, app, &ns).await);
@@ -344,7 +348,7 @@ async fn apply(
         seen.conflicts = status_conflicts(app, &idps, &want.needs_local, f, script, &jit);
     }
     seen.rule_flow = synced.flow.map(|f| (f, synced.script));
-    Ok(outcome(&id, &synced.held, credentials))
+    Ok(outcome(&id, &app.spec, &synced.held, credentials))
 }
 
 /// The Block gates of the flow's IdentityProviders, shared with other Applications.
@@ -710,13 +714,18 @@ async fn status_only(
         let needs_local = registry::local_account_authenticators(&backend);
         seen.conflicts = status_conflicts(app, &idps, &needs_local, f, script.as_deref(), &jit);
     }
-    let ready = Outcome::Ready(format!("application {id} matches the spec"));
+    let ready = Outcome::Ready(ready_message(&id, &app.spec));
     Some(finish(ctx, api, app, seen, ready).await)
 }
 
 /// The outcome of a pass that reached the server: a held-back flow, then a foreign credentials
 /// Secret, else Ready. Pure.
-fn outcome(id: &str, held: &[flow::Conflict], credentials: Option<String>) -> Outcome {
+fn outcome(
+    id: &str,
+    spec: &ApplicationSpec,
+    held: &[flow::Conflict],
+    credentials: Option<String>,
+) -> Outcome {
     if !held.is_empty() {
         let what: Vec<String> = held
             .iter()
@@ -729,8 +738,19 @@ fn outcome(id: &str, held: &[flow::Conflict], credentials: Option<String>) -> Ou
     }
     match credentials {
         Some(foreign) => Outcome::stalled("CredentialsSecretNotOwned", foreign),
-        None => Outcome::Ready(format!("application {id} matches the spec")),
+        None => Outcome::Ready(ready_message(id, spec)),
     }
+}
+
+/// Ready's message: the application matches, and which `skipFor` entries skip nobody (the spec is
+/// applied, but a typo there would otherwise go unnoticed while users still get the step).
+fn ready_message(id: &str, spec: &ApplicationSpec) -> String {
+    let mut message = format!("application {id} matches the spec");
+    for unused in translate::unused_skips(spec) {
+        message.push_str("; ");
+        message.push_str(&unused);
+    }
+    message
 }
 
 /// Each referenced IdP's JIT as the rule sees it, and the server names of those under Block.
@@ -1170,15 +1190,82 @@ mod tests {
 
     #[test]
     fn a_held_flow_outranks_a_foreign_secret_which_outranks_ready() {
-        assert!(outcome("app-1", &[], None).is_ready());
-        let foreign = outcome("app-1", &[], Some("Secret s belongs to someone".into()));
+        let spec = spec_with_flow(vec![]);
+        assert!(outcome("app-1", &spec, &[], None).is_ready());
+        let foreign = outcome(
+            "app-1",
+            &spec,
+            &[],
+            Some("Secret s belongs to someone".into()),
+        );
         assert_eq!(foreign.conditions()[0].reason, "CredentialsSecretNotOwned");
-        let blocked = outcome("app-1", &[held()], Some("ignored".into()));
+        let blocked = outcome("app-1", &spec, &[held()], Some("ignored".into()));
         let c = &blocked.conditions()[0];
         assert_eq!(c.reason, "LoginFlowBlocked");
         assert!(
             c.message.contains("IdentityProvider Google (step 1)"),
             "{c:?}"
+        );
+    }
+
+    fn spec_with_flow(steps: Vec<crate::api::application::LoginStep>) -> ApplicationSpec {
+        ApplicationSpec {
+            backend_ref: crate::api::common::BackendRef { name: "b".into() },
+            display_name: "Payroll".into(),
+            description: None,
+            oidc: None,
+            credentials_secret: None,
+            login_flow: (!steps.is_empty()).then_some(crate::api::application::LoginFlow { steps }),
+            deletion_policy: crate::api::common::DeletionPolicy::Delete,
+            adopt: false,
+        }
+    }
+
+    /// Issue 24: a skipFor that skips nobody is said on Ready (it stays True: the spec is applied).
+    #[test]
+    fn ready_names_a_skip_for_that_skips_nobody() {
+        use crate::api::application::{LoginOption, LoginStep, SkipFor};
+        use crate::api::common::LocalObjectRef;
+        let step = |options: Vec<LoginOption>, skip: Option<&str>| LoginStep {
+            options,
+            skip_for: skip.map(|n| SkipFor {
+                identity_providers: vec![LocalObjectRef { name: n.into() }],
+                federated_users: false,
+            }),
+        };
+        let basic = LoginOption {
+            authenticator: Some("BasicAuthenticator".into()),
+            identity_provider_ref: None,
+        };
+        let okta = LoginOption {
+            authenticator: None,
+            identity_provider_ref: Some(LocalObjectRef {
+                name: "partner-okta".into(),
+            }),
+        };
+        let totp = LoginOption {
+            authenticator: Some("totp".into()),
+            identity_provider_ref: None,
+        };
+        let typo = spec_with_flow(vec![
+            step(vec![basic.clone(), okta.clone()], None),
+            step(vec![totp.clone()], Some("partner-otka")),
+        ]);
+        let ready = outcome("app-1", &typo, &[], None);
+        let c = &ready.conditions()[0];
+        assert!(ready.is_ready(), "{c:?}");
+        assert!(
+            c.message
+                .contains("IdentityProvider partner-otka, which no earlier step offers"),
+            "{c:?}"
+        );
+        let fine = spec_with_flow(vec![
+            step(vec![basic, okta], None),
+            step(vec![totp], Some("partner-okta")),
+        ]);
+        assert_eq!(
+            outcome("app-1", &fine, &[], None).conditions()[0].message,
+            "application app-1 matches the spec"
         );
     }
 }

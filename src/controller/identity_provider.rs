@@ -341,6 +341,10 @@ async fn credentials<'a>(
     seen: &mut Observed,
 ) -> managed::Step<Credentials<'a>> {
     let spec = &idp.spec;
+    // What CEL cannot have checked on an object stored before its rules (see display_name_problem).
+    if let Some(problem) = crate::api::common::display_name_problem(&spec.display_name) {
+        return Ok(Err(Outcome::stalled("InvalidSpec", problem)));
+    }
     if spec.provider_type().is_none() {
         let msg = "set exactly one of google, github, oidc or saml";
         return Ok(Err(Outcome::stalled("InvalidSpec", msg)));

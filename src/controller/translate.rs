@@ -400,6 +400,35 @@ pub fn conditional_steps(spec: &ApplicationSpec) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
+/// The `skipFor` entries that can skip nobody: an IdentityProvider that no earlier step offers
+/// cannot have signed the user in before the step (issue 24: such an entry was dropped from the
+/// script without a word). One sentence per entry, for the Ready message.
+pub fn unused_skips(spec: &ApplicationSpec) -> Vec<String> {
+    let Some(flow) = &spec.login_flow else {
+        return vec![];
+    };
+    let mut offered: BTreeSet<&str> = BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, step) in flow.steps.iter().enumerate() {
+        for r in step.skip_for.iter().flat_map(|k| &k.identity_providers) {
+            if !offered.contains(r.name.as_str()) {
+                out.push(format!(
+                    "skipFor of step {} names IdentityProvider {}, which no earlier step offers: it skips nobody",
+                    i + 1,
+                    r.name
+                ));
+            }
+        }
+        offered.extend(
+            step.options
+                .iter()
+                .filter_map(|o| o.identity_provider_ref.as_ref())
+                .map(|r| r.name.as_str()),
+        );
+    }
+    out
+}
+
 /// Whether the server's flow differs from the desired one. Options inside a step are compared as sets:
 /// the server returns federated options first, then local ones, whatever order they were sent in.
 pub fn flow_differs(desired: &FlowUpdate, server: &backend::LoginFlow) -> bool {

@@ -13,8 +13,11 @@
 //! the user has no local account, so a later step whose authenticator keeps its secret on the local
 //! account fails. A failed step ends the login (its `onFail` is still called).
 //!
-//! The user's choices and the accounts model go into the engine as a JSON literal; the script runs
-//! in a fresh runtime per login, with a memory limit and a deadline (a loop cannot hang the emulator).
+//! The user's choices, the accounts model and the record of the steps that ran stay in Rust: the
+//! script reaches them only through `executeStep`, a global it cannot replace, defined by a prelude
+//! that runs before it (issue 24: a script redefining the simulation's functions faked a proof).
+//! Each login runs in a fresh runtime, with a memory limit and a deadline (a loop cannot hang the
+//! emulator or a reconcile).
 //!
 //! Where the script comes from: `authenticationSequence.script` of the application (the
 //! `AuthenticationSequence` schema of the Application Management API, applications.yaml), stored by
@@ -23,9 +26,11 @@
 //! checks a non-null script and `patchApplication` checks `isScriptUpdating(...)`, both through
 //! `validateAuthenticationScriptUpdatePermission()` (added in daa68cd560, Oct 2025).
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use rquickjs::{CatchResultExt, Context, Runtime};
+use rquickjs::{CatchResultExt, Context, Ctx, Exception, Function, Object, Runtime};
 use serde::{Deserialize, Serialize};
 
 /// One option of a step as the simulated user sees it.
@@ -79,47 +84,130 @@ const DEADLINE: Duration = Duration::from_millis(500);
 /// Memory one script may use.
 const MEMORY_LIMIT: usize = 16 << 20;
 
-/// The adaptive API model; `__input.choices` maps a step number to the chosen [`Choice`].
+/// The adaptive API model: a function of the native step recorder that defines `executeStep` (as a
+/// global the script cannot replace) and returns the function that runs the script's
+/// `onLoginRequest`. It runs before the script, so what it captures (the recorder, `context`) are
+/// closure variables no script can reach; the accounts model and the record of what ran live in Rust
+/// ([`Sim`]), so a script can only take the ways through the flow the API offers, never write the
+/// verdict.
 const PRELUDE: &str = r#"
-var __out = { ran: [], failure: null, noAccountStep: false };
-var __noAccountBy = null;
-var context = { steps: {}, currentKnownSubject: null };
-var executeStep = function (n) {
-    var callbacks = arguments.length > 2 ? arguments[2] : arguments[1];
-    if (__out.failure !== null) {
-        return;
-    }
-    if (typeof n !== 'number' || n % 1 !== 0) {
-        throw new Error('executeStep: the step must be an integer, got ' + n);
-    }
-    var c = __input.choices[String(n)];
-    if (c === undefined) {
-        throw new Error('executeStep(' + n + '): the flow has no step ' + n);
-    }
-    var ok = !(c.needsLocal && __noAccountBy !== null);
-    __out.ran.push({ step: n, idp: c.idp, authenticator: c.authenticator, success: ok });
-    if (!ok) {
-        __out.failure = 'step ' + n + ' (' + c.authenticator + ') needs a local account, but the user signed in through '
-            + __noAccountBy + ', whose JIT provisioning is off, and has none';
-        __out.noAccountStep = true;
-        if (callbacks && typeof callbacks.onFail === 'function') {
-            callbacks.onFail(context);
+(function (step) {
+    'use strict';
+    var context = { steps: {}, currentKnownSubject: null };
+    var executeStep = function (n) {
+        var callbacks = arguments.length > 2 ? arguments[2] : arguments[1];
+        var r = step(n);
+        if (r === null) {
+            return;
         }
-        return;
-    }
-    if (c.federated && !c.jitOn && __noAccountBy === null) {
-        __noAccountBy = c.idp;
-    }
-    var subject = { username: c.federated ? c.idp + '-user' : 'local-user', isFederated: c.federated };
-    context.steps[n] = { idp: c.idp, authenticator: c.authenticator, subject: subject };
-    if (context.currentKnownSubject === null) {
-        context.currentKnownSubject = subject;
-    }
-    if (callbacks && typeof callbacks.onSuccess === 'function') {
-        callbacks.onSuccess(context);
-    }
-};
+        if (!r.ok) {
+            if (callbacks && typeof callbacks.onFail === 'function') {
+                callbacks.onFail(context);
+            }
+            return;
+        }
+        var subject = { username: r.federated ? r.idp + '-user' : 'local-user', isFederated: r.federated };
+        context.steps[n] = { idp: r.idp, authenticator: r.authenticator, subject: subject };
+        if (context.currentKnownSubject === null) {
+            context.currentKnownSubject = subject;
+        }
+        if (callbacks && typeof callbacks.onSuccess === 'function') {
+            callbacks.onSuccess(context);
+        }
+    };
+    Object.defineProperty(globalThis, 'executeStep', {
+        value: executeStep, writable: false, enumerable: true, configurable: false
+    });
+    return function () {
+        if (typeof onLoginRequest !== 'function') {
+            throw new Error('the script defines no onLoginRequest function');
+        }
+        onLoginRequest(context);
+    };
+})
 "#;
+
+/// The simulation's state, outside the engine: the user's choices, the accounts model and what ran.
+#[derive(Default)]
+struct Sim {
+    /// `choices[i]` is the option picked at step `i + 1`.
+    choices: Vec<Choice>,
+    /// `onLoginRequest` has been called: steps run only from there, as on the server (a script's
+    /// top-level code runs when it is loaded, not per login).
+    started: bool,
+    /// The steps that ran.
+    ran: Vec<Ran>,
+    /// Why the login failed.
+    failure: Option<String>,
+    /// The IdP without JIT the user signed in through (they have no local account from then on).
+    no_account_by: Option<String>,
+    /// A step failed for want of a local account.
+    no_account_step: bool,
+}
+
+impl Sim {
+    /// `executeStep(n)`: records step `n` and gives its option and whether it succeeded (`None` once
+    /// the login failed: later steps do not run), or the error the script gets.
+    fn step(&mut self, n: f64) -> Result<Option<(Choice, bool)>, String> {
+        if !self.started {
+            return Err(
+                "executeStep may only be called from onLoginRequest and its callbacks".to_owned(),
+            );
+        }
+        if self.failure.is_some() {
+            return Ok(None);
+        }
+        let Some(c) = (n.fract() == 0.0 && n >= 1.0)
+            .then(|| self.choices.get(n as usize - 1))
+            .flatten()
+            .cloned()
+        else {
+            return Err(format!("executeStep({n}): the flow has no step {n}"));
+        };
+        let ok = !(c.needs_local && self.no_account_by.is_some());
+        self.ran.push(Ran {
+            step: n as u32,
+            idp: c.idp.clone(),
+            authenticator: c.authenticator.clone(),
+            success: ok,
+        });
+        if !ok {
+            self.failure = Some(format!(
+                "step {n} ({}) needs a local account, but the user signed in through {}, whose JIT \
+                 provisioning is off, and has none",
+                c.authenticator,
+                self.no_account_by.as_deref().unwrap_or_default()
+            ));
+            self.no_account_step = true;
+        } else if c.federated && !c.jit_on && self.no_account_by.is_none() {
+            self.no_account_by = Some(c.idp.clone());
+        }
+        Ok(Some((c, ok)))
+    }
+}
+
+/// The native `step(n)` the prelude's `executeStep` calls: [`Sim::step`] as a JavaScript function
+/// returning `{ok, idp, authenticator, federated}`, `null` once the login failed, or throwing.
+fn recorder<'js>(ctx: &Ctx<'js>, sim: Rc<RefCell<Sim>>) -> rquickjs::Result<Function<'js>> {
+    Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>, n: f64| -> rquickjs::Result<Option<Object<'js>>> {
+            let done = sim.borrow_mut().step(n);
+            match done {
+                Err(message) => Err(Exception::throw_message(&ctx, &message)),
+                Ok(None) => Ok(None),
+                Ok(Some((c, ok))) => {
+                    let r = Object::new(ctx.clone())?;
+                    r.set("ok", ok)?;
+                    r.set("idp", c.idp)?;
+                    r.set("authenticator", c.authenticator)?;
+                    r.set("federated", c.federated)?;
+                    Ok(Some(r))
+                }
+            }
+        },
+    )
+}
 
 /// Errors that stop a simulation before it can say anything about the login.
 #[derive(Debug, thiserror::Error)]
@@ -132,14 +220,11 @@ pub enum ScriptError {
 /// Runs one login: `choices[i]` is the option picked at step `i + 1`. `script` is the application's
 /// conditional-auth script (`None`: every step in order). A script that throws, or defines no
 /// `onLoginRequest`, fails the login with the error as the reason, as on the server.
+///
+/// Each login gets a fresh runtime: the prelude runs first and keeps its state out of the script's
+/// reach, then the script is evaluated, then its `onLoginRequest` is called.
 pub fn run_login(script: Option<&str>, choices: &[Choice]) -> Result<Outcome, ScriptError> {
     let engine = |e: rquickjs::Error| ScriptError::Engine(e.to_string());
-    let by_step: serde_json::Map<String, serde_json::Value> = choices
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| Some(((i + 1).to_string(), serde_json::to_value(c).ok()?)))
-        .collect();
-    let input = serde_json::json!({ "choices": by_step });
     let sequential;
     let body: &str = match script.filter(|s| !s.trim().is_empty()) {
         Some(s) => s,
@@ -154,47 +239,42 @@ pub fn run_login(script: Option<&str>, choices: &[Choice]) -> Result<Outcome, Sc
             &sequential
         }
     };
-    let source = format!(
-        "var __input = {input};\n{PRELUDE}\n{body}\n;\n\
-         if (typeof onLoginRequest !== 'function') {{ throw new Error('the script defines no onLoginRequest function'); }}\n\
-         onLoginRequest(context);\nJSON.stringify(__out);"
-    );
+    let sim = Rc::new(RefCell::new(Sim {
+        choices: choices.to_vec(),
+        ..Sim::default()
+    }));
     let rt = Runtime::new().map_err(engine)?;
     rt.set_memory_limit(MEMORY_LIMIT);
     rt.set_max_stack_size(512 * 1024);
     let deadline = Instant::now() + DEADLINE;
     rt.set_interrupt_handler(Some(Box::new(move || Instant::now() > deadline)));
     let ctx = Context::full(&rt).map_err(engine)?;
-    let result: Result<String, String> = ctx.with(|ctx| {
-        ctx.eval::<String, _>(source)
+    let result: Result<(), String> = ctx.with(|ctx| {
+        let step = recorder(&ctx, sim.clone())
             .catch(&ctx)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let prelude: Function = ctx.eval(PRELUDE).catch(&ctx).map_err(|e| e.to_string())?;
+        let run: Function = prelude
+            .call((step,))
+            .catch(&ctx)
+            .map_err(|e| e.to_string())?;
+        ctx.eval::<(), _>(body)
+            .catch(&ctx)
+            .map_err(|e| e.to_string())?;
+        sim.borrow_mut().started = true;
+        run.call::<_, ()>(()).catch(&ctx).map_err(|e| e.to_string())
     });
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Raw {
-        ran: Vec<Ran>,
-        failure: Option<String>,
-        no_account_step: bool,
-    }
+    let sim = sim.take();
     Ok(match result {
-        Ok(json) => match serde_json::from_str::<Raw>(&json) {
-            Ok(raw) => Outcome {
-                success: raw.failure.is_none() && !raw.ran.is_empty(),
-                failure: raw.failure.or_else(|| {
-                    raw.ran
-                        .is_empty()
-                        .then(|| "the script executed no step".to_owned())
-                }),
-                steps: raw.ran,
-                failed_for_want_of_local_account: raw.no_account_step,
-            },
-            Err(e) => Outcome {
-                success: false,
-                steps: vec![],
-                failure: Some(format!("the script's result could not be read: {e}")),
-                failed_for_want_of_local_account: false,
-            },
+        Ok(()) => Outcome {
+            success: sim.failure.is_none() && !sim.ran.is_empty(),
+            failure: sim.failure.or_else(|| {
+                sim.ran
+                    .is_empty()
+                    .then(|| "the script executed no step".to_owned())
+            }),
+            steps: sim.ran,
+            failed_for_want_of_local_account: sim.no_account_step,
         },
         Err(e) => Outcome {
             success: false,

@@ -234,6 +234,21 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
+/// `s` made safe for a one-line YAML comment: a server-supplied id or name could hold a line break
+/// (`\n`, `\r`, or NEL, U+2028, U+2029, which YAML 1.1 readers also break lines at) and put its
+/// own YAML after the comment. Controls and those separators become `\u{..}`; the rest is kept.
+fn comment_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn yaml_of<T: serde::Serialize>(header: &str, obj: &T) -> String {
     // The types serialize to plain maps; a failure here would be a bug in a derive, not input.
     let body = serde_yaml::to_string(obj).unwrap_or_default();
@@ -258,7 +273,10 @@ pub fn write(
     put(
         format!("identitybackend-{}.yaml", name(&plan.backend.metadata)),
         yaml_of(
-            &format!("# Exported by identity-operator export from {url}\n"),
+            &format!(
+                "# Exported by identity-operator export from {}\n",
+                comment_safe(url)
+            ),
             &plan.backend,
         ),
     )?;
@@ -266,7 +284,12 @@ pub fn write(
         put(
             format!("identityprovider-{}.yaml", name(&obj.metadata)),
             yaml_of(
-                &format!("# Exported from {url}: identity provider {server:?} (id {id})\n"),
+                &format!(
+                    "# Exported from {}: identity provider {} (id {})\n",
+                    comment_safe(url),
+                    comment_safe(&format!("{server:?}")),
+                    comment_safe(id)
+                ),
                 obj,
             ),
         )?;
@@ -275,7 +298,12 @@ pub fn write(
         put(
             format!("application-{}.yaml", name(&obj.metadata)),
             yaml_of(
-                &format!("# Exported from {url}: application {server:?} (id {id})\n"),
+                &format!(
+                    "# Exported from {}: application {} (id {})\n",
+                    comment_safe(url),
+                    comment_safe(&format!("{server:?}")),
+                    comment_safe(id)
+                ),
                 obj,
             ),
         )?;

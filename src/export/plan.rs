@@ -364,20 +364,22 @@ impl Ctx<'_> {
 
     /// Whether a server name can be a `displayName` (the CRDs allow 120 characters); a name that
     /// cannot is noted as skipped, since renaming it on export would rename it on the server.
+    /// The same holds for the characters the CRDs' CEL rules refuse (controls, line separators,
+    /// surrounding whitespace): the exported object would not apply.
     fn display_name_fits(&mut self, object_kind: &'static str, server_name: &str) -> bool {
-        let fits = server_name.chars().count() <= DISPLAY_NAME_MAX;
-        if !fits {
-            self.note(
-                NoteKind::Skipped,
-                object_kind,
-                server_name,
-                None,
-                format!(
-                    "its name is longer than the {DISPLAY_NAME_MAX} characters displayName allows"
-                ),
-            );
-        }
-        fits
+        let problem = if server_name.chars().count() > DISPLAY_NAME_MAX {
+            Some(format!(
+                "its name is longer than the {DISPLAY_NAME_MAX} characters displayName allows"
+            ))
+        } else {
+            crate::api::common::display_name_problem(server_name)
+                .map(|p| format!("its name cannot be a displayName: {p}"))
+        };
+        let Some(message) = problem else {
+            return true;
+        };
+        self.note(NoteKind::Skipped, object_kind, server_name, None, message);
+        false
     }
 }
 

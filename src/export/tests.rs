@@ -420,3 +420,76 @@ fn names_longer_than_a_display_name_are_skipped_at_the_limit() {
         .iter()
         .all(|n| n.message.contains("120 characters")));
 }
+
+/// Issue 24: ids come from the server and were written raw into the files' header comments: a line
+/// break in one put its own YAML after the comment. Names a displayName cannot hold are skipped.
+#[test]
+fn server_ids_cannot_add_yaml_and_unusable_names_are_skipped() {
+    let evil = "id\nspec:\n  adopt: false\n  deletionPolicy: Delete\u{2028}x\u{85}y\r#";
+    let mut snap = TenantSnapshot {
+        idps: vec![google("Google", true), google("Line\nBreak", true)],
+        applications: vec![app("Wiki", &[], None), app("Trailing ", &[], None)],
+    };
+    snap.idps[0].idp.id = evil.into();
+    snap.applications[0].app.id = evil.into();
+    let plan = plan(&snap, &options());
+    let names = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        names(plan.idps.iter().map(|(s, _, _)| s.as_str()).collect()),
+        ["Google"]
+    );
+    assert_eq!(
+        names(
+            plan.applications
+                .iter()
+                .map(|(s, _, _)| s.as_str())
+                .collect()
+        ),
+        ["Wiki"]
+    );
+    let skipped: Vec<&str> = plan
+        .notes
+        .iter()
+        .filter(|n| n.kind == NoteKind::Skipped)
+        .map(|n| n.message.as_str())
+        .collect();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(
+        skipped
+            .iter()
+            .all(|m| m.contains("cannot be a displayName")),
+        "{skipped:?}"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        &plan,
+        "https://api.asgardeo.io/t/acme/",
+        "identity",
+        "m2m-id",
+    )
+    .expect("writes");
+    let check = |file: &str, want: serde_json::Value| {
+        let text = std::fs::read_to_string(dir.path().join(file)).expect("read");
+        let mut lines = text.lines();
+        let header = lines.next().expect("a header");
+        assert!(
+            header.starts_with("# ") && header.contains("(id id\\u{a}spec:"),
+            "{text}"
+        );
+        assert!(
+            lines.all(|l| !l.starts_with('#')),
+            "one comment line only:\n{text}"
+        );
+        for sep in ['\u{2028}', '\u{2029}', '\u{85}', '\r'] {
+            assert!(!text.contains(sep), "{sep:?} in\n{text}");
+        }
+        let got: serde_json::Value = serde_yaml::from_str(&text).expect("parses");
+        assert_eq!(got, want, "the file is exactly the object:\n{text}");
+    };
+    let idp = serde_json::to_value(&plan.idps[0].2).expect("json");
+    let app = serde_json::to_value(&plan.applications[0].2).expect("json");
+    check("identityprovider-google.yaml", idp);
+    check("application-wiki.yaml", app);
+}

@@ -537,3 +537,39 @@ fn hand_written_scripts_are_proved_by_simulation_or_not_verified() {
         assert_eq!(plan.origin, origin, "{name}: the status says the same");
     }
 }
+
+/// Issue 24: a skipFor naming an IdP that no earlier step offers skips nobody; it was dropped from
+/// the script without a word. It is named (for the Ready message); one offered earlier is not.
+#[test]
+fn skips_for_providers_no_earlier_step_offers_are_reported() {
+    let refs = |names: &[&str]| {
+        Some(SkipFor {
+            identity_providers: names
+                .iter()
+                .map(|n| LocalObjectRef { name: (*n).into() })
+                .collect(),
+            federated_users: false,
+        })
+    };
+    assert!(unused_skips(&seed_with_skip(okta_skip())).is_empty());
+    assert!(unused_skips(&seed_with_skip(None)).is_empty());
+    let typo = unused_skips(&seed_with_skip(refs(&["partner-okta", "partner-otka"])));
+    assert_eq!(
+        typo,
+        vec!["skipFor of step 2 names IdentityProvider partner-otka, which no earlier step offers: it skips nobody".to_owned()]
+    );
+    // Offered only from the skipped step on: it cannot have signed anyone in before it.
+    let mut later = app_spec(vec![
+        vec![a("BasicAuthenticator")],
+        vec![a("totp"), r("partner-okta")],
+    ]);
+    if let Some(f) = later.login_flow.as_mut() {
+        f.steps[1].skip_for = okta_skip();
+    }
+    assert_eq!(unused_skips(&later).len(), 1);
+    let federated = seed_with_skip(Some(SkipFor {
+        identity_providers: vec![],
+        federated_users: true,
+    }));
+    assert!(unused_skips(&federated).is_empty());
+}

@@ -186,3 +186,74 @@ fn proofs_run_every_login_with_jit_off() {
         &needs
     ));
 }
+
+/// Issue 24: a script that replaces the simulation's own functions (or writes its record) must not
+/// be proved. The seed flow through Okta with JIT off fails at TOTP whatever such a script claims.
+#[test]
+fn a_script_cannot_replace_the_simulation_to_fake_a_proof() {
+    let needs = crate::flow::LocalAccountAuthenticators::default();
+    let seed = vec![
+        vec![
+            ("LOCAL".to_owned(), "BasicAuthenticator".to_owned()),
+            (
+                "Partner Okta".to_owned(),
+                "OpenIDConnectAuthenticator".to_owned(),
+            ),
+        ],
+        vec![("LOCAL".to_owned(), "totp".to_owned())],
+    ];
+    // Every step on the way, as the honest script would run them.
+    let both_steps = "var onLoginRequest = function (context) {\n    executeStep(1, { onSuccess: function (c) { executeStep(2); } });\n};\n";
+    // Records a success in the old prelude's record (where there is one) and runs on.
+    let fake_step = "function (n, o) { if (typeof __out !== 'undefined') { __out.ran.push({ step: n, idp: 'LOCAL', authenticator: 'BasicAuthenticator', success: true }); } if (o && o.onSuccess) { o.onSuccess({ steps: {} }); } }";
+    let cases = [
+        (
+            "var redefinition",
+            format!("var executeStep = {fake_step};\n{both_steps}"),
+        ),
+        (
+            "function declaration",
+            format!("function executeStep(n, o) {{ if (o && o.onSuccess) {{ o.onSuccess({{}}); }} }}\n{both_steps}"),
+        ),
+        (
+            "assignment to the global object",
+            format!("globalThis.executeStep = {fake_step};\n{both_steps}"),
+        ),
+        (
+            "defineProperty",
+            format!("Object.defineProperty(globalThis, 'executeStep', {{ value: {fake_step} }});\n{both_steps}"),
+        ),
+        (
+            "redefinition inside onLoginRequest",
+            format!("var onLoginRequest = function (context) {{\n    executeStep = {fake_step};\n    executeStep(1, {{ onSuccess: function (c) {{ executeStep(2); }} }});\n}};\n"),
+        ),
+        (
+            "the old prelude's record",
+            format!("{both_steps}\nvar __out = {{ ran: [{{ step: 1, idp: 'LOCAL', authenticator: 'BasicAuthenticator', success: true }}], failure: null, noAccountStep: false }};\nJSON.stringify = function () {{ return '{{\"ran\":[{{\"step\":1,\"idp\":\"LOCAL\",\"authenticator\":\"BasicAuthenticator\",\"success\":true}}],\"failure\":null,\"noAccountStep\":false}}'; }};\nObject.prototype.toJSON = function () {{ return {{ ran: [], failure: null, noAccountStep: false }}; }};"),
+        ),
+        (
+            "steps run at load time",
+            "executeStep(1);\nvar onLoginRequest = function (context) {};\n".to_owned(),
+        ),
+    ];
+    for (name, script) in cases {
+        assert!(
+            !proves_no_local_account_failure(&script, &seed, &needs),
+            "{name}: not proved\n{script}"
+        );
+    }
+    // The same flow with the step really skipped for Okta is proved: the check is not "never".
+    assert!(proves_no_local_account_failure(
+        SKIP_FOR_OKTA,
+        &seed,
+        &needs
+    ));
+    // The Okta user's login fails (the engine refuses the redefinition, or TOTP fails): never a
+    // success for want of the real executeStep.
+    let o = run_login(
+        Some(&format!("var executeStep = {fake_step};\n{both_steps}")),
+        &[fed("Partner Okta", false), local("totp", true)],
+    )
+    .expect("runs");
+    assert!(!o.success, "{o:?}");
+}
