@@ -236,6 +236,20 @@ fn conflicts(json_out: &Output) -> Vec<String> {
     out
 }
 
+/// The `kubectl -n NS label secret NAME KEY=VALUE` lines of the README: the consent labels, by
+/// Secret name.
+fn labels_to_add(readme: &str) -> std::collections::HashMap<String, (String, String)> {
+    readme
+        .lines()
+        .filter(|l| l.starts_with("kubectl -n ") && l.contains(" label secret "))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let (k, v) = words.get(6)?.split_once('=')?;
+            Some((words[5].to_string(), (k.to_string(), v.to_string())))
+        })
+        .collect()
+}
+
 /// `kubectl -n NS create secret generic NAME --from-literal=KEY=VALUE ...` lines of the README.
 fn secrets_to_create(readme: &str) -> Vec<(String, Vec<String>)> {
     readme
@@ -373,7 +387,10 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
             "github-client-secret"
         ]
     );
+    // Each Secret comes with its consent label, or the operator would send nothing.
+    let labels = labels_to_add(readme);
     for (name, keys) in &secrets {
+        let (label, usage) = labels.get(name).expect("a label line for every Secret");
         let data: Vec<String> = keys
             .iter()
             .map(|k| {
@@ -386,7 +403,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
             })
             .collect();
         env.apply(&format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\nstringData: {{{}}}\n",
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, labels: {{{label}: {usage}}}}}\nstringData: {{{}}}\n",
             data.join(", ")
         ))
         .await

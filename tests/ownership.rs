@@ -23,7 +23,7 @@ fn idp(name: &str, display: &str, jit: bool, extra: &str) -> String {
         r#"
 apiVersion: v1
 kind: Secret
-metadata: {{name: {name}-oauth}}
+metadata: {{name: {name}-oauth, labels: {{identity-operator.io/use: identity-provider-client-secret}}}}
 stringData: {{client-secret: very-secret-{name}}}
 ---
 apiVersion: identity-operator.io/v1alpha1

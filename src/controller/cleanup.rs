@@ -12,7 +12,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use super::managed::{self, owner_marker, CleanupPlan, ServerKind, CREATE_PENDING};
+use super::managed::{self, CleanupPlan, ServerKind, CREATE_PENDING};
 use super::{publish, Context, Error};
 use crate::api::{BackendRef, DeletionPolicy, IdentityBackend};
 use crate::backend::IdentityServer;
@@ -100,9 +100,7 @@ where
         // the marker; anything else with that name is someone else's.
         None => match owned.kind.find(client.as_ref(), owned.display_name).await {
             Ok(Some(f))
-                if f.description
-                    .as_deref()
-                    .is_some_and(|d| d.contains(&owner_marker(&uid))) =>
+                if managed::marker(f.description.as_deref()).is_some_and(|m| m.uid == uid) =>
             {
                 f.id
             }

@@ -236,7 +236,7 @@ impl TestEnv {
             r#"
 apiVersion: v1
 kind: Secret
-metadata: {{name: {name}-m2m}}
+metadata: {{name: {name}-m2m, labels: {{identity-operator.io/use: backend-credentials}}}}
 stringData: {{client-id: {CLIENT_ID}, client-secret: {}}}
 ---
 apiVersion: identity-operator.io/v1alpha1
