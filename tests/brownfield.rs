@@ -17,6 +17,7 @@ use identity_operator::backend::{
     wire, AttributeSyncMethod, FederatedAuthenticator, FlowOption, FlowStep, FlowUpdate,
     IdentityServer, Jit, JitScheme, NewApplication, NewIdp, OidcChange, Property, Secret,
 };
+use identity_operator::controller::managed::{marker, strip_markers};
 use identity_operator::emulator::TenantState;
 use serde_json::Value;
 
@@ -204,7 +205,15 @@ fn text(o: &Output) -> String {
 /// The tenant's state with confidential property values blanked: the one thing adoption may write.
 fn state_without_secrets(env: &TestEnv) -> TenantState {
     let mut st = env.emulator.with_tenant(TENANT, |t| t.clone());
+    // Adoption records the owner in the description (issue 24): the user's text must be unchanged.
+    let text = |d: &mut Option<String>| {
+        *d = d.as_deref().map(strip_markers).filter(|t| !t.is_empty());
+    };
+    for app in &mut st.apps {
+        text(&mut app.description);
+    }
     for idp in &mut st.idps {
+        text(&mut idp.description);
         for a in &mut idp.authenticators {
             for p in a.properties.iter_mut().flatten() {
                 if p.is_confidential() {
@@ -462,21 +471,46 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     for op in [
         Operation::CreateIdp,
         Operation::DeleteIdp,
-        Operation::PatchIdp,
         Operation::UpdateJit,
         Operation::CreateApplication,
         Operation::DeleteApplication,
-        Operation::PatchApplication,
         Operation::UpdateOidc,
     ] {
         assert_eq!(stats.count(op), 0, "{op:?}: {stats:?}");
     }
+    // One description write per adopted object, recording its owner on the server, and no other.
+    let (patch_idps, patch_apps) = (
+        stats.count(Operation::PatchIdp),
+        stats.count(Operation::PatchApplication),
+    );
+    assert_eq!((patch_idps, patch_apps), (3, 4), "{stats:?}");
+    env.emulator.with_tenant(TENANT, |t| {
+        let owners: Vec<_> = t
+            .idps
+            .iter()
+            .map(|i| i.description.clone())
+            .chain(t.apps.iter().map(|a| a.description.clone()))
+            .filter_map(|d| marker(d.as_deref()).and_then(|m| m.owner))
+            .collect();
+        assert_eq!(
+            owners.len(),
+            7,
+            "every adopted object carries its owner: {owners:?}"
+        );
+        assert!(owners
+            .iter()
+            .all(|o| o.starts_with(&format!("{}/", env.ns))));
+    });
     let pushes = stats.count(Operation::UpdateFederatedAuthenticator);
     assert!(
         pushes <= 2,
         "at most one client-secret push per adopted IdP with a secret: {stats:?}"
     );
-    assert_eq!(stats.writes, pushes, "no other write: {stats:?}");
+    assert_eq!(
+        stats.writes,
+        pushes + patch_idps + patch_apps,
+        "no other write: {stats:?}"
+    );
     assert_eq!(
         state_without_secrets(&env),
         before,

@@ -27,9 +27,8 @@ use super::managed::{
 };
 use super::translate::{self, authenticator_differs, desired_authenticator, jit_change, jit_diff};
 use super::{
-    annotate_all, apply_status, backend_err, cleanup, jittered, memo, publish, read_secret,
-    consent_message, consented, registry, secret_value, Context, Error, FINALIZER,
-    USE_IDP_CLIENT_SECRET,
+    annotate_all, apply_status, backend_err, cleanup, consent_message, consented, jittered, memo,
+    publish, read_secret, registry, secret_value, Context, Error, FINALIZER, USE_IDP_CLIENT_SECRET,
 };
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
 use crate::api::identity_provider::{ConflictEntry, ConflictPolicy, Dependent};
@@ -401,8 +400,7 @@ async fn sync_root(
         spec.description.as_deref(),
         server.description.as_deref(),
         &managed::marker_for(idp),
-    )
-    {
+    ) {
         ops.push(IdpPatch::Description(d));
     }
     if ops.is_empty() {

@@ -236,7 +236,11 @@ pub fn has_marker(description: Option<&str>) -> bool {
 /// The description to write, if the server's differs from what the spec wants: the spec's text
 /// (or, with none in the spec, the server's own text) followed by this object's owner `marker`.
 /// A stale marker (a crashed create's, or an earlier owner's) is replaced. Pure.
-pub fn description_change(spec: Option<&str>, server: Option<&str>, marker: &str) -> Option<String> {
+pub fn description_change(
+    spec: Option<&str>,
+    server: Option<&str>,
+    marker: &str,
+) -> Option<String> {
     let text = match spec {
         Some(d) => strip_markers(d),
         None => strip_markers(server.unwrap_or_default()),
@@ -265,9 +269,7 @@ pub fn marked_by(description: Option<&str>, uid: &str, owner: &str) -> MarkedBy 
     match marker(description) {
         None => MarkedBy::Nobody,
         Some(m) if m.uid == uid => MarkedBy::Me,
-        Some(Marker {
-            owner: Some(o), ..
-        }) if o == owner => MarkedBy::MyPredecessor,
+        Some(Marker { owner: Some(o), .. }) if o == owner => MarkedBy::MyPredecessor,
         Some(Marker {
             owner: Some(o),
             uid,
@@ -359,6 +361,29 @@ impl ServerKind {
         name: &str,
     ) -> Result<Option<Found>, BackendError> {
         Ok(self.find_read(client, name).await?.map(|r| r.found()))
+    }
+
+    /// Replaces the object's description (the owner marker's release on Orphan).
+    pub async fn set_description(
+        self,
+        client: &dyn IdentityServer,
+        id: &str,
+        description: String,
+    ) -> Result<(), BackendError> {
+        match self {
+            ServerKind::IdentityProvider => {
+                client
+                    .patch_idp(id, &[crate::backend::IdpPatch::Description(description)])
+                    .await
+            }
+            ServerKind::Application => {
+                let patch = crate::backend::ApplicationPatch {
+                    description: Some(description),
+                    ..Default::default()
+                };
+                client.patch_application(id, &patch).await
+            }
+        }
     }
 
     /// Deletes the object; `Ok(false)` when it was already gone.
@@ -580,7 +605,8 @@ pub fn plan_identity(
         clear_pending: clear_pending && !mine_pending,
     }
     };
-    let managed_by = |f: &Found, who: String, clear_pending: bool| IdentityPlan::Clash {
+    let managed_by = |f: &Found, who: String, clear_pending: bool| {
+        IdentityPlan::Clash {
         reason: "ManagedByAnother",
         message: format!(
             "the {noun} {:?} on the server ({}) is managed by {} {who} (its description carries that object's owner marker): exactly one object may manage a server {noun}, so it was neither adopted nor changed. Choose another displayName; if that object is gone, delete it with deletionPolicy: Orphan (which releases the {noun}) or remove the [identity-operator.io/owner=...] marker from the description on the server",
@@ -589,6 +615,7 @@ pub fn plan_identity(
             kind_object(kind)
         ),
         clear_pending,
+    }
     };
     if let ById::Found(f) = &seen.by_id {
         // An id in status is ours unless the server says another object manages it (an id

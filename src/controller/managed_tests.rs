@@ -392,10 +392,18 @@ fn description_carries_the_owner_marker() {
     let with = |t: &str| format!("{t} {m}");
     let cases = [
         // The spec's text, then the marker; a crashed create's legacy marker is replaced.
-        (Some("Corp SSO"), Some(legacy.clone()), Some(with("Corp SSO"))),
+        (
+            Some("Corp SSO"),
+            Some(legacy.clone()),
+            Some(with("Corp SSO")),
+        ),
         (None, Some(legacy.clone()), Some(m.clone())),
         // No description in the spec: the server's text stays, the marker is added.
-        (None, Some("set in the console".into()), Some(with("set in the console"))),
+        (
+            None,
+            Some("set in the console".into()),
+            Some(with("set in the console")),
+        ),
         (None, None, Some(m.clone())),
         (Some("same"), Some(with("same")), None),
         (None, Some(with("kept")), None),
