@@ -11,8 +11,12 @@
 //!
 //! Ownership is explicit. A server object belongs to a Kubernetes object when its id is in the
 //! object's status, or when the object adopted it (`spec.adopt`), or when a create of this very object
-//! (its uid in the create-pending mark **and** in the [`owner_marker`] written into the description
-//! with the POST) made it. Names compare case-insensitively: the server's database collation may.
+//! (its uid in the create-pending mark **and** in the [`owner_marker_of`] written into the
+//! description with the POST) made it — and no other object manages it. Ownership is per tenant
+//! (the backend's server and organization), not per namespace: the owner marker stays in the
+//! description for as long as the object manages the server object, so any operator, after a
+//! restart or in another release, sees who does ([`MarkedBy`]). Names compare case-insensitively:
+//! the server's database collation may.
 
 use kube::api::ObjectMeta;
 use kube::runtime::events::EventType;
@@ -37,7 +41,7 @@ pub const BACKEND_FINALIZER: &str = "identity-operator.io/backend-in-use";
 pub const MANAGER: &str = "identity-operator";
 /// Marks a create in flight with the object's uid: set before the POST, removed once the id is in
 /// status or when the server refused the POST. After a crash in between, a server object found by
-/// name is this object's only when it also carries [`owner_marker`] with this uid.
+/// name is this object's only when it also carries an owner marker ([`marker`]) with this uid.
 pub const CREATE_PENDING: &str = "identity-operator.io/create-pending";
 /// The resourceVersion of the client Secret last pushed to an IdP, so a Secret edit is pushed even
 /// though the server never shows the secret back.
@@ -226,11 +230,6 @@ pub fn with_marker(text: &str, marker: &str) -> String {
     } else {
         format!("{text} {marker}")
     }
-}
-
-/// Whether a server description carries an operator marker (any uid).
-pub fn has_marker(description: Option<&str>) -> bool {
-    marker(description).is_some()
 }
 
 /// The description to write, if the server's differs from what the spec wants: the spec's text
@@ -429,7 +428,7 @@ pub struct Found {
     pub id: String,
     /// Server name.
     pub name: String,
-    /// Server description (may carry [`owner_marker`]).
+    /// Server description (may carry an owner marker, [`marker`]).
     pub description: Option<String>,
 }
 
@@ -987,10 +986,9 @@ pub async fn identify<K: Managed>(
                     return Err(super::backend_err(format!("creating the {noun}"))(e));
                 }
             };
-            // The id reaches status before this pass replaces the uid marker in the description:
-            // after that replacement nothing on the server proves the object is ours, so a crash
-            // in between (tests/faults.rs sigkill_mid_reconcile_leaves_no_duplicates) would leave
-            // a pending mark that finds the object by name, without the marker: AlreadyExists.
+            // The id reaches status at once: a crash before it would leave only the pending mark
+            // and the owner marker (which stays) to recover the object by
+            // (tests/faults.rs sigkill_mid_reconcile_leaves_no_duplicates).
             apply_status(api, obj, None, &obj.status_with_id(&id)).await?;
             ctx.memo.remember_id(&uid, &id);
             let verb = if recreate { "recreated" } else { "created" };
