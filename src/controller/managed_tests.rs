@@ -1046,3 +1046,80 @@ fn the_create_pending_mark_goes_only_once_status_holds_the_id() {
     );
     assert!(!pending_done(None, false, Some("i1")), "nothing to clear");
 }
+
+#[test]
+fn one_tenant_is_one_key_whatever_the_namespace_or_spelling() {
+    let backend = |spec: serde_json::Value| -> IdentityBackend {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "identity-operator.io/v1alpha1", "kind": "IdentityBackend",
+            "metadata": {"name": "b", "namespace": "team-x"},
+            "spec": spec
+        }))
+        .expect("backend")
+    };
+    let creds = serde_json::json!({"name": "m2m"});
+    let is = |url: &str, tenant: &str| {
+        tenant_key(&backend(serde_json::json!({
+            "wso2IdentityServer": {"url": url, "tenant": tenant}, "credentialsSecretRef": creds
+        })))
+    };
+    let org = |o: &str| {
+        tenant_key(&backend(
+            serde_json::json!({"asgardeo": {"organization": o}, "credentialsSecretRef": creds}),
+        ))
+    };
+    assert_eq!(
+        is("https://IS.example:9443/", "Carbon.Super"),
+        is("https://is.example:9443", "carbon.super")
+    );
+    assert_ne!(
+        is("https://is.example:9443", "carbon.super"),
+        is("https://is.example:9443", "other")
+    );
+    assert_eq!(org("acme"), org("ACME"));
+    assert_ne!(org("acme"), org("globex"));
+    assert_eq!(
+        tenant_key(&backend(serde_json::json!({"credentialsSecretRef": creds}))),
+        None,
+        "no target, no tenant"
+    );
+}
+
+#[test]
+fn a_secret_is_used_only_with_the_label_of_that_use() {
+    use crate::controller::{
+        consent_message, consented, USE_BACKEND_CREDENTIALS, USE_IDP_CLIENT_SECRET,
+    };
+    let secret = |labels: &[(&str, &str)]| k8s_openapi::api::core::v1::Secret {
+        metadata: ObjectMeta {
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        },
+        ..Default::default()
+    };
+    let backend = secret(&[("identity-operator.io/use", "backend-credentials")]);
+    assert!(consented(&backend, USE_BACKEND_CREDENTIALS));
+    assert!(
+        !consented(&backend, USE_IDP_CLIENT_SECRET),
+        "one use per label"
+    );
+    assert!(!consented(&secret(&[]), USE_BACKEND_CREDENTIALS));
+    assert!(!consented(
+        &secret(&[("identity-operator.io/use", "Backend-Credentials")]),
+        USE_BACKEND_CREDENTIALS
+    ));
+    assert!(!consented(
+        &k8s_openapi::api::core::v1::Secret::default(),
+        USE_IDP_CLIENT_SECRET
+    ));
+    let m = consent_message("google-oauth", "clientSecretRef", USE_IDP_CLIENT_SECRET);
+    assert!(
+        m.contains("kubectl label secret google-oauth identity-operator.io/use=identity-provider-client-secret"),
+        "{m}"
+    );
+}
