@@ -17,6 +17,7 @@ use identity_operator::backend::{
     wire, AttributeSyncMethod, FederatedAuthenticator, FlowOption, FlowStep, FlowUpdate,
     IdentityServer, Jit, JitScheme, NewApplication, NewIdp, OidcChange, Property, Secret,
 };
+use identity_operator::controller::managed::{marker, strip_markers};
 use identity_operator::emulator::TenantState;
 use serde_json::Value;
 
@@ -216,7 +217,15 @@ fn server_app_id(env: &TestEnv, name: &str) -> String {
 /// The tenant's state with confidential property values blanked: the one thing adoption may write.
 fn state_without_secrets(env: &TestEnv) -> TenantState {
     let mut st = env.emulator.with_tenant(TENANT, |t| t.clone());
+    // Adoption records the owner in the description (issue 24): the user's text must be unchanged.
+    let text = |d: &mut Option<String>| {
+        *d = d.as_deref().map(strip_markers).filter(|t| !t.is_empty());
+    };
+    for app in &mut st.apps {
+        text(&mut app.description);
+    }
     for idp in &mut st.idps {
+        text(&mut idp.description);
         for a in &mut idp.authenticators {
             // What the emulated server declares confidential (its metadata equals the table).
             let secret = identity_operator::backend::Confidential::fallback(&a.authenticator_id);
@@ -246,6 +255,20 @@ fn conflicts(json_out: &Output) -> Vec<String> {
         .collect();
     out.sort();
     out
+}
+
+/// The `kubectl -n NS label secret NAME KEY=VALUE` lines of the README: the consent labels, by
+/// Secret name.
+fn labels_to_add(readme: &str) -> std::collections::HashMap<String, (String, String)> {
+    readme
+        .lines()
+        .filter(|l| l.starts_with("kubectl -n ") && l.contains(" label secret "))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let (k, v) = words.get(6)?.split_once('=')?;
+            Some((words[5].to_string(), (k.to_string(), v.to_string())))
+        })
+        .collect()
 }
 
 /// `kubectl -n NS create secret generic NAME --from-literal=KEY=VALUE ...` lines of the README.
@@ -395,7 +418,10 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
             "github-client-secret"
         ]
     );
+    // Each Secret comes with its consent label, or the operator would send nothing.
+    let labels = labels_to_add(readme);
     for (name, keys) in &secrets {
+        let (label, usage) = labels.get(name).expect("a label line for every Secret");
         let data: Vec<String> = keys
             .iter()
             .map(|k| {
@@ -408,7 +434,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
             })
             .collect();
         env.apply(&format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\nstringData: {{{}}}\n",
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, labels: {{{label}: {usage}}}}}\nstringData: {{{}}}\n",
             data.join(", ")
         ))
         .await
@@ -467,21 +493,46 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     for op in [
         Operation::CreateIdp,
         Operation::DeleteIdp,
-        Operation::PatchIdp,
         Operation::UpdateJit,
         Operation::CreateApplication,
         Operation::DeleteApplication,
-        Operation::PatchApplication,
         Operation::UpdateOidc,
     ] {
         assert_eq!(stats.count(op), 0, "{op:?}: {stats:?}");
     }
+    // One description write per adopted object, recording its owner on the server, and no other.
+    let (patch_idps, patch_apps) = (
+        stats.count(Operation::PatchIdp),
+        stats.count(Operation::PatchApplication),
+    );
+    assert_eq!((patch_idps, patch_apps), (3, 4), "{stats:?}");
+    env.emulator.with_tenant(TENANT, |t| {
+        let owners: Vec<_> = t
+            .idps
+            .iter()
+            .map(|i| i.description.clone())
+            .chain(t.apps.iter().map(|a| a.description.clone()))
+            .filter_map(|d| marker(d.as_deref()).and_then(|m| m.owner))
+            .collect();
+        assert_eq!(
+            owners.len(),
+            7,
+            "every adopted object carries its owner: {owners:?}"
+        );
+        assert!(owners
+            .iter()
+            .all(|o| o.starts_with(&format!("{}/", env.ns))));
+    });
     let pushes = stats.count(Operation::UpdateFederatedAuthenticator);
     assert!(
         pushes <= 2,
         "at most one client-secret push per adopted IdP with a secret: {stats:?}"
     );
-    assert_eq!(stats.writes, pushes, "no other write: {stats:?}");
+    assert_eq!(
+        stats.writes,
+        pushes + patch_idps + patch_apps,
+        "no other write: {stats:?}"
+    );
     assert_eq!(
         state_without_secrets(&env),
         before,

@@ -16,7 +16,7 @@ fn google(jit: bool, policy: &str) -> String {
         r#"
 apiVersion: v1
 kind: Secret
-metadata: {{name: google-oauth}}
+metadata: {{name: google-oauth, labels: {{identity-operator.io/use: identity-provider-client-secret}}}}
 stringData: {{client-secret: google-very-secret-value}}
 ---
 apiVersion: identity-operator.io/v1alpha1
@@ -539,7 +539,7 @@ async fn secret_rotation_is_pushed_and_credentials_secret_is_restored() {
     );
 
     // Rotating the Secret in the cluster reaches the server without a spec change.
-    env.apply("apiVersion: v1\nkind: Secret\nmetadata: {name: google-oauth}\nstringData: {client-secret: rotated-value}\n").await.expect("rotate");
+    env.apply("apiVersion: v1\nkind: Secret\nmetadata: {name: google-oauth, labels: {identity-operator.io/use: identity-provider-client-secret}}\nstringData: {client-secret: rotated-value}\n").await.expect("rotate");
     let rotated = common::wait_until(T, || async {
         (stored_client_secret(&env, "Google").as_deref() == Some("rotated-value")).then_some(())
     })

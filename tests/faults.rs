@@ -45,7 +45,7 @@ spec:
     )
 }
 
-const GH_SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: gh-oauth}\nstringData: {client-secret: gh-secret-value}\n";
+const GH_SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: gh-oauth, labels: {identity-operator.io/use: identity-provider-client-secret}}\nstringData: {client-secret: gh-secret-value}\n";
 
 fn counts(env: &TestEnv) -> (usize, usize) {
     env.emulator

@@ -272,7 +272,7 @@ async fn two_replicas(env: &TestEnv, timing: Timing) -> (Replica, Replica, Api<L
     let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
     env.create_backend("asgardeo").await;
     env.apply(
-        "apiVersion: v1\nkind: Secret\nmetadata: {name: gh-oauth}\nstringData: {client-secret: gh-secret-value}\n",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: gh-oauth, labels: {identity-operator.io/use: identity-provider-client-secret}}\nstringData: {client-secret: gh-secret-value}\n",
     )
     .await
     .expect("secret");

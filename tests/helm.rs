@@ -933,7 +933,7 @@ async fn seed_scenario(env: &TestEnv) {
         r#"
 apiVersion: v1
 kind: Secret
-metadata: {name: google-oauth}
+metadata: {name: google-oauth, labels: {identity-operator.io/use: identity-provider-client-secret}}
 stringData: {client-secret: google-very-secret-value}
 ---
 apiVersion: identity-operator.io/v1alpha1

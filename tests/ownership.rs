@@ -23,7 +23,7 @@ fn idp(name: &str, display: &str, jit: bool, extra: &str) -> String {
         r#"
 apiVersion: v1
 kind: Secret
-metadata: {{name: {name}-oauth}}
+metadata: {{name: {name}-oauth, labels: {{identity-operator.io/use: identity-provider-client-secret}}}}
 stringData: {{client-secret: very-secret-{name}}}
 ---
 apiVersion: identity-operator.io/v1alpha1
@@ -399,9 +399,13 @@ async fn block_from_the_application_side() {
         .expect("app");
     let on_server = server.get_application(&found.id).await.expect("app");
     assert_eq!(
-        on_server.description.as_deref(),
+        on_server
+            .description
+            .as_deref()
+            .map(identity_operator::controller::managed::strip_markers)
+            .as_deref(),
         Some("new text"),
-        "the rest went"
+        "the rest went (with the owner marker after the text)"
     );
 
     // Enabling JIT releases it.

@@ -18,7 +18,7 @@ fn partner_okta(jit: bool) -> String {
         r#"
 apiVersion: v1
 kind: Secret
-metadata: {{name: partner-okta-oidc}}
+metadata: {{name: partner-okta-oidc, labels: {{identity-operator.io/use: identity-provider-client-secret}}}}
 stringData: {{client-secret: okta-very-secret-value}}
 ---
 apiVersion: identity-operator.io/v1alpha1

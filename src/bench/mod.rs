@@ -594,12 +594,14 @@ fn backend_objects(
     vec![
         json!({
             "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": format!("{BACKEND}-m2m")},
+            "metadata": {"name": format!("{BACKEND}-m2m"),
+                "labels": {crate::controller::USE_LABEL: crate::controller::USE_BACKEND_CREDENTIALS}},
             "stringData": {"client-id": CLIENT_ID, "client-secret": client_secret}
         }),
         json!({
             "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": IDP_SECRET},
+            "metadata": {"name": IDP_SECRET,
+                "labels": {crate::controller::USE_LABEL: crate::controller::USE_IDP_CLIENT_SECRET}},
             "stringData": {"client-secret": "bench-google-client-secret"}
         }),
         backend,

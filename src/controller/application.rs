@@ -131,6 +131,9 @@ impl Managed for Application {
     fn cache(ctx: &Context) -> &kube::runtime::reflector::Store<Self> {
         &ctx.apps
     }
+    fn description(&self) -> Option<&str> {
+        self.spec.description.as_deref()
+    }
 }
 
 /// The flow change to push, and the conflicts Block holds it back for. Pure.
@@ -413,7 +416,7 @@ fn known_app(
     Some(crate::backend::Application {
         id: id.to_string(),
         name: app.spec.display_name.clone(),
-        description: Some(managed::owner_marker(&app.uid().unwrap_or_default())),
+        description: Some(app.server_description()),
         client_id: None,
         login_flow: LoginFlow {
             kind: FlowKind::UserDefined,
@@ -569,8 +572,11 @@ async fn sync_app(
     if server.name != spec.display_name {
         patch.name = Some(spec.display_name.clone());
     }
-    patch.description =
-        description_change(spec.description.as_deref(), server.description.as_deref());
+    patch.description = description_change(
+        spec.description.as_deref(),
+        server.description.as_deref(),
+        &managed::marker_for(app),
+    );
     let flow_to_push = flow
         .as_ref()
         .is_some_and(|f| translate::flow_differs(f, &server.login_flow));

@@ -12,7 +12,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use super::managed::{self, owner_marker, CleanupPlan, ServerKind, CREATE_PENDING};
+use super::managed::{self, CleanupPlan, ServerKind, CREATE_PENDING};
 use super::{publish, Context, Error};
 use crate::api::{BackendRef, DeletionPolicy, IdentityBackend};
 use crate::backend::IdentityServer;
@@ -80,6 +80,11 @@ where
     let noun = owned.kind.noun();
     let id = match plan {
         CleanupPlan::Release(reason, note) => {
+            if owned.policy == DeletionPolicy::Orphan {
+                if let Some(id) = &owned.id {
+                    release_marker(ctx, obj, &owned, &ns, id, &uid).await;
+                }
+            }
             publish(ctx, obj, EventType::Normal, reason, "Delete", note).await;
             return Ok(Action::await_change());
         }
@@ -100,9 +105,7 @@ where
         // the marker; anything else with that name is someone else's.
         None => match owned.kind.find(client.as_ref(), owned.display_name).await {
             Ok(Some(f))
-                if f.description
-                    .as_deref()
-                    .is_some_and(|d| d.contains(&owner_marker(&uid))) =>
+                if managed::marker(f.description.as_deref()).is_some_and(|m| m.uid == uid) =>
             {
                 f.id
             }
@@ -143,6 +146,53 @@ where
             let (reason, message) = managed::delete_refused(owned.kind, &id, &e);
             Err(stuck(ctx, obj, reason, message).await)
         }
+    }
+}
+
+/// Orphan: the server object stays, and so would this object's owner marker in its description,
+/// which makes every other object's adoption of it refused (`ManagedByAnother`). Remove the marker,
+/// so that another object (say, in the namespace the application moves to) may adopt it. Best
+/// effort: Orphan never blocks a deletion; when the marker cannot be removed a Warning Event says
+/// how to remove it by hand. Only our own marker is removed.
+async fn release_marker<K>(ctx: &Context, obj: &K, owned: &Owned<'_>, ns: &str, id: &str, uid: &str)
+where
+    K: Resource<DynamicType = ()>,
+{
+    let noun = owned.kind.noun();
+    let result = async {
+        let client = client_for_cleanup(ctx, ns, owned.backend_ref).await?;
+        let found = owned
+            .kind
+            .get(client.as_ref(), id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(found) = found else {
+            return Ok(());
+        };
+        if managed::marker(found.description.as_deref()).is_none_or(|m| m.uid != uid) {
+            return Ok(());
+        }
+        let text = managed::strip_markers(found.description.as_deref().unwrap_or_default());
+        owned
+            .kind
+            .set_description(client.as_ref(), id, text)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    if let Err(why) = result {
+        let note = format!(
+            "the {noun} {id} stays on the server with this object's owner marker ({why}); before another object can adopt it, remove the [identity-operator.io/owner=...] marker from its description on the server"
+        );
+        publish(
+            ctx,
+            obj,
+            EventType::Warning,
+            "OwnerMarkerKept",
+            "Delete",
+            note,
+        )
+        .await;
     }
 }
 

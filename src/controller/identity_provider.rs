@@ -27,8 +27,8 @@ use super::managed::{
 };
 use super::translate::{self, authenticator_differs, desired_authenticator, jit_change, jit_diff};
 use super::{
-    annotate_all, apply_status, backend_err, cleanup, jittered, memo, publish, read_secret,
-    registry, secret_value, Context, Error, FINALIZER,
+    annotate_all, apply_status, backend_err, cleanup, consent_message, consented, jittered, memo,
+    publish, read_secret, registry, secret_value, Context, Error, FINALIZER, USE_IDP_CLIENT_SECRET,
 };
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
 use crate::api::identity_provider::{ConflictEntry, ConflictPolicy, Dependent};
@@ -62,6 +62,9 @@ impl Managed for IdentityProvider {
     fn cache(ctx: &Context) -> &kube::runtime::reflector::Store<Self> {
         &ctx.idps
     }
+    fn description(&self) -> Option<&str> {
+        self.spec.description.as_deref()
+    }
 }
 
 /// How long an IdP's pass waits after its last one when only its dependents changed: a burst of
@@ -86,6 +89,14 @@ async fn read_client_secret(
     r: &crate::api::common::SecretKeyRef,
 ) -> Result<Result<(Secret, Option<String>), Outcome>, Error> {
     let found = read_secret(&ctx.client, ns, &r.name).await?;
+    // Consent before the value is used: it is pushed to the server the backend points at.
+    if found
+        .as_ref()
+        .is_some_and(|s| !consented(s, USE_IDP_CLIENT_SECRET))
+    {
+        let msg = consent_message(&r.name, "clientSecretRef", USE_IDP_CLIENT_SECRET);
+        return Ok(Err(Outcome::stalled("SecretNotConsented", msg)));
+    }
     match found.as_ref().and_then(|s| secret_value(s, &r.key)) {
         Some(v) => Ok(Ok((
             Secret::new(v),
@@ -293,7 +304,7 @@ async fn server_idp(
         return Ok(crate::backend::Idp {
             id: id.to_string(),
             name: idp.spec.display_name.clone(),
-            description: Some(managed::owner_marker(&idp.uid().unwrap_or_default())),
+            description: Some(idp.server_description()),
             image: None,
             is_enabled: true,
             default_authenticator_id: Some(creds.desired.authenticator_id.clone()),
@@ -391,8 +402,11 @@ async fn sync_root(
     if server.name != spec.display_name {
         ops.push(IdpPatch::Name(spec.display_name.clone()));
     }
-    if let Some(d) = description_change(spec.description.as_deref(), server.description.as_deref())
-    {
+    if let Some(d) = description_change(
+        spec.description.as_deref(),
+        server.description.as_deref(),
+        &managed::marker_for(idp),
+    ) {
         ops.push(IdpPatch::Description(d));
     }
     let mut changed = Vec::new();

@@ -11,8 +11,12 @@
 //!
 //! Ownership is explicit. A server object belongs to a Kubernetes object when its id is in the
 //! object's status, or when the object adopted it (`spec.adopt`), or when a create of this very object
-//! (its uid in the create-pending mark **and** in the [`owner_marker`] written into the description
-//! with the POST) made it. Names compare case-insensitively: the server's database collation may.
+//! (its uid in the create-pending mark **and** in the [`owner_marker_of`] written into the
+//! description with the POST) made it — and no other object manages it. Ownership is per tenant
+//! (the backend's server and organization), not per namespace: the owner marker stays in the
+//! description for as long as the object manages the server object, so any operator, after a
+//! restart or in another release, sees who does ([`MarkedBy`]). Names compare case-insensitively:
+//! the server's database collation may.
 
 use kube::api::ObjectMeta;
 use kube::runtime::events::EventType;
@@ -37,7 +41,7 @@ pub const BACKEND_FINALIZER: &str = "identity-operator.io/backend-in-use";
 pub const MANAGER: &str = "identity-operator";
 /// Marks a create in flight with the object's uid: set before the POST, removed once the id is in
 /// status or when the server refused the POST. After a crash in between, a server object found by
-/// name is this object's only when it also carries [`owner_marker`] with this uid.
+/// name is this object's only when it also carries an owner marker ([`marker`]) with this uid.
 pub const CREATE_PENDING: &str = "identity-operator.io/create-pending";
 /// The resourceVersion of the client Secret last pushed to an IdP, so a Secret edit is pushed even
 /// though the server never shows the secret back.
@@ -145,26 +149,142 @@ pub async fn report_drift<K: Managed>(
     }
 }
 
-/// The proof of ownership written into a new server object's description with the POST (and
-/// replaced by the spec's description right after the id is persisted).
+/// The legacy proof of a create in flight, `[identity-operator.io/uid=UID]`: what versions before
+/// per-tenant ownership wrote with the POST (and what tests write to fake a crashed create). It is
+/// still recognised by [`marker`]; new objects carry [`owner_marker_of`].
 pub fn owner_marker(uid: &str) -> String {
     format!("[identity-operator.io/uid={uid}]")
 }
 
-/// Whether a server description carries an operator marker (any uid): such a description is
-/// replaced, never kept as drift.
-pub fn has_marker(description: Option<&str>) -> bool {
-    description.is_some_and(|d| d.contains("[identity-operator.io/uid="))
+/// The owner marker kept in a server object's description for as long as an object manages it:
+/// `[identity-operator.io/owner=NAMESPACE/NAME uid=UID]`. It is on the server, so it survives a
+/// restart, a lost status and an operator that watches other namespaces (another release): any
+/// operator that reads the object sees who manages it, and nobody else adopts it. It also proves a
+/// create after a crash (the uid, with the create-pending mark).
+pub fn owner_marker_of(uid: &str, owner: &str) -> String {
+    format!("[identity-operator.io/owner={owner} uid={uid}]")
 }
 
-/// The description to write, if the server's differs from what the spec wants. With no description
-/// in the spec the server's is left alone, unless it still carries a create marker.
-pub fn description_change(spec: Option<&str>, server: Option<&str>) -> Option<String> {
-    match spec {
-        Some(d) if server != Some(d) => Some(d.to_string()),
-        None if has_marker(server) => Some(String::new()),
-        _ => None,
+/// The marker for `obj` (its namespace/name and uid).
+pub fn marker_for<K: kube::Resource>(obj: &K) -> String {
+    owner_marker_of(&obj.uid().unwrap_or_default(), &owner_of(obj))
+}
+
+/// `NAMESPACE/NAME` of an object, as markers and messages name it.
+pub fn owner_of<K: kube::Resource>(obj: &K) -> String {
+    format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+const MARKER_START: &str = "[identity-operator.io/";
+
+/// An operator marker read from a server description.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Marker {
+    /// The uid of the object that wrote it.
+    pub uid: String,
+    /// Its `NAMESPACE/NAME` (absent in the legacy create marker).
+    pub owner: Option<String>,
+}
+
+/// The first operator marker in a description, new or legacy form. Pure.
+pub fn marker(description: Option<&str>) -> Option<Marker> {
+    let d = description?;
+    let start = d.find(MARKER_START)? + MARKER_START.len();
+    let body = &d[start..start + d[start..].find(']')?];
+    let (mut uid, mut owner) = (None, None);
+    for field in body.split_whitespace() {
+        match field.split_once('=') {
+            Some(("uid", v)) => uid = Some(v.to_string()),
+            Some(("owner", v)) => owner = Some(v.to_string()),
+            _ => {}
+        }
     }
+    Some(Marker { uid: uid?, owner })
+}
+
+/// A description without its operator markers (the user's text). Pure.
+pub fn strip_markers(description: &str) -> String {
+    let mut rest = description;
+    let mut out = String::new();
+    while let Some(i) = rest.find(MARKER_START) {
+        out.push_str(&rest[..i]);
+        match rest[i..].find(']') {
+            Some(end) => rest = &rest[i + end + 1..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out.trim().to_string()
+}
+
+/// The description the server object carries: the user's text, then the owner marker. Pure.
+pub fn with_marker(text: &str, marker: &str) -> String {
+    if text.is_empty() {
+        marker.to_string()
+    } else {
+        format!("{text} {marker}")
+    }
+}
+
+/// The description to write, if the server's differs from what the spec wants: the spec's text
+/// (or, with none in the spec, the server's own text) followed by this object's owner `marker`.
+/// A stale marker (a crashed create's, or an earlier owner's) is replaced. Pure.
+pub fn description_change(
+    spec: Option<&str>,
+    server: Option<&str>,
+    marker: &str,
+) -> Option<String> {
+    let text = match spec {
+        Some(d) => strip_markers(d),
+        None => strip_markers(server.unwrap_or_default()),
+    };
+    let want = with_marker(&text, marker);
+    (server != Some(want.as_str())).then_some(want)
+}
+
+/// Who manages a server object according to its marker, seen from `me`. Pure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MarkedBy {
+    /// No marker: nobody claims it on the server.
+    Nobody,
+    /// This very object (same uid).
+    Me,
+    /// An earlier object of the same namespace and name (deleted and created again, or restored
+    /// from a backup with a new uid): the same namespace, so the same people; `adopt: true` may
+    /// take it over.
+    MyPredecessor,
+    /// Another object: the text names it.
+    Another(String),
+}
+
+/// Classifies the marker of `description` for the object `uid` / `owner` (`NAMESPACE/NAME`). Pure.
+pub fn marked_by(description: Option<&str>, uid: &str, owner: &str) -> MarkedBy {
+    match marker(description) {
+        None => MarkedBy::Nobody,
+        Some(m) if m.uid == uid => MarkedBy::Me,
+        Some(Marker { owner: Some(o), .. }) if o == owner => MarkedBy::MyPredecessor,
+        Some(Marker {
+            owner: Some(o),
+            uid,
+        }) => MarkedBy::Another(format!("{o} (uid {uid})")),
+        Some(Marker { uid, .. }) => MarkedBy::Another(format!("the object with uid {uid}")),
+    }
+}
+
+/// The tenant a backend points at, as a key that two backends (of any namespaces) share exactly
+/// when they reach the same organization or tenant: the tenant base URL, lower-cased (hosts and
+/// WSO2 tenant domains compare case-insensitively; treating two spellings as one tenant can only
+/// cause a clash, never a shared object). `None` for an unresolvable backend.
+pub fn tenant_key(backend: &IdentityBackend) -> Option<String> {
+    super::registry::base_url(backend)
+        .ok()
+        .map(|u| u.trim_end_matches('/').to_lowercase())
 }
 
 /// Server names compare case-insensitively (the server's collation may).
@@ -242,6 +362,29 @@ impl ServerKind {
         Ok(self.find_read(client, name).await?.map(|r| r.found()))
     }
 
+    /// Replaces the object's description (the owner marker's release on Orphan).
+    pub async fn set_description(
+        self,
+        client: &dyn IdentityServer,
+        id: &str,
+        description: String,
+    ) -> Result<(), BackendError> {
+        match self {
+            ServerKind::IdentityProvider => {
+                client
+                    .patch_idp(id, &[crate::backend::IdpPatch::Description(description)])
+                    .await
+            }
+            ServerKind::Application => {
+                let patch = crate::backend::ApplicationPatch {
+                    description: Some(description),
+                    ..Default::default()
+                };
+                client.patch_application(id, &patch).await
+            }
+        }
+    }
+
     /// Deletes the object; `Ok(false)` when it was already gone.
     pub async fn delete(self, client: &dyn IdentityServer, id: &str) -> Result<bool, BackendError> {
         match self {
@@ -285,7 +428,7 @@ pub struct Found {
     pub id: String,
     /// Server name.
     pub name: String,
-    /// Server description (may carry [`owner_marker`]).
+    /// Server description (may carry an owner marker, [`marker`]).
     pub description: Option<String>,
 }
 
@@ -373,10 +516,11 @@ pub async fn observe_read(
     Ok((Observation { by_id, by_name }, read))
 }
 
-/// Another object of the same kind on the same backend, as seen in the cluster cache.
+/// Another object of the same kind on the same tenant (of any namespace), as seen in the cluster
+/// cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
-    /// Its Kubernetes name.
+    /// Its `NAMESPACE/NAME`.
     pub object: String,
     /// Its displayName.
     pub display_name: String,
@@ -393,6 +537,8 @@ pub struct Identity<'a> {
     pub uid: &'a str,
     /// The spec's displayName.
     pub display_name: &'a str,
+    /// Its `NAMESPACE/NAME`, as owner markers name it.
+    pub owner: &'a str,
     /// `spec.adopt`.
     pub adopt: bool,
     /// The create-pending mark, if any.
@@ -451,14 +597,31 @@ pub fn plan_identity(
         IdentityPlan::Clash {
         reason: "NameClash",
         message: format!(
-            "displayName {name:?} is already claimed by {} {} in this namespace: exactly one object may manage a server {noun}; choose another displayName",
+            "displayName {name:?} is already claimed by {} {} on the same tenant: exactly one object may manage a server {noun}; choose another displayName",
             kind_object(kind),
             o.object
         ),
         clear_pending: clear_pending && !mine_pending,
     }
     };
+    let managed_by = |f: &Found, who: String, clear_pending: bool| {
+        IdentityPlan::Clash {
+        reason: "ManagedByAnother",
+        message: format!(
+            "the {noun} {:?} on the server ({}) is managed by {} {who} (its description carries that object's owner marker): exactly one object may manage a server {noun}, so it was neither adopted nor changed. Choose another displayName; if that object is gone, delete it with deletionPolicy: Orphan (which releases the {noun}) or remove the [identity-operator.io/owner=...] marker from the description on the server",
+            f.name,
+            f.id,
+            kind_object(kind)
+        ),
+        clear_pending,
+    }
+    };
     if let ById::Found(f) = &seen.by_id {
+        // An id in status is ours unless the server says another object manages it (an id
+        // recorded before ownership was per tenant, when another namespace could adopt it).
+        if let MarkedBy::Another(who) = marked_by(f.description.as_deref(), me.uid, me.owner) {
+            return managed_by(f, who, false);
+        }
         if same_name(&f.name, name) {
             return IdentityPlan::Existing {
                 id: f.id.clone(),
@@ -491,11 +654,11 @@ pub fn plan_identity(
             if let Some(o) = holder(&f.id) {
                 return clash_with(o);
             }
-            let proven = f
-                .description
-                .as_deref()
-                .is_some_and(|d| d.contains(&owner_marker(me.uid)));
-            if mine_pending && proven {
+            let marked = marked_by(f.description.as_deref(), me.uid, me.owner);
+            if let MarkedBy::Another(who) = marked {
+                return managed_by(f, who, clear_pending);
+            }
+            if mine_pending && marked == MarkedBy::Me {
                 IdentityPlan::Recover(f.clone())
             } else if me.adopt {
                 IdentityPlan::Adopt(f.clone())
@@ -523,7 +686,42 @@ fn kind_object(kind: ServerKind) -> &'static str {
     }
 }
 
-/// The claims of `others` on the server, seen from `me` (same backend, not `me`).
+/// The claims on the server of the other objects of `obj`'s kind in the cluster cache that point at
+/// the same tenant as `obj`, whatever their namespace or backend name: ownership is per tenant,
+/// since two namespaces with a backend for one tenant reach the same server objects. An object
+/// whose backend is not in the cache (or does not resolve) is left out; the owner marker on the
+/// server still stops it from sharing an object.
+fn tenant_claims<K: Managed>(ctx: &Context, obj: &K) -> Vec<Claim> {
+    // Each backend resolved once per pass, however many objects name it.
+    let tenants: std::cell::RefCell<std::collections::HashMap<(String, String), Option<String>>> =
+        Default::default();
+    let tenant_of = |ns: &str, backend: &BackendRef| {
+        tenants
+            .borrow_mut()
+            .entry((ns.to_string(), backend.name.clone()))
+            .or_insert_with(|| {
+                ctx.backends
+                    .get(&ObjectRef::new(&backend.name).within(ns))
+                    .and_then(|b| tenant_key(&b))
+            })
+            .clone()
+    };
+    let Some(mine) = tenant_of(&obj.namespace().unwrap_or_default(), obj.backend()) else {
+        return Vec::new();
+    };
+    claims(
+        obj.meta(),
+        K::cache(ctx).state().iter().map(|o| o.as_ref()),
+        |o: &K| {
+            let ns = o.namespace().unwrap_or_default();
+            (tenant_of(&ns, o.backend()).as_deref() == Some(mine.as_str()))
+                .then(|| (o.display_name().to_string(), o.recorded_id()))
+        },
+    )
+}
+
+/// The claims of `others` on the server, seen from `me` (not `me`; `facts` picks those on the
+/// same tenant).
 pub fn claims<'a, K>(
     me: &ObjectMeta,
     others: impl IntoIterator<Item = &'a K>,
@@ -543,7 +741,7 @@ where
                 o.meta().name.clone(),
             );
             Some(Claim {
-                object: o.meta().name.clone().unwrap_or_default(),
+                object: owner_of(o),
                 display_name,
                 id,
                 older: key < my_key,
@@ -578,6 +776,16 @@ pub trait Managed:
     fn status_with_id(&self, id: &str) -> Self::Status;
     /// The cluster cache of this kind.
     fn cache(ctx: &Context) -> &Store<Self>;
+    /// `spec.description`.
+    fn description(&self) -> Option<&str>;
+    /// The description the server object carries: the spec's, then the owner marker. Sent with
+    /// the create, so the marker is there from the first moment and never has to be replaced.
+    fn server_description(&self) -> String {
+        with_marker(
+            &strip_markers(self.description().unwrap_or_default()),
+            &marker_for(self),
+        )
+    }
 }
 
 /// The result of [`identify`].
@@ -678,18 +886,12 @@ pub async fn identify<K: Managed>(
         not_new,
     )
     .await?;
-    let ns = obj.namespace();
-    let others = claims(
-        obj.meta(),
-        K::cache(ctx).state().iter().map(|o| o.as_ref()),
-        |o: &K| {
-            (o.namespace() == ns && o.backend() == obj.backend())
-                .then(|| (o.display_name().to_string(), o.recorded_id()))
-        },
-    );
+    let others = tenant_claims(ctx, obj);
+    let owner = owner_of(obj);
     let me = Identity {
         uid: &uid,
         display_name: obj.display_name(),
+        owner: &owner,
         adopt: obj.adopt(),
         pending,
     };
@@ -762,7 +964,7 @@ pub async fn identify<K: Managed>(
             if !fresh {
                 annotate(api, obj, CREATE_PENDING, Some(uid.as_str())).await?;
             }
-            let id = match create(owner_marker(&uid)).await {
+            let id = match create(obj.server_description()).await {
                 Ok(id) => id,
                 Err(e) => {
                     // A definite refusal made nothing: the mark must not make a later pass
@@ -784,10 +986,9 @@ pub async fn identify<K: Managed>(
                     return Err(super::backend_err(format!("creating the {noun}"))(e));
                 }
             };
-            // The id reaches status before this pass replaces the uid marker in the description:
-            // after that replacement nothing on the server proves the object is ours, so a crash
-            // in between (tests/faults.rs sigkill_mid_reconcile_leaves_no_duplicates) would leave
-            // a pending mark that finds the object by name, without the marker: AlreadyExists.
+            // The id reaches status at once: a crash before it would leave only the pending mark
+            // and the owner marker (which stays) to recover the object by
+            // (tests/faults.rs sigkill_mid_reconcile_leaves_no_duplicates).
             apply_status(api, obj, None, &obj.status_with_id(&id)).await?;
             ctx.memo.remember_id(&uid, &id);
             let verb = if recreate { "recreated" } else { "created" };

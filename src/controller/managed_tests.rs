@@ -19,6 +19,7 @@ use crate::controller::identity_provider::{authenticator_push, live_flows, plan_
 use crate::flow::{Jit, LocalAccountAuthenticators};
 
 const UID: &str = "uid-me";
+const OWNER: &str = "team-a/google";
 
 fn found(id: &str, name: &str, description: Option<&str>) -> Found {
     Found {
@@ -56,6 +57,12 @@ fn tag(p: &IdentityPlan) -> String {
 fn identity_plan_table() {
     let marker = Some(owner_marker(UID));
     let other_marker = Some(owner_marker("uid-other"));
+    let foreign_owner = Some(format!(
+        "Payroll {}",
+        owner_marker_of("uid-b", "team-b/google")
+    ));
+    let predecessor = Some(owner_marker_of("uid-before", OWNER));
+    let mine = Some(owner_marker_of(UID, OWNER));
     let cases: Vec<(
         &str,
         ById,
@@ -127,7 +134,63 @@ fn identity_plan_table() {
             Some(UID),
             false,
             vec![],
-            "clash AlreadyExists clear=true",
+            "clash ManagedByAnother clear=true",
+        ),
+        // Issue 24 item 3: the owner marker on the server stops an adoption even when the owner is
+        // in no cache of this process (another namespace, another release).
+        (
+            "adopt an object another namespace's object manages",
+            ById::NotRecorded,
+            Some(found("x", "Google", foreign_owner.as_deref())),
+            None,
+            true,
+            vec![],
+            "clash ManagedByAnother clear=false",
+        ),
+        (
+            "adopt what an earlier object of this namespace/name managed",
+            ById::NotRecorded,
+            Some(found("x", "Google", predecessor.as_deref())),
+            None,
+            true,
+            vec![],
+            "adopt x",
+        ),
+        (
+            "not adopting what an earlier object of this namespace/name managed",
+            ById::NotRecorded,
+            Some(found("x", "Google", predecessor.as_deref())),
+            None,
+            false,
+            vec![],
+            "clash AlreadyExists clear=false",
+        ),
+        (
+            "an id in status that another object manages on the server",
+            ById::Found(found("x", "Google", foreign_owner.as_deref())),
+            None,
+            None,
+            true,
+            vec![],
+            "clash ManagedByAnother clear=false",
+        ),
+        (
+            "an id in status with our own owner marker",
+            ById::Found(found("x", "Google", mine.as_deref())),
+            None,
+            None,
+            false,
+            vec![],
+            "existing x rename=false",
+        ),
+        (
+            "pending, our new-style marker: recover",
+            ById::NotRecorded,
+            Some(found("x", "Google", mine.as_deref())),
+            Some(UID),
+            false,
+            vec![],
+            "recover x",
         ),
         (
             "pending, our marker: recover",
@@ -245,6 +308,7 @@ fn identity_plan_table() {
         let me = Identity {
             uid: UID,
             display_name: "Google",
+            owner: OWNER,
             adopt,
             pending,
         };
@@ -311,6 +375,7 @@ async fn observe_then_plan_against_the_fake_server() {
         let me = Identity {
             uid: UID,
             display_name,
+            owner: OWNER,
             adopt: false,
             pending,
         };
@@ -320,21 +385,72 @@ async fn observe_then_plan_against_the_fake_server() {
 }
 
 #[test]
-fn description_marker_is_replaced_never_kept() {
-    let m = owner_marker(UID);
+fn description_carries_the_owner_marker() {
+    let m = owner_marker_of(UID, OWNER);
+    let legacy = owner_marker(UID);
+    let other = owner_marker_of("uid-b", "team-b/google");
+    let with = |t: &str| format!("{t} {m}");
     let cases = [
-        (Some("Corp SSO"), Some(m.as_str()), Some("Corp SSO")),
-        (None, Some(m.as_str()), Some("")),
-        (None, Some("set in the console"), None),
-        (Some("same"), Some("same"), None),
+        // The spec's text, then the marker; a crashed create's legacy marker is replaced.
+        (
+            Some("Corp SSO"),
+            Some(legacy.clone()),
+            Some(with("Corp SSO")),
+        ),
+        (None, Some(legacy.clone()), Some(m.clone())),
+        // No description in the spec: the server's text stays, the marker is added.
+        (
+            None,
+            Some("set in the console".into()),
+            Some(with("set in the console")),
+        ),
+        (None, None, Some(m.clone())),
+        (Some("same"), Some(with("same")), None),
+        (None, Some(with("kept")), None),
+        // Another owner's marker (an adoption refused before; never kept) and a forged one in the
+        // spec are replaced by ours.
+        (None, Some(format!("text {other}")), Some(with("text"))),
+        (Some(&*format!("x {other}")), Some(with("x")), None),
     ];
     for (spec, server, want) in cases {
         assert_eq!(
-            description_change(spec, server).as_deref(),
+            description_change(spec, server.as_deref(), &m),
             want,
             "{spec:?} vs {server:?}"
         );
     }
+}
+
+#[test]
+fn markers_are_read_in_both_forms() {
+    let new = format!("Payroll {}", owner_marker_of("u1", "team-a/payroll"));
+    assert_eq!(
+        marker(Some(&new)),
+        Some(Marker {
+            uid: "u1".into(),
+            owner: Some("team-a/payroll".into())
+        })
+    );
+    assert_eq!(
+        marker(Some(&owner_marker("u2"))),
+        Some(Marker {
+            uid: "u2".into(),
+            owner: None
+        })
+    );
+    assert_eq!(marker(Some("[identity-operator.io/owner=a/b]")), None);
+    assert_eq!(marker(Some("no marker")), None);
+    assert_eq!(marker(Some("[identity-operator.io/uid=unterminated")), None);
+    assert_eq!(marked_by(Some(&new), "u1", "x/y"), MarkedBy::Me);
+    assert_eq!(
+        marked_by(Some(&new), "u9", "team-a/payroll"),
+        MarkedBy::MyPredecessor
+    );
+    assert!(matches!(
+        marked_by(Some(&new), "u9", "team-b/payroll"),
+        MarkedBy::Another(w) if w.contains("team-a/payroll")
+    ));
+    assert_eq!(marked_by(None, "u1", "x/y"), MarkedBy::Nobody);
 }
 
 #[test]
@@ -929,4 +1045,81 @@ fn the_create_pending_mark_goes_only_once_status_holds_the_id() {
         "a crash now must recover"
     );
     assert!(!pending_done(None, false, Some("i1")), "nothing to clear");
+}
+
+#[test]
+fn one_tenant_is_one_key_whatever_the_namespace_or_spelling() {
+    let backend = |spec: serde_json::Value| -> IdentityBackend {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "identity-operator.io/v1alpha1", "kind": "IdentityBackend",
+            "metadata": {"name": "b", "namespace": "team-x"},
+            "spec": spec
+        }))
+        .expect("backend")
+    };
+    let creds = serde_json::json!({"name": "m2m"});
+    let is = |url: &str, tenant: &str| {
+        tenant_key(&backend(serde_json::json!({
+            "wso2IdentityServer": {"url": url, "tenant": tenant}, "credentialsSecretRef": creds
+        })))
+    };
+    let org = |o: &str| {
+        tenant_key(&backend(
+            serde_json::json!({"asgardeo": {"organization": o}, "credentialsSecretRef": creds}),
+        ))
+    };
+    assert_eq!(
+        is("https://IS.example:9443/", "Carbon.Super"),
+        is("https://is.example:9443", "carbon.super")
+    );
+    assert_ne!(
+        is("https://is.example:9443", "carbon.super"),
+        is("https://is.example:9443", "other")
+    );
+    assert_eq!(org("acme"), org("ACME"));
+    assert_ne!(org("acme"), org("globex"));
+    assert_eq!(
+        tenant_key(&backend(serde_json::json!({"credentialsSecretRef": creds}))),
+        None,
+        "no target, no tenant"
+    );
+}
+
+#[test]
+fn a_secret_is_used_only_with_the_label_of_that_use() {
+    use crate::controller::{
+        consent_message, consented, USE_BACKEND_CREDENTIALS, USE_IDP_CLIENT_SECRET,
+    };
+    let secret = |labels: &[(&str, &str)]| k8s_openapi::api::core::v1::Secret {
+        metadata: ObjectMeta {
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..ObjectMeta::default()
+        },
+        ..Default::default()
+    };
+    let backend = secret(&[("identity-operator.io/use", "backend-credentials")]);
+    assert!(consented(&backend, USE_BACKEND_CREDENTIALS));
+    assert!(
+        !consented(&backend, USE_IDP_CLIENT_SECRET),
+        "one use per label"
+    );
+    assert!(!consented(&secret(&[]), USE_BACKEND_CREDENTIALS));
+    assert!(!consented(
+        &secret(&[("identity-operator.io/use", "Backend-Credentials")]),
+        USE_BACKEND_CREDENTIALS
+    ));
+    assert!(!consented(
+        &k8s_openapi::api::core::v1::Secret::default(),
+        USE_IDP_CLIENT_SECRET
+    ));
+    let m = consent_message("google-oauth", "clientSecretRef", USE_IDP_CLIENT_SECRET);
+    assert!(
+        m.contains("kubectl label secret google-oauth identity-operator.io/use=identity-provider-client-secret"),
+        "{m}"
+    );
 }

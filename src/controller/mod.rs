@@ -293,6 +293,36 @@ pub fn secret_value(secret: &KubeSecret, key: &str) -> Option<String> {
         })
 }
 
+/// The label a Secret must carry before the operator sends any of its values to an identity
+/// server (issue 24: confused deputy). Whoever sets it consents, for everyone who can create
+/// IdentityBackends or IdentityProviders in the namespace, to that use of the Secret. Setting a
+/// label needs `patch` on the Secret, and a patch response returns the whole Secret, so the label
+/// can only be set by someone who could read the Secret anyway: a user who cannot read a Secret
+/// cannot make the operator send it to a host of their choosing.
+pub const USE_LABEL: &str = "identity-operator.io/use";
+/// [`USE_LABEL`] value: the Secret holds an IdentityBackend's M2M credentials.
+pub const USE_BACKEND_CREDENTIALS: &str = "backend-credentials";
+/// [`USE_LABEL`] value: the Secret holds an IdentityProvider's OAuth client secret.
+pub const USE_IDP_CLIENT_SECRET: &str = "identity-provider-client-secret";
+
+/// Whether `secret` is labelled for `use_` ([`USE_LABEL`]). Pure.
+pub fn consented(secret: &KubeSecret, use_: &str) -> bool {
+    secret
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(USE_LABEL))
+        .is_some_and(|v| v == use_)
+}
+
+/// The message when a referenced Secret lacks the consent label: what was (not) done and the exact
+/// command that fixes it. Names only, never values.
+pub fn consent_message(secret: &str, field: &str, use_: &str) -> String {
+    format!(
+        "Secret {secret} ({field}) is not labelled {USE_LABEL}={use_}, so none of its values was sent to the identity server. If it is meant for this, label it: kubectl label secret {secret} {USE_LABEL}={use_}"
+    )
+}
+
 /// Builds the event recorder with this operator's identity.
 pub fn recorder(client: Client) -> Recorder {
     let instance = std::env::var("POD_NAME").ok();

@@ -31,6 +31,9 @@ pub enum ResolveError {
         /// The key.
         key: String,
     },
+    /// The credentials Secret lacks the consent label ([`super::USE_LABEL`]): nothing was sent.
+    #[error("{}", super::consent_message(.0, "credentialsSecretRef", super::USE_BACKEND_CREDENTIALS))]
+    NotConsented(String),
     /// The client could not be configured (bad URL, unreadable CA bundle).
     #[error("{0}")]
     Config(String),
@@ -46,6 +49,7 @@ impl ResolveError {
             ResolveError::SecretNotFound(_) | ResolveError::SecretKeyMissing { .. } => {
                 "CredentialsSecretNotFound"
             }
+            ResolveError::NotConsented(_) => "SecretNotConsented",
             ResolveError::Config(_) => "InvalidBackendConfig",
             ResolveError::Kube(_) => "KubernetesError",
         }
@@ -111,6 +115,11 @@ impl BackendRegistry {
             .await
             .map_err(|e| ResolveError::Kube(e.to_string()))?
             .ok_or_else(|| ResolveError::SecretNotFound(secret_name.clone()))?;
+        // Consent before any value is used: the client id and secret go to the backend's host,
+        // which the author of the IdentityBackend chose.
+        if !super::consented(&secret, super::USE_BACKEND_CREDENTIALS) {
+            return Err(ResolveError::NotConsented(secret_name.clone()));
+        }
         let value = |key: &str| {
             secret_value(&secret, key).ok_or_else(|| ResolveError::SecretKeyMissing {
                 secret: secret_name.clone(),

@@ -356,6 +356,14 @@ pub fn readme(plan: &Plan, url: &str, namespace: &str, client_id: &str) -> Strin
             s.name,
             literals.join(" ")
         );
+        // The operator sends a Secret's values only with its consent label.
+        let _ = writeln!(
+            out,
+            "kubectl -n {namespace} label secret {} {}={}",
+            s.name,
+            crate::controller::USE_LABEL,
+            s.usage
+        );
     }
     let _ = writeln!(out, "```\n");
     let _ = writeln!(out, "## 2. Check and apply\n");

@@ -48,6 +48,8 @@ pub struct SecretToCreate {
     pub keys: Vec<String>,
     /// What goes in it.
     pub purpose: String,
+    /// The value of the consent label (`identity-operator.io/use`) it must carry.
+    pub usage: &'static str,
 }
 
 /// How serious a report entry is.
@@ -399,6 +401,7 @@ pub fn plan(snapshot: &TenantSnapshot, opts: &Options) -> Plan {
         name: opts.credentials_secret.clone(),
         keys: vec!["client-id".into(), "client-secret".into()],
         purpose: "the M2M application the operator logs in with (client_credentials); client-id is the one given to export".into(),
+        usage: crate::controller::USE_BACKEND_CREDENTIALS,
     }];
 
     // IdP server name -> (Kubernetes name, authenticator name its flows use) for exported IdPs.
@@ -564,6 +567,7 @@ fn idp_object(
         purpose: format!(
             "the client secret of identity provider {server:?} as registered at the provider (the server never shows it back; the operator writes it when this Secret changes or when it rewrites the authenticator)"
         ),
+        usage: crate::controller::USE_IDP_CLIENT_SECRET,
     });
     let mut obj = IdentityProvider::new(&name, spec);
     obj.metadata.namespace = Some(ctx.opts.namespace.clone());

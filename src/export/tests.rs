@@ -372,6 +372,9 @@ fn written_files_hold_no_secret_and_lint_back_to_the_same_objects() {
     }
     let readme = std::fs::read_to_string(dir.path().join("README.md")).expect("readme");
     assert!(readme.contains("kubectl -n identity create secret generic google-client-secret --from-literal=client-secret=\"$VALUE\""));
+    assert!(readme.contains(
+        "kubectl -n identity label secret google-client-secret identity-operator.io/use=identity-provider-client-secret"
+    ));
     assert!(readme.contains("--from-literal=client-id=m2m-id"));
     assert!(readme.contains("| not exported | IdentityProvider \"Okta\""));
 

@@ -174,6 +174,31 @@ impl TestEnv {
 
     /// Starts the operator binary watching this namespace.
     pub fn start_operator(&mut self, extra: &[&str]) {
+        let ns = self.ns.clone();
+        self.start_operator_in(&ns, extra);
+    }
+
+    /// A second namespace on this control plane (for tests across namespaces); apply to it with
+    /// [`TestEnv::in_namespace`].
+    pub async fn extra_namespace(&self, suffix: &str) -> String {
+        let ns = format!("{}-{suffix}", self.ns);
+        let nss: Api<Namespace> = Api::all(self.client.clone());
+        let body: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).expect("ns");
+        nss.create(&PostParams::default(), &body)
+            .await
+            .expect("create namespace");
+        ns
+    }
+
+    /// Makes `ns` the namespace that [`TestEnv::apply`], [`TestEnv::get`] and the other helpers
+    /// use; returns the one used before.
+    pub fn in_namespace(&mut self, ns: &str) -> String {
+        std::mem::replace(&mut self.ns, ns.to_string())
+    }
+
+    /// Starts the operator binary watching `namespaces` (comma-separated).
+    pub fn start_operator_in(&mut self, namespaces: &str, extra: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -189,7 +214,7 @@ impl TestEnv {
         cmd.args([
             "run",
             "--namespace",
-            &self.ns,
+            namespaces,
             "--metrics-addr",
             "127.0.0.1:0",
         ])
@@ -236,7 +261,7 @@ impl TestEnv {
             r#"
 apiVersion: v1
 kind: Secret
-metadata: {{name: {name}-m2m}}
+metadata: {{name: {name}-m2m, labels: {{identity-operator.io/use: backend-credentials}}}}
 stringData: {{client-id: {CLIENT_ID}, client-secret: {}}}
 ---
 apiVersion: identity-operator.io/v1alpha1
