@@ -494,8 +494,15 @@ fn idp_object(
         "adopt": true,
     });
     spec[field] = block;
-    if let Some(desc) = d.idp.description.as_ref().filter(|s| !s.is_empty()) {
-        spec["description"] = desc.as_str().into();
+    // An operator's owner marker is the server's record of who manages the object, not the
+    // description the user wrote.
+    let desc = d
+        .idp
+        .description
+        .as_deref()
+        .map(crate::controller::managed::strip_markers);
+    if let Some(desc) = desc.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        spec["description"] = desc.into();
     }
     let spec: IdentityProviderSpec = match serde_json::from_value(spec) {
         Ok(s) => s,
@@ -603,8 +610,15 @@ fn app_object(
         "deletionPolicy": policy(ctx.opts.deletion_policy),
         "adopt": true,
     });
-    if let Some(desc) = d.app.description.as_ref().filter(|s| !s.is_empty()) {
-        spec["description"] = desc.as_str().into();
+    // An operator's owner marker is the server's record of who manages the object, not the
+    // description the user wrote.
+    let desc = d
+        .app
+        .description
+        .as_deref()
+        .map(crate::controller::managed::strip_markers);
+    if let Some(desc) = desc.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        spec["description"] = desc.into();
     }
     if let Some(o) = &d.oidc {
         let oidc = json!({
