@@ -26,6 +26,7 @@ const T: Duration = Duration::from_secs(90);
 /// Secret values the seed puts on the server; none may appear in any output.
 const GOOGLE_SECRET: &str = "seeded-google-client-secret-value";
 const GITHUB_SECRET: &str = "seeded-github-client-secret-value";
+const CORP_OIDC_SECRET: &str = "seeded-corp-oidc-client-secret-value";
 
 fn jit(enabled: bool) -> Jit {
     Jit {
@@ -115,8 +116,28 @@ async fn seed(env: &TestEnv) {
             authenticator("OktaAuthenticator", &[("ClientId", "okta-client")]),
             true,
         ),
+        // A standard OIDC IdP with every endpoint the resource can hold (export dropped these when
+        // it took OAuth2TokenEPUrl for a secret).
+        (
+            "Corp OIDC",
+            authenticator(
+                "OpenIDConnectAuthenticator",
+                &[
+                    ("ClientId", "corp-oidc-client"),
+                    ("ClientSecret", CORP_OIDC_SECRET),
+                    ("OAuth2AuthzEPUrl", "https://login.corp.example/authorize"),
+                    ("OAuth2TokenEPUrl", "https://login.corp.example/token"),
+                    ("UserInfoUrl", "https://login.corp.example/userinfo"),
+                    ("OIDCLogoutEPUrl", "https://login.corp.example/logout"),
+                    ("callbackUrl", "https://is.corp.example/commonauth"),
+                    ("Scopes", "openid profile email"),
+                ],
+            ),
+            true,
+        ),
     ];
     for (name, auth, on) in idps {
+        let jwks_uri = (name == "Corp OIDC").then(|| "https://login.corp.example/jwks".to_string());
         console
             .create_idp(&NewIdp {
                 name: name.into(),
@@ -124,7 +145,7 @@ async fn seed(env: &TestEnv) {
                 image: None,
                 authenticator: auth,
                 jit: Some(jit(on)),
-                jwks_uri: None,
+                jwks_uri,
             })
             .await
             .expect("seed idp");
@@ -179,6 +200,20 @@ async fn seed(env: &TestEnv) {
         },
         NewApplication {
             name: "Wiki".into(),
+            ..Default::default()
+        },
+        NewApplication {
+            name: "Intranet".into(),
+            login_flow: Some(FlowUpdate {
+                steps: vec![
+                    step(&[
+                        ("LOCAL", "BasicAuthenticator"),
+                        ("Corp OIDC", "OpenIDConnectAuthenticator"),
+                    ]),
+                    step(&[("LOCAL", "totp")]),
+                ],
+                ..Default::default()
+            }),
             ..Default::default()
         },
     ];
@@ -354,11 +389,11 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     let export_text = text(&export);
     assert_eq!(export.status.code(), Some(0), "{export_text}");
     assert!(
-        export_text.contains("reading identity providers: 4/4"),
+        export_text.contains("reading identity providers: 5/5"),
         "{export_text}"
     );
     assert!(
-        export_text.contains("reading applications: 4/4"),
+        export_text.contains("reading applications: 5/5"),
         "{export_text}"
     );
     let mut files: BTreeMap<String, String> = BTreeMap::new();
@@ -376,17 +411,24 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
         [
             "README.md",
             "application-docs-portal.yaml",
+            "application-intranet.yaml",
             "application-legacy.yaml",
             "application-payroll.yaml",
             "application-wiki.yaml",
             "identitybackend-asgardeo.yaml",
+            "identityprovider-corp-oidc.yaml",
             "identityprovider-corp-saml.yaml",
             "identityprovider-github.yaml",
             "identityprovider-google.yaml",
         ]
     );
     for (name, body) in files.iter().chain([(&"stderr".to_string(), &export_text)]) {
-        for secret in [GOOGLE_SECRET, GITHUB_SECRET, env.client_secret.as_str()] {
+        for secret in [
+            GOOGLE_SECRET,
+            GITHUB_SECRET,
+            CORP_OIDC_SECRET,
+            env.client_secret.as_str(),
+        ] {
             assert!(!body.contains(secret), "{name} holds a secret value");
         }
     }
@@ -398,6 +440,17 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     assert!(readme.contains("Application \"Legacy\""), "{readme}");
     assert!(readme.contains("conditional-auth script"), "{readme}");
     assert!(!readme.contains("will change on adoption"), "{readme}");
+    // Every supported type is exported: only Okta (no resource for its authenticator) is left out.
+    assert_eq!(readme.matches("| not exported |").count(), 1, "{readme}");
+    let oidc = &files["identityprovider-corp-oidc.yaml"];
+    for v in [
+        "https://login.corp.example/token",
+        "https://login.corp.example/userinfo",
+        "https://login.corp.example/logout",
+        "https://login.corp.example/jwks",
+    ] {
+        assert!(oidc.contains(v), "{v} not exported: {oidc}");
+    }
 
     // Lint of the export: the same conflict as the audit, same message.
     let lint = Command::new(env!("CARGO_BIN_EXE_identity-operator"))
@@ -415,7 +468,8 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
         [
             "asgardeo-credentials",
             "google-client-secret",
-            "github-client-secret"
+            "github-client-secret",
+            "corp-oidc-client-secret"
         ]
     );
     // Each Secret comes with its consent label, or the operator would send nothing.
@@ -452,12 +506,12 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     }
     env.wait_condition("IdentityBackend", "asgardeo", "Ready", "True", T)
         .await;
-    for name in ["google", "github", "corp-saml"] {
+    for name in ["google", "github", "corp-saml", "corp-oidc"] {
         env.wait_condition("IdentityProvider", name, "Ready", "True", T)
             .await;
         env.wait_event(name, "Adopted", T).await;
     }
-    for name in ["payroll", "docs-portal", "legacy", "wiki"] {
+    for name in ["payroll", "docs-portal", "legacy", "wiki", "intranet"] {
         env.wait_condition("Application", name, "Ready", "True", T)
             .await;
         env.wait_event(name, "Adopted", T).await;
@@ -505,7 +559,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
         stats.count(Operation::PatchIdp),
         stats.count(Operation::PatchApplication),
     );
-    assert_eq!((patch_idps, patch_apps), (3, 4), "{stats:?}");
+    assert_eq!((patch_idps, patch_apps), (4, 5), "{stats:?}");
     env.emulator.with_tenant(TENANT, |t| {
         let owners: Vec<_> = t
             .idps
@@ -516,7 +570,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
             .collect();
         assert_eq!(
             owners.len(),
-            7,
+            9,
             "every adopted object carries its owner: {owners:?}"
         );
         assert!(owners
