@@ -138,6 +138,15 @@ async fn adoption_from_another_namespace_of_the_tenant_is_refused() {
     );
 
     // A second namespace's object of the same displayName without adopt does not share it either.
+    // (`stolen` goes first: while it exists, the two objects of B claiming one name would be a
+    // NameClash inside B, which refuses too but is not what this checks.)
+    env.delete("Application", "stolen").await;
+    env.wait_gone("Application", "stolen", T).await;
+    assert_eq!(
+        server_payroll(&env).await.0,
+        id,
+        "deleting B's object spares A's"
+    );
     env.apply(&payroll(
         "copycat",
         false,
@@ -149,9 +158,7 @@ async fn adoption_from_another_namespace_of_the_tenant_is_refused() {
     // (its create is refused with 409; the lookup then finds A's marker)
     wait_reason(&env, "Application", "copycat", "ManagedByAnother").await;
 
-    env.delete("Application", "stolen").await;
     env.delete("Application", "copycat").await;
-    env.wait_gone("Application", "stolen", T).await;
     env.wait_gone("Application", "copycat", T).await;
     assert_eq!(server_payroll(&env).await.0, id, "A's application survives");
     assert_eq!(app_count(&env), 1);

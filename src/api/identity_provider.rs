@@ -141,12 +141,19 @@ pub struct OidcProvider {
     pub token_endpoint: String,
     /// The provider's userinfo endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("userinfoEndpoint must be an http(s) URL"))]
     pub userinfo_endpoint: Option<String>,
     /// The provider's logout endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("logoutEndpoint must be an http(s) URL"))]
     pub logout_endpoint: Option<String>,
-    /// The provider's JWKS URI, used to verify ID tokens.
+    /// The provider's JWKS URI, used to verify its ID tokens; stored as the identity provider's
+    /// `certificate.jwksUri` on the server (which then keeps no PEM certificate for it).
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "jwksURI")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("jwksURI must be an http(s) URL"))]
     pub jwks_uri: Option<String>,
     /// Scopes to request (default openid).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
