@@ -1550,7 +1550,7 @@ where
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = axum::Router::new().fallback(move |method, uri| handler(method, uri));
+    let app = axum::Router::new().fallback(handler);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
