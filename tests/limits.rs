@@ -258,3 +258,127 @@ spec:
     );
     eprintln!("fast backend converged in {took:?} next to a tarpit");
 }
+
+#[tokio::test]
+async fn an_invalid_credentials_secret_name_stalls_before_any_write() {
+    let mut env = TestEnv::new("badsecret").await;
+    env.create_backend("asgardeo").await;
+    env.start_operator(&[]);
+    env.apply(
+        r#"
+apiVersion: identity-operator.io/v1alpha1
+kind: Application
+metadata: {name: wiki}
+spec:
+  backendRef: {name: asgardeo}
+  displayName: Wiki
+  oidc: {grantTypes: [authorization_code], callbackURLs: ["https://wiki.example/cb"]}
+  credentialsSecret: {name: Wiki_OIDC}
+"#,
+    )
+    .await
+    .expect("the CRD takes the name; the apiserver refuses it for a Secret");
+    let c = common::wait_until(T, || async {
+        let obj = env.get("Application", "wiki").await?;
+        obj["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready" && c["reason"] == "InvalidCredentialsSecretName")
+            .cloned()
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "not reported; log:\n{}",
+            common::tail(&env.operator_log(), 30)
+        )
+    });
+    assert!(
+        c["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Wiki_OIDC")),
+        "{c}"
+    );
+    // Reported before anything was made: no application whose credentials cannot be stored.
+    assert_eq!(server_names(&env).1, Vec::<String>::new());
+    let stalled = env.get("Application", "wiki").await.expect("wiki");
+    assert!(
+        stalled["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs
+                .iter()
+                .any(|c| c["type"] == "Stalled" && c["status"] == "True")),
+        "a spec change is needed: Stalled, not retried as a Kubernetes error: {}",
+        stalled["status"]
+    );
+}
+
+#[tokio::test]
+async fn a_blocked_idp_does_not_push_its_client_secret_every_resync() {
+    use identity_operator::backend::operation::Operation;
+    let mut env = TestEnv::new("blockpush").await;
+    env.create_backend("asgardeo").await;
+    env.apply(GH_SECRET).await.expect("secret");
+    env.start_operator(&[]); // resync every 3 s
+    env.apply(&idp_yaml("gh", "asgardeo")).await.expect("idp");
+    env.apply(&app_yaml("wiki", "asgardeo", "gh"))
+        .await
+        .expect("app");
+    env.wait_condition("Application", "wiki", "Ready", "True", T)
+        .await;
+    // JIT off while wiki's TOTP step needs a local account: Block holds it back.
+    env.patch(
+        "IdentityProvider",
+        "gh",
+        serde_json::json!({"spec": {"jit": {"enabled": false}}}),
+    )
+    .await
+    .expect("jit off");
+    let c = env
+        .wait_condition("IdentityProvider", "gh", "Ready", "False", T)
+        .await;
+    assert_eq!(c["reason"], "JITDisableBlocked", "{c}");
+    // The Secret rotates while the IdP is blocked: the new value is pushed once, and recorded.
+    let pushes = || {
+        env.emulator
+            .stats()
+            .count(Operation::UpdateFederatedAuthenticator)
+    };
+    let before = pushes();
+    env.apply(&GH_SECRET.replace("gh-secret-value", "rotated-value"))
+        .await
+        .expect("rotate");
+    let version = env.get("Secret", "gh-oauth").await.expect("secret")["metadata"]
+        ["resourceVersion"]
+        .as_str()
+        .expect("version")
+        .to_string();
+    let stats = || env.emulator.stats();
+    let reads =
+        |s: &identity_operator::emulator::Stats| s.count(Operation::GetFederatedAuthenticator);
+    let first = common::wait_until(T, || async {
+        let obj = env.get("IdentityProvider", "gh").await?;
+        (obj["metadata"]["annotations"]["identity-operator.io/client-secret-version"] == version)
+            .then(stats)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "the pushed Secret version is not recorded on the blocked IdP; log:\n{}",
+            common::tail(&env.operator_log(), 20)
+        )
+    });
+    assert!(pushes() > before, "the rotated secret was pushed");
+    // Three resyncs (each reads the authenticator) without another push.
+    let after = common::wait_until(T, || async {
+        let s = stats();
+        (reads(&s) >= reads(&first) + 3).then_some(s)
+    })
+    .await
+    .expect("the blocked IdP is still resynced");
+    assert_eq!(
+        after.count(Operation::UpdateFederatedAuthenticator),
+        first.count(Operation::UpdateFederatedAuthenticator),
+        "no client-secret push on a resync of a blocked IdP"
+    );
+}
