@@ -771,7 +771,10 @@ pub async fn identify<K: Managed>(
                     // under this name is ours if it carries our uid marker. Look before clearing:
                     // a create that committed but whose answer was lost or unusable would
                     // otherwise end AlreadyExists forever, its server object leaked on delete.
-                    if (conflict && seen.by_name.is_none()) || committed {
+                    // Not after no answer at all (a timeout, a cut connection): the lookup would
+                    // most likely wait as long again; the mark stays and the next pass looks.
+                    let answered = !matches!(e, BackendError::Transient { status: None, .. });
+                    if (conflict && seen.by_name.is_none()) || (committed && answered) {
                         let mine = Identity {
                             pending: Some(uid.as_str()),
                             ..me.clone()
