@@ -98,12 +98,13 @@ impl Drop for Slot {
 /// How many of a controller's `concurrency` slots one backend may hold at once. Pure.
 /// A degraded backend (timeouts, oversized answers) gets one; with several backends a healthy one
 /// gets half (so a backend that turns into a tarpit can take at most half before it is seen to
-/// be degraded, and then one); a backend alone in its scope gets them all, as before.
+/// be degraded, and then one); a backend alone in its scope gets them all, as before. `backends`
+/// is 0 while the backends' cache is not filled yet: then the count is unknown, and half it is.
 pub fn slot_share(concurrency: usize, backends: usize, degraded: bool) -> usize {
     let concurrency = concurrency.max(1);
     if degraded {
         1
-    } else if backends <= 1 {
+    } else if backends == 1 {
         concurrency
     } else {
         (concurrency / 2).max(1)
@@ -332,7 +333,7 @@ mod tests {
         // (concurrency, backends, degraded) -> share
         let table = [
             (8, 1, false, 8),
-            (8, 0, false, 8),
+            (8, 0, false, 4),
             (8, 2, false, 4),
             (8, 5, false, 4),
             (1, 2, false, 1),

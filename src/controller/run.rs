@@ -771,6 +771,9 @@ where
         let f = f.clone();
         Box::pin(async move {
             let backend = backend_key(obj.as_ref());
+            // Zero before the backends' cache is filled (it is swapped in whole): slot_share
+            // then gives the half share. Not Store::wait_until_ready: its one-shot wakes only the
+            // last of several waiters, which left concurrent reconciles parked for good.
             let backends = ctx.backends.state().len();
             let Some(slot) = ctx
                 .registry
