@@ -1539,3 +1539,244 @@ async fn target_urls_never_carry_credentials_and_http_is_loopback_only() {
         make(ok, false).unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
 }
+
+/// A tiny HTTP server on a free loopback port answering every request with `handler`; returns
+/// its base URL. It lives until the test's runtime ends.
+async fn tiny_server<H, Fut>(handler: H) -> String
+where
+    H: Fn(axum::http::Method, axum::http::Uri) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = axum::response::Response> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new().fallback(handler);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+/// A token answer any test server can give.
+fn token_response() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    axum::Json(serde_json::json!({
+        "access_token": "t", "token_type": "Bearer", "expires_in": 3600,
+        "scope": Operation::needed_scopes().join(" "),
+    }))
+    .into_response()
+}
+
+fn redirect_to(target: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::FOUND,
+        [(axum::http::header::LOCATION, target)],
+    )
+        .into_response()
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // Where a hostile server would send the token (or the client credentials): it counts hits.
+    let hits = Arc::new(AtomicU32::new(0));
+    let h = hits.clone();
+    let elsewhere = tiny_server(move |_, _| {
+        let h = h.clone();
+        async move {
+            h.fetch_add(1, Ordering::SeqCst);
+            token_response()
+        }
+    })
+    .await;
+    // One server redirects the token request itself, the other only the API calls.
+    let e1 = elsewhere.clone();
+    let token_redirects = tiny_server(move |_, uri: axum::http::Uri| {
+        let to = format!("{e1}{}", uri.path());
+        async move { redirect_to(to) }
+    })
+    .await;
+    let e2 = elsewhere.clone();
+    let api_redirects = tiny_server(move |_, uri: axum::http::Uri| {
+        let to = format!("{e2}{}", uri.path());
+        async move {
+            if uri.path().ends_with("/oauth2/token") {
+                token_response()
+            } else {
+                redirect_to(to)
+            }
+        }
+    })
+    .await;
+    for (url, what) in [(token_redirects, "token"), (api_redirects, "API")] {
+        let client = AsgardeoClient::new(client_config(&url), None).expect("client");
+        let err = client
+            .check_access()
+            .await
+            .expect_err("a redirect is an error");
+        assert!(
+            matches!(err, BackendError::Protocol { .. }),
+            "{what}: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("HTTP 302") && text.contains("redirects are not followed"),
+            "{what}: {text}"
+        );
+        assert!(text.contains(&url), "{what}: names the server: {text}");
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the redirect target was never contacted"
+    );
+}
+
+#[tokio::test]
+async fn a_list_without_end_is_cut_at_the_page_cap() {
+    use identity_operator::backend::asgardeo::MAX_LIST_PAGES;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let pages = Arc::new(AtomicUsize::new(0));
+    let p = pages.clone();
+    let url = tiny_server(move |_, uri: axum::http::Uri| {
+        let p = p.clone();
+        async move {
+            use axum::response::IntoResponse;
+            if uri.path().ends_with("/oauth2/token") {
+                return token_response();
+            }
+            // Every page links to one more, forever.
+            let n = p.fetch_add(1, Ordering::SeqCst) + 1;
+            axum::Json(serde_json::json!({
+                "totalResults": n + 1,
+                "identityProviders": [{"id": format!("id-{n}"), "name": format!("n-{n}")}],
+                "links": [{"rel": "next", "href": format!("/t/acme/api/server/v1/identity-providers?offset={n}&limit=1")}],
+            }))
+            .into_response()
+        }
+    })
+    .await;
+    let client = AsgardeoClient::new(client_config(&url), None).expect("client");
+    let err = client
+        .find_idp_by_name("never")
+        .await
+        .expect_err("endless list");
+    let text = err.to_string();
+    assert!(matches!(err, BackendError::Protocol { .. }), "{err:?}");
+    assert!(
+        text.contains(&format!("{MAX_LIST_PAGES} pages")) && text.contains(&url),
+        "{text}"
+    );
+    assert_eq!(pages.load(Ordering::SeqCst), MAX_LIST_PAGES);
+}
+
+#[tokio::test]
+async fn a_list_over_the_byte_cap_is_refused_while_streaming() {
+    use identity_operator::backend::asgardeo::{DEFAULT_MAX_BODY_BYTES, MAX_LIST_BYTES};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Pages just under the per-response cap: only their sum is too much.
+    let page_bytes = DEFAULT_MAX_BODY_BYTES - 1024;
+    let pages = Arc::new(AtomicUsize::new(0));
+    let p = pages.clone();
+    let url = tiny_server(move |_, uri: axum::http::Uri| {
+        let p = p.clone();
+        async move {
+            use axum::response::IntoResponse;
+            if uri.path().ends_with("/oauth2/token") {
+                return token_response();
+            }
+            let n = p.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut body = serde_json::to_vec(&serde_json::json!({
+                "identityProviders": [],
+                "links": [{"rel": "next", "href": format!("/t/acme/api/server/v1/identity-providers?offset={n}&limit=1")}],
+            }))
+            .expect("json");
+            body.resize(page_bytes, b' ');
+            // Streamed without Content-Length: the cap must hold while reading.
+            let chunks = body
+                .chunks(64 * 1024)
+                .map(|c| Ok::<_, std::io::Error>(axum::body::Bytes::copy_from_slice(c)))
+                .collect::<Vec<_>>();
+            axum::body::Body::from_stream(futures::stream::iter(chunks)).into_response()
+        }
+    })
+    .await;
+    let client = AsgardeoClient::new(client_config(&url), None).expect("client");
+    let err = client
+        .find_idp_by_name("big")
+        .await
+        .expect_err("list too large");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("larger than {MAX_LIST_BYTES} bytes")) && text.contains(&url),
+        "{text}"
+    );
+    assert_eq!(
+        pages.load(Ordering::SeqCst),
+        MAX_LIST_BYTES / page_bytes + 1,
+        "stopped at the page that crossed the cap"
+    );
+
+    // One endless body: refused once past the per-response cap, not read to its (absent) end.
+    let endless = tiny_server(|_, uri: axum::http::Uri| async move {
+        use axum::response::IntoResponse;
+        if uri.path().ends_with("/oauth2/token") {
+            return token_response();
+        }
+        let chunk = axum::body::Bytes::from(vec![b' '; 64 * 1024]);
+        axum::body::Body::from_stream(futures::stream::repeat_with(move || {
+            Ok::<_, std::io::Error>(chunk.clone())
+        }))
+        .into_response()
+    })
+    .await;
+    let client = AsgardeoClient::new(client_config(&endless), None).expect("client");
+    let err = client
+        .find_idp_by_name("big")
+        .await
+        .expect_err("endless body");
+    assert!(
+        err.to_string()
+            .contains(&format!("larger than {DEFAULT_MAX_BODY_BYTES} bytes")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_tarpit_costs_one_timeout_per_call_and_is_reported_degraded() {
+    use identity_operator::backend::health::{Health, Misbehaviour};
+    let emu = Emulator::start(emulator_config()).await.expect("emulator");
+    let mut cfg = client_config(&emu.url());
+    cfg.request_timeout = Duration::from_millis(300);
+    cfg.retry.max_attempts = 4;
+    let health = Arc::new(Health::default());
+    cfg.health = health.clone();
+    let client = AsgardeoClient::new(cfg, None).expect("client");
+    client.check_access().await.expect("fast server");
+    assert!(!health.is_degraded());
+    emu.set_faults(Faults {
+        latency_ms: 60_000,
+        ..Default::default()
+    });
+    // Healthy before: the first timeout is retried once, no more (of 4 attempts allowed).
+    let gets = || emu.stats().count(Operation::GetIdp);
+    let before = gets();
+    client.get_idp("x").await.expect_err("tarpit");
+    assert_eq!(gets() - before, 2, "one retry after a timeout");
+    let d = health.degraded().expect("degraded");
+    assert_eq!(d.what, Misbehaviour::Timeout);
+    assert!(d.detail.contains(&emu.url()), "{d:?}");
+    // Degraded: not retried at all.
+    let before = gets();
+    let err = client.get_idp("x").await.expect_err("tarpit");
+    assert!(
+        err.is_retryable() && err.to_string().contains("timed out"),
+        "{err}"
+    );
+    assert_eq!(gets() - before, 1, "no retry while degraded");
+    emu.set_faults(Faults::default());
+    client.get_idp("x").await.expect_err("not found");
+    assert!(!health.is_degraded(), "a good answer clears it");
+}

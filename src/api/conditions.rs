@@ -9,3 +9,7 @@ pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 /// True when JIT is disabled on an IdP that an application's MFA depends on.
 pub const INTERCONNECTION_CONFLICT: &str = "InterconnectionConflict";
+/// On an IdentityBackend: True while its server misbehaves (timeouts, oversized answers, lists
+/// without end); the reason says which. Its objects then get one reconcile slot and back off.
+/// Absent otherwise (an abnormal-true condition, like Stalled).
+pub const DEGRADED: &str = "Degraded";

@@ -10,11 +10,18 @@
 //!   `Retry-After`. POSTs that create objects are retried only when the request cannot have reached
 //!   the server (connection refused) or on 429: a blind retry after a 5xx or timeout could create a
 //!   duplicate, and the controllers recover from that case by looking the object up by name.
-//! - At most `max_concurrency` requests in flight per client; lists are followed through every page.
+//! - At most `max_concurrency` requests in flight per client; lists are followed through every page,
+//!   up to [`MAX_LIST_PAGES`] pages and [`MAX_LIST_BYTES`] bytes in all.
 //! - Limits against a hostile or broken server: every attempt has a timeout (connect, headers and
-//!   body), response bodies are capped ([`AsgardeoConfig::max_body_bytes`]), `expires_in` and
+//!   body), and a timeout is retried at most once per call and not at all while the server is
+//!   degraded ([`super::health`]), so a tarpit costs one timeout per call, not four; response
+//!   bodies are capped while streaming ([`AsgardeoConfig::max_body_bytes`]), `expires_in` and
 //!   `Retry-After` are clamped ([`TOKEN_LIFETIME_RANGE`], [`MAX_RETRY_AFTER`]) so that no value
-//!   overflows an `Instant`, panics, or parks an object for months.
+//!   overflows an `Instant`, panics, or parks an object for months. Timeouts and exceeded caps are
+//!   recorded in the client's [`Health`], which the controllers use to slow that backend alone.
+//! - Redirects are never followed ([`reqwest::redirect::Policy::none`]): a 3xx is an error. A
+//!   followed redirect would send the bearer token (or, from the token endpoint, the client
+//!   credentials of a re-POST) to wherever the server points.
 //! - The target URL never carries credentials (`user:pass@` is refused) and plain `http://` is only
 //!   accepted for loopback hosts unless [`AsgardeoConfig::allow_insecure_http`] is set.
 
@@ -27,6 +34,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use super::health::{Health, Misbehaviour};
 use super::metrics::BackendMetrics;
 use super::operation::{Operation, SCRIPT_SCOPE, SECRET_VIEW_SCOPE};
 use super::ratelimit::{self, RateLimiter};
@@ -117,6 +125,15 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(15 * 60);
 /// Default cap on a response body. The largest real answers (a page of 50 applications) are tens of
 /// kilobytes; a server sending more is broken or hostile and must not exhaust memory.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Most pages one list call follows. At the default page size of 50 that is 20 000 objects, more
+/// than any tenant the operator manages; a server whose `next` links go on is broken or hostile.
+pub const MAX_LIST_PAGES: usize = 400;
+
+/// Most bytes of response bodies one list call reads, all pages together (each page is refused
+/// while streaming once it would exceed what is left). 8 MiB is ~40 000 list entries; with
+/// several lists in flight per backend it stays well under the chart's 256 MiB memory limit.
+pub const MAX_LIST_BYTES: usize = 8 * 1024 * 1024;
 
 /// Server codes that are a final "no" whatever HTTP status carries them: retrying cannot help.
 /// `IDP-65004` (`ERROR_CODE_DELETE_IDP`) is thrown by carbon-identity-framework
@@ -209,6 +226,9 @@ pub struct AsgardeoConfig {
     pub allow_insecure_http: bool,
     /// Largest response body read; a larger one fails the call as a protocol error.
     pub max_body_bytes: usize,
+    /// Where timeouts and exceeded caps are recorded (shared with the controllers, which slow a
+    /// degraded backend down; kept across client rebuilds by the registry).
+    pub health: Arc<Health>,
 }
 
 impl AsgardeoConfig {
@@ -230,6 +250,7 @@ impl AsgardeoConfig {
             page_size: 50,
             allow_insecure_http: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            health: Arc::default(),
         }
     }
 }
@@ -246,6 +267,8 @@ pub struct AsgardeoClient {
     retry: RetryPolicy,
     page_size: u32,
     max_body_bytes: usize,
+    health: Arc<Health>,
+    request_timeout: Duration,
     permits: tokio::sync::Semaphore,
     rate: Option<RateLimiter>,
     tokens: TokenCache,
@@ -339,10 +362,25 @@ async fn read_body(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, B
     Ok(body)
 }
 
-fn too_large(op: Operation, cap: usize) -> BackendError {
+fn too_large(op: Operation, cap: usize, server: &Url) -> BackendError {
     BackendError::Protocol {
         operation: op.label(),
-        message: format!("response body larger than {cap} bytes"),
+        message: format!(
+            "response body from {} larger than {cap} bytes; refused while reading",
+            server.as_str().trim_end_matches('/')
+        ),
+    }
+}
+
+/// A 3xx answer: never followed (see the module comment), reported so the user can fix the URL.
+fn redirected(op: Operation, status: StatusCode, server: &Url) -> BackendError {
+    BackendError::Protocol {
+        operation: op.label(),
+        message: format!(
+            "{} answered HTTP {} (a redirect); redirects are not followed, so that a token or client secret never goes to another host: point the IdentityBackend at the server's final URL",
+            server.as_str().trim_end_matches('/'),
+            status.as_u16()
+        ),
     }
 }
 
@@ -535,6 +573,7 @@ impl AsgardeoClient {
             .use_rustls_tls()
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("identity-operator/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = &config.ca_bundle_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
@@ -562,6 +601,8 @@ impl AsgardeoClient {
             retry: config.retry,
             page_size: config.page_size.max(1),
             max_body_bytes: config.max_body_bytes.max(1),
+            health: config.health,
+            request_timeout: config.request_timeout,
             permits: tokio::sync::Semaphore::new(config.max_concurrency.max(1)),
             rate: config.max_requests_per_second.map(RateLimiter::new),
             tokens: TokenCache::default(),
@@ -599,6 +640,8 @@ impl AsgardeoClient {
             ("grant_type", "client_credentials".to_owned()),
             ("scope", self.scopes.join(" ")),
         ];
+        let was_degraded = self.health.is_degraded();
+        let mut timeouts = 0;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -616,7 +659,8 @@ impl AsgardeoClient {
                 Ok(r) => r,
                 Err(e) => {
                     self.observe(op, None, started);
-                    if attempt < self.retry.max_attempts {
+                    let again = self.note_timeout(op, &e, &mut timeouts, was_degraded);
+                    if again && attempt < self.retry.max_attempts {
                         tokio::time::sleep(self.retry.backoff(attempt)).await;
                         continue;
                     }
@@ -635,13 +679,16 @@ impl AsgardeoClient {
                 Ok(b) => b,
                 Err(BodyError::TooLarge) => {
                     self.observe(op, Some(status), started);
-                    return Err(too_large(op, self.max_body_bytes));
+                    let e = too_large(op, self.max_body_bytes, &self.tenant_url);
+                    self.health.record(Misbehaviour::Oversized, e.to_string());
+                    return Err(e);
                 }
                 // A cut-off error body still tells the status; a cut-off success is retried below.
                 Err(BodyError::Transport(_)) if !status.is_success() => Vec::new(),
                 Err(BodyError::Transport(e)) => {
                     self.observe(op, None, started);
-                    if attempt < self.retry.max_attempts {
+                    let again = self.note_timeout(op, &e, &mut timeouts, was_degraded);
+                    if again && attempt < self.retry.max_attempts {
                         tokio::time::sleep(self.retry.backoff(attempt)).await;
                         continue;
                     }
@@ -655,7 +702,11 @@ impl AsgardeoClient {
                 }
             };
             self.observe(op, Some(status), started);
+            if status.is_redirection() {
+                return Err(redirected(op, status, &self.tenant_url));
+            }
             if status.is_success() {
+                self.health.record_ok();
                 let t: wire::TokenResponse =
                     serde_json::from_slice(&body).map_err(|e| BackendError::Protocol {
                         operation: op.label(),
@@ -724,8 +775,50 @@ impl AsgardeoClient {
         url: Url,
         body: Option<Vec<u8>>,
     ) -> Result<Resp, BackendError> {
+        self.send_capped(op, method, url, body, None).await
+    }
+
+    /// Records a timeout in [`Health`] and says whether the attempt may be repeated: a timeout is
+    /// retried once per call, and not at all when the server was already degraded when the call
+    /// began (a tarpit then costs one timeout per call, and slots are freed for other backends).
+    fn note_timeout(
+        &self,
+        op: Operation,
+        e: &reqwest::Error,
+        timeouts: &mut u32,
+        was_degraded: bool,
+    ) -> bool {
+        if !e.is_timeout() {
+            return true;
+        }
+        *timeouts += 1;
+        self.health.record(
+            Misbehaviour::Timeout,
+            format!(
+                "{} at {} got no answer within {:?}",
+                op.label(),
+                self.tenant_url.as_str().trim_end_matches('/'),
+                self.request_timeout
+            ),
+        );
+        !was_degraded && *timeouts < 2
+    }
+
+    /// [`Self::send`]; `list_left`: a page of a list, which may read only what is left of the
+    /// list's [`MAX_LIST_BYTES`] (refused while streaming, as any body over the cap).
+    async fn send_capped(
+        &self,
+        op: Operation,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+        list_left: Option<usize>,
+    ) -> Result<Resp, BackendError> {
+        let cap = list_left.map_or(self.max_body_bytes, |l| l.min(self.max_body_bytes));
         // Creating twice is worse than failing once: see the module comment.
         let may_retry_after_send = method != Method::POST;
+        let was_degraded = self.health.is_degraded();
+        let mut timeouts = 0;
         let mut attempt = 0;
         let mut reauthenticated = false;
         let mut stale: Option<Secret> = None;
@@ -751,13 +844,19 @@ impl AsgardeoClient {
                 Ok(r) => {
                     let status = r.status();
                     let headers = r.headers().clone();
-                    match read_body(r, self.max_body_bytes).await {
+                    match read_body(r, cap).await {
                         Ok(b) => Ok((status, headers, b)),
                         Err(BodyError::Transport(e)) => Err(e),
                         Err(BodyError::TooLarge) => {
                             drop(permit);
                             self.observe(op, Some(status), started);
-                            return Err(too_large(op, self.max_body_bytes));
+                            // Said as the list's cap when it is the whole list that grew too big.
+                            if cap < self.max_body_bytes {
+                                return Err(self.list_too_large(op));
+                            }
+                            let e = too_large(op, cap, &self.tenant_url);
+                            self.health.record(Misbehaviour::Oversized, e.to_string());
+                            return Err(e);
                         }
                     }
                 }
@@ -769,7 +868,8 @@ impl AsgardeoClient {
                 Err(e) => {
                     self.observe(op, None, started);
                     let safe = e.is_connect() || may_retry_after_send;
-                    if safe && attempt < self.retry.max_attempts {
+                    let again = self.note_timeout(op, &e, &mut timeouts, was_degraded);
+                    if safe && again && attempt < self.retry.max_attempts {
                         tokio::time::sleep(self.retry.backoff(attempt)).await;
                         continue;
                     }
@@ -783,6 +883,10 @@ impl AsgardeoClient {
                 }
             };
             self.observe(op, Some(status), started);
+            if status.is_redirection() {
+                return Err(redirected(op, status, &self.tenant_url));
+            }
+            self.health.record_ok();
             if status.is_success() {
                 return Ok(Resp {
                     headers,
@@ -970,8 +1074,9 @@ impl AsgardeoClient {
     ) -> Result<Vec<I>, BackendError> {
         let mut out = Vec::new();
         let (mut offset, mut limit) = (0u64, u64::from(self.page_size));
-        // A misbehaving server must not keep us paging forever.
-        for _ in 0..10_000 {
+        let mut left = MAX_LIST_BYTES;
+        // A misbehaving server must not keep us paging forever, nor fill memory page by page.
+        for _ in 0..MAX_LIST_PAGES {
             let mut url = self.url(segments);
             {
                 let mut q = url.query_pairs_mut();
@@ -981,7 +1086,11 @@ impl AsgardeoClient {
                     q.append_pair("filter", f);
                 }
             }
-            let page: P = self.get_json(op, url).await?;
+            let resp = self
+                .send_capped(op, Method::GET, url, None, Some(left))
+                .await?;
+            left = left.saturating_sub(resp.body.len());
+            let page: P = Self::decode(op, &resp.body)?;
             let (page_items, links) = items(page);
             out.extend(page_items);
             match next_page(&links, &self.api_base) {
@@ -992,10 +1101,28 @@ impl AsgardeoClient {
                 _ => return Ok(out),
             }
         }
+        let message = format!(
+            "the list from {} did not end within {MAX_LIST_PAGES} pages (MAX_LIST_PAGES); refusing to read further",
+            self.tenant_url.as_str().trim_end_matches('/')
+        );
+        self.health
+            .record(Misbehaviour::TooManyPages, message.clone());
         Err(BackendError::Protocol {
             operation: op.label(),
-            message: "pagination did not end".into(),
+            message,
         })
+    }
+
+    fn list_too_large(&self, op: Operation) -> BackendError {
+        let message = format!(
+            "the list from {} is larger than {MAX_LIST_BYTES} bytes over all pages (MAX_LIST_BYTES); refused while reading",
+            self.tenant_url.as_str().trim_end_matches('/')
+        );
+        self.health.record(Misbehaviour::Oversized, message.clone());
+        BackendError::Protocol {
+            operation: op.label(),
+            message,
+        }
     }
 
     /// `name eq "..."`, or no filter when the name cannot be quoted (then every page is read and the

@@ -6,6 +6,7 @@
 //! API, whose request/response types live in [`wire`] (shared with the emulator).
 
 pub mod asgardeo;
+pub mod health;
 pub mod inventory;
 pub mod metrics;
 pub mod operation;

@@ -305,6 +305,16 @@ async fn apply(
     if let Some(problem) = crate::api::common::display_name_problem(&app.spec.display_name) {
         return Ok(Outcome::stalled("InvalidSpec", problem));
     }
+    // 0. Validate: a credentials Secret name the apiserver refuses (422) failed the write on every
+    // pass, retried every 5 s as a Kubernetes error; it needs a spec change, so say so once.
+    if let Some(why) = app
+        .spec
+        .credentials_secret
+        .as_ref()
+        .and_then(|s| invalid_secret_name(&s.name))
+    {
+        return Ok(Outcome::stalled("InvalidCredentialsSecretName", why));
+    }
     // 1. Dereference: backend, client, and the IdentityProviders of the flow.
     let (backend, client) = step!(managed::backend_client(ctx, &ns, &app.spec.backend_ref).await);
     let idps = step!(flow_idps(ctx, app, &ns).await);
@@ -865,6 +875,24 @@ async fn live_jit(
     Ok((jit, blocking))
 }
 
+/// Why `name` cannot be a Secret's name (a DNS-1123 subdomain: at most 253 characters of
+/// lowercase letters, digits, '-' and '.', each dot-separated part starting and ending with a
+/// letter or digit), or `None` when it can. Pure.
+pub fn invalid_secret_name(name: &str) -> Option<String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    (name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok)).then(|| {
+        format!(
+            "credentialsSecret name {name:?} is not a valid Secret name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters): choose another"
+        )
+    })
+}
+
 /// Writes the credentials to the Secret if this Application created it (or creates it); returns
 /// why not when the Secret is someone else's. `announce`: a `CredentialsWritten` Event (not when
 /// the application was created in the same pass).
@@ -1273,5 +1301,26 @@ mod tests {
             outcome("app-1", &fine, &[], None).conditions()[0].message,
             "application app-1 matches the spec"
         );
+    }
+
+    #[test]
+    fn secret_names_the_apiserver_refuses_are_caught_before_any_write() {
+        for ok in ["wiki-oidc", "a", "a.b-c", "0abc", &"a".repeat(253)] {
+            assert_eq!(invalid_secret_name(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "Wiki",
+            "wiki_oidc",
+            "-wiki",
+            "wiki-",
+            "a..b",
+            ".a",
+            "a b",
+            &"a".repeat(254),
+        ] {
+            let why = invalid_secret_name(bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert!(why.contains("not a valid Secret name"), "{why}");
+        }
     }
 }

@@ -137,6 +137,7 @@ pub const MANAGED: &[&str] = &[
     RECONCILING,
     STALLED,
     crate::api::conditions::INTERCONNECTION_CONFLICT,
+    crate::api::conditions::DEGRADED,
 ];
 
 #[cfg(test)]

@@ -14,10 +14,12 @@ use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
-use super::conditions::{self, Outcome};
+use super::conditions::{self, Cond, Outcome};
 use super::managed::BACKEND_FINALIZER;
 use super::{apply_status, jittered, publish, registry, Context, Error};
+use crate::api::conditions::DEGRADED;
 use crate::api::{IdentityBackend, IdentityBackendStatus};
+use crate::backend::health::Degraded;
 use crate::backend::operation::SCRIPT_SCOPE;
 use crate::backend::BackendError;
 
@@ -178,10 +180,21 @@ async fn apply(
             }
         },
     };
+    // Read after check_access, which may have been the call that timed out.
+    let degraded = ctx
+        .registry
+        .health(&ObjectRef::from_obj(backend.as_ref()))
+        .degraded();
+    let mut wanted = outcome.conditions();
+    wanted.extend(degraded_condition(degraded.as_ref()));
+    let requeue = match &degraded {
+        Some(d) => requeue.max(d.backoff),
+        None => requeue,
+    };
     let old = backend.status.clone().unwrap_or_default();
     status.conditions = conditions::merge(
         &old.conditions,
-        &outcome.conditions(),
+        &wanted,
         conditions::MANAGED,
         backend.metadata.generation,
         &now(),
@@ -198,6 +211,22 @@ async fn apply(
     }
     apply_status(api, backend.as_ref(), backend.status.as_ref(), &status).await?;
     Ok(Action::requeue(requeue))
+}
+
+/// The `Degraded` condition while the backend's server misbehaves, none otherwise. Pure.
+pub fn degraded_condition(degraded: Option<&Degraded>) -> Option<Cond> {
+    let d = degraded?;
+    Some(Cond::new(
+        DEGRADED,
+        true,
+        d.what.reason(),
+        // No counter or delay in the text: it would change, and be written, on every pass.
+        format!(
+            "{}; until it answers well again this backend's objects get one reconcile at a time and retry with a growing backoff (up to {:?}); other backends are not affected",
+            d.detail,
+            crate::backend::health::DEGRADED_BACKOFF_MAX
+        ),
+    ))
 }
 
 /// The current time for condition transitions.

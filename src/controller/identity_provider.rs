@@ -169,6 +169,9 @@ struct Observed {
     dependents: Vec<Dependent>,
     conflicts: Vec<ConflictEntry>,
     secret_version: Option<String>,
+    /// The pass got past the authenticator sync: the server has the client secret of
+    /// `secret_version`, whatever the pass ends in (a Block of the JIT disable comes later).
+    authenticator_synced: bool,
 }
 
 impl From<&IdentityProvider> for Observed {
@@ -182,6 +185,7 @@ impl From<&IdentityProvider> for Observed {
             dependents: old.dependents,
             conflicts: old.conflicts,
             secret_version: None,
+            authenticator_synced: false,
         }
     }
 }
@@ -239,6 +243,7 @@ async fn apply(
         created,
     };
     changed.extend(step!(sync_authenticator(&pass, &mut creds, seen).await));
+    seen.authenticator_synced = true;
     // 5. Under the Block gate: dependents from the server's live flows, the rule, JIT.
     let _gate = ctx
         .block_gate
@@ -854,9 +859,11 @@ async fn finish(
     // create-pending mark of a create this pass made.
     let mut marks = Vec::new();
     if let Some(v) = &observed.secret_version {
+        // Not only when Ready: a pass Block ended (JITDisableBlocked) pushed the secret too, and
+        // without the mark every resync of a blocked IdP read and pushed it again.
         if idp.annotations().get(SECRET_VERSION) != Some(v)
             && observed.id.is_some()
-            && outcome.is_ready()
+            && observed.authenticator_synced
         {
             marks.push((SECRET_VERSION, Some(v.as_str())));
         }

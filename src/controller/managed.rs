@@ -921,18 +921,18 @@ pub async fn identify<K: Managed>(
             } else {
                 format!("adopted the existing {noun} {} ({})", f.name, f.id)
             };
-            publish(ctx, obj, EventType::Normal, reason, "Adopt", note).await;
-            apply_status(api, obj, None, &obj.status_with_id(&f.id)).await?;
-            ctx.memo.remember_id(&uid, &f.id);
-            if me.pending.is_some() {
-                annotate(api, obj, CREATE_PENDING, None).await?;
-            }
             let read = read_of(&f.id);
-            Ok(Identified::Ours {
-                id: f.id,
-                created: false,
+            take_over(
+                ctx,
+                api,
+                obj,
+                reason,
+                note,
+                f.id,
+                me.pending.is_some(),
                 read,
-            })
+            )
+            .await
         }
         IdentityPlan::Clash {
             reason,
@@ -967,21 +967,55 @@ pub async fn identify<K: Managed>(
             let id = match create(obj.server_description()).await {
                 Ok(id) => id,
                 Err(e) => {
+                    let conflict = matches!(e, BackendError::AlreadyExists { .. });
+                    let committed = may_have_committed(&e);
+                    // The mark is set (by this pass or by claim): the object the server may hold
+                    // under this name is ours if it carries our uid marker. Look before clearing:
+                    // a create that committed but whose answer was lost or unusable would
+                    // otherwise end AlreadyExists forever, its server object leaked on delete.
+                    // Not after no answer at all (a timeout, a cut connection): the lookup would
+                    // most likely wait as long again; the mark stays and the next pass looks.
+                    let answered = !matches!(e, BackendError::Transient { status: None, .. });
+                    if (conflict && seen.by_name.is_none()) || (committed && answered) {
+                        let mine = Identity {
+                            pending: Some(uid.as_str()),
+                            ..me.clone()
+                        };
+                        match after_failed_create(kind, client, &mine, &seen, &others).await {
+                            Ok(Some(AfterCreate::Recover(f))) => {
+                                let note = format!(
+                                    "the server kept {noun} {} although its answer to the create was unusable ({e}); it carries this object's uid: taking it over",
+                                    f.id
+                                );
+                                return take_over(
+                                    ctx,
+                                    api,
+                                    obj,
+                                    "Recovered",
+                                    note,
+                                    f.id,
+                                    true,
+                                    None,
+                                )
+                                .await;
+                            }
+                            Ok(Some(AfterCreate::Stop(stop))) => {
+                                annotate(api, obj, CREATE_PENDING, None).await?;
+                                return Ok(stop);
+                            }
+                            Ok(None) => {}
+                            // The lookup failing too says nothing new: keep the mark, report the
+                            // create's error (a later pass looks again).
+                            Err(lookup) if committed => {
+                                tracing::debug!(error = %lookup, "lookup after a failed create failed");
+                            }
+                            Err(lookup) => return Err(lookup),
+                        }
+                    }
                     // A definite refusal made nothing: the mark must not make a later pass
                     // "recover" whatever someone else creates under this name.
-                    if !e.is_retryable() {
+                    if !committed {
                         annotate(api, obj, CREATE_PENDING, None).await?;
-                    }
-                    let taken =
-                        matches!(e, BackendError::AlreadyExists { .. }) && seen.by_name.is_none();
-                    if taken {
-                        let me = Identity {
-                            pending: None,
-                            ..me
-                        };
-                        if let Some(stop) = name_taken(kind, client, &me, &seen, &others).await? {
-                            return Ok(stop);
-                        }
                     }
                     return Err(super::backend_err(format!("creating the {noun}"))(e));
                 }
@@ -1003,15 +1037,32 @@ pub async fn identify<K: Managed>(
     }
 }
 
-/// A create refused with a name conflict that observe did not look up (a brand-new object): look
-/// the name up now and plan again, so the clash is reported exactly as if it had been seen first.
-async fn name_taken(
+/// True when a failed create may still have made the object: the request reached the server and
+/// its answer was lost (timeout, cut connection, 5xx) or unusable (no `Location`, an oversized or
+/// unreadable body, a redirect). Only a definite refusal (4xx) proves nothing was made. Pure.
+pub fn may_have_committed(e: &BackendError) -> bool {
+    e.is_retryable() || matches!(e, BackendError::Protocol { .. })
+}
+
+/// What a lookup by name after a failed create found.
+enum AfterCreate {
+    /// Our own object (it carries our uid marker): the create did commit.
+    Recover(Found),
+    /// Someone else's: report the clash.
+    Stop(Identified),
+}
+
+/// A create that failed with a name conflict observe did not look up (a brand-new object), or
+/// whose answer was lost or unusable: look the name up now and plan again with our create-pending
+/// mark, so that our own object is recovered by its uid marker and anyone else's is reported
+/// exactly as if it had been seen first. `None` when nothing of that name is found.
+async fn after_failed_create(
     kind: ServerKind,
     client: &dyn IdentityServer,
     me: &Identity<'_>,
     seen: &Observation,
     others: &[Claim],
-) -> Result<Option<Identified>, Error> {
+) -> Result<Option<AfterCreate>, Error> {
     let noun = kind.noun();
     let by_name = kind
         .find(client, me.display_name)
@@ -1025,13 +1076,41 @@ async fn name_taken(
         by_name,
     };
     Ok(match plan_identity(kind, me, &again, others) {
+        IdentityPlan::Recover(f) => Some(AfterCreate::Recover(f)),
         IdentityPlan::Clash {
             reason, message, ..
-        } => Some(Identified::Stop {
+        } => Some(AfterCreate::Stop(Identified::Stop {
             outcome: Outcome::stalled(reason, message),
             id: None,
-        }),
+        })),
         _ => None,
+    })
+}
+
+/// Takes a found server object over (adopted, or recovered by its uid marker): Event, id to
+/// status, and the create-pending mark (`pending`: it is set) removed once the id is there.
+#[allow(clippy::too_many_arguments)]
+async fn take_over<K: Managed>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    reason: &'static str,
+    note: String,
+    id: String,
+    pending: bool,
+    read: Option<Read>,
+) -> Result<Identified, Error> {
+    let uid = obj.uid().unwrap_or_default();
+    publish(ctx, obj, EventType::Normal, reason, "Adopt", note).await;
+    apply_status(api, obj, None, &obj.status_with_id(&id)).await?;
+    ctx.memo.remember_id(&uid, &id);
+    if pending {
+        annotate(api, obj, CREATE_PENDING, None).await?;
+    }
+    Ok(Identified::Ours {
+        id,
+        created: false,
+        read,
     })
 }
 

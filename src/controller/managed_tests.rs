@@ -1123,3 +1123,82 @@ fn a_secret_is_used_only_with_the_label_of_that_use() {
         "{m}"
     );
 }
+
+#[test]
+fn a_create_whose_answer_was_lost_or_unusable_keeps_its_mark() {
+    let transient = BackendError::Transient {
+        status: None,
+        message: "timed out".into(),
+        attempts: 1,
+        code: None,
+        trace_id: None,
+    };
+    let no_location = BackendError::Protocol {
+        operation: "create_idp",
+        message: "no Location header".into(),
+    };
+    let refused = BackendError::Invalid {
+        status: 400,
+        code: Some("IDP-60025".into()),
+        message: None,
+        description: None,
+        trace_id: None,
+    };
+    let conflict = BackendError::AlreadyExists {
+        resource: "identity provider",
+        code: None,
+        description: None,
+        trace_id: None,
+    };
+    let cases = [
+        ("timeout or cut connection", transient, true),
+        (
+            "2xx without Location, oversized, redirect",
+            no_location,
+            true,
+        ),
+        ("429", BackendError::RateLimited { retry_after: None }, true),
+        ("400: nothing made", refused, false),
+        ("409: nothing made by this POST", conflict, false),
+        (
+            "401",
+            BackendError::Unauthorized {
+                message: "no".into(),
+            },
+            false,
+        ),
+    ];
+    for (name, e, want) in cases {
+        assert_eq!(may_have_committed(&e), want, "{name}");
+    }
+}
+
+#[test]
+fn after_a_conflict_our_marker_recovers_and_a_foreign_object_clashes() {
+    let me = Identity {
+        uid: UID,
+        display_name: "Google",
+        owner: OWNER,
+        adopt: false,
+        pending: Some(UID),
+    };
+    let ours = Observation {
+        by_id: ById::NotRecorded,
+        by_name: Some(found("i1", "Google", Some(&owner_marker(UID)))),
+    };
+    assert_eq!(
+        plan_identity(ServerKind::IdentityProvider, &me, &ours, &[]),
+        IdentityPlan::Recover(found("i1", "Google", Some(&owner_marker(UID))))
+    );
+    let foreign = Observation {
+        by_id: ById::NotRecorded,
+        by_name: Some(found("i2", "Google", Some("someone's"))),
+    };
+    assert!(matches!(
+        plan_identity(ServerKind::IdentityProvider, &me, &foreign, &[]),
+        IdentityPlan::Clash {
+            reason: "AlreadyExists",
+            ..
+        }
+    ));
+}

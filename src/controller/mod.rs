@@ -87,6 +87,9 @@ pub struct Context {
     /// The last successful pass of each object, so that a reconcile with no new input skips the
     /// server until the resync.
     pub memo: memo::Memo,
+    /// Reconciles at once per kind (`--concurrency`): what each backend's share of the slots is
+    /// taken from (see [`registry::slot_share`]).
+    pub concurrency: usize,
 }
 
 /// The parts of an Application its IdentityProviders care about: generation, server id, deleting,

@@ -1,9 +1,15 @@
 //! One identity-server client per IdentityBackend, rebuilt only when the backend's spec or its
 //! credentials Secret changes. This is what keeps the operator at one token per backend instead of a
 //! login per reconcile.
+//!
+//! It also keeps, per backend, what makes backends independent of each other (issue 24 item 4):
+//! the backend's [`Health`] (timeouts and exceeded caps its client saw) and its share of the
+//! reconcile slots ([`BackendRegistry::enter`]). The controllers' slots are shared by every
+//! backend, so without a share a tarpit server would hold all of them while its requests time out.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use kube::core::PartialObjectMeta;
@@ -14,6 +20,7 @@ use tokio::sync::Mutex;
 use super::{read_secret, secret_value};
 use crate::api::IdentityBackend;
 use crate::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, Target};
+use crate::backend::health::Health;
 use crate::backend::{BackendMetrics, IdentityServer, Secret};
 use crate::flow::LocalAccountAuthenticators;
 
@@ -59,24 +66,121 @@ impl ResolveError {
 /// A client with the fingerprint of the spec and Secrets it was built from.
 type Cached = (String, Arc<dyn IdentityServer>);
 
+/// Which controller a reconcile slot belongs to: each has its own `--concurrency` slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SlotKind {
+    /// The IdentityProvider controller.
+    IdentityProvider,
+    /// The Application controller.
+    Application,
+}
+
+/// Reconciles running per (controller, backend).
+type InFlight = HashMap<(SlotKind, ObjectRef<IdentityBackend>), usize>;
+
+/// A reconcile slot of one backend, held for the whole reconcile; given back on drop.
+pub struct Slot {
+    in_flight: Arc<std::sync::Mutex<InFlight>>,
+    key: (SlotKind, ObjectRef<IdentityBackend>),
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut m = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = m.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// How many of a controller's `concurrency` slots one backend may hold at once. Pure.
+/// A degraded backend (timeouts, oversized answers) gets one; with several backends a healthy one
+/// gets half (so a backend that turns into a tarpit can take at most half before it is seen to
+/// be degraded, and then one); a backend alone in its scope gets them all, as before. `backends`
+/// is 0 while the backends' cache is not filled yet: then the count is unknown, and half it is.
+pub fn slot_share(concurrency: usize, backends: usize, degraded: bool) -> usize {
+    let concurrency = concurrency.max(1);
+    if degraded {
+        1
+    } else if backends == 1 {
+        concurrency
+    } else {
+        (concurrency / 2).max(1)
+    }
+}
+
 /// The cache of clients, keyed by backend.
 pub struct BackendRegistry {
     clients: Mutex<HashMap<ObjectRef<IdentityBackend>, Cached>>,
     secrets: Store<PartialObjectMeta<KubeSecret>>,
     metrics: Arc<BackendMetrics>,
+    /// Per backend, kept when its client is rebuilt (a new Secret does not make a tarpit healthy).
+    health: std::sync::Mutex<HashMap<ObjectRef<IdentityBackend>, Arc<Health>>>,
+    /// Reconciles in flight per controller and backend (see [`BackendRegistry::enter`]).
+    in_flight: Arc<std::sync::Mutex<InFlight>>,
+    /// Timeout of one request attempt of every client built here (`--backend-request-timeout`).
+    request_timeout: Duration,
 }
 
 impl BackendRegistry {
-    /// A registry that reads Secret versions from `secrets` (a metadata-only cache).
+    /// A registry that reads Secret versions from `secrets` (a metadata-only cache); every client
+    /// it builds gives one request attempt `request_timeout`.
     pub fn new(
         secrets: Store<PartialObjectMeta<KubeSecret>>,
         metrics: Arc<BackendMetrics>,
+        request_timeout: Duration,
     ) -> Self {
         Self {
             clients: Mutex::default(),
             secrets,
             metrics,
+            health: Default::default(),
+            in_flight: Default::default(),
+            request_timeout,
         }
+    }
+
+    /// The health of `backend`'s server, as its clients saw it.
+    pub fn health(&self, backend: &ObjectRef<IdentityBackend>) -> Arc<Health> {
+        self.health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(backend.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// A reconcile slot of `backend` for controller `kind`, or `None` when the backend already
+    /// holds its share ([`slot_share`]) of the controller's `concurrency`: the caller then
+    /// requeues instead of waiting, so that it frees the controller's slot for other backends.
+    pub fn enter(
+        &self,
+        kind: SlotKind,
+        backend: &ObjectRef<IdentityBackend>,
+        concurrency: usize,
+        backends: usize,
+    ) -> Option<Slot> {
+        let share = slot_share(concurrency, backends, self.health(backend).is_degraded());
+        let key = (kind, backend.clone());
+        let mut m = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = m.entry(key.clone()).or_default();
+        if *n >= share {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            in_flight: self.in_flight.clone(),
+            key,
+        })
     }
 
     /// The resourceVersion of a Secret in the metadata cache (`None` when it does not exist).
@@ -145,6 +249,8 @@ impl BackendRegistry {
         };
         let mut config =
             AsgardeoConfig::new(target(backend)?, client_id, Secret::new(client_secret));
+        config.request_timeout = self.request_timeout;
+        config.health = self.health(&key);
         config.ca_bundle_pem = ca_pem.map(String::into_bytes);
         config.allow_insecure_http = spec
             .wso2_identity_server
@@ -224,4 +330,67 @@ pub fn local_account_authenticators(backend: &IdentityBackend) -> LocalAccountAu
         .clone()
         .map(LocalAccountAuthenticators::from_names)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::health::Misbehaviour;
+
+    #[test]
+    fn a_backend_gets_all_slots_alone_half_with_others_one_when_degraded() {
+        // (concurrency, backends, degraded) -> share
+        let table = [
+            (8, 1, false, 8),
+            (8, 0, false, 4),
+            (8, 2, false, 4),
+            (8, 5, false, 4),
+            (1, 2, false, 1),
+            (3, 2, false, 1),
+            (8, 1, true, 1),
+            (8, 3, true, 1),
+            (0, 1, false, 1),
+        ];
+        for (concurrency, backends, degraded, want) in table {
+            assert_eq!(
+                slot_share(concurrency, backends, degraded),
+                want,
+                "{concurrency} {backends} {degraded}"
+            );
+        }
+    }
+
+    #[test]
+    fn slots_are_counted_per_controller_and_backend_and_given_back() {
+        let (secrets, _writer) = kube::runtime::reflector::store();
+        let r = BackendRegistry::new(
+            secrets,
+            Arc::new(BackendMetrics::default()),
+            Duration::from_secs(1),
+        );
+        let slow = ObjectRef::<IdentityBackend>::new("slow").within("a");
+        let fast = ObjectRef::<IdentityBackend>::new("fast").within("b");
+        let kind = SlotKind::IdentityProvider;
+        let held: Vec<Slot> = (0..2)
+            .map(|_| r.enter(kind, &slow, 4, 2).expect("within the share"))
+            .collect();
+        assert!(r.enter(kind, &slow, 4, 2).is_none(), "share of 2 used up");
+        assert!(
+            r.enter(kind, &fast, 4, 2).is_some(),
+            "other backends unaffected"
+        );
+        assert!(
+            r.enter(SlotKind::Application, &slow, 4, 2).is_some(),
+            "the other controller has its own slots"
+        );
+        drop(held);
+        r.health(&slow).record(Misbehaviour::Timeout, "timed out");
+        let one = r.enter(kind, &slow, 4, 2).expect("one slot while degraded");
+        assert!(
+            r.enter(kind, &slow, 4, 2).is_none(),
+            "only one while degraded"
+        );
+        drop(one);
+        assert!(r.enter(kind, &slow, 4, 2).is_some(), "given back on drop");
+    }
 }

@@ -17,6 +17,8 @@ use kube::runtime::{predicates, watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use super::managed::Managed;
+use super::registry::SlotKind;
 use super::{
     application, identity_backend, identity_provider, recorder, BackendRegistry, Context, Error,
 };
@@ -39,9 +41,15 @@ pub struct RunArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
-    /// Reconciles running at once per kind.
+    /// Reconciles running at once per kind. With several IdentityBackends one backend holds at
+    /// most half of them (one while its server times out or sends oversized answers), so a
+    /// broken server cannot stall the others.
     #[arg(long, default_value_t = 8)]
     pub concurrency: u16,
+    /// Timeout of one request attempt to an identity server (connect, headers and body). A
+    /// timeout is retried at most once per call, and not while that server keeps timing out.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub backend_request_timeout: Duration,
     /// Take a Lease before reconciling, so that several replicas are safe (one is active).
     #[arg(long)]
     pub leader_elect: bool,
@@ -536,7 +544,7 @@ async fn controllers(
         backends: backends.clone(),
         idps: idps.clone(),
         apps: apps.clone(),
-        registry: BackendRegistry::new(secrets, backend_metrics),
+        registry: BackendRegistry::new(secrets, backend_metrics, args.backend_request_timeout),
         index: Mutex::new(DependencyIndex::default()),
         app_seen: Mutex::default(),
         idp_seen: Mutex::default(),
@@ -545,6 +553,7 @@ async fn controllers(
         resync,
         block_gate: Default::default(),
         memo: Default::default(),
+        concurrency: usize::from(args.concurrency.max(1)),
     });
     tracing::info!(namespace = %scope, resync = ?resync, "starting controllers");
     let (b, i, a) = (backends.clone(), idps.clone(), apps.clone());
@@ -605,8 +614,11 @@ async fn controllers(
         })
         .graceful_shutdown_on(stop.clone())
         .run(
-            timed("IdentityProvider", identity_provider::reconcile),
-            error_policy,
+            timed(
+                "IdentityProvider",
+                fair(SlotKind::IdentityProvider, identity_provider::reconcile),
+            ),
+            managed_error_policy,
             ctx.clone(),
         )
         .for_each(|_| futures::future::ready(()));
@@ -626,8 +638,11 @@ async fn controllers(
         })
         .graceful_shutdown_on(stop.clone())
         .run(
-            timed("Application", application::reconcile),
-            error_policy,
+            timed(
+                "Application",
+                fair(SlotKind::Application, application::reconcile),
+            ),
+            managed_error_policy,
             ctx.clone(),
         )
         .for_each(|_| futures::future::ready(()));
@@ -728,6 +743,68 @@ where
     }
 }
 
+/// How soon an object retries when its backend already holds its share of the reconcile slots
+/// (and is not degraded, else the backend's backoff applies): long enough not to spin, short
+/// enough that a healthy backend's queue drains at the speed of its slots.
+const SLOT_BUSY_REQUEUE: Duration = Duration::from_secs(1);
+
+/// The object's backend, as the registry keys it.
+fn backend_key<K: Managed>(obj: &K) -> ObjectRef<IdentityBackend> {
+    ObjectRef::new(&obj.backend().name).within(&obj.namespace().unwrap_or_default())
+}
+
+/// Runs a reconciler inside a reconcile slot of the object's backend
+/// ([`BackendRegistry::enter`]). When the backend holds its share already, the reconcile is
+/// requeued at once (after the backend's backoff when it is degraded) instead of waiting: a
+/// waiting reconcile would hold one of the controller's slots, which is what let one tarpit
+/// server stall every backend.
+fn fair<K, F, Fut>(
+    kind: SlotKind,
+    f: F,
+) -> impl Fn(Arc<K>, Arc<Context>) -> ReconcileFuture + Send + Sync + Clone + 'static
+where
+    K: Managed,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    move |obj, ctx| {
+        let f = f.clone();
+        Box::pin(async move {
+            let backend = backend_key(obj.as_ref());
+            // Zero before the backends' cache is filled (it is swapped in whole): slot_share
+            // then gives the half share. Not Store::wait_until_ready: its one-shot wakes only the
+            // last of several waiters, which left concurrent reconciles parked for good.
+            let backends = ctx.backends.state().len();
+            let Some(slot) = ctx
+                .registry
+                .enter(kind, &backend, ctx.concurrency, backends)
+            else {
+                let wait = ctx
+                    .registry
+                    .health(&backend)
+                    .degraded()
+                    .map_or(SLOT_BUSY_REQUEUE, |d| d.backoff);
+                return Ok(Action::requeue(wait + super::jittered(wait) / 10));
+            };
+            let result = f(obj, ctx).await;
+            drop(slot);
+            result
+        })
+    }
+}
+
+/// [`error_policy`], but never sooner than the backoff of the object's backend while that
+/// backend is degraded: its objects slow down, the others keep their pace.
+fn managed_error_policy<K: Managed>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let backoff = ctx
+        .registry
+        .health(&backend_key(obj.as_ref()))
+        .degraded()
+        .map(|d| d.backoff);
+    tracing::warn!(object = %ObjectRef::from_obj(obj.as_ref()), error = %error, "reconcile failed");
+    Action::requeue(retry_delay(error).max(backoff.unwrap_or_default()))
+}
+
 /// Transient failures back off briefly; everything else waits longer (a spec or Secret change
 /// triggers a reconcile sooner anyway).
 fn error_policy<K: Resource<DynamicType = ()>>(
@@ -736,7 +813,12 @@ fn error_policy<K: Resource<DynamicType = ()>>(
     _ctx: Arc<Context>,
 ) -> Action {
     tracing::warn!(object = %ObjectRef::from_obj(obj.as_ref()), error = %error, "reconcile failed");
-    let retry = match error {
+    Action::requeue(retry_delay(error))
+}
+
+/// The requeue delay after `error` (see [`error_policy`]). Pure.
+fn retry_delay(error: &Error) -> Duration {
+    match error {
         Error::Backend { source, .. } => match source {
             crate::backend::BackendError::RateLimited {
                 retry_after: Some(d),
@@ -746,8 +828,7 @@ fn error_policy<K: Resource<DynamicType = ()>>(
         },
         Error::Kube(_) => Duration::from_secs(5),
         _ => Duration::from_secs(30),
-    };
-    Action::requeue(retry)
+    }
 }
 
 #[cfg(test)]

@@ -40,6 +40,54 @@ pub struct Faults {
     pub retry_after_secs: u64,
     /// Overrides the configured token lifetime for tokens issued from now on, seconds.
     pub token_lifetime_secs: Option<u64>,
+    /// The next N creates (IdP or application POSTs that succeed) are committed, then answered
+    /// as `spoiled_create` says: a create whose answer is lost or unusable.
+    pub spoil_next_creates: u32,
+    /// How the answer of a spoiled create goes wrong.
+    pub spoiled_create: SpoiledCreate,
+}
+
+/// How [`Faults::spoil_next_creates`] spoils the answer of a committed create.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SpoiledCreate {
+    /// 201 without a `Location` header (the id is unknown to the client).
+    #[default]
+    NoLocation,
+    /// 201 with `Location` and a body larger than the client's cap (8 MiB).
+    Oversized,
+    /// No answer at all: the request hangs until the client gives up (a lost response).
+    Hang,
+}
+
+/// The body of an [`SpoiledCreate::Oversized`] answer: twice the client's default cap.
+const OVERSIZED_BODY: usize = 2 * crate::backend::asgardeo::DEFAULT_MAX_BODY_BYTES;
+
+/// Takes one spoiled create off the faults, if any is left.
+fn take_spoiled_create(shared: &Shared) -> Option<SpoiledCreate> {
+    let mut f = lock(&shared.faults);
+    if f.spoil_next_creates == 0 {
+        return None;
+    }
+    f.spoil_next_creates -= 1;
+    Some(f.spoiled_create)
+}
+
+/// The answer of a create that committed, spoiled as `how` says.
+async fn spoiled(how: SpoiledCreate, reply: Reply) -> Response {
+    match how {
+        SpoiledCreate::NoLocation => StatusCode::CREATED.into_response(),
+        SpoiledCreate::Oversized => {
+            let mut resp = reply.into_response();
+            *resp.body_mut() = axum::body::Body::from(vec![b' '; OVERSIZED_BODY]);
+            resp
+        }
+        SpoiledCreate::Hang => {
+            // Far beyond any client timeout; the client closing the connection ends it sooner.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            reply.into_response()
+        }
+    }
 }
 
 /// Request counters. Readable with `GET /_emulator/stats`.
@@ -431,15 +479,25 @@ async fn api_inner(
         scopes: &scopes,
         ignore_name_case: shared.ignore_name_case,
     };
-    let mut tenants = lock(&shared.tenants);
-    let st: &mut TenantState = tenants.entry(tenant.to_owned()).or_default();
-    let reply: Reply = if op.is_idp() {
-        super::idp::handle(op, &ids, &ctx, st)?
-    } else {
-        super::app::handle(op, &ids, &ctx, st)?
+    let reply = {
+        let mut tenants = lock(&shared.tenants);
+        let st: &mut TenantState = tenants.entry(tenant.to_owned()).or_default();
+        let reply: Reply = if op.is_idp() {
+            super::idp::handle(op, &ids, &ctx, st)?
+        } else {
+            super::app::handle(op, &ids, &ctx, st)?
+        };
+        if op.is_write() {
+            shared.persist(&tenants);
+        }
+        reply
     };
-    if op.is_write() {
-        shared.persist(&tenants);
+    // The object is stored by now (the lock is released): only the answer goes wrong.
+    if matches!(op, Operation::CreateIdp | Operation::CreateApplication) {
+        if let Some(how) = take_spoiled_create(shared) {
+            lock(&shared.stats).faults_injected += 1;
+            return Ok(spoiled(how, reply).await);
+        }
     }
     Ok(reply.into_response())
 }

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use filter::Filter;
-pub use http::{Faults, Stats};
+pub use http::{Faults, SpoiledCreate, Stats};
 pub use state::{StoredApp, StoredIdp, TenantState};
 
 use crate::backend::Secret;
