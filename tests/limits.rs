@@ -12,7 +12,7 @@ use identity_operator::emulator::{Emulator, EmulatorConfig, Faults, SpoiledCreat
 
 const T: Duration = Duration::from_secs(90);
 
-const GH_SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: gh-oauth}\nstringData: {client-secret: gh-secret-value}\n";
+const GH_SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata: {name: gh-oauth, labels: {identity-operator.io/use: identity-provider-client-secret}}\nstringData: {client-secret: gh-secret-value}\n";
 
 fn idp_yaml(name: &str, backend: &str) -> String {
     format!(
@@ -166,7 +166,7 @@ async fn a_tarpit_backend_does_not_stall_the_others_and_says_so() {
         r#"
 apiVersion: v1
 kind: Secret
-metadata: {{name: slow-m2m}}
+metadata: {{name: slow-m2m, labels: {{identity-operator.io/use: backend-credentials}}}}
 stringData: {{client-id: {CLIENT_ID}, client-secret: {tarpit_secret}}}
 ---
 apiVersion: identity-operator.io/v1alpha1
