@@ -647,3 +647,79 @@ async fn rename_in_place_clash_and_server_errors_reach_the_object() {
     env.wait_condition("IdentityProvider", "alpha", "Ready", "True", T)
         .await;
 }
+
+/// Issue 24 item 6: after a RenameClash the IdP's new displayName is another identity provider's on
+/// the server; an Application that uses the IdP must not point its flow at that foreign IdP.
+#[tokio::test]
+async fn a_rename_clash_never_sends_a_flow_through_the_foreign_idp() {
+    let mut env = TestEnv::new("renameflow").await;
+    env.create_backend("asgardeo").await;
+    env.start_operator(&[]);
+    env.apply(&idp("google", "Google", true, ""))
+        .await
+        .expect("idp");
+    env.apply(&app("payroll", "Payroll", None, GOOGLE_ONLY))
+        .await
+        .expect("app");
+    env.wait_condition("Application", "payroll", "Ready", "True", T)
+        .await;
+    env.server()
+        .create_idp(&NewIdp {
+            name: "Beta".into(),
+            description: None,
+            image: None,
+            authenticator: google_authenticator(),
+            jit: None,
+            jwks_uri: None,
+        })
+        .await
+        .expect("a foreign IdP");
+    env.patch(
+        "IdentityProvider",
+        "google",
+        json!({"spec": {"displayName": "Beta"}}),
+    )
+    .await
+    .expect("rename");
+    let c = env
+        .wait_condition("IdentityProvider", "google", "Ready", "False", T)
+        .await;
+    assert_eq!(c["reason"], "RenameClash", "{c}");
+    // A change of the application makes it run a full pass with the clashing name in its cache.
+    env.patch(
+        "Application",
+        "payroll",
+        json!({"spec": {"description": "touched"}}),
+    )
+    .await
+    .expect("touch");
+    let c = env
+        .wait_condition("Application", "payroll", "Ready", "False", T)
+        .await;
+    assert_eq!(c["reason"], "IdentityProviderNotReady", "{c}");
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("RenameClash"),
+        "{c}"
+    );
+    let idps_in_flow: Vec<String> = env.emulator.with_tenant(common::TENANT, |t| {
+        t.apps
+            .iter()
+            .find(|a| a.name == "Payroll")
+            .map(|a| {
+                a.sequence
+                    .steps
+                    .iter()
+                    .flatten()
+                    .flat_map(|s| s.options.iter().map(|o| o.idp.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    assert!(
+        idps_in_flow.contains(&"Google".to_string()) && !idps_in_flow.contains(&"Beta".to_string()),
+        "the flow still goes through Google, never through the foreign Beta: {idps_in_flow:?}"
+    );
+}

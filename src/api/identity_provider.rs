@@ -279,6 +279,18 @@ impl ProviderType {
     }
 }
 
+impl IdentityProvider {
+    /// The name login flows on the server use for this identity provider: `status.serverName`
+    /// when recorded, else `spec.displayName` (an object from before the field, or not yet on the
+    /// server).
+    pub fn server_name(&self) -> &str {
+        self.status
+            .as_ref()
+            .and_then(|s| s.server_name.as_deref())
+            .unwrap_or(&self.spec.display_name)
+    }
+}
+
 impl IdentityProviderSpec {
     /// Which type is set. The CRD's CEL rule guarantees exactly one; `None` only for objects that
     /// bypassed validation.
@@ -312,6 +324,12 @@ pub struct IdentityProviderStatus {
     /// The identity provider's id on the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The name the server object has, as this operator last made or saw it: what login flows on
+    /// the server reference. It differs from spec.displayName while a rename is not on the server
+    /// (not yet pushed, or refused as a RenameClash), and Applications use it, never a name that may
+    /// be another identity provider's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
     /// JIT provisioning as observed on the server: Enabled or Disabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jit: Option<String>,

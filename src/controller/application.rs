@@ -254,6 +254,26 @@ fn idp_ready(idp: &IdentityProvider) -> bool {
         .is_some_and(|s| s.id.is_some() && s.observed_generation.is_some())
 }
 
+/// Why an IdentityProvider's `displayName` cannot stand for it in a flow yet: its rename onto a name
+/// the server already gives another identity provider was refused (`RenameClash`), so the server
+/// object still has its old name and the new one is somebody else's. Resolving the reference by the
+/// spec's name would push this application's flow through that foreign IdP. Pure.
+fn rename_pending(idp: &IdentityProvider) -> Option<String> {
+    let ready = idp
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")?;
+    (ready.status == "False" && ready.reason == "RenameClash").then(|| {
+        format!(
+            "waiting for IdentityProvider {}: its displayName {:?} is another identity provider's on the server (RenameClash), so the flow is not pointed at it",
+            idp.metadata.name.as_deref().unwrap_or_default(),
+            idp.spec.display_name
+        )
+    })
+}
+
 /// A referenced IdentityProvider from the cache; when the cache has it missing or not ready yet, read
 /// it from the apiserver. The trigger that started this reconcile came on another watch than the
 /// cache's, so the cache may lag behind it by a moment; without the read the application would wait
@@ -487,6 +507,9 @@ async fn flow_idps(
             );
             return Ok(Err(Outcome::progressing("IdentityProviderNotReady", msg)));
         }
+        if let Some(msg) = rename_pending(&idp) {
+            return Ok(Err(Outcome::progressing("IdentityProviderNotReady", msg)));
+        }
         if idp.spec.backend_ref != spec.backend_ref {
             let msg = format!("IdentityProvider {} is on backend {}, this application on {}: a login flow can only use providers of its own backend",
                 r.name, idp.spec.backend_ref.name, spec.backend_ref.name);
@@ -507,7 +530,7 @@ fn desired(
     let resolve = |name: &str| {
         let idp = idps.get(name)?;
         Some((
-            idp.spec.display_name.clone(),
+            idp.server_name().to_string(),
             idp.spec.provider_type()?.authenticator_name().to_string(),
         ))
     };
@@ -682,7 +705,7 @@ fn status_conflicts(
 ) -> Vec<AppConflictEntry> {
     let by_server_name: BTreeMap<&str, &str> = idps
         .iter()
-        .map(|(k, i)| (i.spec.display_name.as_str(), k.as_str()))
+        .map(|(k, i)| (i.server_name(), k.as_str()))
         .collect();
     let analysis = flow::check_flow(
         &app.spec.display_name,
@@ -784,11 +807,11 @@ fn cached_jit(idps: &HashMap<String, Arc<IdentityProvider>>) -> LiveJit {
             .is_some_and(|s| s.id.is_some() && s.jit.as_deref() == Some("Enabled"));
         let declared = Jit::from(idp.spec.jit.as_ref().map(|j| j.enabled));
         jit.insert(
-            idp.spec.display_name.clone(),
+            idp.server_name().to_string(),
             effective_jit(declared, on_server),
         );
         if idp.spec.conflict_policy == ConflictPolicy::Block {
-            blocking.insert(idp.spec.display_name.clone());
+            blocking.insert(idp.server_name().to_string());
         }
     }
     (jit, blocking)
@@ -865,11 +888,11 @@ async fn live_jit(
         };
         let declared = Jit::from(idp.spec.jit.as_ref().map(|j| j.enabled));
         jit.insert(
-            idp.spec.display_name.clone(),
+            idp.server_name().to_string(),
             effective_jit(declared, on_server),
         );
         if idp.spec.conflict_policy == ConflictPolicy::Block {
-            blocking.insert(idp.spec.display_name.clone());
+            blocking.insert(idp.server_name().to_string());
         }
     }
     Ok((jit, blocking))
@@ -1301,6 +1324,32 @@ mod tests {
             outcome("app-1", &fine, &[], None).conditions()[0].message,
             "application app-1 matches the spec"
         );
+    }
+
+    /// Issue 24: an IdP whose rename clashed is not resolved by its new (foreign) name.
+    #[test]
+    fn a_rename_clash_is_not_resolved_by_the_foreign_name() {
+        let idp = |reason: &str, status: &str| -> IdentityProvider {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "identity-operator.io/v1alpha1", "kind": "IdentityProvider",
+                "metadata": {"name": "google", "namespace": "n"},
+                "spec": {"backendRef": {"name": "b"}, "displayName": "Beta",
+                         "google": {"clientID": "c", "clientSecretRef": {"name": "s", "key": "k"}}},
+                "status": {"id": "i1", "observedGeneration": 2, "conditions": [{
+                    "type": "Ready", "status": status, "reason": reason, "message": "m",
+                    "lastTransitionTime": "2026-12-03T00:00:00Z"}]}
+            }))
+            .expect("idp")
+        };
+        let m = rename_pending(&idp("RenameClash", "False")).expect("waits");
+        assert!(m.contains("\"Beta\"") && m.contains("RenameClash"), "{m}");
+        for (reason, status) in [
+            ("Ready", "True"),
+            ("ServerUnavailable", "False"),
+            ("JITDisableBlocked", "False"),
+        ] {
+            assert_eq!(rename_pending(&idp(reason, status)), None, "{reason}");
+        }
     }
 
     #[test]

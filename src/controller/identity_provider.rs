@@ -166,6 +166,8 @@ struct Observed {
     /// This pass created the server object (its create-pending mark is set).
     created: bool,
     jit_on_server: Option<bool>,
+    /// The server object's name after this pass (`status.serverName`).
+    server_name: Option<String>,
     dependents: Vec<Dependent>,
     conflicts: Vec<ConflictEntry>,
     secret_version: Option<String>,
@@ -182,6 +184,7 @@ impl From<&IdentityProvider> for Observed {
             id: old.id,
             created: false,
             jit_on_server: old.jit.as_deref().map(|j| j == "Enabled"),
+            server_name: old.server_name,
             dependents: old.dependents,
             conflicts: old.conflicts,
             secret_version: None,
@@ -234,6 +237,8 @@ async fn apply(
     let server = server_idp(idp, client.as_ref(), &id, created, read, &creds).await?;
     // 4. Act: root attributes, the authenticator (only what differs is written).
     let mut changed = sync_root(idp, client.as_ref(), &server).await?;
+    // The server now has the declared name (renamed, created or already so).
+    seen.server_name = Some(idp.spec.display_name.clone());
     let pass = Pass {
         ctx,
         idp,
@@ -811,6 +816,7 @@ async fn finish(
             &now(),
         ),
         id: observed.id.clone(),
+        server_name: observed.server_name.clone().or(old.server_name.clone()),
         jit: observed
             .jit_on_server
             .map(|on| if on { "Enabled" } else { "Disabled" }.to_string())

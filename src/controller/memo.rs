@@ -307,7 +307,7 @@ fn idp_facts(idp: &IdentityProvider) -> impl Hash {
     let s = idp.status.as_ref();
     (
         idp.uid(),
-        idp.spec.display_name.clone(),
+        idp.server_name().to_string(),
         idp.spec.provider_type().map(|p| p.authenticator_name()),
         idp.spec.backend_ref.name.clone(),
         s.and_then(|s| s.id.clone()),
