@@ -44,6 +44,10 @@ pub struct Memo {
     /// Objects (uid) whose create-pending mark `managed::claim` just set with their finalizer,
     /// before any create.
     fresh: Mutex<std::collections::HashSet<String>>,
+    /// Per Application (uid): the generation of its last successful full pass and the flow that
+    /// pass left on the server, so that an IdP's pass with JIT on computes `jitRequiredBy`
+    /// without reading every declared dependent's application again.
+    flows: Mutex<HashMap<String, (Option<i64>, Option<RuleFlow>)>>,
 }
 
 /// The flow the status rule checks: the steps and the script on the server.
@@ -74,6 +78,25 @@ impl Memo {
         passes.remove(uid);
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         rules.remove(uid);
+        let mut flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
+        flows.remove(uid);
+    }
+
+    /// Records the flow an Application's successful full pass of `generation` left on the server.
+    pub fn record_flow(&self, uid: &str, generation: Option<i64>, flow: Option<RuleFlow>) {
+        let mut flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
+        flows.insert(uid.to_string(), (generation, flow));
+    }
+
+    /// The flow an Application's last successful full pass left on the server, if that pass was
+    /// of `generation` (an older pass's flow may since have been replaced): `Some(None)` when it
+    /// has no flow the rule checks, `None` when this process does not know.
+    pub fn flow_at(&self, uid: &str, generation: Option<i64>) -> Option<Option<RuleFlow>> {
+        let flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
+        flows
+            .get(uid)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, f)| f.clone())
     }
 
     /// Records an Application's full pass for [`Memo::status_only`].
@@ -360,6 +383,9 @@ pub fn idp_inputs(
                     a.uid(),
                     a.metadata.generation,
                     a.status.as_ref().and_then(|s| s.id.clone()),
+                    // A finished pass of a new generation has pushed its flow: jitRequiredBy
+                    // must look again (the generation alone may reach the IdP before the push).
+                    a.status.as_ref().and_then(|s| s.observed_generation),
                     a.meta().deletion_timestamp.is_some(),
                     a.finalizers().iter().any(|f| f == FINALIZER),
                 )
