@@ -90,4 +90,35 @@ async fn a_small_workload_until_ready_stays_within_its_request_budget() {
         "{requests} requests for {objects} objects until Ready: {:?}",
         stats.operations
     );
+
+    // The IdP's status.jitRequiredBy (issue 20) names every application: its pass after the
+    // applications' takes their flows from their own last passes, not from the server again.
+    let listed = common::wait_until(T, || async {
+        let idp = env.get("IdentityProvider", "google").await?;
+        let n = idp["status"]["jitRequiredBy"].as_array()?.len();
+        (n == APPS).then_some(())
+    })
+    .await;
+    assert!(
+        listed.is_some(),
+        "jitRequiredBy never listed the {APPS} applications"
+    );
+    let after = env.emulator.stats();
+    let count = |s: &identity_operator::emulator::Stats, op: &str| {
+        s.operations.get(op).copied().unwrap_or_default()
+    };
+    println!(
+        "until jitRequiredBy: {} more requests: {:?}",
+        after.reads + after.writes - requests,
+        after.operations
+    );
+    assert_eq!(after.writes, stats.writes, "{:?}", after.operations);
+    // Every application read is an application's own full pass (a read and its OIDC read; a
+    // create reads only its OIDC settings): none is the IdP's.
+    let app_passes = count(&after, "get_oidc") - count(&after, "create_application");
+    assert!(
+        count(&after, "get_application") <= app_passes,
+        "the IdP re-read its declared dependents: {:?}",
+        after.operations
+    );
 }
