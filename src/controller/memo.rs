@@ -47,7 +47,7 @@ pub struct Memo {
     /// Per Application (uid): the generation of its last successful full pass and the flow that
     /// pass left on the server, so that an IdP's pass with JIT on computes `jitRequiredBy`
     /// without reading every declared dependent's application again.
-    flows: Mutex<HashMap<String, (Option<i64>, Option<RuleFlow>)>>,
+    flows: Mutex<HashMap<String, FlowPass>>,
 }
 
 /// The flow the status rule checks: the steps and the script on the server.
@@ -55,6 +55,9 @@ pub type RuleFlow = (crate::backend::FlowUpdate, Option<String>);
 
 /// An Application's last full pass as [`Memo::status_only`] needs it: server inputs, due, flow.
 type RulePass = (u64, Instant, Option<RuleFlow>);
+
+/// An Application's last full pass as an IdP's `jitRequiredBy` needs it: generation, flow.
+type FlowPass = (Option<i64>, Option<RuleFlow>);
 
 impl Memo {
     /// When `inputs` equal those of the last successful pass and its resync is not due yet, how
