@@ -404,3 +404,93 @@ async fn an_idp_nobody_needs_jit_from_is_never_refused() {
     assert!(pushed.is_some(), "JIT off reached the server");
     remove_policies(&env, &policies).await;
 }
+
+/// `jitRequiredBy` follows the flows with no resync to help (an hour): a dependent's flow change
+/// reaches it once that Application's pass has pushed it (its `skipFor` added or removed).
+#[tokio::test]
+async fn jit_required_by_follows_a_dependents_flow_changes() {
+    let mut env = TestEnv::new("admit-follow").await;
+    env.start_operator(&["--resync-interval", "1h"]);
+    env.create_backend("asgardeo").await;
+    env.apply(&idp("google", "google", true, "Block"))
+        .await
+        .expect("idp");
+    let skip = "skipFor: {identityProviders: [{name: google}]}";
+    env.apply(&app("payroll", "google", skip))
+        .await
+        .expect("app");
+    let listed_without = common::wait_until(T, || async {
+        let obj = env.get("IdentityProvider", "google").await?;
+        let deps = obj["status"]["dependents"].as_array()?.clone();
+        deps.iter()
+            .any(|d| d["applicationRef"] == "payroll")
+            .then_some(obj)
+    })
+    .await
+    .expect("payroll listed as a dependent");
+    assert!(
+        listed_without["status"].get("jitRequiredBy").is_none(),
+        "skipFor: no requirement: {listed_without}"
+    );
+
+    // The skip removed: Payroll needs JIT now.
+    env.apply(&app("payroll", "google", ""))
+        .await
+        .expect("no skip");
+    wait_required_by(&env, "google", "payroll-app").await;
+
+    // And added back: nobody does.
+    env.apply(&app("payroll", "google", skip))
+        .await
+        .expect("skip");
+    let cleared = common::wait_until(T, || async {
+        let obj = env.get("IdentityProvider", "google").await?;
+        obj["status"].get("jitRequiredBy").is_none().then_some(())
+    })
+    .await;
+    assert!(
+        cleared.is_some(),
+        "jitRequiredBy kept payroll after its skipFor came back; log:\n{}",
+        common::tail(&env.operator_log(), 30)
+    );
+}
+
+/// An application that exists only on the server (made in the console) counts, with no
+/// applicationRef.
+#[tokio::test]
+async fn a_server_only_application_is_in_jit_required_by() {
+    use identity_operator::backend::{FlowOption, FlowStep, FlowUpdate, NewApplication};
+    let mut env = TestEnv::new("admit-console").await;
+    env.start_operator(&[]);
+    env.create_backend("asgardeo").await;
+    env.apply(&idp("google", "google", true, "Block"))
+        .await
+        .expect("idp");
+    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
+        .await;
+    env.server()
+        .create_application(&NewApplication {
+            name: "Console App".into(),
+            login_flow: Some(FlowUpdate {
+                steps: vec![
+                    FlowStep {
+                        options: vec![FlowOption::federated("google", "GoogleOIDCAuthenticator")],
+                    },
+                    FlowStep {
+                        options: vec![FlowOption::local("FIDOAuthenticator")],
+                    },
+                ],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("create on server");
+    // Found at the IdP's next resync (3 s here).
+    let required = wait_required_by(&env, "google", "Console App").await;
+    assert_eq!(
+        required,
+        json!([{"application": "Console App", "identityProviderStep": 1,
+                "authenticator": "FIDOAuthenticator", "authenticatorStep": 2}])
+    );
+}
