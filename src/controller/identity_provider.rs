@@ -6,7 +6,8 @@
 //!    the uid marker, recreate after a server-side delete, rename in place, name clash);
 //! 4. **act**: create / rename / update the root attributes and the authenticator (the client
 //!    secret is pushed whenever its Secret version was never pushed, adoption included);
-//! 5. under the Block gate: the dependents from the server's **live** flows of every connected app,
+//! 5. under the Block gate: the dependents from the server's **live** flows of every connected app
+//!    (with JIT declared on, a declared dependent's flow from its own last pass: `jitRequiredBy`),
 //!    the conflict rule, and JIT — [`plan_jit`] holds a JIT disable back under Block;
 //! 6. **report** — status, conditions, Events; an error ends as `Ready=False` with its reason.
 

@@ -405,6 +405,22 @@ mod tests {
     const RESYNC: Duration = Duration::from_secs(100);
 
     #[test]
+    fn a_flow_is_known_only_for_the_generation_whose_pass_left_it() {
+        let memo = Memo::default();
+        let flow = (crate::backend::FlowUpdate::default(), None);
+        assert_eq!(memo.flow_at("a", Some(1)), None);
+        memo.record_flow("a", Some(1), Some(flow.clone()));
+        assert_eq!(memo.flow_at("a", Some(1)), Some(Some(flow)));
+        // A new generation whose pass has not finished: the server may still have the old flow
+        // or already the new one, so the caller reads it.
+        assert_eq!(memo.flow_at("a", Some(2)), None);
+        memo.record_flow("b", Some(1), None);
+        assert_eq!(memo.flow_at("b", Some(1)), Some(None), "no flow to check");
+        memo.forget("a");
+        assert_eq!(memo.flow_at("a", Some(1)), None, "a failed pass forgets it");
+    }
+
+    #[test]
     fn unknown_objects_get_a_full_pass() {
         let memo = Memo::default();
         assert_eq!(memo.skip("u", 1, Instant::now()), None);
