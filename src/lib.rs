@@ -6,6 +6,7 @@
 //! login-flow/conflict logic, `lint` the offline check for GitOps repos, `emulator` a local
 //! Asgardeo-compatible server.
 
+pub mod admission;
 pub mod api;
 pub mod audit;
 pub mod backend;

@@ -22,6 +22,17 @@ enum Command {
         #[arg(long)]
         out_dir: Option<std::path::PathBuf>,
     },
+    /// Print the ValidatingAdmissionPolicies (and bindings) that refuse, under conflictPolicy:
+    /// Block, a spec update turning an IdentityProvider's JIT off while status.jitRequiredBy names
+    /// applications, and warn about it under Warn (the chart ships them too).
+    AdmissionPolicy {
+        /// Prefix of the objects' names (they are cluster-scoped).
+        #[arg(long, default_value = identity_operator::admission::DEFAULT_NAME)]
+        name: String,
+        /// Bind to these namespaces only (repeatable or comma-separated); all when absent.
+        #[arg(long = "namespace", value_delimiter = ',')]
+        namespaces: Vec<String>,
+    },
     /// Check YAML files and folders (as a GitOps repo holds them) for interconnection conflicts and
     /// dangling references. Exit status: 0 clean, 1 problems found, 2 unreadable input.
     Lint {
@@ -61,6 +72,11 @@ async fn main() -> anyhow::Result<()> {
                     None => print!("---\n{yaml}"),
                 }
             }
+            Ok(())
+        }
+        Command::AdmissionPolicy { name, namespaces } => {
+            let opts = identity_operator::admission::Options { name, namespaces };
+            print!("{}", identity_operator::admission::yaml(&opts)?);
             Ok(())
         }
         Command::Lint { paths, format } => {

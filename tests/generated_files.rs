@@ -1,4 +1,5 @@
-//! Generated files must equal what the code generates: `crds/` (and the chart's copy).
+//! Generated files must equal what the code generates: `crds/` (and the chart's copy), and the
+//! chart's admission policies.
 
 use std::path::PathBuf;
 
@@ -45,4 +46,18 @@ fn crds_folder_matches_the_code() {
 #[test]
 fn chart_crds_match_the_code() {
     check_dir("charts/identity-operator/crds");
+}
+
+/// The chart's admission policies are `identity-operator admission-policy`'s output, byte for byte.
+#[test]
+fn chart_admission_policy_matches_the_code() {
+    let file = root().join("charts/identity-operator/files/admission-policy.yaml");
+    let have = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let want = identity_operator::admission::yaml(&Default::default()).expect("policy renders");
+    assert!(
+        have == want,
+        "{} is out of date: run `cargo run -- admission-policy > {}`",
+        file.display(),
+        file.display()
+    );
 }

@@ -475,7 +475,9 @@ fn template_defaults_watch_everything_with_one_replica() {
             "ClusterRoleBinding/-",
             "Deployment/ops",
             "Service/ops",
-            "ServiceAccount/ops"
+            "ServiceAccount/ops",
+            "ValidatingAdmissionPolicy/-",
+            "ValidatingAdmissionPolicyBinding/-"
         ]
         .map(String::from)
         .into()
@@ -522,6 +524,34 @@ fn template_defaults_watch_everything_with_one_replica() {
         find(&objs, "ClusterRoleBinding")["subjects"][0],
         json!({"kind": "ServiceAccount", "name": "rel-identity-operator", "namespace": "ops"})
     );
+    admission_policies_as_generated(&objs, &[]);
+}
+
+/// The chart's admission policies: `identity-operator admission-policy`'s (the drift test keeps
+/// the chart's copy equal to it) renamed after the release, bound to `watch` (all when empty).
+fn admission_policies_as_generated(objs: &[Value], watch: &[&str]) {
+    let want = identity_operator::admission::objects(&identity_operator::admission::Options {
+        name: "rel-identity-operator".into(),
+        namespaces: watch.iter().map(|n| n.to_string()).collect(),
+    });
+    for w in &want {
+        let have = objs
+            .iter()
+            .find(|o| o["kind"] == w["kind"] && o["metadata"]["name"] == w["metadata"]["name"])
+            .unwrap_or_else(|| panic!("{} {} not rendered", w["kind"], w["metadata"]["name"]));
+        assert_eq!(have["spec"], w["spec"]);
+    }
+    let off = template(
+        "rel",
+        "ops",
+        &["--set".into(), "admissionPolicy.enabled=false".into()],
+    );
+    assert!(
+        !kinds(&off)
+            .iter()
+            .any(|k| k.starts_with("ValidatingAdmissionPolicy")),
+        "admissionPolicy.enabled=false ships none"
+    );
 }
 
 #[test]
@@ -539,12 +569,15 @@ fn template_non_default_values_scope_rbac_to_the_listed_namespaces() {
             "RoleBinding/team-b",
             "Service/ops",
             "ServiceAccount/ops",
-            "ServiceMonitor/ops"
+            "ServiceMonitor/ops",
+            "ValidatingAdmissionPolicy/-",
+            "ValidatingAdmissionPolicyBinding/-"
         ]
         .map(String::from)
         .into(),
         "no ClusterRole when namespaces are listed; a ServiceMonitor even without its CRD"
     );
+    admission_policies_as_generated(&objs, &["team-a", "team-b"]);
     for ns in ["team-a", "team-b"] {
         let binding = objs
             .iter()
@@ -737,7 +770,14 @@ async fn install_cluster_wide_grants_exactly_what_the_code_calls() {
     let ns = namespace("helm-all");
     let other = namespace("helm-other");
     let release = format!("io-{}", suffix());
-    let out = install(&release, &ns, &[]);
+    // Without the admission policies: bound cluster-wide they would refuse the JIT disable that
+    // the seed scenario of the test beside this one expects the reconciler to hold back
+    // (tests/admission.rs covers them, each bound to its own namespace).
+    let no_policy = [
+        "--set".to_string(),
+        "admissionPolicy.enabled=false".to_string(),
+    ];
+    let out = install(&release, &ns, &no_policy);
     assert!(out.contains("STATUS: deployed"), "{out}");
     assert!(out.contains("all namespaces (ClusterRole)"), "NOTES: {out}");
 
@@ -788,6 +828,12 @@ async fn install_one_namespace_with_leader_election_and_run_on_its_token() {
         .chunks(2)
         .filter(|kv| kv[1] != "serviceMonitor.enabled=true")
         .flat_map(|kv| kv.to_vec())
+        // The seed scenario below expects the reconciler's Block, not admission, to stop the JIT
+        // disable (tests/admission.rs covers the policies).
+        .chain([
+            "--set".to_string(),
+            "admissionPolicy.enabled=false".to_string(),
+        ])
         .collect();
     let out = install(&release, &ns, &values);
     assert!(out.contains("STATUS: deployed"), "{out}");

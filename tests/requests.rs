@@ -90,4 +90,56 @@ async fn a_small_workload_until_ready_stays_within_its_request_budget() {
         "{requests} requests for {objects} objects until Ready: {:?}",
         stats.operations
     );
+
+    // The IdP's status.jitRequiredBy (issue 20) names every application.
+    let listed = common::wait_until(T, || async {
+        let idp = env.get("IdentityProvider", "google").await?;
+        let n = idp["status"]["jitRequiredBy"].as_array()?.len();
+        (n == APPS).then_some(())
+    })
+    .await;
+    assert!(
+        listed.is_some(),
+        "jitRequiredBy never listed the {APPS} applications"
+    );
+    // Once the applications have had their passes, an IdP pass (here for a description change)
+    // takes their flows from those passes: it reads no application (a pass in the burst above may
+    // have, when an application's pass had not finished).
+    let before = env.emulator.stats();
+    env.patch(
+        "IdentityProvider",
+        "google",
+        serde_json::json!({"spec": {"description": "a pass of its own"}}),
+    )
+    .await
+    .expect("patch");
+    let passed = common::wait_until(T, || async {
+        let idp = env.get("IdentityProvider", "google").await?;
+        let generation = idp["metadata"]["generation"].as_i64()?;
+        (idp["status"]["observedGeneration"].as_i64() == Some(generation)).then_some(())
+    })
+    .await;
+    assert!(passed.is_some(), "the IdP's pass never finished");
+    let after = env.emulator.stats();
+    let delta = |op: &str| {
+        let n = |s: &identity_operator::emulator::Stats| {
+            s.operations.get(op).copied().unwrap_or_default()
+        };
+        n(&after) - n(&before)
+    };
+    println!(
+        "the IdP's pass with {APPS} dependents: {} requests: {:?} -> {:?}",
+        after.reads + after.writes - before.reads - before.writes,
+        before.operations,
+        after.operations
+    );
+    assert!(
+        delta("connected_apps") >= 1,
+        "the IdP's pass read its dependents"
+    );
+    assert_eq!(
+        delta("get_application"),
+        0,
+        "the IdP re-read its declared dependents"
+    );
 }

@@ -340,6 +340,30 @@ pub struct IdentityProviderStatus {
     /// Conflicts between this provider's JIT setting and its dependents' login flows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<ConflictEntry>,
+    /// The conflicts the rule would report if this provider's JIT were off, whatever the spec
+    /// says: each application step that needs a local account after this provider (server-only
+    /// applications included, skipFor respected). The admission policy
+    /// (`identity-operator admission-policy`) reads it from the stored object to refuse (Block) or
+    /// warn about (Warn) a spec update that turns JIT off while it is not empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jit_required_by: Vec<JitRequirement>,
+}
+
+/// One application step that needs this provider's JIT: a local-account step after it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JitRequirement {
+    /// The application's name on the server.
+    pub application: String,
+    /// The Application object in this namespace, when it is declared in the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_ref: Option<String>,
+    /// The step (1-based) that offers this identity provider.
+    pub identity_provider_step: i32,
+    /// The authenticator that needs a local account.
+    pub authenticator: String,
+    /// The step (1-based) of that authenticator.
+    pub authenticator_step: i32,
 }
 
 /// An application that uses the identity provider in its login flow.

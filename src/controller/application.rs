@@ -88,6 +88,8 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
                         .record(&uid, read.with(secret.clone()), now, ctx.resync);
                     let server = read.server_with(secret);
                     ctx.memo
+                        .record_flow(&uid, app.metadata.generation, rule_flow.clone());
+                    ctx.memo
                         .record_rule(&uid, server, now, ctx.resync, rule_flow);
                 } else {
                     ctx.memo.forget(&uid);
@@ -229,6 +231,9 @@ pub fn idps_to_refresh(ctx: &Context, app: &Application) -> Vec<ObjectRef<Identi
     let fingerprint = (
         app.metadata.generation,
         app.status.as_ref().and_then(|s| s.id.clone()),
+        // The pass of a new generation finished (its flow is on the server): the IdPs'
+        // jitRequiredBy reads it.
+        app.status.as_ref().and_then(|s| s.observed_generation),
         app.meta().deletion_timestamp.is_some(),
         app.finalizers().iter().any(|f| f == FINALIZER),
     );
@@ -239,7 +244,7 @@ pub fn idps_to_refresh(ctx: &Context, app: &Application) -> Vec<ObjectRef<Identi
     if seen.get(&me) == Some(&fingerprint) {
         return Vec::new();
     }
-    if fingerprint.2 && !fingerprint.3 {
+    if fingerprint.3 && !fingerprint.4 {
         seen.remove(&me); // Gone for good: forget it.
     } else {
         seen.insert(me, fingerprint);

@@ -6,7 +6,8 @@
 //!    the uid marker, recreate after a server-side delete, rename in place, name clash);
 //! 4. **act**: create / rename / update the root attributes and the authenticator (the client
 //!    secret is pushed whenever its Secret version was never pushed, adoption included);
-//! 5. under the Block gate: the dependents from the server's **live** flows of every connected app,
+//! 5. under the Block gate: the dependents from the server's **live** flows of every connected app
+//!    (with JIT declared on, a declared dependent's flow from its own last pass: `jitRequiredBy`),
 //!    the conflict rule, and JIT — [`plan_jit`] holds a JIT disable back under Block;
 //! 6. **report** — status, conditions, Events; an error ends as `Ready=False` with its reason.
 
@@ -31,7 +32,7 @@ use super::{
     publish, read_secret, registry, secret_value, Context, Error, FINALIZER, USE_IDP_CLIENT_SECRET,
 };
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
-use crate::api::identity_provider::{ConflictEntry, ConflictPolicy, Dependent};
+use crate::api::identity_provider::{ConflictEntry, ConflictPolicy, Dependent, JitRequirement};
 use crate::api::{Application, IdentityProvider, IdentityProviderStatus};
 use crate::backend::{IdentityServer, IdpPatch, JitChange, NewIdp, Secret};
 use crate::flow::{self, Jit, LocalAccountAuthenticators};
@@ -170,6 +171,8 @@ struct Observed {
     server_name: Option<String>,
     dependents: Vec<Dependent>,
     conflicts: Vec<ConflictEntry>,
+    /// The conflicts there would be with this IdP's JIT off (`status.jitRequiredBy`).
+    jit_required_by: Vec<JitRequirement>,
     secret_version: Option<String>,
     /// The pass got past the authenticator sync: the server has the client secret of
     /// `secret_version`, whatever the pass ends in (a Block of the JIT disable comes later).
@@ -187,6 +190,7 @@ impl From<&IdentityProvider> for Observed {
             server_name: old.server_name,
             dependents: old.dependents,
             conflicts: old.conflicts,
+            jit_required_by: old.jit_required_by,
             secret_version: None,
             authenticator_synced: false,
         }
@@ -502,22 +506,16 @@ async fn sync_jit(
     let spec = &idp.spec;
     let needs_local = registry::local_account_authenticators(backend);
     let declared = Jit::from(spec.jit.as_ref().map(|j| j.enabled));
-    // With JIT declared on, this IdP can be in no conflict and Block has nothing to hold back: the
-    // dependents' flows are not needed, only who they are.
-    let need_flows = declared != Jit::Enabled;
+    // With JIT declared on, this IdP can be in no conflict and Block has nothing to hold back:
+    // the flows are needed only for jitRequiredBy, and those of declared dependents come from
+    // their own last pass when this process has it. With JIT off, Block decides on live flows.
+    let live = declared != Jit::Enabled;
     // A server object this pass created has no connected application yet.
     let on_server = !pass.created;
-    let (dependents, flows) = dependents(
-        pass.ctx,
-        idp,
-        client,
-        id,
-        &needs_local,
-        need_flows,
-        on_server,
-    )
-    .await?;
+    let (dependents, flows) =
+        dependents(pass.ctx, idp, client, id, &needs_local, live, on_server).await?;
     seen.conflicts = conflicts(spec, declared, &flows, &needs_local);
+    seen.jit_required_by = jit_required_by(spec, &flows, &needs_local, &dependents);
     seen.dependents = dependents;
     // The IdP's GET carries its JIT settings; ask separately only when a server leaves them out,
     // or, right after the create, not at all when the spec declares JIT: all of it is pushed.
@@ -578,6 +576,29 @@ fn conflicts(
         .collect()
 }
 
+/// The conflicts the rule would report with this IdP's JIT off, for `status.jitRequiredBy`:
+/// what the admission policy refuses (Block) or warns about (Warn). Pure.
+fn jit_required_by(
+    spec: &crate::api::IdentityProviderSpec,
+    flows: &[(String, flow::Flow)],
+    needs_local: &LocalAccountAuthenticators,
+    dependents: &[Dependent],
+) -> Vec<JitRequirement> {
+    conflicts(spec, Jit::Disabled, flows, needs_local)
+        .into_iter()
+        .map(|c| JitRequirement {
+            application_ref: dependents
+                .iter()
+                .find(|d| d.name == c.application)
+                .and_then(|d| d.application_ref.clone()),
+            application: c.application,
+            identity_provider_step: c.identity_provider_step,
+            authenticator: c.authenticator,
+            authenticator_step: c.authenticator_step,
+        })
+        .collect()
+}
+
 /// The outcome of a pass that reached the server. Pure.
 fn outcome(id: &str, blocked: bool, conflicts: &[ConflictEntry]) -> Outcome {
     if !blocked {
@@ -630,16 +651,17 @@ pub fn apps_to_refresh(ctx: &Context, idp: &IdentityProvider) -> Vec<ObjectRef<A
 }
 
 /// The applications whose flows offer this IdP, for the status (declared in the cluster, from the
-/// index, or existing only on the server) and the **live** flows of every connected application for
-/// the conflict rule. Block decides on what the server runs, not on flows that resolve in the
-/// cluster: an Application whose other IdP was deleted still has its flow on the server.
+/// index, or existing only on the server) and the flows of every connected application for the
+/// conflict rule: **live** ones with `live` (Block decides on what the server runs, not on flows
+/// that resolve in the cluster: an Application whose other IdP was deleted still has its flow on
+/// the server); else those a declared dependent's last pass left there, when known.
 async fn dependents(
     ctx: &Context,
     idp: &IdentityProvider,
     client: &dyn IdentityServer,
     id: &str,
     needs_local: &LocalAccountAuthenticators,
-    need_flows: bool,
+    live: bool,
     on_server: bool,
 ) -> Result<(Vec<Dependent>, Vec<(String, flow::Flow)>), Error> {
     let me = ObjectRef::from_obj(idp);
@@ -655,10 +677,10 @@ async fn dependents(
     };
     let live = if !on_server {
         Vec::new()
-    } else if need_flows {
+    } else if live {
         live_flows(client, id, needs_local).await?
     } else {
-        connected(client, id, &cluster_apps).await?
+        connected(ctx, client, id, &cluster_apps, needs_local).await?
     };
     let mut deps: BTreeMap<String, Dependent> = BTreeMap::new();
     for app in &cluster_apps {
@@ -691,12 +713,16 @@ async fn dependents(
     Ok((deps.into_values().collect(), flows))
 }
 
-/// Observe: every application connected to IdP `id` on the server, without flows; only those the
-/// cluster does not know (by server id) are read, for their names.
+/// Observe: every application connected to IdP `id` on the server with its flow. A declared
+/// dependent (known by server id) whose last full pass in this process was of its current
+/// generation is not read: that pass left its flow on the server. The others are read (the
+/// server-only ones were read for their names anyway).
 async fn connected(
+    ctx: &Context,
     client: &dyn IdentityServer,
     id: &str,
     cluster_apps: &[Arc<Application>],
+    needs_local: &LocalAccountAuthenticators,
 ) -> Result<Vec<(String, String, Option<flow::Flow>)>, Error> {
     let mut out = Vec::new();
     for app_id in client
@@ -706,11 +732,25 @@ async fn connected(
     {
         let known = cluster_apps
             .iter()
-            .find(|a| a.status.as_ref().and_then(|s| s.id.as_ref()) == Some(&app_id));
-        let name = match known {
-            Some(a) => a.spec.display_name.clone(),
+            .find(|a| a.status.as_ref().and_then(|s| s.id.as_ref()) == Some(&app_id))
+            .and_then(|a| {
+                let flow = ctx
+                    .memo
+                    .flow_at(&a.uid().unwrap_or_default(), a.metadata.generation)?;
+                Some((a.spec.display_name.clone(), flow))
+            });
+        let (name, flow) = match known {
+            Some((name, flow)) => {
+                let flow = flow.map(|(f, script)| {
+                    translate::flow_for_rule(&f.steps, script.as_deref(), needs_local)
+                });
+                (name, flow)
+            }
             None => match client.get_application(&app_id).await {
-                Ok(a) => a.name,
+                Ok(app) => {
+                    let flow = rule_flow(&app, needs_local);
+                    (app.name, flow)
+                }
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => {
                     return Err(backend_err(format!(
@@ -719,9 +759,23 @@ async fn connected(
                 }
             },
         };
-        out.push((name, app_id, None));
+        out.push((name, app_id, flow));
     }
     Ok(out)
+}
+
+/// An application's live user-defined flow as the conflict rule sees it (none for a default flow).
+fn rule_flow(
+    app: &crate::backend::Application,
+    needs_local: &LocalAccountAuthenticators,
+) -> Option<flow::Flow> {
+    (app.login_flow.kind == crate::backend::FlowKind::UserDefined).then(|| {
+        translate::flow_for_rule(
+            &app.login_flow.steps,
+            app.login_flow.script.as_deref(),
+            needs_local,
+        )
+    })
 }
 
 /// Observe: every application connected to IdP `id` on the server, with its live user-defined flow
@@ -746,13 +800,7 @@ pub async fn live_flows(
                 ))(e))
             }
         };
-        let flow = (app.login_flow.kind == crate::backend::FlowKind::UserDefined).then(|| {
-            translate::flow_for_rule(
-                &app.login_flow.steps,
-                app.login_flow.script.as_deref(),
-                needs_local,
-            )
-        });
+        let flow = rule_flow(&app, needs_local);
         out.push((app.name, app_id, flow));
     }
     Ok(out)
@@ -823,6 +871,7 @@ async fn finish(
             .or(old.jit.clone()),
         dependents: observed.dependents,
         conflicts: observed.conflicts,
+        jit_required_by: observed.jit_required_by,
     };
     if conflict_now != had_conflict {
         if conflict_now {
@@ -930,6 +979,64 @@ mod tests {
             authenticator_step: 2,
             unverified_script: false,
         }
+    }
+
+    #[test]
+    fn jit_required_by_lists_what_jit_off_would_break_whatever_the_spec_says() {
+        use crate::flow::{Flow, FlowOption, Skip};
+        let spec: crate::api::IdentityProviderSpec = serde_json::from_value(serde_json::json!({
+            "backendRef": {"name": "b"}, "displayName": "Google",
+            "google": {"clientID": "c", "clientSecretRef": {"name": "s", "key": "k"}},
+            "jit": {"enabled": true},
+        }))
+        .expect("spec");
+        let idp = |n: &str| FlowOption::IdentityProvider(n.into());
+        let auth = |n: &str| FlowOption::Authenticator(n.into());
+        let mfa = Flow::new(vec![
+            vec![auth("BasicAuthenticator"), idp("Google")],
+            vec![auth("totp")],
+        ]);
+        let mut skipped = mfa.clone();
+        skipped.skips = vec![Skip::Never, Skip::For(["Google".to_string()].into())];
+        let other = Flow::new(vec![vec![idp("Okta")], vec![auth("totp")]]);
+        let flows = vec![
+            ("Payroll".to_string(), mfa),
+            ("Wiki".to_string(), skipped),
+            ("Legacy".to_string(), other.clone()),
+            (
+                "Server only".to_string(),
+                Flow::new(vec![vec![idp("Google")], vec![auth("FIDOAuthenticator")]]),
+            ),
+        ];
+        let deps = vec![Dependent {
+            name: "Payroll".into(),
+            application_ref: Some("payroll".into()),
+            id: Some("app-1".into()),
+        }];
+        let needs = LocalAccountAuthenticators::default();
+        // JIT is on in the spec: no conflict, yet Payroll and the server-only app need it; Wiki
+        // skips its TOTP step for Google users and Legacy does not offer Google.
+        assert!(conflicts(&spec, Jit::Enabled, &flows, &needs).is_empty());
+        let got = jit_required_by(&spec, &flows, &needs, &deps);
+        let summary: Vec<_> = got
+            .iter()
+            .map(|r| {
+                (
+                    r.application.as_str(),
+                    r.application_ref.as_deref(),
+                    r.identity_provider_step,
+                    r.authenticator.as_str(),
+                    r.authenticator_step,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("Payroll", Some("payroll"), 1, "totp", 2),
+                ("Server only", None, 1, "FIDOAuthenticator", 2),
+            ]
+        );
     }
 
     #[test]

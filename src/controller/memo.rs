@@ -44,6 +44,10 @@ pub struct Memo {
     /// Objects (uid) whose create-pending mark `managed::claim` just set with their finalizer,
     /// before any create.
     fresh: Mutex<std::collections::HashSet<String>>,
+    /// Per Application (uid): the generation of its last successful full pass and the flow that
+    /// pass left on the server, so that an IdP's pass with JIT on computes `jitRequiredBy`
+    /// without reading every declared dependent's application again.
+    flows: Mutex<HashMap<String, FlowPass>>,
 }
 
 /// The flow the status rule checks: the steps and the script on the server.
@@ -51,6 +55,9 @@ pub type RuleFlow = (crate::backend::FlowUpdate, Option<String>);
 
 /// An Application's last full pass as [`Memo::status_only`] needs it: server inputs, due, flow.
 type RulePass = (u64, Instant, Option<RuleFlow>);
+
+/// An Application's last full pass as an IdP's `jitRequiredBy` needs it: generation, flow.
+type FlowPass = (Option<i64>, Option<RuleFlow>);
 
 impl Memo {
     /// When `inputs` equal those of the last successful pass and its resync is not due yet, how
@@ -74,6 +81,25 @@ impl Memo {
         passes.remove(uid);
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         rules.remove(uid);
+        let mut flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
+        flows.remove(uid);
+    }
+
+    /// Records the flow an Application's successful full pass of `generation` left on the server.
+    pub fn record_flow(&self, uid: &str, generation: Option<i64>, flow: Option<RuleFlow>) {
+        let mut flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
+        flows.insert(uid.to_string(), (generation, flow));
+    }
+
+    /// The flow an Application's last successful full pass left on the server, if that pass was
+    /// of `generation` (an older pass's flow may since have been replaced): `Some(None)` when it
+    /// has no flow the rule checks, `None` when this process does not know.
+    pub fn flow_at(&self, uid: &str, generation: Option<i64>) -> Option<Option<RuleFlow>> {
+        let flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
+        flows
+            .get(uid)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, f)| f.clone())
     }
 
     /// Records an Application's full pass for [`Memo::status_only`].
@@ -360,6 +386,9 @@ pub fn idp_inputs(
                     a.uid(),
                     a.metadata.generation,
                     a.status.as_ref().and_then(|s| s.id.clone()),
+                    // A finished pass of a new generation has pushed its flow: jitRequiredBy
+                    // must look again (the generation alone may reach the IdP before the push).
+                    a.status.as_ref().and_then(|s| s.observed_generation),
                     a.meta().deletion_timestamp.is_some(),
                     a.finalizers().iter().any(|f| f == FINALIZER),
                 )
@@ -374,6 +403,22 @@ mod tests {
     use super::*;
 
     const RESYNC: Duration = Duration::from_secs(100);
+
+    #[test]
+    fn a_flow_is_known_only_for_the_generation_whose_pass_left_it() {
+        let memo = Memo::default();
+        let flow = (crate::backend::FlowUpdate::default(), None);
+        assert_eq!(memo.flow_at("a", Some(1)), None);
+        memo.record_flow("a", Some(1), Some(flow.clone()));
+        assert_eq!(memo.flow_at("a", Some(1)), Some(Some(flow)));
+        // A new generation whose pass has not finished: the server may still have the old flow
+        // or already the new one, so the caller reads it.
+        assert_eq!(memo.flow_at("a", Some(2)), None);
+        memo.record_flow("b", Some(1), None);
+        assert_eq!(memo.flow_at("b", Some(1)), Some(None), "no flow to check");
+        memo.forget("a");
+        assert_eq!(memo.flow_at("a", Some(1)), None, "a failed pass forgets it");
+    }
 
     #[test]
     fn unknown_objects_get_a_full_pass() {

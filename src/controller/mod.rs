@@ -92,9 +92,10 @@ pub struct Context {
     pub concurrency: usize,
 }
 
-/// The parts of an Application its IdentityProviders care about: generation, server id, deleting,
-/// finalizer still present (its removal means the server object is gone).
-pub type AppFingerprint = (Option<i64>, Option<String>, bool, bool);
+/// The parts of an Application its IdentityProviders care about: generation, server id, observed
+/// generation (its flow pushed), deleting, finalizer still present (its removal means the server
+/// object is gone).
+pub type AppFingerprint = (Option<i64>, Option<String>, Option<i64>, bool, bool);
 
 /// The parts of an IdentityProvider its Applications care about: generation, server id, JIT on the
 /// server, observed generation, deleting, finalizer still present.
