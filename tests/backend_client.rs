@@ -109,6 +109,7 @@ async fn every_operation_round_trips() {
         attribute_sync_method: AttributeSyncMethod::PreserveLocal,
         skip_jit_for_lookup_failure: None,
         idp_group_sync_method: None,
+        account_lookup: vec![],
     });
     let idp_id = client.create_idp(&new).await.expect("create_idp");
     let found = client

@@ -701,6 +701,7 @@ fn status_conflicts(
             identity_provider_step: c.identity_provider_step as i32,
             authenticator: c.authenticator,
             authenticator_step: c.authenticator_step as i32,
+            lookup_skip: c.lookup_skip,
         })
         .collect()
 }
@@ -745,16 +746,30 @@ fn outcome(
     if !held.is_empty() {
         let what: Vec<String> = held
             .iter()
-            .map(|c| format!("IdentityProvider {} (step {}) has JIT provisioning off and conflictPolicy: Block, but step {} requires {}", c.identity_provider, c.identity_provider_step, c.authenticator_step, c.authenticator))
+            .map(|c| format!("IdentityProvider {} (step {}) has {} and conflictPolicy: Block, but step {} requires {}", c.identity_provider, c.identity_provider_step, held_why(c.lookup_skip), c.authenticator_step, c.authenticator))
             .collect();
+        let fix = if held.iter().any(|c| c.lookup_skip) {
+            "Enable JIT on that provider (with skipForLookupFailure off)"
+        } else {
+            "Enable JIT on that provider"
+        };
         return Outcome::stalled(
             "LoginFlowBlocked",
-            format!("the login flow change was not pushed: {}. Enable JIT on that provider, drop or move the step, or set its conflictPolicy: Warn. The rest of the spec is applied.", what.join("; ")),
+            format!("the login flow change was not pushed: {}. {fix}, drop or move the step, or set its conflictPolicy: Warn. The rest of the spec is applied.", what.join("; ")),
         );
     }
     match credentials {
         Some(foreign) => Outcome::stalled("CredentialsSecretNotOwned", foreign),
         None => Outcome::Ready(ready_message(id, spec)),
+    }
+}
+
+/// Why an IdP's users can lack a local account, as the Application's messages say it.
+fn held_why(lookup_skip: bool) -> &'static str {
+    if lookup_skip {
+        "JIT provisioning skipped on lookup failure (skipForLookupFailure with accountLookup: users that no local account matches get none)"
+    } else {
+        "JIT provisioning off"
     }
 }
 
@@ -781,11 +796,13 @@ fn cached_jit(idps: &HashMap<String, Arc<IdentityProvider>>) -> LiveJit {
         let on_server = idp
             .status
             .as_ref()
-            .is_some_and(|s| s.id.is_some() && s.jit.as_deref() == Some("Enabled"));
-        let declared = Jit::from(idp.spec.jit.as_ref().map(|j| j.enabled));
+            .filter(|s| s.id.is_some())
+            .and_then(|s| s.jit.as_deref())
+            .and_then(Jit::from_status_value)
+            .unwrap_or(Jit::Disabled);
         jit.insert(
             idp.spec.display_name.clone(),
-            effective_jit(declared, on_server),
+            effective_jit(translate::declared_jit(&idp.spec, None), on_server),
         );
         if idp.spec.conflict_policy == ConflictPolicy::Block {
             blocking.insert(idp.spec.display_name.clone());
@@ -794,28 +811,23 @@ fn cached_jit(idps: &HashMap<String, Arc<IdentityProvider>>) -> LiveJit {
     (jit, blocking)
 }
 
-/// Off when declared off **or** off on the server.
-fn effective_jit(declared: Jit, on_server: bool) -> Jit {
-    if declared == Jit::Enabled && on_server {
-        Jit::Enabled
-    } else if declared == Jit::Missing {
-        Jit::Missing
-    } else {
-        Jit::Disabled
-    }
+/// The weaker of the declared and the server's JIT: off when declared off **or** off on the
+/// server, skipped on lookup failure when either skips (a missing block stays missing).
+fn effective_jit(declared: Jit, on_server: Jit) -> Jit {
+    declared.weaker(on_server)
 }
 
 /// An IdP's JIT on the server as the Block check may take it without asking the server: as its
 /// last pass in this process recorded it inside the gate (`recorded`), else as its status says
 /// when that describes its current spec. `None`: read it live. Pure.
-pub fn known_jit(recorded: Option<bool>, idp: &IdentityProvider) -> Option<bool> {
+pub fn known_jit(recorded: Option<Jit>, idp: &IdentityProvider) -> Option<Jit> {
     if recorded.is_some() {
         return recorded;
     }
     let status = idp.status.as_ref()?;
     let current = status.id.is_some() && status.observed_generation == idp.metadata.generation;
     match status.jit.as_deref() {
-        Some(jit) if current => Some(jit == "Enabled"),
+        Some(jit) if current => Jit::from_status_value(jit),
         _ => None,
     }
 }
@@ -849,24 +861,21 @@ async fn live_jit(
                     .await?
                     .unwrap_or_else(|| cached.clone());
                 let on = match fresh.status.as_ref().and_then(|s| s.id.as_deref()) {
-                    Some(id) => {
-                        client
-                            .get_jit(id)
-                            .await
-                            .map_err(backend_err(format!(
-                                "reading JIT provisioning of identity provider {id}"
-                            )))?
-                            .enabled
-                    }
-                    None => false,
+                    Some(id) => client
+                        .get_jit(id)
+                        .await
+                        .map_err(backend_err(format!(
+                            "reading JIT provisioning of identity provider {id}"
+                        )))?
+                        .rule_state(),
+                    None => Jit::Disabled,
                 };
                 (fresh, on)
             }
         };
-        let declared = Jit::from(idp.spec.jit.as_ref().map(|j| j.enabled));
         jit.insert(
             idp.spec.display_name.clone(),
-            effective_jit(declared, on_server),
+            effective_jit(translate::declared_jit(&idp.spec, None), on_server),
         );
         if idp.spec.conflict_policy == ConflictPolicy::Block {
             blocking.insert(idp.spec.display_name.clone());
@@ -1028,9 +1037,19 @@ async fn finish(
         let detail: Vec<String> = observed
             .conflicts
             .iter()
-            .map(|c| format!("IdentityProvider {} (step {}) has JIT provisioning disabled, but step {} requires {}, which needs a local account",
-                c.identity_provider, c.identity_provider_step, c.authenticator_step, c.authenticator))
+            .map(|c| format!("IdentityProvider {} (step {}) has {}, but step {} requires {}, which needs a local account",
+                c.identity_provider, c.identity_provider_step,
+                if c.lookup_skip { held_why(true) } else { "JIT provisioning disabled" },
+                c.authenticator_step, c.authenticator))
             .collect();
+        // Each kind of conflict present names its own remedy.
+        let mut remedies = Vec::new();
+        if observed.conflicts.iter().any(|c| !c.lookup_skip) {
+            remedies.push(flow::REMEDY);
+        }
+        if observed.conflicts.iter().any(|c| c.lookup_skip) {
+            remedies.push(flow::LOOKUP_SKIP_REMEDY);
+        }
         Cond::new(
             INTERCONNECTION_CONFLICT,
             true,
@@ -1043,7 +1062,7 @@ async fn finish(
                 } else {
                     String::new()
                 },
-                flow::REMEDY
+                remedies.join(" ")
             ),
         )
     };
@@ -1157,6 +1176,7 @@ mod tests {
             authenticator: "totp".into(),
             authenticator_step: 2,
             unverified_script: false,
+            lookup_skip: false,
         }
     }
 
@@ -1181,11 +1201,11 @@ mod tests {
         let cases = [
             (
                 "recorded in the gate wins",
-                Some(false),
+                Some(Jit::Disabled),
                 2,
                 Some(1),
                 Some("Enabled"),
-                Some(false),
+                Some(Jit::Disabled),
             ),
             (
                 "current status",
@@ -1193,7 +1213,7 @@ mod tests {
                 2,
                 Some(2),
                 Some("Enabled"),
-                Some(true),
+                Some(Jit::Enabled),
             ),
             (
                 "current status, off",
@@ -1201,7 +1221,7 @@ mod tests {
                 2,
                 Some(2),
                 Some("Disabled"),
-                Some(false),
+                Some(Jit::Disabled),
             ),
             (
                 "status of an older spec: live",
@@ -1210,6 +1230,14 @@ mod tests {
                 Some(2),
                 Some("Enabled"),
                 None,
+            ),
+            (
+                "current status, skipped on lookup failure",
+                None,
+                2,
+                Some(2),
+                Some("SkippedOnLookupFailure"),
+                Some(Jit::SkippedOnLookupFailure),
             ),
             ("no jit in status: live", None, 2, Some(2), None, None),
         ];
