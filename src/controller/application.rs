@@ -5,8 +5,8 @@
 //! 2. **observe** the server object — [`managed::observe`];
 //! 3. **plan** which object is ours — [`managed::plan_identity`];
 //! 4. **act**: create / rename / update, where under the Block gate [`plan_flow`] holds back a flow
-//!    change that would put a local-account step after a Block IdP whose JIT is off (declared or on
-//!    the server), while the rest of the spec still goes;
+//!    change that would put a local-account step after a Block IdP whose JIT is off or skipped on
+//!    lookup failure (declared or on the server), while the rest of the spec still goes;
 //! 5. the credentials Secret, only if this Application created it — [`managed::plan_credentials`];
 //! 6. **report** — status, conditions, Events; an error ends as `Ready=False` with its reason.
 

@@ -7,7 +7,8 @@
 //! 4. **act**: create / rename / update the root attributes and the authenticator (the client
 //!    secret is pushed whenever its Secret version was never pushed, adoption included);
 //! 5. under the Block gate: the dependents from the server's **live** flows of every connected app,
-//!    the conflict rule, and JIT — [`plan_jit`] holds a JIT disable back under Block;
+//!    the conflict rule, and JIT — [`plan_jit`] holds back under Block a JIT disable and a change
+//!    that would start skipping JIT on lookup failure;
 //! 6. **report** — status, conditions, Events; an error ends as `Ready=False` with its reason.
 
 use std::collections::{BTreeMap, HashMap};
