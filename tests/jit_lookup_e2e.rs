@@ -133,7 +133,7 @@ async fn jit_skipped_on_lookup_failure_is_a_conflict_on_both_sides() {
         )
         .await;
     for needle in [
-        "Partner Okta",
+        "IdentityProvider partner-okta (step 1)",
         "skipped on lookup failure",
         "totp",
         "Turn skipForLookupFailure off",
