@@ -271,3 +271,78 @@ async fn block_holds_back_turning_the_lookup_skip_on() {
         "a secret value appears in the operator log"
     );
 }
+
+#[tokio::test]
+async fn the_lookup_fields_are_validated_by_the_apiserver() {
+    let env = TestEnv::new("jit-lookup-cel").await;
+    let idp = |name: &str, jit: &str| {
+        format!("apiVersion: identity-operator.io/v1alpha1\nkind: IdentityProvider\nmetadata: {{name: {name}}}\nspec: {{backendRef: {{name: b}}, displayName: {name}, github: {{clientID: a, clientSecretRef: {{name: s, key: k}}}}, jit: {jit}}}")
+    };
+    let m = |local: &str| format!("{{localAttribute: \"{local}\", federatedAttribute: email}}");
+    let email = m("http://wso2.org/claims/emailaddress");
+    let cases = [
+        (
+            idp("skip-alone", "{enabled: true, skipForLookupFailure: true}"),
+            "skipForLookupFailure: true needs a non-empty accountLookup",
+        ),
+        (
+            idp(
+                "skip-empty",
+                "{enabled: true, accountLookup: [], skipForLookupFailure: true}",
+            ),
+            "skipForLookupFailure: true needs a non-empty accountLookup",
+        ),
+        (
+            idp(
+                "not-a-claim",
+                &format!("{{enabled: true, accountLookup: [{}]}}", m("email")),
+            ),
+            "localAttribute must be a local claim URI",
+        ),
+        (
+            idp(
+                "bare-dialect",
+                &format!(
+                    "{{enabled: true, accountLookup: [{}]}}",
+                    m("http://wso2.org/claims/")
+                ),
+            ),
+            "localAttribute must be a local claim URI",
+        ),
+        (
+            idp(
+                "three",
+                &format!("{{enabled: true, accountLookup: [{email}, {email}, {email}]}}"),
+            ),
+            "must have at most 2 items",
+        ),
+        (
+            idp("bad-group", "{enabled: true, groupSyncMethod: Sometimes}"),
+            "Unsupported value",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let err = env.apply(&yaml).await.expect_err(expected);
+        assert!(err.contains(expected), "expected {expected:?} in: {err}");
+    }
+    // What is valid: the skip with a lookup, the skip off without one, two mappings.
+    for (name, jit) in [
+        (
+            "skip-with-lookup",
+            format!("{{enabled: true, accountLookup: [{email}], skipForLookupFailure: true}}"),
+        ),
+        (
+            "skip-off",
+            "{enabled: true, skipForLookupFailure: false}".to_owned(),
+        ),
+        (
+            "two",
+            format!(
+                "{{enabled: true, accountLookup: [{email}, {}], groupSyncMethod: OverrideAll}}",
+                m("http://wso2.org/claims/username")
+            ),
+        ),
+    ] {
+        env.apply(&idp(name, &jit)).await.expect(name);
+    }
+}
