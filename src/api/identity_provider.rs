@@ -86,8 +86,9 @@ pub struct IdentityProviderSpec {
     /// keeps what the server has for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jit: Option<JitSpec>,
-    /// What to do when a change would disable JIT while applications with MFA after this IdP depend on
-    /// it: Block (default) holds the JIT change back and reports it; Warn pushes it and reports it.
+    /// What to do when a change would disable JIT (or start skipping it on lookup failure) while
+    /// applications with MFA after this IdP depend on it: Block (default) holds the JIT change back
+    /// and reports it; Warn pushes it and reports it.
     #[serde(default)]
     pub conflict_policy: ConflictPolicy,
     /// What happens on the server when this object is deleted: Delete (default) or Orphan.
