@@ -47,7 +47,7 @@ pub fn audit_snapshot(
     let jit: HashMap<String, Jit> = snapshot
         .idps
         .iter()
-        .map(|d| (d.idp.name.clone(), Jit::from(Some(d.jit.enabled))))
+        .map(|d| (d.idp.name.clone(), d.jit.rule_state()))
         .collect();
     let ids: HashMap<&str, &str> = snapshot
         .idps
@@ -96,7 +96,11 @@ pub fn audit_snapshot(
                         &app_label,
                         &format!("{idp:?}"),
                         &place,
-                        "has JIT provisioning disabled",
+                        if c.lookup_skip {
+                            "has JIT provisioning skipped on lookup failure (skipJITForLookupFailure with accountLookupAttributeMappings: users that no local account matches get none)"
+                        } else {
+                            "has JIT provisioning disabled"
+                        },
                         &c,
                         &idp_name,
                     );

@@ -109,6 +109,7 @@ async fn every_operation_round_trips() {
         attribute_sync_method: AttributeSyncMethod::PreserveLocal,
         skip_jit_for_lookup_failure: None,
         idp_group_sync_method: None,
+        account_lookup: vec![],
     });
     let idp_id = client.create_idp(&new).await.expect("create_idp");
     let found = client
@@ -468,6 +469,62 @@ async fn jit_update_keeps_fields_it_does_not_declare() {
         stored.idp_group_sync_method,
         Some(IdpGroupSyncMethod::OverrideAll)
     );
+}
+
+#[tokio::test]
+async fn jit_update_sets_the_lookup_fields_and_keeps_the_rest() {
+    let (emu, client) = setup().await;
+    let idp_id = client.create_idp(&google_idp("Google")).await.expect("idp");
+    emu.with_tenant(TENANT, |t| {
+        let idp = t.idp_mut(&idp_id).expect("stored");
+        idp.jit.is_enabled = Some(true);
+        idp.jit.userstore = Some("SECONDARY".into());
+    });
+    let mapping = wire::AccountLookupAttributeMapping {
+        local_attribute: Some("http://wso2.org/claims/emailaddress".into()),
+        federated_attribute: Some("email".into()),
+    };
+    let jit = client
+        .update_jit(
+            &idp_id,
+            &JitChange {
+                account_lookup: Some(vec![mapping.clone()]),
+                skip_jit_for_lookup_failure: Some(true),
+                idp_group_sync_method: Some(IdpGroupSyncMethod::OverrideAll),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("put");
+    // The answer is read back as the rule sees it.
+    assert_eq!(
+        jit.rule_state(),
+        identity_operator::flow::Jit::SkippedOnLookupFailure
+    );
+    assert_eq!(jit.account_lookup, vec![mapping]);
+    let stored = emu
+        .with_tenant(TENANT, |t| t.idp(&idp_id).map(|i| i.jit.clone()))
+        .expect("stored");
+    assert_eq!(stored.is_enabled, Some(true), "undeclared: kept");
+    assert_eq!(stored.userstore.as_deref(), Some("SECONDARY"), "kept");
+    assert_eq!(stored.skip_jit_for_lookup_failure, Some(true));
+    assert_eq!(
+        stored.idp_group_sync_method,
+        Some(IdpGroupSyncMethod::OverrideAll)
+    );
+    // An empty list removes the mappings on the server.
+    let cleared = client
+        .update_jit(
+            &idp_id,
+            &JitChange {
+                account_lookup: Some(vec![]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("put");
+    assert!(cleared.account_lookup.is_empty());
+    assert_eq!(cleared.rule_state(), identity_operator::flow::Jit::Enabled);
 }
 
 #[tokio::test]

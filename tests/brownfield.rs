@@ -37,6 +37,7 @@ fn jit(enabled: bool) -> Jit {
         attribute_sync_method: AttributeSyncMethod::OverrideAll,
         skip_jit_for_lookup_failure: None,
         idp_group_sync_method: None,
+        account_lookup: vec![],
     }
 }
 

@@ -1,11 +1,16 @@
-//! Proof, not belief: for random login flows, identity providers with JIT on or off and skipFor
-//! declarations, the pure conflict rule (`flow::check_flow`) reports a conflict exactly when some
+//! Proof, not belief: for random login flows, identity providers with JIT on or off (and, when on,
+//! with or without account lookup and skipping JIT on lookup failure) and skipFor declarations, the pure conflict rule (`flow::check_flow`) reports a conflict exactly when some
 //! login of a federated user fails for want of a local account, as simulated by the emulator's
-//! script engine running the script the operator generates (`flow::script::generate`).
+//! script engine running the script the operator generates (`flow::script::generate`). Each IdP's
+//! JIT is a server JIT object: the rule reads it as `audit` does (`backend::Jit::rule_state`), the
+//! simulated login as the emulator does (`simulate::provisions_unmatched_user`), for a user whom no
+//! local account matches.
 
 use std::collections::{HashMap, HashSet};
 
+use identity_operator::backend::{wire, Jit as ServerJit};
 use identity_operator::emulator::script::{run_login, Choice};
+use identity_operator::emulator::simulate::provisions_unmatched_user;
 use identity_operator::flow::{
     self, script, Flow, FlowOption, Jit, LocalAccountAuthenticators, ScriptOrigin, Skip,
 };
@@ -61,18 +66,35 @@ fn flow_strategy() -> impl Strategy<Value = Flow> {
         })
 }
 
-fn jit_strategy() -> impl Strategy<Value = HashMap<String, Jit>> {
-    prop::collection::vec(any::<bool>(), IDPS.len()).prop_map(|on| {
+/// Each IdP's JIT object on the server: on or off, account lookup or not, skip on lookup failure
+/// or not (every combination, so "on, but skipped on lookup failure" comes up often).
+fn jit_strategy() -> impl Strategy<Value = HashMap<String, wire::JustInTimeProvisioning>> {
+    prop::collection::vec(any::<(bool, bool, bool)>(), IDPS.len()).prop_map(|settings| {
         IDPS.iter()
-            .zip(on)
-            .map(|(n, on)| {
-                (
-                    (*n).to_owned(),
-                    if on { Jit::Enabled } else { Jit::Disabled },
-                )
+            .zip(settings)
+            .map(|(n, (on, lookup, skip))| {
+                let jit = wire::JustInTimeProvisioning {
+                    is_enabled: Some(on),
+                    account_lookup_attribute_mappings: lookup.then(|| {
+                        vec![wire::AccountLookupAttributeMapping {
+                            local_attribute: Some("http://wso2.org/claims/emailaddress".into()),
+                            federated_attribute: Some("email".into()),
+                        }]
+                    }),
+                    skip_jit_for_lookup_failure: Some(skip),
+                    ..Default::default()
+                };
+                ((*n).to_owned(), jit)
             })
             .collect()
     })
+}
+
+/// The rule's view of the servers' JIT objects, as `audit` reads them.
+fn rule_view(jit: &HashMap<String, wire::JustInTimeProvisioning>) -> HashMap<String, Jit> {
+    jit.iter()
+        .map(|(n, w)| (n.clone(), ServerJit::from(w).rule_state()))
+        .collect()
 }
 
 /// Every way through the flow: one option per step.
@@ -95,7 +117,7 @@ fn all_logins(flow: &Flow) -> Vec<Vec<&FlowOption>> {
 
 fn choice(
     o: &FlowOption,
-    jit: &HashMap<String, Jit>,
+    jit: &HashMap<String, wire::JustInTimeProvisioning>,
     needs: &LocalAccountAuthenticators,
 ) -> Choice {
     match o {
@@ -104,7 +126,7 @@ fn choice(
             authenticator: "OpenIDConnectAuthenticator".into(),
             federated: true,
             needs_local: false,
-            jit_on: jit.get(n).is_some_and(|j| j.provisions_local_accounts()),
+            jit_on: jit.get(n).is_some_and(provisions_unmatched_user),
         },
         FlowOption::Authenticator(a) => Choice {
             idp: "LOCAL".into(),
@@ -125,7 +147,7 @@ proptest! {
         jit in jit_strategy(),
     ) {
         let needs = LocalAccountAuthenticators::default();
-        let analysis = flow::check_flow("app", &flow, &jit, &needs);
+        let analysis = flow::check_flow("app", &flow, &rule_view(&jit), &needs);
         let generated = script::generate(&flow);
         prop_assert!(
             script::recognize(&generated, &flow.steps).is_some(),

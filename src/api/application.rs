@@ -256,4 +256,8 @@ pub struct AppConflictEntry {
     pub authenticator: String,
     /// The step (1-based) of that authenticator.
     pub authenticator_step: i32,
+    /// The identity provider has JIT on but skipped on lookup failure: its users that no local
+    /// account matches get none (false: JIT is off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lookup_skip: bool,
 }

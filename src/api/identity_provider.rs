@@ -86,8 +86,9 @@ pub struct IdentityProviderSpec {
     /// keeps what the server has for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jit: Option<JitSpec>,
-    /// What to do when a change would disable JIT while applications with MFA after this IdP depend on
-    /// it: Block (default) holds the JIT change back and reports it; Warn pushes it and reports it.
+    /// What to do when a change would disable JIT (or start skipping it on lookup failure) while
+    /// applications with MFA after this IdP depend on it: Block (default) holds the JIT change back
+    /// and reports it; Warn pushes it and reports it.
     #[serde(default)]
     pub conflict_policy: ConflictPolicy,
     /// What happens on the server when this object is deleted: Delete (default) or Orphan.
@@ -197,7 +198,10 @@ pub struct SamlProvider {
 }
 
 /// How the server provisions a local account for a federated user.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+// Without lookup mappings there is no lookup to fail, so the skip would mean nothing; requiring them in
+// the same spec also lets the conflict rule decide from the spec alone.
+#[x_kube(validation = Rule::new("!has(self.skipForLookupFailure) || !self.skipForLookupFailure || (has(self.accountLookup) && size(self.accountLookup) > 0)").message("skipForLookupFailure: true needs a non-empty accountLookup (without lookup mappings there is no lookup to fail)"))]
 #[serde(rename_all = "camelCase")]
 pub struct JitSpec {
     /// Create (or link) a local account when a federated user signs in. Second factors such as TOTP
@@ -216,6 +220,45 @@ pub struct JitSpec {
     /// How federated attributes update the local account (server default OverrideAll).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribute_sync_method: Option<AttributeSyncMethod>,
+    /// Look a federated user up among the local accounts by these attributes before provisioning
+    /// (`accountLookupAttributeMappings`; the server allows at most 2). An empty list removes the
+    /// server's mappings; leaving the field out keeps them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2))]
+    pub account_lookup: Option<Vec<AccountLookup>>,
+    /// Provision nobody whom the account lookup does not match (`skipJITForLookupFailure`, server
+    /// default false). Such users get no local account, so an MFA step after this provider that
+    /// needs one is a conflict, as with JIT off. Needs a non-empty accountLookup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_for_lookup_failure: Option<bool>,
+    /// How the federated user's groups update the local account's (`idpGroupSyncMethod`, server
+    /// default MergeWithExisting; servers before 2026 do not know it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_sync_method: Option<GroupSyncMethod>,
+}
+
+/// One account-lookup mapping: a local claim and the federated attribute compared with it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountLookup {
+    /// The local claim URI, in the `http://wso2.org/claims/` dialect (e.g.
+    /// `http://wso2.org/claims/emailaddress`).
+    #[schemars(length(max = 255))]
+    #[x_kube(validation = Rule::new("self.startsWith('http://wso2.org/claims/') && self.size() > 23").message("localAttribute must be a local claim URI of the form http://wso2.org/claims/<name>"))]
+    pub local_attribute: String,
+    /// The federated user's attribute (e.g. `email`).
+    #[schemars(length(max = 255))]
+    #[x_kube(validation = Rule::new("self != ''").message("federatedAttribute must not be empty"))]
+    pub federated_attribute: String,
+}
+
+/// How a federated user's groups are synced into the local account.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum GroupSyncMethod {
+    /// The federated groups replace the local ones.
+    OverrideAll,
+    /// The federated groups are added to the local ones.
+    MergeWithExisting,
 }
 
 /// JIT provisioning scheme (the API's PROVISION_SILENTLY, PROMPT_* values).
@@ -330,7 +373,8 @@ pub struct IdentityProviderStatus {
     /// be another identity provider's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
-    /// JIT provisioning as observed on the server: Enabled or Disabled.
+    /// JIT provisioning as observed on the server: Enabled, Disabled, or SkippedOnLookupFailure (on,
+    /// but users that the account lookup does not match are not provisioned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jit: Option<String>,
     /// Applications whose login flow offers this identity provider, declared in the cluster or
@@ -396,4 +440,7 @@ pub struct ConflictEntry {
     /// the step, but that was not verified, so the conflict stands.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unverified_script: bool,
+    /// JIT is on but skipped on lookup failure: the users that no local account matches get none.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lookup_skip: bool,
 }

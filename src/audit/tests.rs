@@ -199,3 +199,54 @@ pub(crate) fn without_places(r: &Report) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Google with JIT on, an account lookup, and the skip on lookup failure as given.
+fn google_lookup(name: &str, skip: bool) -> crate::backend::inventory::IdpDetail {
+    let mut g = google(name, true);
+    g.jit.account_lookup = vec![crate::backend::wire::AccountLookupAttributeMapping {
+        local_attribute: Some("http://wso2.org/claims/emailaddress".into()),
+        federated_attribute: Some("email".into()),
+    }];
+    g.jit.skip_jit_for_lookup_failure = Some(skip);
+    g
+}
+
+#[test]
+fn jit_skipped_on_lookup_failure_is_a_conflict_and_lint_of_the_export_agrees() {
+    let flow: &[&[(&str, &str)]] = &[
+        &[("Google", "GoogleOIDCAuthenticator")],
+        &[("LOCAL", "totp")],
+    ];
+    let snap = |skip: bool| TenantSnapshot {
+        idps: vec![google_lookup("Google", skip)],
+        applications: vec![app("Payroll", flow, None)],
+    };
+    let local = LocalAccountAuthenticators::default();
+    assert!(
+        conflicts(&snap(false), &local).is_empty(),
+        "the lookup without the skip provisions everyone"
+    );
+    let found = conflicts(&snap(true), &local);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    for needle in [
+        "IdentityProvider \"Google\"",
+        "has JIT provisioning skipped on lookup failure",
+        "step 2 offers totp",
+        "Turn skipForLookupFailure off in the jit on google",
+    ] {
+        assert!(
+            found[0].contains(needle),
+            "{needle:?} missing in {}",
+            found[0]
+        );
+    }
+    // export writes the lookup and the skip; lint of it finds the same conflict.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = crate::export::plan(&snap(true), &crate::export::tests::options());
+    crate::export::write(dir.path(), &plan, "https://x/t/acme/", "identity", "id").expect("writes");
+    let docs = crate::lint::load_paths(&[dir.path().to_path_buf()]).expect("loads");
+    let linted = crate::lint::lint_documents(&docs);
+    let audited = audit_snapshot(&snap(true), API, "identity", &local);
+    assert_eq!(audited.findings.len(), 1);
+    assert_eq!(without_places(&linted), without_places(&audited));
+}

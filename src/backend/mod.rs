@@ -322,6 +322,19 @@ pub struct Jit {
     pub skip_jit_for_lookup_failure: Option<bool>,
     /// IdP group sync method (`None` on servers that do not know the field).
     pub idp_group_sync_method: Option<IdpGroupSyncMethod>,
+    /// Account-lookup mappings (empty when the server has none or does not know the field).
+    pub account_lookup: Vec<wire::AccountLookupAttributeMapping>,
+}
+
+impl Jit {
+    /// The state the conflict rule sees for these settings.
+    pub fn rule_state(&self) -> crate::flow::Jit {
+        crate::flow::Jit::from_settings(
+            self.enabled,
+            !self.account_lookup.is_empty(),
+            self.skip_jit_for_lookup_failure == Some(true),
+        )
+    }
 }
 
 /// A change to JIT settings: only fields that are `Some` change; the rest keep the server's value
@@ -338,6 +351,12 @@ pub struct JitChange {
     pub associate_local_user: Option<bool>,
     /// New attribute sync method.
     pub attribute_sync_method: Option<AttributeSyncMethod>,
+    /// New account-lookup mappings (an empty list removes them).
+    pub account_lookup: Option<Vec<wire::AccountLookupAttributeMapping>>,
+    /// New skip-on-lookup-failure flag.
+    pub skip_jit_for_lookup_failure: Option<bool>,
+    /// New IdP group sync method.
+    pub idp_group_sync_method: Option<IdpGroupSyncMethod>,
 }
 
 impl JitChange {
@@ -358,6 +377,15 @@ impl JitChange {
         if let Some(v) = self.attribute_sync_method {
             jit.attribute_sync_method = Some(v);
         }
+        if let Some(v) = &self.account_lookup {
+            jit.account_lookup_attribute_mappings = Some(v.clone());
+        }
+        if let Some(v) = self.skip_jit_for_lookup_failure {
+            jit.skip_jit_for_lookup_failure = Some(v);
+        }
+        if let Some(v) = self.idp_group_sync_method {
+            jit.idp_group_sync_method = Some(v);
+        }
     }
 }
 
@@ -374,6 +402,10 @@ impl From<&wire::JustInTimeProvisioning> for Jit {
                 .unwrap_or(AttributeSyncMethod::OverrideAll),
             skip_jit_for_lookup_failure: w.skip_jit_for_lookup_failure,
             idp_group_sync_method: w.idp_group_sync_method,
+            account_lookup: w
+                .account_lookup_attribute_mappings
+                .clone()
+                .unwrap_or_default(),
         }
     }
 }
@@ -388,6 +420,9 @@ impl From<&Jit> for wire::JustInTimeProvisioning {
             attribute_sync_method: Some(j.attribute_sync_method),
             skip_jit_for_lookup_failure: j.skip_jit_for_lookup_failure,
             idp_group_sync_method: j.idp_group_sync_method,
+            // No mappings are sent as none: an empty list is what the server stores for them.
+            account_lookup_attribute_mappings: (!j.account_lookup.is_empty())
+                .then(|| j.account_lookup.clone()),
             ..Default::default()
         }
     }
@@ -650,6 +685,10 @@ mod tests {
         }
         .apply_to(&mut w);
         assert_eq!(w.is_enabled, Some(false));
+        assert_eq!(
+            w.skip_jit_for_lookup_failure, None,
+            "undeclared: left alone"
+        );
         assert_eq!(w.scheme, Some(JitScheme::PromptConsent));
         assert_eq!(w.userstore.as_deref(), Some("SECONDARY"));
         assert_eq!(w.associate_local_user, Some(true));
@@ -658,6 +697,48 @@ mod tests {
             Some(IdpGroupSyncMethod::OverrideAll)
         );
         assert_eq!(w.extra.get("future"), Some(&serde_json::json!(1)));
+    }
+
+    #[test]
+    fn jit_change_sets_the_lookup_fields_and_the_rule_sees_them() {
+        let mapping = wire::AccountLookupAttributeMapping {
+            local_attribute: Some("http://wso2.org/claims/emailaddress".into()),
+            federated_attribute: Some("email".into()),
+        };
+        let mut w = wire::JustInTimeProvisioning {
+            is_enabled: Some(true),
+            attribute_sync_method: Some(AttributeSyncMethod::PreserveLocal),
+            ..Default::default()
+        };
+        assert_eq!(Jit::from(&w).rule_state(), crate::flow::Jit::Enabled);
+        JitChange {
+            account_lookup: Some(vec![mapping.clone()]),
+            skip_jit_for_lookup_failure: Some(true),
+            idp_group_sync_method: Some(IdpGroupSyncMethod::OverrideAll),
+            ..Default::default()
+        }
+        .apply_to(&mut w);
+        assert_eq!(w.account_lookup_attribute_mappings, Some(vec![mapping]));
+        assert_eq!(w.skip_jit_for_lookup_failure, Some(true));
+        assert_eq!(
+            w.idp_group_sync_method,
+            Some(IdpGroupSyncMethod::OverrideAll)
+        );
+        assert_eq!(
+            w.attribute_sync_method,
+            Some(AttributeSyncMethod::PreserveLocal)
+        );
+        assert_eq!(
+            Jit::from(&w).rule_state(),
+            crate::flow::Jit::SkippedOnLookupFailure
+        );
+        // An empty list clears the mappings; the skip alone then means nothing.
+        JitChange {
+            account_lookup: Some(vec![]),
+            ..Default::default()
+        }
+        .apply_to(&mut w);
+        assert_eq!(Jit::from(&w).rule_state(), crate::flow::Jit::Enabled);
     }
 
     #[test]

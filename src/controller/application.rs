@@ -5,8 +5,8 @@
 //! 2. **observe** the server object — [`managed::observe`];
 //! 3. **plan** which object is ours — [`managed::plan_identity`];
 //! 4. **act**: create / rename / update, where under the Block gate [`plan_flow`] holds back a flow
-//!    change that would put a local-account step after a Block IdP whose JIT is off (declared or on
-//!    the server), while the rest of the spec still goes;
+//!    change that would put a local-account step after a Block IdP whose JIT is off or skipped on
+//!    lookup failure (declared or on the server), while the rest of the spec still goes;
 //! 5. the credentials Secret, only if this Application created it — [`managed::plan_credentials`];
 //! 6. **report** — status, conditions, Events; an error ends as `Ready=False` with its reason.
 
@@ -729,6 +729,7 @@ fn status_conflicts(
             identity_provider_step: c.identity_provider_step as i32,
             authenticator: c.authenticator,
             authenticator_step: c.authenticator_step as i32,
+            lookup_skip: c.lookup_skip,
         })
         .collect()
 }
@@ -773,16 +774,30 @@ fn outcome(
     if !held.is_empty() {
         let what: Vec<String> = held
             .iter()
-            .map(|c| format!("IdentityProvider {} (step {}) has JIT provisioning off and conflictPolicy: Block, but step {} requires {}", c.identity_provider, c.identity_provider_step, c.authenticator_step, c.authenticator))
+            .map(|c| format!("IdentityProvider {} (step {}) has {} and conflictPolicy: Block, but step {} requires {}", c.identity_provider, c.identity_provider_step, held_why(c.lookup_skip), c.authenticator_step, c.authenticator))
             .collect();
+        let fix = if held.iter().any(|c| c.lookup_skip) {
+            "Enable JIT on that provider (with skipForLookupFailure off)"
+        } else {
+            "Enable JIT on that provider"
+        };
         return Outcome::stalled(
             "LoginFlowBlocked",
-            format!("the login flow change was not pushed: {}. Enable JIT on that provider, drop or move the step, or set its conflictPolicy: Warn. The rest of the spec is applied.", what.join("; ")),
+            format!("the login flow change was not pushed: {}. {fix}, drop or move the step, or set its conflictPolicy: Warn. The rest of the spec is applied.", what.join("; ")),
         );
     }
     match credentials {
         Some(foreign) => Outcome::stalled("CredentialsSecretNotOwned", foreign),
         None => Outcome::Ready(ready_message(id, spec)),
+    }
+}
+
+/// Why an IdP's users can lack a local account, as the Application's messages say it.
+fn held_why(lookup_skip: bool) -> &'static str {
+    if lookup_skip {
+        "JIT provisioning skipped on lookup failure (skipForLookupFailure with accountLookup: users that no local account matches get none)"
+    } else {
+        "JIT provisioning off"
     }
 }
 
@@ -809,11 +824,13 @@ fn cached_jit(idps: &HashMap<String, Arc<IdentityProvider>>) -> LiveJit {
         let on_server = idp
             .status
             .as_ref()
-            .is_some_and(|s| s.id.is_some() && s.jit.as_deref() == Some("Enabled"));
-        let declared = Jit::from(idp.spec.jit.as_ref().map(|j| j.enabled));
+            .filter(|s| s.id.is_some())
+            .and_then(|s| s.jit.as_deref())
+            .and_then(Jit::from_status_value)
+            .unwrap_or(Jit::Disabled);
         jit.insert(
             idp.server_name().to_string(),
-            effective_jit(declared, on_server),
+            effective_jit(translate::declared_jit(&idp.spec, None), on_server),
         );
         if idp.spec.conflict_policy == ConflictPolicy::Block {
             blocking.insert(idp.server_name().to_string());
@@ -822,28 +839,23 @@ fn cached_jit(idps: &HashMap<String, Arc<IdentityProvider>>) -> LiveJit {
     (jit, blocking)
 }
 
-/// Off when declared off **or** off on the server.
-fn effective_jit(declared: Jit, on_server: bool) -> Jit {
-    if declared == Jit::Enabled && on_server {
-        Jit::Enabled
-    } else if declared == Jit::Missing {
-        Jit::Missing
-    } else {
-        Jit::Disabled
-    }
+/// The weaker of the declared and the server's JIT: off when declared off **or** off on the
+/// server, skipped on lookup failure when either skips (a missing block stays missing).
+fn effective_jit(declared: Jit, on_server: Jit) -> Jit {
+    declared.weaker(on_server)
 }
 
 /// An IdP's JIT on the server as the Block check may take it without asking the server: as its
 /// last pass in this process recorded it inside the gate (`recorded`), else as its status says
 /// when that describes its current spec. `None`: read it live. Pure.
-pub fn known_jit(recorded: Option<bool>, idp: &IdentityProvider) -> Option<bool> {
+pub fn known_jit(recorded: Option<Jit>, idp: &IdentityProvider) -> Option<Jit> {
     if recorded.is_some() {
         return recorded;
     }
     let status = idp.status.as_ref()?;
     let current = status.id.is_some() && status.observed_generation == idp.metadata.generation;
     match status.jit.as_deref() {
-        Some(jit) if current => Some(jit == "Enabled"),
+        Some(jit) if current => Jit::from_status_value(jit),
         _ => None,
     }
 }
@@ -877,24 +889,21 @@ async fn live_jit(
                     .await?
                     .unwrap_or_else(|| cached.clone());
                 let on = match fresh.status.as_ref().and_then(|s| s.id.as_deref()) {
-                    Some(id) => {
-                        client
-                            .get_jit(id)
-                            .await
-                            .map_err(backend_err(format!(
-                                "reading JIT provisioning of identity provider {id}"
-                            )))?
-                            .enabled
-                    }
-                    None => false,
+                    Some(id) => client
+                        .get_jit(id)
+                        .await
+                        .map_err(backend_err(format!(
+                            "reading JIT provisioning of identity provider {id}"
+                        )))?
+                        .rule_state(),
+                    None => Jit::Disabled,
                 };
                 (fresh, on)
             }
         };
-        let declared = Jit::from(idp.spec.jit.as_ref().map(|j| j.enabled));
         jit.insert(
             idp.server_name().to_string(),
-            effective_jit(declared, on_server),
+            effective_jit(translate::declared_jit(&idp.spec, None), on_server),
         );
         if idp.spec.conflict_policy == ConflictPolicy::Block {
             blocking.insert(idp.server_name().to_string());
@@ -1056,9 +1065,19 @@ async fn finish(
         let detail: Vec<String> = observed
             .conflicts
             .iter()
-            .map(|c| format!("IdentityProvider {} (step {}) has JIT provisioning disabled, but step {} requires {}, which needs a local account",
-                c.identity_provider, c.identity_provider_step, c.authenticator_step, c.authenticator))
+            .map(|c| format!("IdentityProvider {} (step {}) has {}, but step {} requires {}, which needs a local account",
+                c.identity_provider, c.identity_provider_step,
+                if c.lookup_skip { held_why(true) } else { "JIT provisioning disabled" },
+                c.authenticator_step, c.authenticator))
             .collect();
+        // Each kind of conflict present names its own remedy.
+        let mut remedies = Vec::new();
+        if observed.conflicts.iter().any(|c| !c.lookup_skip) {
+            remedies.push(flow::REMEDY);
+        }
+        if observed.conflicts.iter().any(|c| c.lookup_skip) {
+            remedies.push(flow::LOOKUP_SKIP_REMEDY);
+        }
         Cond::new(
             INTERCONNECTION_CONFLICT,
             true,
@@ -1071,7 +1090,7 @@ async fn finish(
                 } else {
                     String::new()
                 },
-                flow::REMEDY
+                remedies.join(" ")
             ),
         )
     };
@@ -1185,6 +1204,7 @@ mod tests {
             authenticator: "totp".into(),
             authenticator_step: 2,
             unverified_script: false,
+            lookup_skip: false,
         }
     }
 
@@ -1209,11 +1229,11 @@ mod tests {
         let cases = [
             (
                 "recorded in the gate wins",
-                Some(false),
+                Some(Jit::Disabled),
                 2,
                 Some(1),
                 Some("Enabled"),
-                Some(false),
+                Some(Jit::Disabled),
             ),
             (
                 "current status",
@@ -1221,7 +1241,7 @@ mod tests {
                 2,
                 Some(2),
                 Some("Enabled"),
-                Some(true),
+                Some(Jit::Enabled),
             ),
             (
                 "current status, off",
@@ -1229,7 +1249,7 @@ mod tests {
                 2,
                 Some(2),
                 Some("Disabled"),
-                Some(false),
+                Some(Jit::Disabled),
             ),
             (
                 "status of an older spec: live",
@@ -1238,6 +1258,14 @@ mod tests {
                 Some(2),
                 Some("Enabled"),
                 None,
+            ),
+            (
+                "current status, skipped on lookup failure",
+                None,
+                2,
+                Some(2),
+                Some("SkippedOnLookupFailure"),
+                Some(Jit::SkippedOnLookupFailure),
             ),
             ("no jit in status: live", None, 2, Some(2), None, None),
         ];

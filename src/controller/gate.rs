@@ -20,10 +20,10 @@ use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 #[derive(Default)]
 pub struct BlockGate {
     locks: Mutex<HashMap<String, Arc<RwLock<()>>>>,
-    /// Per IdP (gate key): its server id and whether JIT is on there, as its last pass in this
+    /// Per IdP (gate key): its server id and its JIT there (as the rule sees it), as its last pass in this
     /// process left it, recorded inside its gate. An Application's Block check reads it inside the
     /// same gate instead of asking the server: whichever of the two goes second sees the other.
-    jit: Mutex<HashMap<String, (String, bool)>>,
+    jit: Mutex<HashMap<String, (String, crate::flow::Jit)>>,
 }
 
 /// Held while a Block decision and the change it guards run; dropping it releases every lock.
@@ -66,13 +66,13 @@ impl BlockGate {
 
 impl BlockGate {
     /// Records an IdP's JIT on the server (call inside its gate, after reading or writing it).
-    pub fn record_jit(&self, key: &str, id: &str, enabled: bool) {
+    pub fn record_jit(&self, key: &str, id: &str, state: crate::flow::Jit) {
         let mut jit = self.jit.lock().unwrap_or_else(|e| e.into_inner());
-        jit.insert(key.to_string(), (id.to_string(), enabled));
+        jit.insert(key.to_string(), (id.to_string(), state));
     }
 
     /// An IdP's JIT on the server as recorded for server id `id`, if this process knows it.
-    pub fn recorded_jit(&self, key: &str, id: &str) -> Option<bool> {
+    pub fn recorded_jit(&self, key: &str, id: &str) -> Option<crate::flow::Jit> {
         let jit = self.jit.lock().unwrap_or_else(|e| e.into_inner());
         jit.get(key).filter(|(i, _)| i == id).map(|(_, on)| *on)
     }
@@ -99,8 +99,11 @@ mod tests {
         let gate = BlockGate::default();
         let k = key(Some("ns"), "google");
         assert_eq!(gate.recorded_jit(&k, "i1"), None);
-        gate.record_jit(&k, "i1", false);
-        assert_eq!(gate.recorded_jit(&k, "i1"), Some(false));
+        gate.record_jit(&k, "i1", crate::flow::Jit::SkippedOnLookupFailure);
+        assert_eq!(
+            gate.recorded_jit(&k, "i1"),
+            Some(crate::flow::Jit::SkippedOnLookupFailure)
+        );
         assert_eq!(
             gate.recorded_jit(&k, "i2"),
             None,

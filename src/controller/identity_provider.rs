@@ -8,7 +8,8 @@
 //!    secret is pushed whenever its Secret version was never pushed, adoption included);
 //! 5. under the Block gate: the dependents from the server's **live** flows of every connected app
 //!    (with JIT declared on, a declared dependent's flow from its own last pass: `jitRequiredBy`),
-//!    the conflict rule, and JIT — [`plan_jit`] holds a JIT disable back under Block;
+//!    the conflict rule, and JIT — [`plan_jit`] holds back under Block a JIT disable and a change
+//!    that would start skipping JIT on lookup failure;
 //! 6. **report** — status, conditions, Events; an error ends as `Ready=False` with its reason.
 
 use std::collections::{BTreeMap, HashMap};
@@ -166,7 +167,8 @@ struct Observed {
     id: Option<String>,
     /// This pass created the server object (its create-pending mark is set).
     created: bool,
-    jit_on_server: Option<bool>,
+    /// JIT on the server as the conflict rule sees it.
+    jit_on_server: Option<Jit>,
     /// The server object's name after this pass (`status.serverName`).
     server_name: Option<String>,
     dependents: Vec<Dependent>,
@@ -186,7 +188,7 @@ impl From<&IdentityProvider> for Observed {
         Self {
             id: old.id,
             created: false,
-            jit_on_server: old.jit.as_deref().map(|j| j == "Enabled"),
+            jit_on_server: old.jit.as_deref().and_then(Jit::from_status_value),
             server_name: old.server_name,
             dependents: old.dependents,
             conflicts: old.conflicts,
@@ -197,9 +199,13 @@ impl From<&IdentityProvider> for Observed {
     }
 }
 
-/// The JIT change to push, and whether Block held its disable back. Pure.
+/// The JIT change to push, and whether Block held part of it back. Pure. Under Block with conflicts,
+/// what would leave unmatched users without a local account is held back: a JIT disable, and a
+/// change that would start skipping JIT on lookup failure on the server (`server`: its JIT now,
+/// `None` right after the create). The rest of the change goes.
 pub fn plan_jit(
     diff: Option<JitChange>,
+    server: Option<&crate::backend::Jit>,
     conflicts: bool,
     policy: ConflictPolicy,
 ) -> (Option<JitChange>, bool) {
@@ -207,9 +213,27 @@ pub fn plan_jit(
         return (None, false);
     };
     let mut blocked = false;
-    if diff.enabled == Some(false) && conflicts && policy == ConflictPolicy::Block {
-        diff.enabled = None;
-        blocked = true;
+    if conflicts && policy == ConflictPolicy::Block {
+        if diff.enabled == Some(false) {
+            diff.enabled = None;
+            blocked = true;
+        }
+        let skips_now = server.is_some_and(|s| s.skip_jit_for_lookup_failure == Some(true));
+        let looks_up_now = server.is_some_and(|s| !s.account_lookup.is_empty());
+        let skips = diff.skip_jit_for_lookup_failure.unwrap_or(skips_now);
+        let looks_up = diff
+            .account_lookup
+            .as_ref()
+            .map_or(looks_up_now, |l| !l.is_empty());
+        if skips && looks_up && !(skips_now && looks_up_now) {
+            // Hold back the half that starts the skip; the other half alone changes nothing.
+            if diff.skip_jit_for_lookup_failure == Some(true) {
+                diff.skip_jit_for_lookup_failure = None;
+            } else {
+                diff.account_lookup = None;
+            }
+            blocked = true;
+        }
     }
     ((diff != JitChange::default()).then_some(diff), blocked)
 }
@@ -505,7 +529,21 @@ async fn sync_jit(
     let (idp, client, id) = (pass.idp, pass.client, pass.id);
     let spec = &idp.spec;
     let needs_local = registry::local_account_authenticators(backend);
-    let declared = Jit::from(spec.jit.as_ref().map(|j| j.enabled));
+    // The IdP's GET carries its JIT settings; ask separately only when a server leaves them out,
+    // or, right after the create, not at all when the spec declares JIT: all of it is pushed.
+    // Read before the rule: lookup fields the spec leaves out keep the server's value.
+    let change = jit_change(spec);
+    let server_jit = match (server.jit.clone(), pass.created, &change) {
+        (None, true, Some(_)) => None,
+        (Some(jit), _, _) => Some(jit),
+        (None, _, _) => Some(
+            client
+                .get_jit(id)
+                .await
+                .map_err(backend_err("reading JIT provisioning"))?,
+        ),
+    };
+    let declared = translate::declared_jit(spec, server_jit.as_ref());
     // With JIT declared on, this IdP can be in no conflict and Block has nothing to hold back:
     // the flows are needed only for jitRequiredBy, and those of declared dependents come from
     // their own last pass when this process has it. With JIT off, Block decides on live flows.
@@ -517,29 +555,25 @@ async fn sync_jit(
     seen.conflicts = conflicts(spec, declared, &flows, &needs_local);
     seen.jit_required_by = jit_required_by(spec, &flows, &needs_local, &dependents);
     seen.dependents = dependents;
-    // The IdP's GET carries its JIT settings; ask separately only when a server leaves them out,
-    // or, right after the create, not at all when the spec declares JIT: all of it is pushed.
-    let diff = match (server.jit.clone(), pass.created, jit_change(spec)) {
-        (None, true, Some(change)) => Some(change),
-        (known, _, change) => {
-            let server_jit = match known {
-                Some(jit) => jit,
-                None => client
-                    .get_jit(id)
-                    .await
-                    .map_err(backend_err("reading JIT provisioning"))?,
-            };
-            seen.jit_on_server = Some(server_jit.enabled);
-            change.and_then(|c| jit_diff(&c, &server_jit))
+    let diff = match (&server_jit, change) {
+        (None, change) => change,
+        (Some(server_jit), change) => {
+            seen.jit_on_server = Some(server_jit.rule_state());
+            change.and_then(|c| jit_diff(&c, server_jit))
         }
     };
-    let (push, blocked) = plan_jit(diff, !seen.conflicts.is_empty(), spec.conflict_policy);
+    let (push, blocked) = plan_jit(
+        diff,
+        server_jit.as_ref(),
+        !seen.conflicts.is_empty(),
+        spec.conflict_policy,
+    );
     if let Some(change) = push {
         let result = client
             .update_jit(id, &change)
             .await
             .map_err(backend_err("updating JIT provisioning"))?;
-        seen.jit_on_server = Some(result.enabled);
+        seen.jit_on_server = Some(result.rule_state());
         changed.push("JIT");
     }
     if let Some(on) = seen.jit_on_server {
@@ -572,6 +606,7 @@ fn conflicts(
             authenticator: c.authenticator.clone(),
             authenticator_step: c.authenticator_step as i32,
             unverified_script: c.unverified_script,
+            lookup_skip: c.lookup_skip,
         })
         .collect()
 }
@@ -603,6 +638,16 @@ fn jit_required_by(
 fn outcome(id: &str, blocked: bool, conflicts: &[ConflictEntry]) -> Outcome {
     if !blocked {
         return Outcome::Ready(format!("identity provider {id} matches the spec"));
+    }
+    if !conflicts.is_empty() && conflicts.iter().all(|c| c.lookup_skip) {
+        return Outcome::stalled(
+            "JITLookupSkipBlocked",
+            format!(
+                "skipping JIT provisioning on lookup failure was not pushed to the server because {} need a local account after this provider, and users that no local account matches would get none (conflictPolicy: Block). \
+                 Turn skipForLookupFailure off again, skip the MFA step for this provider's users (skipFor on that step), remove the MFA step from those applications, or set conflictPolicy: Warn to push it anyway. The rest of the spec is applied.",
+                names(conflicts)
+            ),
+        );
     }
     Outcome::stalled(
         "JITDisableBlocked",
@@ -834,22 +879,37 @@ async fn finish(
                 )
             })
             .collect();
-        let on_server = if observed.jit_on_server == Some(true) {
-            " The server still has JIT on (change held back)."
-        } else {
-            " The server has JIT off: these logins fail now."
+        let lookup_skip = observed.conflicts.iter().all(|c| c.lookup_skip);
+        let on_server = match (observed.jit_on_server, lookup_skip) {
+            (Some(Jit::Enabled), true) => {
+                " The server still provisions these users (change held back)."
+            }
+            (Some(Jit::Enabled), false) => " The server still has JIT on (change held back).",
+            (Some(Jit::SkippedOnLookupFailure), _) => {
+                " The server skips JIT on lookup failure: these logins fail now for users that no local account matches."
+            }
+            _ => " The server has JIT off: these logins fail now.",
         };
         let unverified = if observed.conflicts.iter().any(|c| c.unverified_script) {
             format!(" An application {}.", flow::UNVERIFIED_SCRIPT)
         } else {
             String::new()
         };
-        Cond::new(
-            INTERCONNECTION_CONFLICT,
-            true,
-            "JITDisabledWithMFADependents",
-            format!("JIT provisioning is disabled in the spec, but these applications need a local account after this provider: {}.{on_server}{unverified} {}", detail.join("; "), flow::REMEDY),
-        )
+        if lookup_skip {
+            Cond::new(
+                INTERCONNECTION_CONFLICT,
+                true,
+                "JITSkippedOnLookupFailureWithMFADependents",
+                format!("JIT provisioning is on but skipped on lookup failure in the spec (skipForLookupFailure with accountLookup), so users that no local account matches get none, and these applications need a local account after this provider: {}.{on_server}{unverified} {}", detail.join("; "), flow::LOOKUP_SKIP_REMEDY),
+            )
+        } else {
+            Cond::new(
+                INTERCONNECTION_CONFLICT,
+                true,
+                "JITDisabledWithMFADependents",
+                format!("JIT provisioning is disabled in the spec, but these applications need a local account after this provider: {}.{on_server}{unverified} {}", detail.join("; "), flow::REMEDY),
+            )
+        }
     };
     let conflict_now = conflict.status;
     let conflict_msg = conflict.message.clone();
@@ -867,7 +927,7 @@ async fn finish(
         server_name: observed.server_name.clone().or(old.server_name.clone()),
         jit: observed
             .jit_on_server
-            .map(|on| if on { "Enabled" } else { "Disabled" }.to_string())
+            .map(|jit| jit.status_value().to_string())
             .or(old.jit.clone()),
         dependents: observed.dependents,
         conflicts: observed.conflicts,
@@ -978,6 +1038,7 @@ mod tests {
             authenticator: "totp".into(),
             authenticator_step: 2,
             unverified_script: false,
+            lookup_skip: false,
         }
     }
 
@@ -1037,6 +1098,23 @@ mod tests {
                 ("Server only", None, 1, "FIDOAuthenticator", 2),
             ]
         );
+    }
+
+    #[test]
+    fn a_held_lookup_skip_says_so_and_names_its_remedy() {
+        let mut e = entry("Payroll");
+        e.lookup_skip = true;
+        let held = outcome("idp-1", true, &[e]);
+        let c = &held.conditions()[0];
+        assert_eq!(c.reason, "JITLookupSkipBlocked");
+        assert!(
+            c.message.contains("Turn skipForLookupFailure off"),
+            "{}",
+            c.message
+        );
+        assert!(c.message.contains("Payroll"), "{}", c.message);
+        let off = outcome("idp-1", true, &[entry("Payroll")]);
+        assert_eq!(off.conditions()[0].reason, "JITDisableBlocked");
     }
 
     #[test]

@@ -752,7 +752,112 @@ fn jit_plan_table() {
     ];
     for (name, diff, conflicts, policy, want, blocked) in cases {
         assert_eq!(
-            plan_jit(diff, conflicts, policy),
+            plan_jit(diff, None, conflicts, policy),
+            (want, blocked),
+            "case {name:?}"
+        );
+    }
+}
+
+#[test]
+fn jit_plan_holds_back_starting_the_lookup_skip_under_block() {
+    use crate::backend::{wire, AttributeSyncMethod, Jit as ServerJit, JitScheme};
+    use ConflictPolicy::{Block, Warn};
+    let mapping = || {
+        vec![wire::AccountLookupAttributeMapping {
+            local_attribute: Some("http://wso2.org/claims/emailaddress".into()),
+            federated_attribute: Some("email".into()),
+        }]
+    };
+    let server = |skip: bool, lookup: bool| ServerJit {
+        enabled: true,
+        scheme: JitScheme::ProvisionSilently,
+        userstore: "PRIMARY".into(),
+        associate_local_user: false,
+        attribute_sync_method: AttributeSyncMethod::OverrideAll,
+        skip_jit_for_lookup_failure: Some(skip),
+        idp_group_sync_method: None,
+        account_lookup: if lookup { mapping() } else { vec![] },
+    };
+    let skip_on = JitChange {
+        skip_jit_for_lookup_failure: Some(true),
+        ..Default::default()
+    };
+    let skip_and_lookup = JitChange {
+        skip_jit_for_lookup_failure: Some(true),
+        account_lookup: Some(mapping()),
+        userstore: Some("SECONDARY".into()),
+        ..Default::default()
+    };
+    let lookup = JitChange {
+        account_lookup: Some(mapping()),
+        ..Default::default()
+    };
+    let lookup_and_store = JitChange {
+        account_lookup: Some(mapping()),
+        userstore: Some("SECONDARY".into()),
+        ..Default::default()
+    };
+    // (case, diff, server now, conflicts, policy, pushed, blocked)
+    let cases = vec![
+        (
+            "skip on, the server has the lookup: held back",
+            skip_on.clone(),
+            server(false, true),
+            true,
+            Block,
+            None,
+            true,
+        ),
+        (
+            "skip and lookup together: the skip is held back, the rest goes",
+            skip_and_lookup,
+            server(false, false),
+            true,
+            Block,
+            Some(lookup_and_store),
+            true,
+        ),
+        (
+            "lookup added where the server already skips: the lookup is held back",
+            lookup.clone(),
+            server(true, false),
+            true,
+            Block,
+            None,
+            true,
+        ),
+        (
+            "lookup added without a skip: nothing starts, it goes",
+            lookup.clone(),
+            server(false, false),
+            true,
+            Block,
+            Some(lookup.clone()),
+            false,
+        ),
+        (
+            "skip on under Warn: pushed",
+            skip_on.clone(),
+            server(false, true),
+            true,
+            Warn,
+            Some(skip_on.clone()),
+            false,
+        ),
+        (
+            "skip on without dependents: pushed",
+            skip_on.clone(),
+            server(false, true),
+            false,
+            Block,
+            Some(skip_on.clone()),
+            false,
+        ),
+    ];
+    for (name, diff, now, conflicts, policy, want, blocked) in cases {
+        assert_eq!(
+            plan_jit(Some(diff), Some(&now), conflicts, policy),
             (want, blocked),
             "case {name:?}"
         );
@@ -847,6 +952,24 @@ fn flow_plan_table_block_from_the_application_side() {
             &block,
             false,
             1,
+        ),
+        (
+            "JIT skipped on lookup failure, Block: held back like JIT off",
+            &with_mfa,
+            Some(live(&without)),
+            Jit::SkippedOnLookupFailure,
+            &block,
+            false,
+            1,
+        ),
+        (
+            "JIT skipped on lookup failure, Warn: pushed",
+            &with_mfa,
+            Some(live(&without)),
+            Jit::SkippedOnLookupFailure,
+            &warn,
+            true,
+            0,
         ),
         (
             "JIT off, Warn: pushed",
@@ -953,6 +1076,7 @@ async fn dependents_come_from_the_servers_live_flows() {
     assert_eq!(
         plan_jit(
             Some(off),
+            None,
             !analysis.conflicts.is_empty(),
             ConflictPolicy::Block
         ),

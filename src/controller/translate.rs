@@ -1,7 +1,9 @@
 //! Pure translation between the custom resources and the backend's types, and the "is it up to
 //! date?" comparisons. No I/O here: every function is unit tested.
 
-use crate::api::identity_provider::{AttributeSyncMethod, JitScheme, ProviderType};
+use crate::api::identity_provider::{
+    AttributeSyncMethod, GroupSyncMethod, JitScheme, ProviderType,
+};
 use crate::api::{ApplicationSpec, IdentityProviderSpec};
 use crate::backend::{
     self, wire, Confidential, FederatedAuthenticator, FlowOption, FlowStep, FlowUpdate, IdpPatch,
@@ -19,7 +21,38 @@ pub fn jit_change(spec: &IdentityProviderSpec) -> Option<JitChange> {
         userstore: jit.userstore.clone(),
         associate_local_user: jit.associate_local_user,
         attribute_sync_method: jit.attribute_sync_method.map(sync_to_wire),
+        account_lookup: jit.account_lookup.as_ref().map(|list| {
+            list.iter()
+                .map(|m| wire::AccountLookupAttributeMapping {
+                    local_attribute: Some(m.local_attribute.clone()),
+                    federated_attribute: Some(m.federated_attribute.clone()),
+                })
+                .collect()
+        }),
+        skip_jit_for_lookup_failure: jit.skip_for_lookup_failure,
+        idp_group_sync_method: jit.group_sync_method.map(|g| match g {
+            GroupSyncMethod::OverrideAll => backend::IdpGroupSyncMethod::OverrideAll,
+            GroupSyncMethod::MergeWithExisting => backend::IdpGroupSyncMethod::MergeWithExisting,
+        }),
     })
+}
+
+/// The JIT state the conflict rule sees for the spec: a missing block is [`flow::Jit::Missing`];
+/// lookup fields the spec leaves out are the server's (`server`, when known), since the operator
+/// keeps the server's value for them.
+pub fn declared_jit(spec: &IdentityProviderSpec, server: Option<&Jit>) -> flow::Jit {
+    let Some(jit) = spec.jit.as_ref() else {
+        return flow::Jit::Missing;
+    };
+    let lookup = match &jit.account_lookup {
+        Some(list) => !list.is_empty(),
+        None => server.is_some_and(|s| !s.account_lookup.is_empty()),
+    };
+    let skip = match jit.skip_for_lookup_failure {
+        Some(v) => v,
+        None => server.is_some_and(|s| s.skip_jit_for_lookup_failure == Some(true)),
+    };
+    flow::Jit::from_settings(jit.enabled, lookup, skip)
 }
 
 fn scheme_to_wire(s: JitScheme) -> backend::JitScheme {
@@ -54,6 +87,21 @@ pub fn jit_diff(change: &JitChange, server: &Jit) -> Option<JitChange> {
         attribute_sync_method: change
             .attribute_sync_method
             .filter(|v| *v != server.attribute_sync_method),
+        account_lookup: change
+            .account_lookup
+            .clone()
+            .filter(|v| *v != server.account_lookup),
+        // A server that leaves a field out (`None`) has the model default for it: declaring the
+        // default there is no change, so it causes no write on every resync.
+        skip_jit_for_lookup_failure: change
+            .skip_jit_for_lookup_failure
+            .filter(|v| server.skip_jit_for_lookup_failure.unwrap_or(false) != *v),
+        idp_group_sync_method: change.idp_group_sync_method.filter(|v| {
+            server
+                .idp_group_sync_method
+                .unwrap_or(backend::IdpGroupSyncMethod::MergeWithExisting)
+                != *v
+        }),
     };
     (out != JitChange::default()).then_some(out)
 }

@@ -9,8 +9,9 @@
 //! `context.currentKnownSubject` is the user identified by the first step that ran. Without a script
 //! the server runs every step in order, and so does the model.
 //!
-//! Accounts follow the product's rule: after a sign-in through an IdP whose JIT provisioning is off,
-//! the user has no local account, so a later step whose authenticator keeps its secret on the local
+//! Accounts follow the product's rule: after a sign-in through an IdP whose JIT provisioning does not
+//! provision the user (off, or skipped because the account lookup matched nobody; see
+//! [`Choice::jit_on`]), the user has no local account, so a later step whose authenticator keeps its secret on the local
 //! account fails. A failed step ends the login (its `onFail` is still called).
 //!
 //! The user's choices, the accounts model and the record of the steps that ran stay in Rust: the
@@ -45,7 +46,9 @@ pub struct Choice {
     pub federated: bool,
     /// The authenticator keeps its secret on the local account.
     pub needs_local: bool,
-    /// JIT provisioning creates a local account for this IdP's users (federated options only).
+    /// JIT provisioning creates a local account for this IdP's user (federated options only): on,
+    /// and not skipped for a failed account lookup. The simulated user is a first sign-in, whom
+    /// no local account matches.
     pub jit_on: bool,
 }
 
@@ -174,7 +177,7 @@ impl Sim {
         if !ok {
             self.failure = Some(format!(
                 "step {n} ({}) needs a local account, but the user signed in through {}, whose JIT \
-                 provisioning is off, and has none",
+                 provisioning is off (or skipped on lookup failure), and has none",
                 c.authenticator,
                 self.no_account_by.as_deref().unwrap_or_default()
             ));

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::http::{lock, Shared};
 use super::script::{run_login, Choice, Outcome};
 use super::state::TenantState;
-use crate::backend::wire::{SequenceType, LOCAL_IDP};
+use crate::backend::wire::{JustInTimeProvisioning, SequenceType, LOCAL_IDP};
 use crate::flow::LocalAccountAuthenticators;
 
 /// What to simulate.
@@ -101,8 +101,7 @@ pub fn choices_for(
             let jit_on = federated
                 && st
                     .idp_by_name(&idp)
-                    .and_then(|p| p.jit.is_enabled)
-                    .unwrap_or(false);
+                    .is_some_and(|p| provisions_unmatched_user(&p.jit));
             Ok(Choice {
                 idp,
                 authenticator,
@@ -112,6 +111,18 @@ pub fn choices_for(
             })
         })
         .collect()
+}
+
+/// Whether the server's JIT gives a local account to a federated user whom no local account matches
+/// (the simulated user): JIT on, and not skipped on lookup failure. The skip acts only with lookup
+/// mappings: without them the server does no lookup, so none can fail.
+pub fn provisions_unmatched_user(jit: &JustInTimeProvisioning) -> bool {
+    let looks_up = jit
+        .account_lookup_attribute_mappings
+        .as_ref()
+        .is_some_and(|m| !m.is_empty());
+    let skips = looks_up && jit.skip_jit_for_lookup_failure == Some(true);
+    jit.is_enabled == Some(true) && !skips
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -203,7 +214,7 @@ pub(crate) async fn simulate_login(State(shared): State<Arc<Shared>>, body: Byte
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::wire::JustInTimeProvisioning;
+    use crate::backend::wire::AccountLookupAttributeMapping;
     use crate::emulator::StoredIdp;
 
     fn tenant() -> TenantState {
@@ -248,6 +259,46 @@ mod tests {
         let local = choices_for(&st, &steps(), &pick("BasicAuthenticator"), &needs).expect("valid");
         assert_eq!(local[0].idp, "LOCAL");
         assert!(!local[0].federated);
+    }
+
+    #[test]
+    fn lookup_skip_leaves_the_unmatched_user_without_an_account() {
+        let mapping = || {
+            Some(vec![AccountLookupAttributeMapping {
+                local_attribute: Some("http://wso2.org/claims/emailaddress".into()),
+                federated_attribute: Some("email".into()),
+            }])
+        };
+        // (case, enabled, mappings, skip, provisioned)
+        let cases = [
+            ("on", true, None, Some(false), true),
+            ("on with a lookup", true, mapping(), Some(false), true),
+            (
+                "skip without a lookup means nothing",
+                true,
+                None,
+                Some(true),
+                true,
+            ),
+            ("skip with a lookup", true, mapping(), Some(true), false),
+            ("off", false, mapping(), Some(false), false),
+        ];
+        for (name, enabled, mappings, skip, want) in cases {
+            let jit = JustInTimeProvisioning {
+                is_enabled: Some(enabled),
+                account_lookup_attribute_mappings: mappings,
+                skip_jit_for_lookup_failure: skip,
+                ..Default::default()
+            };
+            assert_eq!(provisions_unmatched_user(&jit), want, "{name}");
+        }
+        let mut st = tenant();
+        st.idps[1].jit.account_lookup_attribute_mappings = mapping();
+        st.idps[1].jit.skip_jit_for_lookup_failure = Some(true);
+        let pick = BTreeMap::from([(1, "Google".to_owned())]);
+        let google = choices_for(&st, &steps(), &pick, &LocalAccountAuthenticators::default())
+            .expect("valid");
+        assert!(!google[0].jit_on, "Google skips JIT for an unmatched user");
     }
 
     #[test]

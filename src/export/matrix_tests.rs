@@ -235,7 +235,10 @@ fn read(locator: &str, idp: Option<&IdpDetail>, app: Option<&AppDetail>) -> Valu
         "certificate" => idp.expect("idp").idp.jwks_uri.clone().into(),
         "jit" => {
             let w = wire::JustInTimeProvisioning::from(&idp.expect("idp").jit);
-            serde_json::to_value(w).expect("jit")[key].clone()
+            let v = serde_json::to_value(w).expect("jit");
+            v.pointer(&format!("/{key}"))
+                .cloned()
+                .unwrap_or(Value::Null)
         }
         "app" => {
             let a = &app.expect("app").app;

@@ -324,13 +324,43 @@ fn jit_block(j: &backend::Jit) -> Value {
         backend::AttributeSyncMethod::PreserveLocal => "PreserveLocal",
         backend::AttributeSyncMethod::None => "None",
     };
-    json!({
+    let mut block = json!({
         "enabled": j.enabled,
         "scheme": scheme,
         "userstore": j.userstore,
         "associateLocalUser": j.associate_local_user,
         "attributeSyncMethod": sync,
-    })
+    });
+    // Mappings the CRD can hold: both attributes set (the server requires both anyway).
+    let lookup: Vec<Value> = j
+        .account_lookup
+        .iter()
+        .filter_map(|m| match (&m.local_attribute, &m.federated_attribute) {
+            (Some(local), Some(federated)) => Some(json!({
+                "localAttribute": local,
+                "federatedAttribute": federated,
+            })),
+            _ => None,
+        })
+        .collect();
+    let skip = j.skip_jit_for_lookup_failure;
+    if !lookup.is_empty() {
+        block["accountLookup"] = Value::Array(lookup.clone());
+    }
+    // The skip is written only where the CRD accepts it (true needs mappings); a skip without
+    // mappings means nothing and is left to the server (undeclared fields keep its value).
+    match skip {
+        Some(true) if !lookup.is_empty() => block["skipForLookupFailure"] = json!(true),
+        Some(false) => block["skipForLookupFailure"] = json!(false),
+        _ => {}
+    }
+    if let Some(g) = j.idp_group_sync_method {
+        block["groupSyncMethod"] = json!(match g {
+            backend::IdpGroupSyncMethod::OverrideAll => "OverrideAll",
+            backend::IdpGroupSyncMethod::MergeWithExisting => "MergeWithExisting",
+        });
+    }
+    block
 }
 
 fn policy(p: DeletionPolicy) -> &'static str {

@@ -38,6 +38,7 @@ pub(crate) fn idp(name: &str, authenticator: &str, props: &[(&str, &str)], jit: 
             attribute_sync_method: AttributeSyncMethod::OverrideAll,
             skip_jit_for_lookup_failure: Some(false),
             idp_group_sync_method: None,
+            account_lookup: vec![],
         },
         confidential: Default::default(),
     }

@@ -1,7 +1,8 @@
 //! The login-flow graph and the JIT/MFA interconnection rule. Pure: no Kubernetes, no HTTP.
 //!
 //! An application's login flow conflicts with identity provider P when P's JIT provisioning is
-//! disabled (a missing JIT block counts as disabled), P is an option in some step i, and a later step
+//! disabled (a missing JIT block counts as disabled) or skipped on lookup failure (on, but users that
+//! no local account matches are not provisioned: [`Jit::SkippedOnLookupFailure`]), P is an option in some step i, and a later step
 //! j > i has an option whose authenticator keeps its secret on the local account. Alternatives inside
 //! one step never conflict with each other: the user picks one. This is stricter than WSO2's console,
 //! which checks only IdPs in the subject step and only a fixed list of authenticators.
@@ -205,6 +206,10 @@ impl Flow {
 pub enum Jit {
     /// JIT provisioning creates local accounts.
     Enabled,
+    /// JIT is on, but the server first looks the federated user up by its account-lookup mappings
+    /// and, with `skipJITForLookupFailure`, provisions nobody whom no local account matches: those
+    /// users have no local account, exactly as with JIT off.
+    SkippedOnLookupFailure,
     /// JIT provisioning is off.
     Disabled,
     /// No JIT block at all: counts as disabled.
@@ -212,9 +217,63 @@ pub enum Jit {
 }
 
 impl Jit {
-    /// Whether federated users of this IdP get a local account.
+    /// The state of a JIT configuration: `enabled`, whether it has account-lookup mappings, and
+    /// whether it skips provisioning when the lookup finds nobody. The skip means nothing without
+    /// mappings (there is no lookup to fail), so it counts only with them.
+    pub fn from_settings(
+        enabled: bool,
+        account_lookup: bool,
+        skip_on_lookup_failure: bool,
+    ) -> Self {
+        match (enabled, account_lookup && skip_on_lookup_failure) {
+            (false, _) => Jit::Disabled,
+            (true, true) => Jit::SkippedOnLookupFailure,
+            (true, false) => Jit::Enabled,
+        }
+    }
+
+    /// Whether every federated user of this IdP gets a local account (matched or provisioned).
     pub fn provisions_local_accounts(self) -> bool {
         self == Jit::Enabled
+    }
+
+    /// How many users get a local account: the order [`Jit::weaker`] compares by.
+    fn rank(self) -> u8 {
+        match self {
+            Jit::Missing => 0,
+            Jit::Disabled => 1,
+            Jit::SkippedOnLookupFailure => 2,
+            Jit::Enabled => 3,
+        }
+    }
+
+    /// Of two views of one IdP (declared and on the server), the one that provisions fewer users:
+    /// a login fails if either would make it fail.
+    pub fn weaker(self, other: Jit) -> Jit {
+        if other.rank() < self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+
+    /// The value of `status.jit` (as observed on the server).
+    pub fn status_value(self) -> &'static str {
+        match self {
+            Jit::Enabled => "Enabled",
+            Jit::SkippedOnLookupFailure => "SkippedOnLookupFailure",
+            Jit::Disabled | Jit::Missing => "Disabled",
+        }
+    }
+
+    /// The state a `status.jit` value names; `None` for a value this version does not write.
+    pub fn from_status_value(value: &str) -> Option<Jit> {
+        match value {
+            "Enabled" => Some(Jit::Enabled),
+            "SkippedOnLookupFailure" => Some(Jit::SkippedOnLookupFailure),
+            "Disabled" => Some(Jit::Disabled),
+            _ => None,
+        }
     }
 }
 
@@ -244,11 +303,18 @@ pub struct Conflict {
     /// The application has a conditional-auth script the operator did not generate: it might skip
     /// the step, but that is not proved, so the conflict stands.
     pub unverified_script: bool,
+    /// JIT is on for the identity provider but skipped on lookup failure
+    /// ([`Jit::SkippedOnLookupFailure`]): its users whom no local account matches have none.
+    pub lookup_skip: bool,
 }
 
 /// What the user can do about a conflict, appended to every conflict message: enable JIT, or skip
 /// the step for the IdP's users (the seed's remedy, generated as a conditional-auth script).
 pub const REMEDY: &str = "Enable JIT provisioning on the identity provider, or skip the step for its users with skipFor on that step (skipFor: {identityProviders: [{name: ...}]} or {federatedUsers: true}; the operator generates the conditional-auth script).";
+
+/// The remedy when JIT is on but skipped on lookup failure: provision the unmatched users too, or
+/// skip the step for them.
+pub const LOOKUP_SKIP_REMEDY: &str = "Turn skipForLookupFailure off in the identity provider's jit (users that no local account matches are then provisioned), or skip the step for its users with skipFor on that step (skipFor: {identityProviders: [{name: ...}]} or {federatedUsers: true}; the operator generates the conditional-auth script).";
 
 /// Said of an application whose conditional-auth script was not written by the operator.
 pub const UNVERIFIED_SCRIPT: &str =
@@ -268,20 +334,42 @@ impl Conflict {
     }
 }
 
+impl Conflict {
+    /// Why the identity provider's users can lack a local account, for messages.
+    pub fn why_no_account(&self) -> &'static str {
+        if self.lookup_skip {
+            "JIT provisioning is on but skipped on lookup failure (skipForLookupFailure with accountLookup), so users that no local account matches get none"
+        } else {
+            "JIT provisioning is disabled on it"
+        }
+    }
+
+    /// The remedy for this conflict.
+    pub fn remedy(&self) -> &'static str {
+        if self.lookup_skip {
+            LOOKUP_SKIP_REMEDY
+        } else {
+            REMEDY
+        }
+    }
+}
+
 impl fmt::Display for Conflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "application {} offers identity provider {} in step {} but JIT provisioning is disabled on it, \
-             and step {} offers {}, which needs a local account: users who sign in with {} will fail at step {}.{} {REMEDY}",
+            "application {} offers identity provider {} in step {} but {}, \
+             and step {} offers {}, which needs a local account: users who sign in with {} will fail at step {}.{} {}",
             self.application,
             self.identity_provider,
             self.identity_provider_step,
+            self.why_no_account(),
             self.authenticator_step,
             self.authenticator,
             self.identity_provider,
             self.authenticator_step,
             self.script_note(),
+            self.remedy(),
         )
     }
 }
@@ -346,6 +434,7 @@ pub fn check_flow(
                                 authenticator: name.clone(),
                                 authenticator_step: j + 1,
                                 unverified_script: flow.script == ScriptOrigin::NotVerified,
+                                lookup_skip: *jit == Jit::SkippedOnLookupFailure,
                             });
                         }
                     }

@@ -359,3 +359,136 @@ fn index_tracks_edges_both_ways() {
     assert_eq!(index.dependents(&"google".to_string()).count(), 0);
     assert_eq!(index.edges(), 1);
 }
+
+#[test]
+fn jit_state_from_settings_table() {
+    // (enabled, accountLookup set, skipForLookupFailure) → the state the rule sees.
+    let cases = [
+        (true, false, false, Jit::Enabled),
+        (true, true, false, Jit::Enabled),
+        (true, false, true, Jit::Enabled), // no lookup, nothing to fail: the skip means nothing
+        (true, true, true, Jit::SkippedOnLookupFailure),
+        (false, true, true, Jit::Disabled),
+        (false, false, false, Jit::Disabled),
+    ];
+    for (enabled, lookup, skip, want) in cases {
+        assert_eq!(
+            Jit::from_settings(enabled, lookup, skip),
+            want,
+            "enabled {enabled}, lookup {lookup}, skip {skip}"
+        );
+    }
+    assert!(!Jit::SkippedOnLookupFailure.provisions_local_accounts());
+}
+
+#[test]
+fn weaker_view_wins_and_status_values_round_trip() {
+    use Jit::*;
+    let cases = [
+        (Enabled, Enabled, Enabled),
+        (Enabled, SkippedOnLookupFailure, SkippedOnLookupFailure),
+        (SkippedOnLookupFailure, Enabled, SkippedOnLookupFailure),
+        (SkippedOnLookupFailure, Disabled, Disabled),
+        (Enabled, Disabled, Disabled),
+        (Missing, Enabled, Missing),
+        (Missing, Disabled, Missing),
+        (Disabled, Missing, Missing),
+    ];
+    for (a, b, want) in cases {
+        assert_eq!(a.weaker(b), want, "{a:?} vs {b:?}");
+    }
+    for j in [Enabled, SkippedOnLookupFailure, Disabled] {
+        assert_eq!(Jit::from_status_value(j.status_value()), Some(j));
+    }
+    assert_eq!(Jit::from_status_value("Unknown"), None);
+}
+
+#[test]
+fn lookup_skip_is_a_conflict_like_jit_off_table() {
+    let skip = idps(&[("google", Jit::SkippedOnLookupFailure)]);
+    let cases: Vec<(&str, Flow, Expected)> = vec![
+        (
+            "google (lookup skip) then totp",
+            flow(vec![
+                vec![auth("BasicAuthenticator"), idp("google")],
+                vec![auth("totp")],
+            ]),
+            vec![("google", 1, "totp", 2)],
+        ),
+        (
+            "MFA as an alternative in the same step: no conflict",
+            flow(vec![vec![idp("google"), auth("totp")]]),
+            vec![],
+        ),
+        (
+            "no local-account step after it: no conflict",
+            flow(vec![
+                vec![idp("google")],
+                vec![auth("sms-otp-authenticator")],
+            ]),
+            vec![],
+        ),
+        (
+            "the MFA step skipped for google's users: no conflict",
+            skipped(
+                vec![vec![idp("google")], vec![auth("totp")]],
+                vec![Skip::Never, skip_for(&["google"])],
+            ),
+            vec![],
+        ),
+        (
+            "skipped for federated users: no conflict",
+            skipped(
+                vec![vec![idp("google")], vec![auth("FIDOAuthenticator")]],
+                vec![Skip::Never, Skip::FederatedUsers],
+            ),
+            vec![],
+        ),
+    ];
+    for (name, f, expected) in cases {
+        let got = check_flow("app", &f, &skip, &LocalAccountAuthenticators::default());
+        let mut expected = expected;
+        expected.sort();
+        assert_eq!(found(&got), expected, "case: {name}");
+        assert!(
+            got.conflicts.iter().all(|c| c.lookup_skip),
+            "case: {name}: {:?}",
+            got.conflicts
+        );
+    }
+}
+
+#[test]
+fn lookup_skip_message_says_why_and_names_its_remedy() {
+    let f = flow(vec![vec![idp("google")], vec![auth("totp")]]);
+    let got = check_flow(
+        "payroll",
+        &f,
+        &idps(&[("google", Jit::SkippedOnLookupFailure)]),
+        &Default::default(),
+    );
+    let text = got.conflicts[0].to_string();
+    for needle in [
+        "payroll",
+        "google",
+        "skipped on lookup failure",
+        "no local account matches",
+        "Turn skipForLookupFailure off",
+        "skipFor",
+        "step 2",
+    ] {
+        assert!(text.contains(needle), "{needle} missing in: {text}");
+    }
+    assert!(!text.contains("disabled on it"), "{text}");
+    // JIT off keeps its own message.
+    let off = check_flow(
+        "payroll",
+        &f,
+        &idps(&[("google", Jit::Disabled)]),
+        &Default::default(),
+    );
+    assert!(!off.conflicts[0].lookup_skip);
+    assert!(!off.conflicts[0]
+        .to_string()
+        .contains("skipForLookupFailure"));
+}

@@ -138,8 +138,10 @@ pub fn conflict_message(
     short: &str,
 ) -> String {
     format!(
-        "Application {app} step {} offers IdentityProvider {idp} ({idp_place}), which {jit}; step {} offers {}, which needs a local account, so its users fail at step {}. Enable JIT on {short}, or add skipFor: {{identityProviders: [{{name: {short}}}]}} to step {} (the operator generates the conditional-auth script that skips it for those users).",
-        c.identity_provider_step, c.authenticator_step, c.authenticator, c.authenticator_step, c.authenticator_step
+        "Application {app} step {} offers IdentityProvider {idp} ({idp_place}), which {jit}; step {} offers {}, which needs a local account, so its users fail at step {}. {} on {short}, or add skipFor: {{identityProviders: [{{name: {short}}}]}} to step {} (the operator generates the conditional-auth script that skips it for those users).",
+        c.identity_provider_step, c.authenticator_step, c.authenticator, c.authenticator_step,
+        if c.lookup_skip { "Turn skipForLookupFailure off in the jit" } else { "Enable JIT" },
+        c.authenticator_step
     )
 }
 
@@ -331,7 +333,8 @@ pub fn lint_documents(docs: &[Document]) -> Report {
             .map(|((_, idp_name), idp)| {
                 (
                     idp_name.clone(),
-                    Jit::from(idp.object.spec.jit.as_ref().map(|j| j.enabled)),
+                    // Offline: undeclared lookup fields are unknown, so they count as not set.
+                    crate::controller::translate::declared_jit(&idp.object.spec, None),
                 )
             })
             .collect();
@@ -345,6 +348,8 @@ pub fn lint_documents(docs: &[Document]) -> Report {
             let idp = &idps[&(ns.clone(), c.identity_provider.clone())];
             let jit = if idp.object.spec.jit.is_none() {
                 "has no jit block (counts as disabled)"
+            } else if c.lookup_skip {
+                "has jit.enabled: true but skipForLookupFailure: true with accountLookup (JIT is skipped for users that no local account matches: they get none)"
             } else {
                 "has jit.enabled: false"
             };

@@ -176,3 +176,56 @@ fn skip_mfa_variant_is_clean_and_without_skip_it_is_not() {
         found[0]
     );
 }
+
+#[test]
+fn jit_skipped_on_lookup_failure_is_a_conflict_with_its_own_remedy() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let with_jit = |jit: serde_json::Value| {
+        let mut docs = load_paths(&[root.join("examples/jit-on")]).expect("examples load");
+        for d in &mut docs {
+            if d.value["kind"] == "IdentityProvider" {
+                d.value["spec"]["jit"] = jit.clone();
+            }
+        }
+        messages(&lint_documents(&docs))
+    };
+    let lookup = serde_json::json!([{"localAttribute": "http://wso2.org/claims/emailaddress", "federatedAttribute": "email"}]);
+    // (case, jit, conflict)
+    let cases = [
+        (
+            "on with lookup, skip on",
+            serde_json::json!({"enabled": true, "accountLookup": lookup, "skipForLookupFailure": true}),
+            true,
+        ),
+        (
+            "on with lookup, skip off",
+            serde_json::json!({"enabled": true, "accountLookup": lookup, "skipForLookupFailure": false}),
+            false,
+        ),
+        (
+            "on with lookup, skip undeclared",
+            serde_json::json!({"enabled": true, "accountLookup": lookup}),
+            false,
+        ),
+    ];
+    for (name, jit, conflict) in cases {
+        let found = with_jit(jit);
+        if !conflict {
+            assert!(found.is_empty(), "{name}: {found:#?}");
+            continue;
+        }
+        assert_eq!(found.len(), 1, "{name}: {found:#?}");
+        let m = &found[0];
+        for needle in [
+            "InterconnectionConflict",
+            "skipForLookupFailure: true with accountLookup",
+            "that no local account matches",
+            "step 2 offers totp",
+            "Turn skipForLookupFailure off in the jit on google",
+            "skipFor: {identityProviders: [{name: google}]} to step 2",
+        ] {
+            assert!(m.contains(needle), "{name}: {needle:?} missing in {m}");
+        }
+        assert!(!m.contains("Enable JIT"), "{name}: {m}");
+    }
+}

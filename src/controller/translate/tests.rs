@@ -37,6 +37,7 @@ fn server_jit() -> Jit {
         attribute_sync_method: backend::AttributeSyncMethod::OverrideAll,
         skip_jit_for_lookup_failure: Some(true),
         idp_group_sync_method: None,
+        account_lookup: vec![],
     }
 }
 
@@ -51,8 +52,7 @@ fn jit_change_holds_only_declared_fields() {
         enabled: false,
         scheme: None,
         userstore: Some("DEFAULT".into()),
-        associate_local_user: None,
-        attribute_sync_method: None,
+        ..Default::default()
     }));
     let change = jit_change(&spec).expect("declared");
     assert_eq!(change.enabled, Some(false));
@@ -572,4 +572,76 @@ fn skips_for_providers_no_earlier_step_offers_are_reported() {
         federated_users: true,
     }));
     assert!(unused_skips(&federated).is_empty());
+}
+
+#[test]
+fn lookup_fields_are_pushed_diffed_and_seen_by_the_rule() {
+    use crate::api::identity_provider::{AccountLookup, GroupSyncMethod};
+    let lookup = AccountLookup {
+        local_attribute: "http://wso2.org/claims/emailaddress".into(),
+        federated_attribute: "email".into(),
+    };
+    let spec = google_spec(Some(JitSpec {
+        enabled: true,
+        account_lookup: Some(vec![lookup]),
+        skip_for_lookup_failure: Some(true),
+        group_sync_method: Some(GroupSyncMethod::OverrideAll),
+        ..Default::default()
+    }));
+    let change = jit_change(&spec).expect("declared");
+    let wire_lookup = vec![wire::AccountLookupAttributeMapping {
+        local_attribute: Some("http://wso2.org/claims/emailaddress".into()),
+        federated_attribute: Some("email".into()),
+    }];
+    assert_eq!(change.account_lookup, Some(wire_lookup.clone()));
+    assert_eq!(change.skip_jit_for_lookup_failure, Some(true));
+    assert_eq!(
+        change.idp_group_sync_method,
+        Some(backend::IdpGroupSyncMethod::OverrideAll)
+    );
+    // The server has the skip but no mappings and merges groups: lookup and group method differ.
+    let diff = jit_diff(&change, &server_jit()).expect("differs");
+    assert_eq!(diff.account_lookup, Some(wire_lookup.clone()));
+    assert_eq!(diff.skip_jit_for_lookup_failure, None, "already true");
+    assert_eq!(
+        diff.idp_group_sync_method,
+        Some(backend::IdpGroupSyncMethod::OverrideAll)
+    );
+    let mut same = server_jit();
+    same.account_lookup = wire_lookup;
+    same.idp_group_sync_method = Some(backend::IdpGroupSyncMethod::OverrideAll);
+    assert_eq!(jit_diff(&change, &same), None);
+    // A server that leaves the newer fields out has their defaults: declaring those is no change.
+    let defaults = JitChange {
+        skip_jit_for_lookup_failure: Some(false),
+        idp_group_sync_method: Some(backend::IdpGroupSyncMethod::MergeWithExisting),
+        ..Default::default()
+    };
+    let mut old = server_jit();
+    old.skip_jit_for_lookup_failure = None;
+    assert_eq!(jit_diff(&defaults, &old), None);
+
+    // The rule: declared, with undeclared lookup fields taken from the server.
+    assert_eq!(
+        declared_jit(&spec, None),
+        crate::flow::Jit::SkippedOnLookupFailure
+    );
+    assert_eq!(
+        declared_jit(&google_spec(None), None),
+        crate::flow::Jit::Missing
+    );
+    let only_lookup = google_spec(Some(JitSpec {
+        enabled: true,
+        account_lookup: Some(vec![AccountLookup {
+            local_attribute: "http://wso2.org/claims/username".into(),
+            federated_attribute: "sub".into(),
+        }]),
+        ..Default::default()
+    }));
+    assert_eq!(declared_jit(&only_lookup, None), crate::flow::Jit::Enabled);
+    assert_eq!(
+        declared_jit(&only_lookup, Some(&server_jit())),
+        crate::flow::Jit::SkippedOnLookupFailure,
+        "the server's skip is kept, so it counts"
+    );
 }
