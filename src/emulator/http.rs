@@ -314,8 +314,38 @@ async fn revoke_tokens(State(s): State<Arc<Shared>>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+/// The state of every tenant with its secrets masked: the confidential authenticator properties
+/// (what the server declares confidential, [`crate::backend::Confidential`]) and the applications'
+/// OIDC client secrets. The endpoint has no authentication, so it must not hand out what the
+/// management API itself never shows back. Tests that need a stored secret read the state in process.
 async fn get_state(State(s): State<Arc<Shared>>) -> axum::Json<Tenants> {
-    axum::Json(lock(&s.tenants).clone())
+    axum::Json(masked(lock(&s.tenants).clone()))
+}
+
+/// What replaces a secret in the state dump.
+pub const MASK: &str = "******";
+
+fn masked(mut tenants: Tenants) -> Tenants {
+    for st in tenants.values_mut() {
+        for idp in &mut st.idps {
+            for a in &mut idp.authenticators {
+                let secret = crate::backend::Confidential::fallback(&a.authenticator_id);
+                for p in a.properties.iter_mut().flatten() {
+                    if secret.contains(&p.key) && p.value.is_some() {
+                        p.value = Some(MASK.into());
+                    }
+                }
+            }
+        }
+        for app in &mut st.apps {
+            if let Some(o) = app.oidc.as_mut() {
+                if o.client_secret.is_some() {
+                    o.client_secret = Some(crate::backend::Secret::new(MASK));
+                }
+            }
+        }
+    }
+    tenants
 }
 
 /// Maps method + path (after `/t/{tenant}/`) to an operation and its path ids.
@@ -661,6 +691,40 @@ fn token(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8]) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_state_dump_masks_every_stored_secret() {
+        use crate::backend::wire::{FederatedAuthenticator, OpenIdConnectConfiguration, Property};
+        let mut st = TenantState::default();
+        st.idps.push(crate::emulator::state::StoredIdp {
+            authenticators: vec![FederatedAuthenticator {
+                authenticator_id: crate::backend::wire::authenticator_id(
+                    "OpenIDConnectAuthenticator",
+                ),
+                properties: Some(vec![
+                    Property::new("ClientSecret", "idp-secret-value"),
+                    Property::new("OAuth2TokenEPUrl", "https://idp.example/token"),
+                ]),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        st.apps.push(crate::emulator::state::StoredApp {
+            oidc: Some(OpenIdConnectConfiguration {
+                client_secret: Some(crate::backend::Secret::new("app-secret-value")),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let dump = serde_json::to_string(&masked(Tenants::from([("acme".to_string(), st)])))
+            .expect("json");
+        assert!(
+            !dump.contains("idp-secret-value") && !dump.contains("app-secret-value"),
+            "{dump}"
+        );
+        assert!(dump.contains("https://idp.example/token"), "{dump}");
+        assert!(dump.contains(MASK), "{dump}");
+    }
 
     #[test]
     fn routes_cover_every_operation() {

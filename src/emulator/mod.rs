@@ -10,7 +10,8 @@
 //! - `POST /_emulator/reset-stats` – zero the counters;
 //! - `GET|POST /_emulator/faults` – read / replace the injected faults ([`Faults`]);
 //! - `POST /_emulator/revoke-tokens` – invalidate every issued token;
-//! - `GET /_emulator/state` – dump all tenants as JSON;
+//! - `GET /_emulator/state` – dump all tenants as JSON, secrets masked (confidential authenticator
+//!   properties and OIDC client secrets: the endpoint has no authentication);
 //! - `POST /_emulator/simulate-login` – run a login through an application's flow and script
 //!   ([`simulate`]).
 //!
