@@ -236,15 +236,87 @@ async fn deleted_credentials_secret_and_idp_deleted_on_server() {
         .emulator
         .with_tenant(common::TENANT, |t| t.idp(&new_id).is_some()));
 
-    // The backend's credentials Secret is deleted: the backend reports it; deleting the IdP then
-    // does not wedge its finalizer.
+    // The backend's credentials Secret is deleted while the backend uses it: it is kept
+    // (Terminating, like a PVC a Pod uses) and the backend says why; deleting the IdP then deletes
+    // its server object with those credentials; once the backend goes, so does the Secret.
     env.delete("Secret", "asgardeo-m2m").await;
-    let c = env
-        .wait_condition("IdentityBackend", "asgardeo", "Ready", "False", T)
+    env.wait_event("asgardeo", "SecretKept", T).await;
+    let secret = env.get("Secret", "asgardeo-m2m").await.expect("kept");
+    assert!(secret["metadata"]["deletionTimestamp"].is_string());
+    env.wait_condition("IdentityBackend", "asgardeo", "Ready", "True", T)
         .await;
-    assert_eq!(c["reason"], "CredentialsSecretNotFound");
     env.delete("IdentityProvider", "gh").await;
     env.wait_gone("IdentityProvider", "gh", T).await;
+    assert_eq!(counts(&env).0, 0, "the IdP's server object was deleted");
+    env.delete("IdentityBackend", "asgardeo").await;
+    env.wait_gone("IdentityBackend", "asgardeo", T).await;
+    env.wait_gone("Secret", "asgardeo-m2m", T).await;
+}
+
+/// Issue 24 item 6: deleting a namespace deletes its Secrets at once, and the client cached in
+/// memory was all the cleanup had. A restart in that window (here: the operator is down when the
+/// namespace is deleted, and a new process with an empty cache starts) must neither hang the
+/// namespace nor leak the server objects: the backend's Secret is held by a finalizer until the
+/// backend is released.
+#[tokio::test]
+async fn a_restart_during_namespace_deletion_neither_hangs_nor_leaks() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, DeleteParams};
+
+    let mut env = TestEnv::new("nsdelete").await;
+    env.create_backend("asgardeo").await;
+    env.apply(GH_SECRET).await.expect("secret");
+    env.start_operator(&[]);
+    env.apply(&idp_yaml("gh", "GitHub")).await.expect("idp");
+    env.apply(&app_yaml("wiki", "Wiki", "gh"))
+        .await
+        .expect("app");
+    env.wait_condition("IdentityProvider", "gh", "Ready", "True", T)
+        .await;
+    env.wait_condition("Application", "wiki", "Ready", "True", T)
+        .await;
+    assert_eq!(counts(&env), (1, 1));
+    let held = common::wait_until(T, || async {
+        let s = env.get("Secret", "asgardeo-m2m").await?;
+        let finalizers = s["metadata"]["finalizers"].as_array()?.clone();
+        finalizers
+            .iter()
+            .any(|f| f == "identity-operator.io/credentials-in-use")
+            .then_some(())
+    })
+    .await;
+    assert!(held.is_some(), "the backend's Secret was never held");
+
+    env.kill_operator();
+    let nss: Api<Namespace> = Api::all(env.client.clone());
+    nss.delete(&env.ns, &DeleteParams::default())
+        .await
+        .expect("namespace delete");
+    // The namespace controller has reached the Secret (and, before it, the rest): it must still be
+    // there to log in with.
+    let terminating = common::wait_until(T, || async {
+        let s = env.get("Secret", "asgardeo-m2m").await?;
+        s["metadata"]["deletionTimestamp"].is_string().then_some(())
+    })
+    .await;
+    assert!(
+        terminating.is_some(),
+        "the Secret went at once: a new process has nothing to clean up with"
+    );
+
+    env.start_operator(&[]);
+    let gone = common::wait_until(Duration::from_secs(180), || async {
+        nss.get_opt(&env.ns).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(
+        gone.is_some(),
+        "namespace {} still there: {:?}\n{}",
+        env.ns,
+        nss.get_opt(&env.ns).await.ok().flatten().map(|n| n.status),
+        common::tail(&env.operator_log(), 30)
+    );
+    assert_eq!(counts(&env), (0, 0), "server objects leaked");
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use kube::{Api, ResourceExt};
 
 use super::conditions::{self, Cond, Outcome};
 use super::managed::BACKEND_FINALIZER;
-use super::{apply_status, jittered, publish, registry, Context, Error};
+use super::{apply_status, jittered, publish, registry, secret_hold, Context, Error};
 use crate::api::conditions::DEGRADED;
 use crate::api::{IdentityBackend, IdentityBackendStatus};
 use crate::backend::health::Degraded;
@@ -79,6 +79,22 @@ async fn release(
     api: &Api<IdentityBackend>,
     ctx: &Context,
 ) -> Result<Action, Error> {
+    // "Nothing uses it" is known only once this process has listed them: a process that starts
+    // during a namespace delete reconciles the backend before its other caches are filled, and
+    // releasing it (and its Secrets) then would leave their cleanup nothing to log in with.
+    // Polled once, never awaited (see `run::fair` on parked waiters).
+    use futures::FutureExt;
+    for (kind, ready) in [
+        (
+            "IdentityProvider",
+            ctx.idps.wait_until_ready().now_or_never(),
+        ),
+        ("Application", ctx.apps.wait_until_ready().now_or_never()),
+    ] {
+        if !matches!(ready, Some(Ok(()))) {
+            return Err(Error::CacheNotReady(kind));
+        }
+    }
     let users = users(ctx, &backend);
     if let Some(outcome) = deletion_blocked(&backend.name_any(), &users) {
         let old = backend.status.clone().unwrap_or_default();
@@ -99,6 +115,8 @@ async fn release(
             message,
         });
     }
+    // Nothing uses it any more: its Secrets may go (unless another backend still needs them).
+    hold_secrets(ctx, &backend, false, Some(&backend.name_any())).await?;
     ctx.registry
         .forget(&ObjectRef::from_obj(backend.as_ref()))
         .await;
@@ -123,7 +141,10 @@ async fn apply(
         api_url: registry::base_url(&backend).ok(),
         ..Default::default()
     };
-    let (outcome, requeue) = match ctx.registry.client_for(&ctx.client, backend.as_ref()).await {
+    let built = ctx.registry.client_for(&ctx.client, backend.as_ref()).await;
+    // Before the server is asked anything: from here on, cleanup may need these Secrets.
+    hold_secrets(ctx, &backend, built.is_ok(), None).await?;
+    let (outcome, requeue) = match built {
         Err(e) => (
             Outcome::Stalled {
                 reason: e.reason().into(),
@@ -214,6 +235,76 @@ async fn apply(
 }
 
 /// The `Degraded` condition while the backend's server misbehaves, none otherwise. Pure.
+/// Holds the Secrets this backend's client was just built from (`built`) and releases those no
+/// backend of the namespace needs any more (see [`secret_hold`]); `except` is the backend being
+/// released. Reads the Secret cache; writes only what changes.
+async fn hold_secrets(
+    ctx: &Context,
+    backend: &IdentityBackend,
+    built: bool,
+    except: Option<&str>,
+) -> Result<(), Error> {
+    let ns = backend.namespace().ok_or(Error::NoNamespace)?;
+    let backends: Vec<Arc<IdentityBackend>> = ctx
+        .backends
+        .state()
+        .into_iter()
+        .filter(|b| b.namespace().as_deref() == Some(ns.as_str()))
+        .collect();
+    let mut needed = secret_hold::needed_by(
+        backends.iter().map(|b| b.as_ref()),
+        |b| !users(ctx, b).is_empty(),
+        except,
+    );
+    let hold = if built {
+        secret_hold::secrets_of(backend)
+    } else {
+        Default::default()
+    };
+    if except.is_none() {
+        // The cache may not show this backend yet (or its new spec).
+        needed.extend(secret_hold::secrets_of(backend));
+    }
+    let secrets = ctx.registry.secrets_in(&ns);
+    let states: Vec<_> = secrets.iter().map(|s| secret_hold::state(s)).collect();
+    if except.is_none() {
+        // Someone deleted a Secret this backend still uses: say why it stays Terminating.
+        let mine = secret_hold::secrets_of(backend);
+        for s in states.iter().filter(|s| s.held && s.deleting) {
+            if mine.contains(s.name) {
+                let note = format!(
+                    "Secret {} is being deleted but is kept (finalizer {}) while IdentityBackend {} uses it: the cleanup of its IdentityProviders and Applications logs in with it. \
+                     To let it go, point credentialsSecretRef (or caBundleSecretRef) at another Secret, or delete the IdentityBackend",
+                    s.name,
+                    secret_hold::SECRET_FINALIZER,
+                    backend.name_any()
+                );
+                publish(
+                    ctx,
+                    backend,
+                    EventType::Warning,
+                    "SecretKept",
+                    "HoldSecret",
+                    note,
+                )
+                .await;
+            }
+        }
+    }
+    for change in secret_hold::plan(&states, &needed, &hold) {
+        let name = match &change {
+            secret_hold::HoldChange::Hold(n) | secret_hold::HoldChange::Release(n) => n,
+        };
+        if let Some(secret) = secrets
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
+        {
+            secret_hold::apply(&ctx.client, &ns, secret, &change).await?;
+        }
+    }
+    Ok(())
+}
+
 pub fn degraded_condition(degraded: Option<&Degraded>) -> Option<Cond> {
     let d = degraded?;
     Some(Cond::new(

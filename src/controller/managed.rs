@@ -1283,6 +1283,7 @@ pub fn error_outcome(e: &Error) -> Outcome {
         Error::Kube(_) => Outcome::progressing("KubernetesError", message),
         Error::Blocked { reason, .. } => Outcome::stalled(reason, message),
         Error::Finalizer(_) | Error::Internal(_) => Outcome::progressing("InternalError", message),
+        Error::CacheNotReady(_) => Outcome::progressing("Starting", message),
         Error::NoNamespace => Outcome::stalled("InvalidObject", message),
     }
 }

@@ -31,6 +31,7 @@ pub mod identity_provider;
 pub mod managed;
 pub mod memo;
 pub mod registry;
+pub mod secret_hold;
 pub mod translate;
 
 use std::sync::{Arc, Mutex};
@@ -128,6 +129,9 @@ pub enum Error {
     /// An invariant of the operator broke (a cache changed under a reconcile); retried.
     #[error("internal: {0}")]
     Internal(String),
+    /// A decision needs caches this process has not filled yet (it just started): retried soon.
+    #[error("waiting for the {0} cache to fill")]
+    CacheNotReady(&'static str),
     /// The object is missing a namespace (the kinds are namespaced; this is a bug or bad input).
     #[error("object has no namespace")]
     NoNamespace,
@@ -150,6 +154,7 @@ impl Error {
             Error::Backend { source, .. } => source.metric_label(),
             Error::Finalizer(_) => "finalizer",
             Error::Internal(_) => "internal",
+            Error::CacheNotReady(_) => "cache_not_ready",
             Error::NoNamespace => "no_namespace",
             Error::Blocked { .. } => "blocked",
         }

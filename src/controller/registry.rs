@@ -64,7 +64,17 @@ impl ResolveError {
 }
 
 /// A client with the fingerprint of the spec and Secrets it was built from.
-type Cached = (String, Arc<dyn IdentityServer>);
+/// A built client and what it was built from: the fingerprint of the inputs as the caches show them
+/// (backend uid and generation, the Secrets' resourceVersions) and a hash of the values it took
+/// from the Secrets. A Secret whose metadata alone changed (a label, the operator's own finalizer,
+/// see [`super::secret_hold`]) has a new resourceVersion but the same values: the client is kept,
+/// so no new login is made.
+struct Cached {
+    fingerprint: String,
+    spec: String,
+    values: u64,
+    client: Arc<dyn IdentityServer>,
+}
 
 /// Which controller a reconcile slot belongs to: each has its own `--concurrency` slots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -190,6 +200,15 @@ impl BackendRegistry {
             .and_then(|s| s.resource_version())
     }
 
+    /// The cached metadata of the Secrets of namespace `ns` (no values).
+    pub fn secrets_in(&self, ns: &str) -> Vec<Arc<PartialObjectMeta<KubeSecret>>> {
+        self.secrets
+            .state()
+            .into_iter()
+            .filter(|s| s.namespace().as_deref() == Some(ns))
+            .collect()
+    }
+
     /// The client for `backend`, built on first use and whenever its spec or Secrets change.
     pub async fn client_for(
         &self,
@@ -199,10 +218,13 @@ impl BackendRegistry {
         let ns = backend.namespace().unwrap_or_default();
         let spec = &backend.spec;
         let secret_name = &spec.credentials_secret_ref.name;
-        let fingerprint = format!(
-            "{}/{:?}/{:?}/{:?}",
+        let spec_fp = format!(
+            "{}/{:?}",
             backend.uid().unwrap_or_default(),
-            backend.metadata.generation,
+            backend.metadata.generation
+        );
+        let fingerprint = format!(
+            "{spec_fp}/{:?}/{:?}",
             self.secret_version(&ns, secret_name),
             spec.ca_bundle_secret_ref
                 .as_ref()
@@ -210,9 +232,9 @@ impl BackendRegistry {
         );
         let key = ObjectRef::from_obj(backend);
         let mut clients = self.clients.lock().await;
-        if let Some((fp, client)) = clients.get(&key) {
-            if *fp == fingerprint {
-                return Ok(client.clone());
+        if let Some(c) = clients.get(&key) {
+            if c.fingerprint == fingerprint {
+                return Ok(c.client.clone());
             }
         }
         let secret = read_secret(kube, &ns, secret_name)
@@ -247,6 +269,18 @@ impl BackendRegistry {
             }
             None => None,
         };
+        let values = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (&client_id, &client_secret, &ca_pem).hash(&mut h);
+            h.finish()
+        };
+        if let Some(c) = clients.get_mut(&key) {
+            if c.spec == spec_fp && c.values == values {
+                c.fingerprint = fingerprint;
+                return Ok(c.client.clone());
+            }
+        }
         let mut config =
             AsgardeoConfig::new(target(backend)?, client_id, Secret::new(client_secret));
         config.request_timeout = self.request_timeout;
@@ -271,7 +305,15 @@ impl BackendRegistry {
         let client = AsgardeoClient::new(config, Some(self.metrics.clone()))
             .map_err(|e| ResolveError::Config(e.to_string()))?;
         let client: Arc<dyn IdentityServer> = Arc::new(client);
-        clients.insert(key, (fingerprint, client.clone()));
+        clients.insert(
+            key,
+            Cached {
+                fingerprint,
+                spec: spec_fp,
+                values,
+                client: client.clone(),
+            },
+        );
         Ok(client)
     }
 
@@ -286,7 +328,7 @@ impl BackendRegistry {
             .lock()
             .await
             .get(backend)
-            .map(|(_, c)| c.clone())
+            .map(|c| c.client.clone())
     }
 
     /// Forgets the client of a deleted backend.

@@ -827,6 +827,7 @@ fn retry_delay(error: &Error) -> Duration {
             _ => Duration::from_secs(30),
         },
         Error::Kube(_) => Duration::from_secs(5),
+        Error::CacheNotReady(_) => Duration::from_secs(1),
         _ => Duration::from_secs(30),
     }
 }

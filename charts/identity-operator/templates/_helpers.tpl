@@ -91,7 +91,8 @@ test tests/helm.rs holds the same list and checks it with `kubectl auth can-i`.
 # Secrets: a metadata-only watch (run.rs), reads of credential Secrets (mod.rs read_secret,
 # registry.rs; a value is used only when the Secret carries its identity-operator.io/use label, which
 # RBAC cannot express), and the Application's credentials Secret by server-side apply, which creates it
-# the first time (application.rs write_secret). No update, no delete.
+# the first time (application.rs write_secret), and patch the credentials-in-use finalizer onto the
+# Secrets a backend's client was built from (secret_hold.rs). No update, no delete.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, patch]
