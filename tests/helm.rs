@@ -1052,3 +1052,58 @@ spec:
         "cleanup removed the application from the server"
     );
 }
+
+/// webhook.enabled: the Service over every replica, the flags that make the operator serve it,
+/// register the configuration and share one certificate Secret, and RBAC for exactly those two
+/// objects; nothing of it by default.
+#[test]
+fn webhook_enabled_renders_its_service_flags_and_rbac() {
+    let set = |s: &str| ["--set".to_string(), s.to_string()];
+    let objs = template(
+        "rel",
+        "ops",
+        &[set("webhook.enabled=true"), set("watchNamespaces={team-a}")].concat(),
+    );
+    let args = args_of(&objs);
+    for want in [
+        "--webhook-listen=0.0.0.0:9443",
+        "--webhook-service=ops/rel-identity-operator-webhook:443",
+        "--webhook-secret=rel-identity-operator-webhook-tls",
+        "--webhook-secret-namespace=ops",
+        "--webhook-configuration=rel-identity-operator",
+        "--namespace=team-a",
+    ] {
+        assert!(args.iter().any(|a| a == want), "{want} not in {args:?}");
+    }
+    let svc = objs
+        .iter()
+        .find(|o| {
+            o["kind"] == "Service" && o["metadata"]["name"] == "rel-identity-operator-webhook"
+        })
+        .expect("webhook Service");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "webhook");
+    let cluster_role = objs
+        .iter()
+        .find(|o| {
+            o["kind"] == "ClusterRole" && o["metadata"]["name"] == "rel-identity-operator-webhook"
+        })
+        .expect("webhook ClusterRole");
+    assert_eq!(
+        cluster_role["rules"][1]["resourceNames"],
+        serde_json::json!(["rel-identity-operator"])
+    );
+    let role = objs
+        .iter()
+        .find(|o| o["kind"] == "Role" && o["metadata"]["name"] == "rel-identity-operator-webhook")
+        .expect("webhook Role");
+    assert_eq!(role["metadata"]["namespace"], "ops");
+    assert_eq!(
+        role["rules"][1]["resourceNames"],
+        serde_json::json!(["rel-identity-operator-webhook-tls"])
+    );
+    let off = template("rel", "ops", &[]);
+    assert!(!args_of(&off).iter().any(|a| a.starts_with("--webhook")));
+    assert!(!off
+        .iter()
+        .any(|o| o["metadata"]["name"] == "rel-identity-operator-webhook"));
+}

@@ -146,8 +146,8 @@ pub enum Store {
     Memory,
     /// In this Secret, shared by every replica.
     Secret {
-        /// The Secrets of the operator's namespace.
-        api: Api<Secret>,
+        /// The Secrets of the operator's namespace (boxed: a client is large beside `Memory`).
+        api: Box<Api<Secret>>,
         /// The Secret's name.
         name: String,
     },

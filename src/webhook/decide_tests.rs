@@ -75,13 +75,24 @@ enum Want {
     Deny(usize),
 }
 
+/// (case, IdP's JIT block, policy, JIT on the server, IdP's backend, old flow, new flow, expected)
+type Row = (
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    Want,
+);
+
 #[test]
 fn a_new_local_account_step_after_an_idp_without_jit_is_denied_under_block_and_warned_under_warn() {
     let off = Some("{enabled: false}");
     let on = Some("{enabled: true}");
     let lookup_skip = Some("{enabled: true, skipForLookupFailure: true, accountLookup: [{localAttribute: 'http://wso2.org/claims/emailaddress', federatedAttribute: email}]}");
-    // (case, IdP's JIT block, policy, JIT on the server, backend, old flow, new flow, expected)
-    let table: Vec<(&str, Option<&str>, &str, Option<&str>, &str, Option<&str>, Option<&str>, Want)> = vec![
+    let table: Vec<Row> = vec![
         ("create: totp after JIT-off google, Block", off, "Block", None, "asgardeo", None, Some(GOOGLE_TOTP), Want::Deny(1)),
         ("create: totp after JIT-off google, Warn", off, "Warn", None, "asgardeo", None, Some(GOOGLE_TOTP), Want::Warn(1)),
         ("create: no JIT block counts as off", None, "Block", None, "asgardeo", None, Some(GOOGLE_TOTP), Want::Deny(1)),

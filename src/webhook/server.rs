@@ -359,14 +359,14 @@ pub async fn start(
     };
     let store = match &args.webhook_secret {
         Some(name) => certs::Store::Secret {
-            api: Api::<Secret>::namespaced(
+            api: Box::new(Api::<Secret>::namespaced(
                 client.clone(),
                 &args
                     .webhook_secret_namespace
                     .clone()
                     .or_else(|| std::env::var("POD_NAMESPACE").ok())
                     .unwrap_or_else(|| "default".into()),
-            ),
+            )),
             name: name.clone(),
         },
         None => certs::Store::Memory,
