@@ -468,3 +468,111 @@ async fn two_replicas_share_one_ca_from_one_secret_and_both_answer_leader_or_not
     remove_configuration(&env).await;
     let _ = secrets.delete(&secret, &DeleteParams::default()).await;
 }
+
+/// Rotation through the shared Secret: a certificate with less than 30 days left is replaced at
+/// start, the bundle keeps the previous CA after the new one, and the apiserver trusts the new
+/// certificate (a refusal comes back). A Secret of that name the operator did not create is never
+/// overwritten: the operator stops and says why.
+#[tokio::test]
+async fn a_certificate_near_expiry_is_rotated_keeping_the_previous_ca_and_a_foreign_secret_is_left_alone(
+) {
+    use identity_operator::webhook::certs;
+    let mut env = TestEnv::new("hook-rotate").await;
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
+    let name = format!("{}-webhook-tls", env.ns);
+    // Issued 340 days ago: 25 days left.
+    let issued = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(340 * 24))
+        .expect("time");
+    let old = certs::generate(&["127.0.0.1".into()], issued, None).expect("generate");
+    assert!(certs::needs_renewal(old.not_after, jiff::Timestamp::now()));
+    secrets
+        .create(&Default::default(), &certs::to_secret(&name, &old))
+        .await
+        .expect("old Secret");
+
+    let port = free_port();
+    let mut flags = webhook_flags(&env, port);
+    flags.extend([
+        "--webhook-secret".into(),
+        name.clone(),
+        "--webhook-secret-namespace".into(),
+        env.ns.clone(),
+    ]);
+    setup(&mut env, "Block", &flags).await;
+    let rotated = common::wait_until(T, || async {
+        let s = secrets.get(&name).await.ok()?;
+        let b = certs::from_secret(&s)?;
+        (b.not_after != old.not_after).then_some(b)
+    })
+    .await
+    .expect("rotated");
+    assert!(!certs::needs_renewal(
+        rotated.not_after,
+        jiff::Timestamp::now()
+    ));
+    assert_eq!(rotated.ca_pem.matches("BEGIN CERTIFICATE").count(), 2);
+    assert!(
+        rotated.ca_pem.ends_with(&old.ca_pem),
+        "the previous CA stays trusted"
+    );
+    let msg = wait_refused(&env, &app("payroll", "google", TOTP)).await;
+    assert!(msg.contains("step 2 offers totp"), "{msg}");
+
+    // Someone else's Secret of the name the operator is told to use.
+    let foreign = format!("{}-foreign", env.ns);
+    let body: Secret = serde_json::from_value(json!({
+        "metadata": {"name": foreign},
+        "stringData": {"tls.crt": "not ours"},
+    }))
+    .expect("secret");
+    secrets
+        .create(&Default::default(), &body)
+        .await
+        .expect("foreign Secret");
+    let log = env.operator_log.with_extension("foreign.log");
+    let mut other = Replica(
+        Command::new(env!("CARGO_BIN_EXE_identity-operator"))
+            .args([
+                "run",
+                "--namespace",
+                &env.ns,
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
+            .args(["--webhook-listen", &format!("127.0.0.1:{}", free_port())])
+            .args([
+                "--webhook-secret",
+                &foreign,
+                "--webhook-secret-namespace",
+                &env.ns,
+            ])
+            .args(["--webhook-configuration", &format!("{}-other", env.ns)])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("operator"),
+    );
+    let status = common::wait_until(T, || {
+        let s = other.0.try_wait().ok().flatten();
+        async move { s }
+    })
+    .await
+    .expect("the operator stops");
+    assert!(!status.success());
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("was not created by identity-operator"),
+        "{text}"
+    );
+    let s = secrets.get(&foreign).await.expect("still there");
+    assert_eq!(
+        s.data.expect("data")["tls.crt"].0,
+        b"not ours",
+        "never overwritten"
+    );
+    remove_configuration(&env).await;
+    let _ = configurations(&env)
+        .delete(&format!("{}-other", env.ns), &DeleteParams::default())
+        .await;
+}
