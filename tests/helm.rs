@@ -1114,7 +1114,7 @@ fn webhook_enabled_renders_its_service_flags_and_rbac() {
 /// plane has no cluster network to reach the chart's Service.)
 #[tokio::test]
 async fn install_with_the_webhook_and_run_it_on_the_service_accounts_token() {
-    let mut env = TestEnv::new("helm-hook").await;
+    let env = TestEnv::new("helm-hook").await;
     let ns = namespace("helm-hook-op");
     let release = format!("wh-{}", suffix());
     let fullname = format!("{release}-identity-operator");
