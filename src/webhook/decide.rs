@@ -1,11 +1,12 @@
 //! The admission decision for an Application: pure, from the cached IdentityProviders.
 //!
-//! It is the reconciler's own Block decision ([`plan_flow`]) taken one step earlier:
-//! the new spec's flow (its script planned by `plan_script`, as `sync_app` does) is the flow to push
-//! and the old spec's flow stands in for the server's (an
-//! admission webhook must not call the identity server). A conflict the old flow already had is not
-//! new, exactly as plan_flow does not hold back a conflict the live flow already has. A conflict
-//! with an IdP under `conflictPolicy: Block` denies; one under Warn only warns.
+//! It is the reconciler's own Block decision ([`plan_flow`]) taken one step earlier: the new spec's
+//! flow (its script planned by [`plan_script`], as `sync_app` does) is the flow to push, and the old
+//! spec's flow stands in for the server's (an admission webhook must not call the identity server).
+//! A conflict the old flow already had is not new, exactly as plan_flow does not hold back a
+//! conflict the live flow already has. A conflict with an IdP under `conflictPolicy: Block` denies;
+//! one under Warn only warns. No second implementation of the rule: [`crate::flow::check_flow`]
+//! decides inside plan_flow.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
