@@ -441,6 +441,74 @@ pub async fn start(
 mod tests {
     use super::*;
 
+    /// Caches holding one JIT-off Google IdP (`policy`) in namespace `ns`.
+    fn caches(policy: &str) -> Caches {
+        let idp: IdentityProvider = serde_json::from_value(json!({
+            "apiVersion": "identity-operator.io/v1alpha1", "kind": "IdentityProvider",
+            "metadata": {"name": "google", "namespace": "ns"},
+            "spec": {"backendRef": {"name": "asgardeo"}, "displayName": "Google",
+                     "google": {"clientID": "c", "clientSecretRef": {"name": "s", "key": "k"}},
+                     "jit": {"enabled": false}, "conflictPolicy": policy}
+        }))
+        .expect("idp");
+        let (idps, mut w) = reflector::store();
+        w.apply_watcher_event(&watcher::Event::Apply(idp));
+        let (backends, _) = reflector::store::<IdentityBackend>();
+        Caches {
+            idps: vec![idps],
+            backends: vec![backends],
+        }
+    }
+
+    /// A CREATE review of an Application with TOTP after Google, as a dry run or not.
+    fn request(dry_run: bool) -> AdmissionRequest<Application> {
+        let review: AdmissionReview<Application> = serde_json::from_value(json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "u-1",
+                "kind": {"group": "identity-operator.io", "version": "v1alpha1", "kind": "Application"},
+                "resource": {"group": "identity-operator.io", "version": "v1alpha1", "resource": "applications"},
+                "name": "payroll", "namespace": "ns", "operation": "CREATE",
+                "userInfo": {"username": "u"}, "dryRun": dry_run, "oldObject": null,
+                "object": {
+                    "apiVersion": "identity-operator.io/v1alpha1", "kind": "Application",
+                    "metadata": {"name": "payroll", "namespace": "ns"},
+                    "spec": {"backendRef": {"name": "asgardeo"}, "displayName": "Payroll",
+                             "loginFlow": {"steps": [
+                                 {"options": [{"identityProviderRef": {"name": "google"}}]},
+                                 {"options": [{"authenticator": "totp"}]}]}}
+                }
+            }
+        }))
+        .expect("review");
+        review.try_into().expect("request")
+    }
+
+    #[test]
+    fn block_denies_warn_warns_and_a_dry_run_gets_the_same_answer() {
+        for dry_run in [false, true] {
+            let block = review(&caches("Block"), &request(dry_run));
+            assert_eq!(block.uid, "u-1");
+            assert!(!block.allowed, "dry run {dry_run}");
+            assert!(block
+                .result
+                .message
+                .contains("IdentityProvider google (step 1)"));
+            assert_eq!(block.warnings, None);
+            let warn = review(&caches("Warn"), &request(dry_run));
+            assert!(warn.allowed, "dry run {dry_run}");
+            let w = warn.warnings.expect("warnings");
+            assert_eq!(w.len(), 1);
+            assert!(w[0].contains("conflictPolicy: Warn"), "{w:?}");
+        }
+        let mut delete = request(false);
+        delete.operation = Operation::Delete;
+        assert!(
+            review(&caches("Block"), &delete).allowed,
+            "only CREATE and UPDATE are decided"
+        );
+    }
+
     #[test]
     fn service_flags_parse_or_say_what_is_expected() {
         let table = [
