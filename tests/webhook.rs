@@ -487,7 +487,10 @@ async fn a_certificate_near_expiry_is_rotated_keeping_the_previous_ca_and_a_fore
     let old = certs::generate(&["127.0.0.1".into()], issued, None).expect("generate");
     assert!(certs::needs_renewal(old.not_after, jiff::Timestamp::now()));
     secrets
-        .create(&Default::default(), &certs::to_secret(&name, &old))
+        .create(
+            &Default::default(),
+            &certs::to_secret(&name, &old, &["127.0.0.1".to_string()]),
+        )
         .await
         .expect("old Secret");
 

@@ -33,6 +33,9 @@ pub const RELOAD_EVERY: Duration = Duration::from_secs(300);
 /// The Secret annotation with the leaf's expiry (RFC 3339): the operator reads it rather than
 /// parsing X.509.
 pub const NOT_AFTER: &str = "identity-operator.io/not-after";
+/// The Secret annotation with the host names the certificate was made for (comma-separated): a
+/// certificate for other names (the Service renamed) is replaced, not served to be refused.
+pub const HOSTS: &str = "identity-operator.io/hosts";
 
 /// Errors of generating, storing or loading the certificate.
 #[derive(Debug, thiserror::Error)]
@@ -193,16 +196,15 @@ async fn load_secret(
                 {
                     return Err(CertError::Foreign(name.to_string()));
                 }
-                match from_secret(s) {
-                    Some(b) if !needs_renewal(b.not_after, now) => return Ok(b),
-                    Some(b) => Some(b.ca_pem),
-                    None => None,
+                if let Some(b) = reusable(s, hosts, now) {
+                    return Ok(b);
                 }
+                from_secret(s).map(|b| b.ca_pem)
             }
             None => None,
         };
         let bundle = generate(hosts, now, previous_ca.as_deref())?;
-        let mut secret = to_secret(name, &bundle);
+        let mut secret = to_secret(name, &bundle, hosts);
         let written = match existing {
             None => api.create(&PostParams::default(), &secret).await,
             Some(old) => {
@@ -221,6 +223,14 @@ async fn load_secret(
     }
     let s = api.get(name).await.map_err(err)?;
     from_secret(&s).ok_or(CertError::Foreign(name.to_string()))
+}
+
+/// The Secret's bundle when it can be served as is: readable, made for `hosts`, not due for
+/// renewal at `now`. Pure.
+pub fn reusable(s: &Secret, hosts: &[String], now: jiff::Timestamp) -> Option<Bundle> {
+    let made_for = s.metadata.annotations.as_ref()?.get(HOSTS)?;
+    let b = from_secret(s)?;
+    (made_for == &hosts.join(",") && !needs_renewal(b.not_after, now)).then_some(b)
 }
 
 fn text(s: &Secret, key: &str) -> Option<String> {
@@ -245,8 +255,8 @@ pub fn from_secret(s: &Secret) -> Option<Bundle> {
     })
 }
 
-/// The Secret (type kubernetes.io/tls) that holds `bundle`.
-pub fn to_secret(name: &str, bundle: &Bundle) -> Secret {
+/// The Secret (type kubernetes.io/tls) that holds `bundle`, made for `hosts`.
+pub fn to_secret(name: &str, bundle: &Bundle, hosts: &[String]) -> Secret {
     let data: BTreeMap<String, ByteString> = [
         ("ca.crt", &bundle.ca_pem),
         ("tls.crt", &bundle.cert_pem),
@@ -259,7 +269,13 @@ pub fn to_secret(name: &str, bundle: &Bundle) -> Secret {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
             labels: Some([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())].into()),
-            annotations: Some([(NOT_AFTER.to_string(), bundle.not_after.to_string())].into()),
+            annotations: Some(
+                [
+                    (NOT_AFTER.to_string(), bundle.not_after.to_string()),
+                    (HOSTS.to_string(), hosts.join(",")),
+                ]
+                .into(),
+            ),
             ..ObjectMeta::default()
         },
         type_: Some("kubernetes.io/tls".into()),
@@ -294,7 +310,7 @@ mod tests {
         let first = generate(&hosts, now, None).expect("generate");
         assert!(!needs_renewal(first.not_after, now));
         assert_eq!(first.ca_pem.matches("BEGIN CERTIFICATE").count(), 1);
-        let back = from_secret(&to_secret("tls", &first)).expect("readable");
+        let back = from_secret(&to_secret("tls", &first, &hosts)).expect("readable");
         assert_eq!(back, first);
         let second = generate(&hosts, now, Some(&first.ca_pem)).expect("rotate");
         assert_eq!(second.ca_pem.matches("BEGIN CERTIFICATE").count(), 2);
@@ -311,8 +327,24 @@ mod tests {
     #[test]
     fn a_secret_without_its_expiry_is_not_trusted() {
         let b = generate(&["localhost".to_string()], jiff::Timestamp::now(), None).expect("gen");
-        let mut s = to_secret("tls", &b);
+        let mut s = to_secret("tls", &b, &["localhost".to_string()]);
         s.metadata.annotations = None;
         assert_eq!(from_secret(&s), None);
+    }
+
+    #[test]
+    fn a_stored_certificate_is_served_only_for_its_hosts_and_before_renewal() {
+        let now = jiff::Timestamp::now();
+        let hosts = vec!["wh".to_string(), "wh.ops.svc".to_string()];
+        let fresh = generate(&hosts, now, None).expect("gen");
+        let s = to_secret("tls", &fresh, &hosts);
+        assert_eq!(reusable(&s, &hosts, now), Some(fresh.clone()));
+        let renamed = vec!["other".to_string(), "other.ops.svc".to_string()];
+        assert_eq!(reusable(&s, &renamed, now), None, "the Service was renamed");
+        let later = fresh
+            .not_after
+            .checked_sub(jiff::SignedDuration::from_hours(24))
+            .expect("time");
+        assert_eq!(reusable(&s, &hosts, later), None, "a day before expiry");
     }
 }
