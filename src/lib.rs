@@ -18,3 +18,4 @@ pub mod flow;
 pub mod leader;
 pub mod lint;
 pub mod telemetry;
+pub mod webhook;

@@ -54,6 +54,9 @@ enum Command {
     /// Measure the operator at scale: a real control plane, the emulator with added latency, N
     /// IdentityProviders and M Applications; prints a table (and JSON with --json).
     Bench(identity_operator::bench::BenchArgs),
+    /// Measure the Application admission webhook's decision (p50/p99), in-process: N
+    /// IdentityProviders in its cache, M Applications reviewed.
+    BenchAdmission(identity_operator::bench::admission::AdmissionBenchArgs),
 }
 
 #[tokio::main]
@@ -95,5 +98,8 @@ async fn main() -> anyhow::Result<()> {
             identity_operator::emulator::serve(args).await
         }
         Command::Bench(args) => identity_operator::bench::run(args).await.map(|_| ()),
+        Command::BenchAdmission(args) => {
+            identity_operator::bench::admission::run(&args).map(|_| ())
+        }
     }
 }

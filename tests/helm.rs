@@ -1052,3 +1052,176 @@ spec:
         "cleanup removed the application from the server"
     );
 }
+
+/// webhook.enabled: the Service over every replica, the flags that make the operator serve it,
+/// register the configuration and share one certificate Secret, and RBAC for exactly those two
+/// objects; nothing of it by default.
+#[test]
+fn webhook_enabled_renders_its_service_flags_and_rbac() {
+    let set = |s: &str| ["--set".to_string(), s.to_string()];
+    let objs = template(
+        "rel",
+        "ops",
+        &[set("webhook.enabled=true"), set("watchNamespaces={team-a}")].concat(),
+    );
+    let args = args_of(&objs);
+    for want in [
+        "--webhook-listen=0.0.0.0:9443",
+        "--webhook-service=ops/rel-identity-operator-webhook:443",
+        "--webhook-secret=rel-identity-operator-webhook-tls",
+        "--webhook-secret-namespace=ops",
+        "--webhook-configuration=rel-identity-operator",
+        "--namespace=team-a",
+    ] {
+        assert!(args.iter().any(|a| a == want), "{want} not in {args:?}");
+    }
+    let svc = objs
+        .iter()
+        .find(|o| {
+            o["kind"] == "Service" && o["metadata"]["name"] == "rel-identity-operator-webhook"
+        })
+        .expect("webhook Service");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "webhook");
+    let cluster_role = objs
+        .iter()
+        .find(|o| {
+            o["kind"] == "ClusterRole" && o["metadata"]["name"] == "rel-identity-operator-webhook"
+        })
+        .expect("webhook ClusterRole");
+    assert_eq!(
+        cluster_role["rules"][1]["resourceNames"],
+        serde_json::json!(["rel-identity-operator"])
+    );
+    let role = objs
+        .iter()
+        .find(|o| o["kind"] == "Role" && o["metadata"]["name"] == "rel-identity-operator-webhook")
+        .expect("webhook Role");
+    assert_eq!(role["metadata"]["namespace"], "ops");
+    assert_eq!(
+        role["rules"][1]["resourceNames"],
+        serde_json::json!(["rel-identity-operator-webhook-tls"])
+    );
+    let off = template("rel", "ops", &[]);
+    assert!(!args_of(&off).iter().any(|a| a.starts_with("--webhook")));
+    assert!(!off
+        .iter()
+        .any(|o| o["metadata"]["name"] == "rel-identity-operator-webhook"));
+}
+
+/// webhook.enabled on the ServiceAccount's own token: the chart's RBAC is enough for the operator to
+/// create the certificate Secret and the ValidatingWebhookConfiguration, and the apiserver then
+/// refuses a conflicting Application through it. (The URL form of --webhook-listen: this control
+/// plane has no cluster network to reach the chart's Service.)
+#[tokio::test]
+async fn install_with_the_webhook_and_run_it_on_the_service_accounts_token() {
+    let env = TestEnv::new("helm-hook").await;
+    let ns = namespace("helm-hook-op");
+    let release = format!("wh-{}", suffix());
+    let fullname = format!("{release}-identity-operator");
+    let values: Vec<String> = [
+        format!("watchNamespaces={{{}}}", env.ns),
+        "webhook.enabled=true".into(),
+        "admissionPolicy.enabled=false".into(),
+    ]
+    .into_iter()
+    .flat_map(|s| ["--set".to_string(), s])
+    .collect();
+    let out = install(&release, &ns, &values);
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    let kubeconfig = token_kubeconfig(&ns, &fullname);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&env.operator_log)
+        .expect("log file");
+    let mut operator = Command::new(env!("CARGO_BIN_EXE_identity-operator"))
+        .args(["--log-format", "json", "run", "--namespace", &env.ns])
+        .args(["--metrics-addr", "127.0.0.1:0", "--resync-interval", "3s"])
+        .args(["--webhook-listen", &format!("127.0.0.1:{port}")])
+        .args(["--webhook-secret", &format!("{fullname}-webhook-tls")])
+        .args(["--webhook-secret-namespace", &ns])
+        .args(["--webhook-configuration", &fullname])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "info,identity_operator=debug,kube=debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("operator starts");
+
+    env.create_backend("asgardeo").await;
+    env.apply(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: google-oauth, labels: {identity-operator.io/use: identity-provider-client-secret}}
+stringData: {client-secret: google-very-secret-value}
+---
+apiVersion: identity-operator.io/v1alpha1
+kind: IdentityProvider
+metadata: {name: google}
+spec:
+  backendRef: {name: asgardeo}
+  displayName: Google
+  google: {clientID: "123.apps.example", clientSecretRef: {name: google-oauth, key: client-secret}}
+  jit: {enabled: false}
+  conflictPolicy: Block
+"#,
+    )
+    .await
+    .expect("idp");
+    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
+        .await;
+    let app = r#"
+apiVersion: identity-operator.io/v1alpha1
+kind: Application
+metadata: {name: payroll}
+spec:
+  backendRef: {name: asgardeo}
+  displayName: Payroll
+  loginFlow:
+    steps:
+      - options: [{identityProviderRef: {name: google}}]
+      - options: [{authenticator: totp}]
+"#;
+    let refused = common::wait_until(T, || async {
+        env.apply(app)
+            .await
+            .err()
+            .filter(|e| e.contains("applications.identity-operator.io"))
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "never refused; log:\n{}",
+            common::tail(&env.operator_log(), 30)
+        )
+    });
+    assert!(refused.contains("step 2 offers totp"), "{refused}");
+    get_json(&[
+        "get",
+        "secret",
+        &format!("{fullname}-webhook-tls"),
+        "-n",
+        &ns,
+        "-o",
+        "json",
+    ]);
+    let _ = operator.kill();
+    let _ = operator.wait();
+    let log = env.operator_log();
+    assert!(
+        !log.to_lowercase().contains("forbidden") && !log.contains("\"http.status_code\":403"),
+        "the operator was denied an API call:\n{}",
+        common::tail(&log, 40)
+    );
+    let _ = run(
+        kubectl(&["delete", "validatingwebhookconfiguration", &fullname]),
+        None,
+    );
+    must(helm(&["uninstall", &release, "--namespace", &ns]), None);
+    delete_namespaces(&[&ns, &env.ns]);
+}

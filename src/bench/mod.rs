@@ -17,6 +17,7 @@
 //!
 //! Nothing here asserts a limit: the numbers are reported (table and JSON) for BENCHMARKS.md.
 
+pub mod admission;
 mod controlplane;
 mod probe;
 mod report;

@@ -71,6 +71,9 @@ pub struct RunArgs {
     /// Leader election: how often the leader renews and followers look at the Lease.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub retry_period: Duration,
+    /// The Application admission webhook (served by every replica, leader or not).
+    #[command(flatten)]
+    pub webhook: crate::webhook::WebhookArgs,
 }
 
 /// Parses `30s`, `5m`, `1h` or a plain number of seconds.
@@ -456,6 +459,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     // One signal for everything: the controllers drain on it, then the Lease is released.
     let shutdown = crate::leader::shutdown_signal()?;
+    // Before the election: every replica answers admission reviews, not only the leader.
+    let webhook = crate::webhook::start(
+        client.clone(),
+        &args.webhook,
+        &args.namespaces,
+        shutdown.clone(),
+    )
+    .await?;
     let all = || {
         futures::future::join_all(scopes.iter().cloned().map(|ns| {
             controllers(
@@ -496,6 +507,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         ready.set(false);
     }
     server.abort();
+    if let Some(w) = webhook {
+        w.abort();
+    }
     tracing::info!("controllers stopped");
     Ok(())
 }

@@ -101,3 +101,8 @@ test tests/helm.rs holds the same list and checks it with `kubectl auth can-i`.
   resources: [events]
   verbs: [create, patch]
 {{- end }}
+
+{{/* The ValidatingWebhookConfiguration the operator creates or updates (webhook.enabled). */}}
+{{- define "identity-operator.webhookConfiguration" -}}
+{{- .Values.webhook.configurationName | default (include "identity-operator.fullname" .) -}}
+{{- end }}
