@@ -1108,6 +1108,95 @@ fn webhook_enabled_renders_its_service_flags_and_rbac() {
         .any(|o| o["metadata"]["name"] == "rel-identity-operator-webhook"));
 }
 
+/// webhook.certManager.enabled: cert-manager issues the certificate (a self-signed Issuer unless one
+/// is named), every replica mounts it and serves it from files, and the operator gets no rights on
+/// any certificate Secret.
+#[test]
+fn webhook_with_cert_manager_mounts_its_certificate_and_grants_no_secret_rights() {
+    let set = |s: &str| ["--set".to_string(), s.to_string()];
+    let on = [
+        set("webhook.enabled=true"),
+        set("webhook.certManager.enabled=true"),
+    ]
+    .concat();
+    let objs = template("rel", "ops", &on);
+    let args = args_of(&objs);
+    assert!(
+        args.iter()
+            .any(|a| a == "--webhook-cert-dir=/etc/identity-operator/webhook-tls"),
+        "{args:?}"
+    );
+    assert!(
+        !args.iter().any(|a| a.starts_with("--webhook-secret")),
+        "{args:?}"
+    );
+    let cert = objs
+        .iter()
+        .find(|o| o["kind"] == "Certificate")
+        .expect("Certificate");
+    assert_eq!(
+        cert["spec"]["secretName"],
+        "rel-identity-operator-webhook-cert"
+    );
+    assert_eq!(
+        cert["spec"]["dnsNames"][0],
+        "rel-identity-operator-webhook.ops.svc"
+    );
+    assert_eq!(
+        cert["spec"]["issuerRef"]["name"],
+        "rel-identity-operator-webhook"
+    );
+    assert!(objs
+        .iter()
+        .any(|o| o["kind"] == "Issuer" && o["spec"]["selfSigned"].is_object()));
+    let c = container(&objs);
+    assert_eq!(
+        c["volumeMounts"][0]["mountPath"],
+        "/etc/identity-operator/webhook-tls"
+    );
+    let pod = &objs
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("Deployment")["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"][0]["secret"]["secretName"],
+        "rel-identity-operator-webhook-cert"
+    );
+    assert!(
+        !objs.iter().any(
+            |o| o["kind"] == "Role" && o["metadata"]["name"] == "rel-identity-operator-webhook"
+        ),
+        "no Role for a certificate Secret the operator never writes"
+    );
+
+    // A named ClusterIssuer: no Issuer of the chart's own.
+    let named = template(
+        "rel",
+        "ops",
+        &[
+            on.clone(),
+            set("webhook.certManager.issuerRef.name=corp-ca").to_vec(),
+            set("webhook.certManager.issuerRef.kind=ClusterIssuer").to_vec(),
+        ]
+        .concat(),
+    );
+    let cert = named
+        .iter()
+        .find(|o| o["kind"] == "Certificate")
+        .expect("Certificate");
+    assert_eq!(cert["spec"]["issuerRef"]["name"], "corp-ca");
+    assert_eq!(cert["spec"]["issuerRef"]["kind"], "ClusterIssuer");
+    assert!(!named.iter().any(|o| o["kind"] == "Issuer"));
+    // Off by default: nothing of cert-manager.
+    let plain = template("rel", "ops", &set("webhook.enabled=true"));
+    assert!(!plain.iter().any(|o| o["kind"] == "Certificate"));
+    assert!(container(&plain)["volumeMounts"].is_null());
+    let mut lint = vec!["lint".to_string(), "--strict".into(), chart()];
+    lint.extend(on);
+    let lint: Vec<&str> = lint.iter().map(String::as_str).collect();
+    must(helm(&lint), None);
+}
+
 /// webhook.enabled on the ServiceAccount's own token: the chart's RBAC is enough for the operator to
 /// create the certificate Secret and the ValidatingWebhookConfiguration, and the apiserver then
 /// refuses a conflicting Application through it. (The URL form of --webhook-listen: this control

@@ -579,3 +579,64 @@ async fn a_certificate_near_expiry_is_rotated_keeping_the_previous_ca_and_a_fore
         .delete(&format!("{}-other", env.ns), &DeleteParams::default())
         .await;
 }
+
+/// The chart's cert-manager mode: another issuer keeps `tls.crt`, `tls.key` and `ca.crt` in a
+/// mounted directory (here the test plays cert-manager and the kubelet); the operator serves them,
+/// registers their CA, and follows a renewal without a restart.
+#[tokio::test]
+async fn certificates_from_an_outside_issuer_are_served_and_a_renewal_is_followed() {
+    use base64::Engine;
+    use identity_operator::webhook::certs;
+    let mut env = TestEnv::new("hook-files").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let write = |b: &certs::Bundle| {
+        for (name, text) in [
+            ("ca.crt", &b.ca_pem),
+            ("tls.crt", &b.cert_pem),
+            ("tls.key", &b.key_pem),
+        ] {
+            std::fs::write(dir.path().join(name), text).expect("write");
+        }
+    };
+    let hosts = ["127.0.0.1".to_string()];
+    let first = certs::generate(&hosts, jiff::Timestamp::now(), None).expect("first");
+    write(&first);
+    let mut flags = webhook_flags(&env, free_port());
+    flags.extend([
+        "--webhook-cert-dir".into(),
+        dir.path().display().to_string(),
+        "--webhook-cert-reload".into(),
+        "1s".into(),
+    ]);
+    setup(&mut env, "Block", &flags).await;
+    let ca_bundle = || async {
+        let c = configurations(&env).get(&env.ns).await.ok()?;
+        let b64 = c.data["webhooks"][0]["clientConfig"]["caBundle"].as_str()?;
+        let pem = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+        String::from_utf8(pem).ok()
+    };
+    assert_eq!(ca_bundle().await.as_deref(), Some(first.ca_pem.as_str()));
+    let msg = wait_refused(&env, &app("payroll", "google", TOTP)).await;
+    assert!(msg.contains("step 2 offers totp"), "{msg}");
+
+    // Renewed by the issuer: the new CA is registered and the apiserver trusts the new leaf.
+    let second = certs::generate(&hosts, jiff::Timestamp::now(), None).expect("second");
+    write(&second);
+    let followed = common::wait_until(T, || async {
+        (ca_bundle().await? == second.ca_pem).then_some(())
+    })
+    .await;
+    assert!(
+        followed.is_some(),
+        "the renewed CA was never registered\n{}",
+        common::tail(&env.operator_log(), 30)
+    );
+    let msg = wait_refused(&env, &app("payroll", "google", TOTP)).await;
+    assert!(msg.contains("step 2 offers totp"), "{msg}");
+    // The operator never wrote the issuer's files.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ca.crt")).expect("ca"),
+        second.ca_pem
+    );
+    remove_configuration(&env).await;
+}

@@ -344,5 +344,5 @@ pub fn recorder(client: Client) -> Recorder {
     )
 }
 
-pub use run::{run, RunArgs};
+pub use run::{parse_duration, run, RunArgs};
 mod run;

@@ -28,7 +28,8 @@ use crate::controller::managed::MANAGED_BY;
 pub const VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 /// A certificate with less than this left is replaced.
 pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
-/// How often each replica re-reads the certificate (Secret or memory) and renews it when due.
+/// How often each replica re-reads the certificate (Secret, files or memory) and renews it when
+/// due: the default of `--webhook-cert-reload`.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(300);
 /// The Secret annotation with the leaf's expiry (RFC 3339): the operator reads it rather than
 /// parsing X.509.
@@ -54,6 +55,15 @@ pub enum CertError {
         #[source]
         source: kube::Error,
     },
+    /// A certificate file of `--webhook-cert-dir` cannot be read.
+    #[error("webhook certificate file {}: {source}", .path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it cannot be read.
+        #[source]
+        source: std::io::Error,
+    },
     /// The Secret exists but the operator did not create it.
     #[error("webhook certificate Secret {0} exists and was not created by identity-operator (no label app.kubernetes.io/managed-by=identity-operator): it is not overwritten; delete it or pass another --webhook-secret")]
     Foreign(String),
@@ -68,7 +78,8 @@ pub struct Bundle {
     pub cert_pem: String,
     /// The serving certificate's private key (PKCS#8).
     pub key_pem: String,
-    /// When the serving certificate expires.
+    /// When the serving certificate expires ([`jiff::Timestamp::MAX`] when another issuer, such
+    /// as cert-manager, renews it: see [`Store::Files`]).
     pub not_after: jiff::Timestamp,
 }
 
@@ -147,6 +158,11 @@ fn first_pem_block(pem: &str) -> Option<String> {
 pub enum Store {
     /// In this process only (a local control plane): a new CA at every start.
     Memory,
+    /// Files another issuer keeps current: `tls.crt`, `tls.key` and `ca.crt` in this directory, as
+    /// the kubelet mounts a cert-manager Certificate's Secret and refreshes it when cert-manager
+    /// renews it. The operator never writes them; it serves what they hold and puts `ca.crt` in
+    /// the configuration's caBundle, so no cainjector is needed.
+    Files(std::path::PathBuf),
     /// In this Secret, shared by every replica.
     Secret {
         /// The Secrets of the operator's namespace (boxed: a client is large beside `Memory`).
@@ -171,8 +187,24 @@ impl Store {
                 _ => generate(hosts, now, current.map(|b| b.ca_pem.as_str())),
             },
             Store::Secret { api, name } => load_secret(api, name, hosts, now).await,
+            Store::Files(dir) => load_files(dir),
         }
     }
+}
+
+/// The bundle in `dir` (see [`Store::Files`]). Its expiry is the issuer's business: recorded as
+/// [`jiff::Timestamp::MAX`], so the operator never renews it itself.
+pub fn load_files(dir: &std::path::Path) -> Result<Bundle, CertError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).map_err(|source| CertError::File { path, source })
+    };
+    Ok(Bundle {
+        ca_pem: read("ca.crt")?,
+        cert_pem: read("tls.crt")?,
+        key_pem: read("tls.key")?,
+        not_after: jiff::Timestamp::MAX,
+    })
 }
 
 async fn load_secret(
@@ -287,6 +319,43 @@ pub fn to_secret(name: &str, bundle: &Bundle, hosts: &[String]) -> Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn files_an_outside_issuer_renews_are_served_as_they_are_and_reread() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::Files(dir.path().to_path_buf());
+        let hosts = vec!["webhook.example".to_string()];
+        // Nothing mounted yet: the error names the file, never a content.
+        let e = store.load(None, &hosts).await.expect_err("no files");
+        assert!(e.to_string().contains("ca.crt"), "{e}");
+        let now = jiff::Timestamp::now();
+        let write = |b: &Bundle| {
+            for (name, text) in [
+                ("ca.crt", &b.ca_pem),
+                ("tls.crt", &b.cert_pem),
+                ("tls.key", &b.key_pem),
+            ] {
+                std::fs::write(dir.path().join(name), text).expect("write");
+            }
+        };
+        let first = generate(&hosts, now, None).expect("first");
+        write(&first);
+        let served = store.load(None, &hosts).await.expect("served");
+        assert_eq!(served.ca_pem, first.ca_pem);
+        assert_eq!(served.cert_pem, first.cert_pem);
+        // Never renewed by the operator, even when the files' certificate is near its end.
+        assert!(!needs_renewal(served.not_after, now));
+        assert_eq!(
+            store.load(Some(&served), &hosts).await.expect("same"),
+            served
+        );
+        // The issuer renewed it: the next load serves the new files (a new caBundle to register).
+        let second = generate(&hosts, now, None).expect("second");
+        write(&second);
+        let next = store.load(Some(&served), &hosts).await.expect("next");
+        assert_ne!(next, served);
+        assert_eq!(next.ca_pem, second.ca_pem);
+    }
 
     #[test]
     fn a_certificate_is_renewed_thirty_days_before_it_expires() {

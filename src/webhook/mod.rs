@@ -46,6 +46,16 @@ pub struct WebhookArgs {
     /// memory (fine for one process on a local control plane).
     #[arg(long)]
     pub webhook_secret: Option<String>,
+    /// Serve the certificate in this directory (`tls.crt`, `tls.key`, `ca.crt`: a cert-manager
+    /// Certificate's Secret mounted as a volume) instead of generating one; re-read every
+    /// --webhook-cert-reload, and its `ca.crt` becomes the configuration's caBundle. Excludes
+    /// --webhook-secret.
+    #[arg(long, conflicts_with = "webhook_secret")]
+    pub webhook_cert_dir: Option<std::path::PathBuf>,
+    /// How often every replica re-reads the certificate (Secret, files or memory), renews it when
+    /// due and re-registers the caBundle when it changed.
+    #[arg(long, value_parser = crate::controller::parse_duration, default_value = "5m")]
+    pub webhook_cert_reload: std::time::Duration,
     /// Namespace of --webhook-secret (default: POD_NAMESPACE, else "default").
     #[arg(long)]
     pub webhook_secret_namespace: Option<String>,

@@ -357,8 +357,9 @@ pub async fn start(
         Some(s) => parse_service(s)?,
         None => ClientConfig::Url(format!("https://{addr}")),
     };
-    let store = match &args.webhook_secret {
-        Some(name) => certs::Store::Secret {
+    let store = match (&args.webhook_cert_dir, &args.webhook_secret) {
+        (Some(dir), _) => certs::Store::Files(dir.clone()),
+        (None, Some(name)) => certs::Store::Secret {
             api: Box::new(Api::<Secret>::namespaced(
                 client.clone(),
                 &args
@@ -369,8 +370,10 @@ pub async fn start(
             )),
             name: name.clone(),
         },
-        None => certs::Store::Memory,
+        (None, None) => certs::Store::Memory,
     };
+    // At least a second: a zero period (a default-built WebhookArgs) would make the timer panic.
+    let reload_every = args.webhook_cert_reload.max(Duration::from_secs(1));
     let hosts = cc.hosts();
     let mut bundle = store.load(None, &hosts).await?;
     let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(rustls_config(&bundle)?));
@@ -402,7 +405,7 @@ pub async fn start(
     let namespaces = namespaces.to_vec();
     let task = tokio::spawn(async move {
         let renew = async {
-            let mut tick = tokio::time::interval(certs::RELOAD_EVERY);
+            let mut tick = tokio::time::interval(reload_every);
             tick.tick().await;
             loop {
                 tick.tick().await;
