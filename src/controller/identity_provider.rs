@@ -283,10 +283,12 @@ async fn apply(
         .lock(super::gate::key(Some(&ns), &idp.name_any()))
         .await;
     let blocked = sync_jit(&pass, &backend, &server, seen, &mut changed).await?;
+    // After JIT, so that a refused mapping holds back neither the rule nor the JIT push.
+    let refused = sync_mappings(&pass, &server, &mut changed).await?;
     // 6. Report.
     let old_generation = idp.status.as_ref().and_then(|s| s.observed_generation);
     managed::report_drift(ctx, idp, old_generation, created, &changed).await;
-    Ok(outcome(&id, blocked, &seen.conflicts))
+    Ok(refused.unwrap_or_else(|| outcome(&id, blocked, &seen.conflicts)))
 }
 
 /// Observe, plan and act on which server object is ours ([`managed::identify`]), creating it
@@ -349,6 +351,7 @@ async fn server_idp(
             authenticators: Vec::new(),
             jit: None,
             jwks_uri: translate::desired_jwks_uri(&idp.spec).map(str::to_string),
+            mappings: Default::default(),
         });
     }
     client
@@ -581,6 +584,61 @@ async fn sync_jit(
         pass.ctx.block_gate.record_jit(&key, id, on);
     }
     Ok(blocked)
+}
+
+/// Act: the claim, role and group mappings, written only where they differ (each of the server's
+/// three PUTs replaces its object: the client reads, merges and writes). Returns the outcome that
+/// replaces Ready when the user must act: the server refused the mappings (its answer, e.g. a
+/// local claim the tenant does not have), or a lookup claim is not mapped. Neither is retried
+/// before the next resync or spec change: the same write would be refused again.
+async fn sync_mappings(
+    pass: &Pass<'_>,
+    server: &crate::backend::Idp,
+    changed: &mut Vec<&'static str>,
+) -> Result<Option<Outcome>, Error> {
+    let spec = &pass.idp.spec;
+    let Some(change) = translate::mappings_change(spec) else {
+        return Ok(None);
+    };
+    if let Some(diff) = translate::mappings_diff(&change, &server.mappings) {
+        match pass.client.update_mappings(pass.id, &diff).await {
+            Ok(_) => changed.push("mappings"),
+            Err(e @ crate::backend::BackendError::Invalid { .. }) => {
+                return Ok(Some(Outcome::stalled(
+                    MAPPINGS_REJECTED,
+                    mappings_rejected(&e),
+                )));
+            }
+            Err(e) => {
+                return Err(backend_err("updating the claim, role and group mappings")(
+                    e,
+                ))
+            }
+        }
+    }
+    let unmapped = translate::unmapped_lookup_claims(spec, &server.mappings);
+    if unmapped.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Outcome::stalled(
+        LOOKUP_CLAIM_NOT_MAPPED,
+        format!(
+            "jit.accountLookup compares {} but the identity provider's claim mappings map no claim to it, so the lookup never matches. Add a claims.mappings entry with that localClaim, or look up by a mapped claim.",
+            unmapped.join(", ")
+        ),
+    )))
+}
+
+/// Reason: the server refused the declared claim, role or group mappings.
+pub const MAPPINGS_REJECTED: &str = "MappingsRejected";
+/// Reason: a JIT lookup claim is not a mapped local claim.
+pub const LOOKUP_CLAIM_NOT_MAPPED: &str = "LookupClaimNotMapped";
+
+/// The message of a refused mapping write: the server's answer and what to do.
+fn mappings_rejected(e: &crate::backend::BackendError) -> String {
+    format!(
+        "the server refused the claim, role or group mappings: {e}. Fix spec.claims, spec.roles or spec.groups (a mapped local claim must exist on the tenant: add it to the tenant's local attributes or map another one; with mappings, userIdClaim and roleClaim must be mapped IdP claims). The rest of the spec is applied."
+    )
 }
 
 /// The conflict rule over the dependents' live flows, for this IdP only. Pure.

@@ -12,6 +12,9 @@ use crate::backend::{
 use crate::flow::{self, script, ScriptOrigin, Skip};
 use std::collections::BTreeSet;
 
+mod mappings;
+pub use mappings::{mappings_change, mappings_diff, unmapped_lookup_claims};
+
 /// The JIT change the spec asks for: only declared fields are `Some`.
 pub fn jit_change(spec: &IdentityProviderSpec) -> Option<JitChange> {
     let jit = spec.jit.as_ref()?;
