@@ -161,7 +161,10 @@ fn stored(env: &TestEnv, place: Place, name: &str) -> Option<Value> {
 /// server's internal shape: those are read through its GET answers and edited through its PUT
 /// semantics, as the console would.
 fn is_mappings(locator: &str) -> bool {
-    matches!(locator.split(' ').next(), Some("claims" | "roles" | "groups"))
+    matches!(
+        locator.split(' ').next(),
+        Some("claims" | "roles" | "groups")
+    )
 }
 
 /// A mappings locator in the matrix's compact form (see the matrix's header).
@@ -225,7 +228,10 @@ fn edit_mappings(env: &TestEnv, locator: &str, name: &str, value: &Value) {
     let pairs: Vec<(String, String)> = text
         .split(',')
         .filter(|p| !p.is_empty())
-        .filter_map(|p| p.split_once('=').map(|(a, b)| (a.to_string(), b.to_string())))
+        .filter_map(|p| {
+            p.split_once('=')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        })
         .collect();
     env.emulator.with_tenant(TENANT, |t| {
         let local = emu::local_claims(t);

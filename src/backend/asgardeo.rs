@@ -1409,29 +1409,60 @@ impl IdentityServer for AsgardeoClient {
         idp_id: &str,
         change: &MappingsChange,
     ) -> Result<IdpMappings, BackendError> {
-        // Each PUT replaces its whole object: read it, replace the declared fields, write it.
+        // Each PUT replaces its whole object: read it, replace the declared fields, write it. The
+        // three are independent: one the server refuses does not hold back the others, and the
+        // first refusal is returned after all were tried.
+        let mut first_error = None;
+        let mut keep = |r: Result<(), BackendError>| {
+            if let Err(e) = r {
+                first_error.get_or_insert(e);
+            }
+        };
         let (mut claims, mut roles, mut groups) = (None, None, None);
         if change.touches_claims() {
-            let path = ["identity-providers", idp_id, "claims"];
-            let server: wire::Claims = self.get_json(Operation::GetClaims, self.url(&path)).await?;
-            if let Some(body) = change.claims_body(&server) {
-                claims = Some(self.put_json(Operation::UpdateClaims, &path, body).await?);
-            }
+            keep(
+                async {
+                    let path = ["identity-providers", idp_id, "claims"];
+                    let server: wire::Claims =
+                        self.get_json(Operation::GetClaims, self.url(&path)).await?;
+                    if let Some(body) = change.claims_body(&server) {
+                        claims = Some(self.put_json(Operation::UpdateClaims, &path, body).await?);
+                    }
+                    Ok(())
+                }
+                .await,
+            );
         }
         if change.role_mappings.is_some() {
-            let path = ["identity-providers", idp_id, "roles"];
-            let server: wire::Roles = self.get_json(Operation::GetRoles, self.url(&path)).await?;
-            if let Some(body) = change.roles_body(&server) {
-                roles = Some(self.put_json(Operation::UpdateRoles, &path, body).await?);
-            }
+            keep(
+                async {
+                    let path = ["identity-providers", idp_id, "roles"];
+                    let server: wire::Roles =
+                        self.get_json(Operation::GetRoles, self.url(&path)).await?;
+                    if let Some(body) = change.roles_body(&server) {
+                        roles = Some(self.put_json(Operation::UpdateRoles, &path, body).await?);
+                    }
+                    Ok(())
+                }
+                .await,
+            );
         }
         if change.groups.is_some() {
-            let path = ["identity-providers", idp_id, "groups"];
-            let server: Vec<wire::IdpGroup> =
-                self.get_json(Operation::GetGroups, self.url(&path)).await?;
-            if let Some(body) = change.groups_body(&server) {
-                groups = Some(self.put_json(Operation::UpdateGroups, &path, body).await?);
-            }
+            keep(
+                async {
+                    let path = ["identity-providers", idp_id, "groups"];
+                    let server: Vec<wire::IdpGroup> =
+                        self.get_json(Operation::GetGroups, self.url(&path)).await?;
+                    if let Some(body) = change.groups_body(&server) {
+                        groups = Some(self.put_json(Operation::UpdateGroups, &path, body).await?);
+                    }
+                    Ok(())
+                }
+                .await,
+            );
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
         // The parts not written are not read again: the result carries only what was written.
         Ok(IdpMappings::from_wire(

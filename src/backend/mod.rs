@@ -848,8 +848,9 @@ pub trait IdentityServer: Send + Sync {
     /// Read-merge-write of JIT settings: only `Some` fields of `change` are changed. Returns the result.
     async fn update_jit(&self, idp_id: &str, change: &JitChange) -> Result<Jit, BackendError>;
     /// Read-merge-write of the claim, role and group configuration: for each of the three objects
-    /// the change touches, reads it, replaces the declared fields and writes it whole. Returns the
-    /// configuration after the writes.
+    /// the change touches, reads it, replaces the declared fields and writes it whole. A write the
+    /// server refuses does not hold back the other two; the first error is returned after all
+    /// were tried. Returns what was written.
     async fn update_mappings(
         &self,
         idp_id: &str,

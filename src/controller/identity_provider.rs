@@ -597,10 +597,9 @@ async fn sync_mappings(
     changed: &mut Vec<&'static str>,
 ) -> Result<Option<Outcome>, Error> {
     let spec = &pass.idp.spec;
-    let Some(change) = translate::mappings_change(spec) else {
-        return Ok(None);
-    };
-    if let Some(diff) = translate::mappings_diff(&change, &server.mappings) {
+    let diff = translate::mappings_change(spec)
+        .and_then(|change| translate::mappings_diff(&change, &server.mappings));
+    if let Some(diff) = diff {
         match pass.client.update_mappings(pass.id, &diff).await {
             Ok(_) => changed.push("mappings"),
             Err(e @ crate::backend::BackendError::Invalid { .. }) => {
