@@ -14,8 +14,9 @@ use common::{wait_until, TestEnv, CLIENT_ID, TENANT};
 use identity_operator::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, Target};
 use identity_operator::backend::operation::{Operation, SCRIPT_SCOPE};
 use identity_operator::backend::{
-    wire, AttributeSyncMethod, FederatedAuthenticator, FlowOption, FlowStep, FlowUpdate,
-    IdentityServer, Jit, JitScheme, NewApplication, NewIdp, OidcChange, Property, Secret,
+    wire, AttributeSyncMethod, ClaimMap, DefaultClaim, FederatedAuthenticator, FlowOption,
+    FlowStep, FlowUpdate, IdentityServer, Jit, JitScheme, MappingsChange, NewApplication, NewIdp,
+    OidcChange, Property, RoleMap, Secret,
 };
 use identity_operator::controller::managed::{marker, strip_markers};
 use identity_operator::emulator::TenantState;
@@ -61,6 +62,49 @@ fn step(options: &[(&str, &str)]) -> FlowStep {
             })
             .collect(),
     }
+}
+
+/// The claim, role and group mappings the console gave some IdPs (issue 21): Google maps claims
+/// (with a user id claim and a provisioning default), GitHub uses the local claim dialect (a role
+/// claim and a local provisioning default), Corp SAML maps roles and lists groups.
+fn console_mappings(idp: &str) -> Option<MappingsChange> {
+    let claim = |i: &str, l: &str| ClaimMap {
+        idp_claim: i.into(),
+        local_claim: l.into(),
+    };
+    let default = |c: &str, v: &str| DefaultClaim {
+        claim: c.into(),
+        default_value: v.into(),
+    };
+    let role = |i: &str, l: &str| RoleMap {
+        idp_role: i.into(),
+        local_role: l.into(),
+    };
+    Some(match idp {
+        "Google" => MappingsChange {
+            user_id_claim: Some("email".into()),
+            claim_mappings: Some(vec![
+                claim("email", "http://wso2.org/claims/emailaddress"),
+                claim("given_name", "http://wso2.org/claims/givenname"),
+            ]),
+            provisioning_claims: Some(vec![default("given_name", "Staff")]),
+            role_mappings: Some(vec![role("google-admins", "admin")]),
+            groups: Some(vec!["google-admins".into(), "google-staff".into()]),
+            ..Default::default()
+        },
+        "GitHub" => MappingsChange {
+            role_claim: Some("http://wso2.org/claims/role".into()),
+            claim_mappings: Some(vec![]),
+            provisioning_claims: Some(vec![default("http://wso2.org/claims/country", "LK")]),
+            ..Default::default()
+        },
+        "Corp SAML" => MappingsChange {
+            role_mappings: Some(vec![role("corp-hr", "hr"), role("corp-it", "PRIMARY/it")]),
+            groups: Some(vec!["corp-all".into()]),
+            ..Default::default()
+        },
+        _ => return None,
+    })
 }
 
 /// What a team made in the console: a live conflict (Google without JIT before TOTP), an IdP type the
@@ -139,7 +183,7 @@ async fn seed(env: &TestEnv) {
     ];
     for (name, auth, on) in idps {
         let jwks_uri = (name == "Corp OIDC").then(|| "https://login.corp.example/jwks".to_string());
-        console
+        let id = console
             .create_idp(&NewIdp {
                 name: name.into(),
                 description: Some(format!("{name} made in the console")),
@@ -150,6 +194,12 @@ async fn seed(env: &TestEnv) {
             })
             .await
             .expect("seed idp");
+        if let Some(mappings) = console_mappings(name) {
+            console
+                .update_mappings(&id, &mappings)
+                .await
+                .expect("seed mappings");
+        }
     }
     let apps = [
         NewApplication {
@@ -453,6 +503,31 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
         assert!(oidc.contains(v), "{v} not exported: {oidc}");
     }
 
+    // The console's claim, role and group mappings are in the export (issue 21).
+    let google = &files["identityprovider-google.yaml"];
+    for v in [
+        "userIdClaim: email",
+        "idpClaim: given_name",
+        "localClaim: http://wso2.org/claims/givenname",
+        "defaultValue: Staff",
+        "idpRole: google-admins",
+        "name: google-staff",
+    ] {
+        assert!(google.contains(v), "{v} not exported: {google}");
+    }
+    let github = &files["identityprovider-github.yaml"];
+    for v in [
+        "roleClaim: http://wso2.org/claims/role",
+        "mappings: []",
+        "claim: http://wso2.org/claims/country",
+    ] {
+        assert!(github.contains(v), "{v} not exported: {github}");
+    }
+    let saml = &files["identityprovider-corp-saml.yaml"];
+    for v in ["localRole: PRIMARY/it", "name: corp-all"] {
+        assert!(saml.contains(v), "{v} not exported: {saml}");
+    }
+
     // Lint of the export: the same conflict as the audit, same message.
     let lint = Command::new(env!("CARGO_BIN_EXE_identity-operator"))
         .args(["lint", "--format", "json"])
@@ -549,6 +624,9 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
         Operation::CreateIdp,
         Operation::DeleteIdp,
         Operation::UpdateJit,
+        Operation::UpdateClaims,
+        Operation::UpdateRoles,
+        Operation::UpdateGroups,
         Operation::CreateApplication,
         Operation::DeleteApplication,
         Operation::UpdateOidc,
