@@ -289,13 +289,12 @@ pub fn claims_response(idp: &StoredIdp, local: &[String]) -> Claims {
             });
         }
     }
-    let top = |u: &Option<String>| match u {
-        Some(u) => local_claim(u),
-        None => Claim::default(),
-    };
+    // The server builds an empty `Claim` for an unset URI; the spec requires `uri` in a `Claim`,
+    // so the emulator leaves the object out (the client reads both as unset).
+    let top = |u: &Option<String>| u.as_deref().map(local_claim);
     Claims {
-        user_id_claim: Some(top(&c.user_claim_uri)),
-        role_claim: Some(top(&c.role_claim_uri)),
+        user_id_claim: top(&c.user_claim_uri),
+        role_claim: top(&c.role_claim_uri),
         mappings: Some(mappings),
         provisioning_claims: Some(provisioning),
         extra: Default::default(),
