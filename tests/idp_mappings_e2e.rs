@@ -296,3 +296,31 @@ async fn the_apiserver_refuses_mappings_the_server_would_refuse_or_drop() {
     .await
     .expect("a consistent spec applies");
 }
+
+#[tokio::test]
+async fn the_mappings_example_converges_as_written() {
+    common::require_dev_env();
+    let mut env = TestEnv::new("idp-mappings-example").await;
+    env.start_operator(&[]);
+    env.create_backend("asgardeo").await;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/jit-on/mappings.yaml");
+    let yaml = std::fs::read_to_string(path)
+        .expect("example")
+        .replace("namespace: identity", &format!("namespace: {}", env.ns));
+    env.apply(&yaml).await.expect("the example applies");
+    env.wait_condition("IdentityProvider", "staff-google", "Ready", "True", T)
+        .await;
+    let m = with_idp(&env, "Staff Google", |i, local| {
+        identity_operator::backend::IdpMappings::from_wire(
+            Some(&emu::claims_response(i, local)),
+            Some(&emu::roles_response(i)),
+            Some(&i.groups),
+        )
+    })
+    .expect("idp on the server");
+    assert_eq!(m.user_id_claim, "email");
+    assert_eq!(m.claim_mappings.len(), 3);
+    assert_eq!(m.provisioning_claims.len(), 1);
+    assert_eq!(m.role_mappings.len(), 1);
+    assert_eq!(m.group_names(), vec!["staff-admins", "staff-engineering"]);
+}
