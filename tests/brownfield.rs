@@ -27,6 +27,7 @@ const T: Duration = Duration::from_secs(90);
 /// Secret values the seed puts on the server; none may appear in any output.
 const GOOGLE_SECRET: &str = "seeded-google-client-secret-value";
 const GITHUB_SECRET: &str = "seeded-github-client-secret-value";
+const FACEBOOK_SECRET: &str = "seeded-facebook-client-secret-value";
 const CORP_OIDC_SECRET: &str = "seeded-corp-oidc-client-secret-value";
 
 fn jit(enabled: bool) -> Jit {
@@ -96,6 +97,10 @@ fn console_mappings(idp: &str) -> Option<MappingsChange> {
             role_claim: Some("http://wso2.org/claims/role".into()),
             claim_mappings: Some(vec![]),
             provisioning_claims: Some(vec![default("http://wso2.org/claims/country", "LK")]),
+            ..Default::default()
+        },
+        "Facebook" => MappingsChange {
+            claim_mappings: Some(vec![claim("email", "http://wso2.org/claims/emailaddress")]),
             ..Default::default()
         },
         "Corp SAML" => MappingsChange {
@@ -176,6 +181,20 @@ async fn seed(env: &TestEnv) {
                     ("OIDCLogoutEPUrl", "https://login.corp.example/logout"),
                     ("callbackUrl", "https://is.corp.example/commonauth"),
                     ("Scopes", "openid profile email"),
+                ],
+            ),
+            true,
+        ),
+        // Facebook as the console writes it: comma-separated permissions, `callBackUrl`.
+        (
+            "Facebook",
+            authenticator(
+                "FacebookAuthenticator",
+                &[
+                    ("ClientId", "fb-client"),
+                    ("ClientSecret", FACEBOOK_SECRET),
+                    ("Scope", "email,public_profile"),
+                    ("callBackUrl", "https://is.corp.example/commonauth"),
                 ],
             ),
             true,
@@ -440,7 +459,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     let export_text = text(&export);
     assert_eq!(export.status.code(), Some(0), "{export_text}");
     assert!(
-        export_text.contains("reading identity providers: 5/5"),
+        export_text.contains("reading identity providers: 6/6"),
         "{export_text}"
     );
     assert!(
@@ -469,6 +488,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
             "identitybackend-asgardeo.yaml",
             "identityprovider-corp-oidc.yaml",
             "identityprovider-corp-saml.yaml",
+            "identityprovider-facebook.yaml",
             "identityprovider-github.yaml",
             "identityprovider-google.yaml",
         ]
@@ -477,6 +497,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
         for secret in [
             GOOGLE_SECRET,
             GITHUB_SECRET,
+            FACEBOOK_SECRET,
             CORP_OIDC_SECRET,
             env.client_secret.as_str(),
         ] {
@@ -523,6 +544,16 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     ] {
         assert!(github.contains(v), "{v} not exported: {github}");
     }
+    let facebook = &files["identityprovider-facebook.yaml"];
+    for v in [
+        "facebook:",
+        "clientID: fb-client",
+        "- public_profile",
+        "callbackURL: https://is.corp.example/commonauth",
+        "idpClaim: email",
+    ] {
+        assert!(facebook.contains(v), "{v} not exported: {facebook}");
+    }
     let saml = &files["identityprovider-corp-saml.yaml"];
     for v in ["localRole: PRIMARY/it", "name: corp-all"] {
         assert!(saml.contains(v), "{v} not exported: {saml}");
@@ -545,7 +576,8 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
             "asgardeo-credentials",
             "google-client-secret",
             "github-client-secret",
-            "corp-oidc-client-secret"
+            "corp-oidc-client-secret",
+            "facebook-client-secret"
         ]
     );
     // Each Secret comes with its consent label, or the operator would send nothing.
@@ -582,7 +614,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     }
     env.wait_condition("IdentityBackend", "asgardeo", "Ready", "True", T)
         .await;
-    for name in ["google", "github", "corp-saml", "corp-oidc"] {
+    for name in ["google", "github", "corp-saml", "corp-oidc", "facebook"] {
         env.wait_condition("IdentityProvider", name, "Ready", "True", T)
             .await;
         env.wait_event(name, "Adopted", T).await;
@@ -638,7 +670,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
         stats.count(Operation::PatchIdp),
         stats.count(Operation::PatchApplication),
     );
-    assert_eq!((patch_idps, patch_apps), (4, 5), "{stats:?}");
+    assert_eq!((patch_idps, patch_apps), (5, 5), "{stats:?}");
     env.emulator.with_tenant(TENANT, |t| {
         let owners: Vec<_> = t
             .idps
@@ -649,7 +681,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
             .collect();
         assert_eq!(
             owners.len(),
-            9,
+            10,
             "every adopted object carries its owner: {owners:?}"
         );
         assert!(owners
@@ -658,7 +690,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     });
     let pushes = stats.count(Operation::UpdateFederatedAuthenticator);
     assert!(
-        pushes <= 3,
+        pushes <= 4,
         "at most one client-secret push per adopted IdP with a secret: {stats:?}"
     );
     assert_eq!(

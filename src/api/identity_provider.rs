@@ -1,4 +1,5 @@
-//! `IdentityProvider`: a federated connection (Google, GitHub, OIDC, SAML) with its JIT provisioning.
+//! `IdentityProvider`: a federated connection (Google, GitHub, Facebook, OIDC, SAML) with its JIT
+//! provisioning and its claim, role and group mappings.
 
 // kube's printcolumn(...) lists repeat `type_ = "string"`, which clippy reads as duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
@@ -50,7 +51,7 @@ use super::common::{
         json_path = ".metadata.creationTimestamp"
     )
 )]
-#[x_kube(validation = Rule::new("(has(self.google) ? 1 : 0) + (has(self.github) ? 1 : 0) + (has(self.oidc) ? 1 : 0) + (has(self.saml) ? 1 : 0) == 1").message("set exactly one identity provider type: google, github, oidc or saml"))]
+#[x_kube(validation = Rule::new("(has(self.google) ? 1 : 0) + (has(self.github) ? 1 : 0) + (has(self.facebook) ? 1 : 0) + (has(self.oidc) ? 1 : 0) + (has(self.saml) ? 1 : 0) == 1").message("set exactly one identity provider type: google, github, facebook, oidc or saml"))]
 // With claim mappings the federated user's attributes arrive as the mapped local claims only, so
 // a lookup by a claim nothing maps to never matches (every user is then a lookup failure).
 #[x_kube(validation = Rule::new("!has(self.jit) || !has(self.jit.accountLookup) || !has(self.claims) || !has(self.claims.mappings) || size(self.claims.mappings) == 0 || self.jit.accountLookup.all(l, self.claims.mappings.exists(m, m.localClaim == l.localAttribute))").message("jit.accountLookup: each localAttribute must be a local claim that claims.mappings maps to (without such a mapping the lookup never matches)"))]
@@ -78,6 +79,10 @@ pub struct IdentityProviderSpec {
     /// GitHub as an OAuth provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub github: Option<OAuthProvider>,
+    /// Facebook (the server's FacebookAuthenticator). `scopes` are Facebook permissions (server
+    /// default `email`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facebook: Option<OAuthProvider>,
     /// Any OpenID Connect provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcProvider>,
@@ -117,7 +122,7 @@ pub struct IdentityProviderSpec {
     pub adopt: bool,
 }
 
-/// An OAuth 2.0 / OIDC social login (Google, GitHub).
+/// An OAuth 2.0 / OIDC social login (Google, GitHub, Facebook).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OAuthProvider {
@@ -424,6 +429,8 @@ pub enum ProviderType {
     Google,
     /// GitHub (GithubAuthenticator).
     Github,
+    /// Facebook (FacebookAuthenticator).
+    Facebook,
     /// Generic OIDC (OpenIDConnectAuthenticator).
     Oidc,
     /// SAML 2.0 (SAMLSSOAuthenticator).
@@ -436,6 +443,7 @@ impl ProviderType {
         match self {
             ProviderType::Google => "GoogleOIDCAuthenticator",
             ProviderType::Github => "GithubAuthenticator",
+            ProviderType::Facebook => "FacebookAuthenticator",
             ProviderType::Oidc => "OpenIDConnectAuthenticator",
             ProviderType::Saml => "SAMLSSOAuthenticator",
         }
@@ -458,13 +466,28 @@ impl IdentityProviderSpec {
     /// Which type is set. The CRD's CEL rule guarantees exactly one; `None` only for objects that
     /// bypassed validation.
     pub fn provider_type(&self) -> Option<ProviderType> {
-        match (&self.google, &self.github, &self.oidc, &self.saml) {
-            (Some(_), None, None, None) => Some(ProviderType::Google),
-            (None, Some(_), None, None) => Some(ProviderType::Github),
-            (None, None, Some(_), None) => Some(ProviderType::Oidc),
-            (None, None, None, Some(_)) => Some(ProviderType::Saml),
+        let set = [
+            (self.google.is_some(), ProviderType::Google),
+            (self.github.is_some(), ProviderType::Github),
+            (self.facebook.is_some(), ProviderType::Facebook),
+            (self.oidc.is_some(), ProviderType::Oidc),
+            (self.saml.is_some(), ProviderType::Saml),
+        ];
+        let mut kinds = set.iter().filter(|(on, _)| *on).map(|(_, k)| *k);
+        match (kinds.next(), kinds.next()) {
+            (Some(kind), None) => Some(kind),
             _ => None,
         }
+    }
+
+    /// The Secret key holding the client secret, for the types that have one.
+    pub fn client_secret_ref(&self) -> Option<&SecretKeyRef> {
+        self.google
+            .as_ref()
+            .or(self.github.as_ref())
+            .or(self.facebook.as_ref())
+            .map(|p| &p.client_secret_ref)
+            .or(self.oidc.as_ref().map(|p| &p.client_secret_ref))
     }
 
     /// Whether JIT is declared enabled (a missing block counts as disabled).

@@ -76,12 +76,7 @@ const COALESCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The Secret holding the IdP's OAuth client secret, if its type has one.
 fn client_secret_ref(idp: &IdentityProvider) -> Option<&crate::api::common::SecretKeyRef> {
-    let spec = &idp.spec;
-    spec.google
-        .as_ref()
-        .or(spec.github.as_ref())
-        .map(|p| &p.client_secret_ref)
-        .or(spec.oidc.as_ref().map(|p| &p.client_secret_ref))
+    idp.spec.client_secret_ref()
 }
 
 /// The IdP's client secret and the Secret's resourceVersion, or the outcome that reports it missing.
@@ -398,7 +393,7 @@ async fn credentials<'a>(
         return Ok(Err(Outcome::stalled("InvalidSpec", problem)));
     }
     if spec.provider_type().is_none() {
-        let msg = "set exactly one of google, github, oidc or saml";
+        let msg = "set exactly one of google, github, facebook, oidc or saml";
         return Ok(Err(Outcome::stalled("InvalidSpec", msg)));
     }
     let secret_ref = client_secret_ref(idp);

@@ -139,6 +139,22 @@ pub fn desired_authenticator(
                 props.push(Property::new("scope", p.scopes.join(" ")));
             }
         }
+        // FacebookAuthenticator.getConfigurationProperties (wso2-extensions/
+        // identity-outbound-auth-facebook, 4c23f11): ClientId, ClientSecret (confidential), Scope
+        // ("a comma separated list of permissions", default email), UserInfoFields, and the
+        // callback as `callBackUrl` (IdentityApplicationConstants.Authenticator.Facebook.CALLBACK_URL).
+        ProviderType::Facebook => {
+            let p = spec.facebook.as_ref()?;
+            // In the authenticator's display order, as the console writes them.
+            props.push(Property::new("ClientId", &p.client_id));
+            props.extend(secret());
+            if !p.scopes.is_empty() {
+                props.push(Property::new("Scope", p.scopes.join(",")));
+            }
+            if let Some(cb) = &p.callback_url {
+                props.push(Property::new("callBackUrl", cb));
+            }
+        }
         ProviderType::Oidc => {
             let p = spec.oidc.as_ref()?;
             props.push(Property::new("ClientId", &p.client_id));

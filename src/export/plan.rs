@@ -265,6 +265,22 @@ fn provider_block(
                 "github"
             }
         }
+        "FacebookAuthenticator" => {
+            put("clientID", Some(need("ClientId")?.into()));
+            put("clientSecretRef", Some(secret_ref));
+            put("callbackURL", prop(a, "callBackUrl").map(Into::into));
+            let scopes: Vec<String> = prop(a, "Scope")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            if !scopes.is_empty() {
+                put("scopes", Some(json!(scopes)));
+            }
+            "facebook"
+        }
         "OpenIDConnectAuthenticator" => {
             put("clientID", Some(need("ClientId")?.into()));
             put("clientSecretRef", Some(secret_ref));
@@ -305,7 +321,7 @@ fn provider_block(
         }
         other => {
             return Err(format!(
-                "its authenticator {other:?} is not a type the IdentityProvider resource supports (google, github, oidc, saml)"
+                "its authenticator {other:?} is not a type the IdentityProvider resource supports (google, github, facebook, oidc, saml)"
             ))
         }
     };

@@ -19,6 +19,7 @@ fn google_spec(jit: Option<JitSpec>) -> IdentityProviderSpec {
             callback_url: None,
         }),
         github: None,
+        facebook: None,
         oidc: None,
         saml: None,
         jit,
