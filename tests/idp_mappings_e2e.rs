@@ -323,4 +323,29 @@ async fn the_mappings_example_converges_as_written() {
     assert_eq!(m.provisioning_claims.len(), 1);
     assert_eq!(m.role_mappings.len(), 1);
     assert_eq!(m.group_names(), vec!["staff-admins", "staff-engineering"]);
+
+    // The Entra ID example: an oidc IdP with Microsoft's endpoints and claim mappings.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/jit-on/entra.yaml");
+    let yaml = std::fs::read_to_string(path)
+        .expect("example")
+        .replace("namespace: identity", &format!("namespace: {}", env.ns));
+    env.apply(&yaml).await.expect("the example applies");
+    env.wait_condition("IdentityProvider", "entra", "Ready", "True", T)
+        .await;
+    let (authz, maps) = with_idp(&env, "Microsoft", |i, local| {
+        let authz = i.authenticators[0]
+            .properties
+            .iter()
+            .flatten()
+            .find(|p| p.key == "OAuth2AuthzEPUrl")
+            .and_then(|p| p.value.clone());
+        let maps = emu::claims_response(i, local).mappings.map(|m| m.len());
+        (authz, maps)
+    })
+    .expect("entra on the server");
+    assert_eq!(
+        authz.as_deref(),
+        Some("https://login.microsoftonline.com/TENANT_ID/oauth2/v2.0/authorize")
+    );
+    assert_eq!(maps, Some(3));
 }
