@@ -121,9 +121,50 @@ pub fn audit_snapshot(
             });
         }
     }
+    for d in &snapshot.idps {
+        let unmapped = unmapped_lookup(d);
+        if unmapped.is_empty() {
+            continue;
+        }
+        report.findings.push(Finding {
+            location: Location {
+                file: format!("{api_url}identity-providers/{}", d.idp.id),
+                line: 0,
+                document: 0,
+            },
+            problem: Problem::Invalid(format!(
+                "IdentityProvider {:?} (id {}; export writes it as {namespace}/{}) looks federated users up by {} (JIT accountLookupAttributeMappings), but its claim mappings map no claim to it: the lookup never matches. Map a claim to it, or look up by a mapped claim.",
+                d.idp.name,
+                d.idp.id,
+                names.idp(&d.idp.name),
+                unmapped.join(", ")
+            )),
+        });
+    }
     report.findings.sort();
     report.findings.dedup();
     report
+}
+
+/// The local claims an IdP's JIT looks users up by that its claim mappings do not map (with the
+/// local claim dialect, no mappings, every claim arrives as itself). Pure.
+fn unmapped_lookup(d: &crate::backend::inventory::IdpDetail) -> Vec<String> {
+    let mapped: Vec<&str> = d
+        .idp
+        .mappings
+        .claim_mappings
+        .iter()
+        .map(|m| m.local_claim.as_str())
+        .collect();
+    if !d.jit.enabled || mapped.is_empty() {
+        return Vec::new();
+    }
+    d.jit
+        .account_lookup
+        .iter()
+        .filter_map(|l| l.local_attribute.clone())
+        .filter(|a| !mapped.contains(&a.as_str()))
+        .collect()
 }
 
 /// Runs `audit`: prints the report, returns the exit status.

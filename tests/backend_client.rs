@@ -7,9 +7,9 @@ use identity_operator::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, Retry
 use identity_operator::backend::operation::Operation;
 use identity_operator::backend::wire::{self, authenticator_id, IdpGroupSyncMethod, JitScheme};
 use identity_operator::backend::{
-    ApplicationPatch, AttributeSyncMethod, BackendError, BackendMetrics, FederatedAuthenticator,
-    FlowKind, FlowOption, FlowStep, FlowUpdate, IdentityServer, IdpPatch, Jit, JitChange,
-    NewApplication, NewIdp, OidcChange, Property, Secret,
+    ApplicationPatch, AttributeSyncMethod, BackendError, BackendMetrics, ClaimMap,
+    FederatedAuthenticator, FlowKind, FlowOption, FlowStep, FlowUpdate, IdentityServer, IdpPatch,
+    Jit, JitChange, MappingsChange, NewApplication, NewIdp, OidcChange, Property, RoleMap, Secret,
 };
 use identity_operator::emulator::{Emulator, EmulatorConfig, EmulatorHandle, Faults};
 
@@ -409,6 +409,119 @@ async fn a_400_surfaces_code_and_trace_id() {
         "{text}"
     );
     assert_eq!(err.metric_label(), "invalid");
+}
+
+#[tokio::test]
+async fn mappings_update_merges_each_object_and_the_idp_read_carries_them() {
+    let (emu, client) = setup().await;
+    let idp_id = client.create_idp(&google_idp("Google")).await.expect("idp");
+    let email = "http://wso2.org/claims/emailaddress";
+    let first = MappingsChange {
+        user_id_claim: Some("email".into()),
+        claim_mappings: Some(vec![ClaimMap {
+            idp_claim: "email".into(),
+            local_claim: email.into(),
+        }]),
+        role_mappings: Some(vec![RoleMap {
+            idp_role: "admins".into(),
+            local_role: "admin".into(),
+        }]),
+        groups: Some(vec!["admins".into()]),
+        ..Default::default()
+    };
+    client
+        .update_mappings(&idp_id, &first)
+        .await
+        .expect("first write");
+    // What a console adds and the next change does not declare.
+    emu.with_tenant(TENANT, |t| {
+        let idp = t.idp_mut(&idp_id).expect("stored");
+        idp.roles.outbound_provisioning_roles = Some(vec!["hr".into()]);
+    });
+    let group_id = emu
+        .with_tenant(TENANT, |t| t.idp(&idp_id).map(|i| i.groups[0].id.clone()))
+        .flatten();
+    let before = emu.stats();
+    client
+        .update_mappings(
+            &idp_id,
+            &MappingsChange {
+                role_claim: Some("email".into()),
+                groups: Some(vec!["admins".into(), "devs".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("second write");
+    let stats = emu.stats();
+    // Claims and groups read and written once each; roles not touched.
+    for (op, n) in [
+        (Operation::GetClaims, 1),
+        (Operation::UpdateClaims, 1),
+        (Operation::GetGroups, 1),
+        (Operation::UpdateGroups, 1),
+        (Operation::GetRoles, 0),
+        (Operation::UpdateRoles, 0),
+    ] {
+        assert_eq!(stats.count(op) - before.count(op), n, "{op:?}");
+    }
+    let idp = client.get_idp(&idp_id).await.expect("read");
+    let m = &idp.mappings;
+    assert_eq!(m.user_id_claim, "email", "kept");
+    assert_eq!(m.role_claim, "email");
+    assert_eq!(m.claim_mappings.len(), 1, "kept");
+    assert_eq!(m.role_mappings.len(), 1, "kept");
+    assert_eq!(m.group_names(), vec!["admins", "devs"]);
+    assert_eq!(
+        m.groups
+            .iter()
+            .find(|g| g.name == "admins")
+            .and_then(|g| g.id.clone()),
+        group_id,
+        "the kept group keeps its id"
+    );
+    // A refused claims write is the server's answer, and the other objects are still written.
+    let err = client
+        .update_mappings(
+            &idp_id,
+            &MappingsChange {
+                // email stays mapped: the kept userIdClaim and roleClaim name it.
+                claim_mappings: Some(vec![
+                    ClaimMap {
+                        idp_claim: "cc".into(),
+                        local_claim: "http://wso2.org/claims/costcenter".into(),
+                    },
+                    ClaimMap {
+                        idp_claim: "email".into(),
+                        local_claim: email.into(),
+                    },
+                ]),
+                groups: Some(vec!["ops".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("unknown local claim");
+    assert_eq!(err.server_code(), Some("IDP-60032"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("One or more local claim URIs do not exist"),
+        "{err}"
+    );
+    let idp = client.get_idp(&idp_id).await.expect("read");
+    assert_eq!(idp.mappings.group_names(), vec!["ops"]);
+    assert_eq!(
+        idp.mappings.claim_mappings.len(),
+        1,
+        "the refused claims changed nothing"
+    );
+    let outbound = emu
+        .with_tenant(TENANT, |t| {
+            t.idp(&idp_id)
+                .map(|i| i.roles.outbound_provisioning_roles.clone())
+        })
+        .flatten();
+    assert_eq!(outbound, Some(vec!["hr".to_string()]));
 }
 
 #[tokio::test]

@@ -14,8 +14,9 @@ use common::{wait_until, TestEnv, CLIENT_ID, TENANT};
 use identity_operator::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, Target};
 use identity_operator::backend::operation::{Operation, SCRIPT_SCOPE};
 use identity_operator::backend::{
-    wire, AttributeSyncMethod, FederatedAuthenticator, FlowOption, FlowStep, FlowUpdate,
-    IdentityServer, Jit, JitScheme, NewApplication, NewIdp, OidcChange, Property, Secret,
+    wire, AttributeSyncMethod, ClaimMap, DefaultClaim, FederatedAuthenticator, FlowOption,
+    FlowStep, FlowUpdate, IdentityServer, Jit, JitScheme, MappingsChange, NewApplication, NewIdp,
+    OidcChange, Property, RoleMap, Secret,
 };
 use identity_operator::controller::managed::{marker, strip_markers};
 use identity_operator::emulator::TenantState;
@@ -26,6 +27,7 @@ const T: Duration = Duration::from_secs(90);
 /// Secret values the seed puts on the server; none may appear in any output.
 const GOOGLE_SECRET: &str = "seeded-google-client-secret-value";
 const GITHUB_SECRET: &str = "seeded-github-client-secret-value";
+const FACEBOOK_SECRET: &str = "seeded-facebook-client-secret-value";
 const CORP_OIDC_SECRET: &str = "seeded-corp-oidc-client-secret-value";
 
 fn jit(enabled: bool) -> Jit {
@@ -61,6 +63,53 @@ fn step(options: &[(&str, &str)]) -> FlowStep {
             })
             .collect(),
     }
+}
+
+/// The claim, role and group mappings the console gave some IdPs (issue 21): Google maps claims
+/// (with a user id claim and a provisioning default), GitHub uses the local claim dialect (a role
+/// claim and a local provisioning default), Corp SAML maps roles and lists groups.
+fn console_mappings(idp: &str) -> Option<MappingsChange> {
+    let claim = |i: &str, l: &str| ClaimMap {
+        idp_claim: i.into(),
+        local_claim: l.into(),
+    };
+    let default = |c: &str, v: &str| DefaultClaim {
+        claim: c.into(),
+        default_value: v.into(),
+    };
+    let role = |i: &str, l: &str| RoleMap {
+        idp_role: i.into(),
+        local_role: l.into(),
+    };
+    Some(match idp {
+        "Google" => MappingsChange {
+            user_id_claim: Some("email".into()),
+            claim_mappings: Some(vec![
+                claim("email", "http://wso2.org/claims/emailaddress"),
+                claim("given_name", "http://wso2.org/claims/givenname"),
+            ]),
+            provisioning_claims: Some(vec![default("given_name", "Staff")]),
+            role_mappings: Some(vec![role("google-admins", "admin")]),
+            groups: Some(vec!["google-admins".into(), "google-staff".into()]),
+            ..Default::default()
+        },
+        "GitHub" => MappingsChange {
+            role_claim: Some("http://wso2.org/claims/role".into()),
+            claim_mappings: Some(vec![]),
+            provisioning_claims: Some(vec![default("http://wso2.org/claims/country", "LK")]),
+            ..Default::default()
+        },
+        "Facebook" => MappingsChange {
+            claim_mappings: Some(vec![claim("email", "http://wso2.org/claims/emailaddress")]),
+            ..Default::default()
+        },
+        "Corp SAML" => MappingsChange {
+            role_mappings: Some(vec![role("corp-hr", "hr"), role("corp-it", "PRIMARY/it")]),
+            groups: Some(vec!["corp-all".into()]),
+            ..Default::default()
+        },
+        _ => return None,
+    })
 }
 
 /// What a team made in the console: a live conflict (Google without JIT before TOTP), an IdP type the
@@ -136,10 +185,24 @@ async fn seed(env: &TestEnv) {
             ),
             true,
         ),
+        // Facebook as the console writes it: comma-separated permissions, `callBackUrl`.
+        (
+            "Facebook",
+            authenticator(
+                "FacebookAuthenticator",
+                &[
+                    ("ClientId", "fb-client"),
+                    ("ClientSecret", FACEBOOK_SECRET),
+                    ("Scope", "email,public_profile"),
+                    ("callBackUrl", "https://is.corp.example/commonauth"),
+                ],
+            ),
+            true,
+        ),
     ];
     for (name, auth, on) in idps {
         let jwks_uri = (name == "Corp OIDC").then(|| "https://login.corp.example/jwks".to_string());
-        console
+        let id = console
             .create_idp(&NewIdp {
                 name: name.into(),
                 description: Some(format!("{name} made in the console")),
@@ -150,6 +213,12 @@ async fn seed(env: &TestEnv) {
             })
             .await
             .expect("seed idp");
+        if let Some(mappings) = console_mappings(name) {
+            console
+                .update_mappings(&id, &mappings)
+                .await
+                .expect("seed mappings");
+        }
     }
     let apps = [
         NewApplication {
@@ -390,7 +459,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     let export_text = text(&export);
     assert_eq!(export.status.code(), Some(0), "{export_text}");
     assert!(
-        export_text.contains("reading identity providers: 5/5"),
+        export_text.contains("reading identity providers: 6/6"),
         "{export_text}"
     );
     assert!(
@@ -419,6 +488,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
             "identitybackend-asgardeo.yaml",
             "identityprovider-corp-oidc.yaml",
             "identityprovider-corp-saml.yaml",
+            "identityprovider-facebook.yaml",
             "identityprovider-github.yaml",
             "identityprovider-google.yaml",
         ]
@@ -427,6 +497,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
         for secret in [
             GOOGLE_SECRET,
             GITHUB_SECRET,
+            FACEBOOK_SECRET,
             CORP_OIDC_SECRET,
             env.client_secret.as_str(),
         ] {
@@ -453,6 +524,41 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
         assert!(oidc.contains(v), "{v} not exported: {oidc}");
     }
 
+    // The console's claim, role and group mappings are in the export (issue 21).
+    let google = &files["identityprovider-google.yaml"];
+    for v in [
+        "userIdClaim: email",
+        "idpClaim: given_name",
+        "localClaim: http://wso2.org/claims/givenname",
+        "defaultValue: Staff",
+        "idpRole: google-admins",
+        "name: google-staff",
+    ] {
+        assert!(google.contains(v), "{v} not exported: {google}");
+    }
+    let github = &files["identityprovider-github.yaml"];
+    for v in [
+        "roleClaim: http://wso2.org/claims/role",
+        "mappings: []",
+        "claim: http://wso2.org/claims/country",
+    ] {
+        assert!(github.contains(v), "{v} not exported: {github}");
+    }
+    let facebook = &files["identityprovider-facebook.yaml"];
+    for v in [
+        "facebook:",
+        "clientID: fb-client",
+        "- public_profile",
+        "callbackURL: https://is.corp.example/commonauth",
+        "idpClaim: email",
+    ] {
+        assert!(facebook.contains(v), "{v} not exported: {facebook}");
+    }
+    let saml = &files["identityprovider-corp-saml.yaml"];
+    for v in ["localRole: PRIMARY/it", "name: corp-all"] {
+        assert!(saml.contains(v), "{v} not exported: {saml}");
+    }
+
     // Lint of the export: the same conflict as the audit, same message.
     let lint = Command::new(env!("CARGO_BIN_EXE_identity-operator"))
         .args(["lint", "--format", "json"])
@@ -470,7 +576,8 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
             "asgardeo-credentials",
             "google-client-secret",
             "github-client-secret",
-            "corp-oidc-client-secret"
+            "corp-oidc-client-secret",
+            "facebook-client-secret"
         ]
     );
     // Each Secret comes with its consent label, or the operator would send nothing.
@@ -507,7 +614,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     }
     env.wait_condition("IdentityBackend", "asgardeo", "Ready", "True", T)
         .await;
-    for name in ["google", "github", "corp-saml", "corp-oidc"] {
+    for name in ["google", "github", "corp-saml", "corp-oidc", "facebook"] {
         env.wait_condition("IdentityProvider", name, "Ready", "True", T)
             .await;
         env.wait_event(name, "Adopted", T).await;
@@ -549,6 +656,9 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
         Operation::CreateIdp,
         Operation::DeleteIdp,
         Operation::UpdateJit,
+        Operation::UpdateClaims,
+        Operation::UpdateRoles,
+        Operation::UpdateGroups,
         Operation::CreateApplication,
         Operation::DeleteApplication,
         Operation::UpdateOidc,
@@ -560,7 +670,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
         stats.count(Operation::PatchIdp),
         stats.count(Operation::PatchApplication),
     );
-    assert_eq!((patch_idps, patch_apps), (4, 5), "{stats:?}");
+    assert_eq!((patch_idps, patch_apps), (5, 5), "{stats:?}");
     env.emulator.with_tenant(TENANT, |t| {
         let owners: Vec<_> = t
             .idps
@@ -571,7 +681,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
             .collect();
         assert_eq!(
             owners.len(),
-            9,
+            10,
             "every adopted object carries its owner: {owners:?}"
         );
         assert!(owners
@@ -580,7 +690,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     });
     let pushes = stats.count(Operation::UpdateFederatedAuthenticator);
     assert!(
-        pushes <= 3,
+        pushes <= 4,
         "at most one client-secret push per adopted IdP with a secret: {stats:?}"
     );
     assert_eq!(

@@ -324,10 +324,41 @@ async fn every_emulator_response_matches_the_official_schemas() {
         format!("identity-providers/{idp}/provisioning"),
         format!("identity-providers/{idp}/provisioning/jit"),
         format!("identity-providers/{idp}/connected-apps"),
+        format!("identity-providers/{idp}/claims"),
+        format!("identity-providers/{idp}/roles"),
+        format!("identity-providers/{idp}/groups"),
     ] {
         let (status, _, _) = h.call(Method::GET, &path, None).await;
         assert_eq!(status, 200, "{path}");
     }
+    // Claims, roles, groups: each PUT, then the IdP GET that carries all three.
+    for (path, body) in [
+        (
+            "claims",
+            json!({"userIdClaim": {"uri": "email"}, "roleClaim": {"uri": "groups"},
+                   "mappings": [{"idpClaim": "email", "localClaim": {"uri": "http://wso2.org/claims/emailaddress"}},
+                                {"idpClaim": "groups", "localClaim": {"uri": "http://wso2.org/claims/groups"}}],
+                   "provisioningClaims": [{"claim": {"uri": "email"}, "defaultValue": "x@example.com"}]}),
+        ),
+        (
+            "roles",
+            json!({"mappings": [{"idpRole": "admins", "localRole": "admin"}], "outboundProvisioningRoles": ["hr"]}),
+        ),
+        ("groups", json!([{"name": "admins"}, {"name": "devs"}])),
+    ] {
+        let (status, _, _) = h
+            .call(
+                Method::PUT,
+                &format!("identity-providers/{idp}/{path}"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 200, "{path}");
+    }
+    let (status, _, _) = h
+        .call(Method::GET, &format!("identity-providers/{idp}"), None)
+        .await;
+    assert_eq!(status, 200);
     let (status, _, _) = h
         .call(
             Method::PATCH,
@@ -463,6 +494,14 @@ async fn every_emulator_response_matches_the_official_schemas() {
             Method::PUT,
             format!("identity-providers/{idp}/provisioning/jit"),
             Some(json!({"scheme": "PROMPT_CONSENT"})),
+            400,
+        ),
+        (
+            Method::PUT,
+            format!("identity-providers/{idp}/claims"),
+            Some(
+                json!({"mappings": [{"idpClaim": "cc", "localClaim": {"uri": "http://wso2.org/claims/costcenter"}}]}),
+            ),
             400,
         ),
         (Method::GET, "applications/nope".into(), None, 404),

@@ -157,7 +157,150 @@ fn stored(env: &TestEnv, place: Place, name: &str) -> Option<Value> {
     })
 }
 
+/// Whether a locator names the claim, role or group config, which the emulator keeps in the
+/// server's internal shape: those are read through its GET answers and edited through its PUT
+/// semantics, as the console would.
+fn is_mappings(locator: &str) -> bool {
+    matches!(
+        locator.split(' ').next(),
+        Some("claims" | "roles" | "groups")
+    )
+}
+
+/// A mappings locator in the matrix's compact form (see the matrix's header).
+fn mappings_text(locator: &str, m: &identity_operator::backend::IdpMappings) -> Value {
+    let pairs = |v: Vec<(String, String)>| {
+        Value::String(
+            v.into_iter()
+                .map(|(a, b)| format!("{a}={b}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    };
+    match locator {
+        "claims userIdClaim" => m.user_id_claim.clone().into(),
+        "claims roleClaim" => m.role_claim.clone().into(),
+        "claims mappings" => pairs(
+            m.claim_mappings
+                .iter()
+                .map(|c| (c.idp_claim.clone(), c.local_claim.clone()))
+                .collect(),
+        ),
+        "claims provisioningClaims" => pairs(
+            m.provisioning_claims
+                .iter()
+                .map(|p| (p.claim.clone(), p.default_value.clone()))
+                .collect(),
+        ),
+        "roles mappings" => pairs(
+            m.role_mappings
+                .iter()
+                .map(|r| (r.idp_role.clone(), r.local_role.clone()))
+                .collect(),
+        ),
+        "groups names" => m.group_names().join(",").into(),
+        other => panic!("unknown mappings locator {other}"),
+    }
+}
+
+fn read_mappings(env: &TestEnv, locator: &str, name: &str) -> Value {
+    use identity_operator::emulator::idp_mappings as emu;
+    env.emulator.with_tenant(TENANT, |t| {
+        let local = emu::local_claims(t);
+        let Some(idp) = t.idps.iter().find(|i| i.name == name) else {
+            return Value::Null;
+        };
+        let m = identity_operator::backend::IdpMappings::from_wire(
+            Some(&emu::claims_response(idp, &local)),
+            Some(&emu::roles_response(idp)),
+            Some(&idp.groups),
+        );
+        mappings_text(locator, &m)
+    })
+}
+
+/// A console edit of a mappings locator: the emulator's GET answer with that part replaced by
+/// `value` (compact form), written back with its PUT semantics.
+fn edit_mappings(env: &TestEnv, locator: &str, name: &str, value: &Value) {
+    use identity_operator::backend::wire;
+    use identity_operator::emulator::idp_mappings as emu;
+    let text = value.as_str().unwrap_or_default().to_string();
+    let pairs: Vec<(String, String)> = text
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| {
+            p.split_once('=')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        })
+        .collect();
+    env.emulator.with_tenant(TENANT, |t| {
+        let local = emu::local_claims(t);
+        let idp = t
+            .idps
+            .iter_mut()
+            .find(|i| i.name == name)
+            .expect("object on the server");
+        let mut claims = emu::claims_response(idp, &local);
+        let mut roles = emu::roles_response(idp);
+        let claim = |u: &str| (!u.is_empty()).then(|| wire::Claim::uri(u));
+        match locator {
+            "claims userIdClaim" => claims.user_id_claim = claim(&text),
+            "claims roleClaim" => claims.role_claim = claim(&text),
+            "claims mappings" => {
+                claims.mappings = Some(
+                    pairs
+                        .iter()
+                        .map(|(i, l)| wire::ClaimMapping {
+                            idp_claim: Some(i.clone()),
+                            local_claim: Some(wire::Claim::uri(l)),
+                        })
+                        .collect(),
+                )
+            }
+            "claims provisioningClaims" => {
+                claims.provisioning_claims = Some(
+                    pairs
+                        .iter()
+                        .map(|(c, d)| wire::ProvisioningClaim {
+                            claim: Some(wire::Claim::uri(c)),
+                            default_value: Some(d.clone()),
+                        })
+                        .collect(),
+                )
+            }
+            "roles mappings" => {
+                roles.mappings = Some(
+                    pairs
+                        .iter()
+                        .map(|(i, l)| wire::RoleMapping {
+                            idp_role: Some(i.clone()),
+                            local_role: Some(l.clone()),
+                        })
+                        .collect(),
+                )
+            }
+            "groups names" => {
+                let groups: Vec<wire::IdpGroup> = text
+                    .split(',')
+                    .map(|n| wire::IdpGroup {
+                        name: n.to_string(),
+                        id: None,
+                    })
+                    .collect();
+                emu::set_groups(idp, &groups);
+                return;
+            }
+            other => panic!("unknown mappings locator {other}"),
+        }
+        emu::set_claims(idp, &claims);
+        emu::set_roles(idp, &roles);
+    });
+}
+
 fn read(env: &TestEnv, locator: &str, name: &str) -> Value {
+    if is_mappings(locator) {
+        return read_mappings(env, locator, name);
+    }
     let Some(obj) = stored(env, place_of(locator), name) else {
         return Value::Null;
     };
@@ -183,6 +326,9 @@ fn read(env: &TestEnv, locator: &str, name: &str) -> Value {
 
 /// A console edit: writes `value` at the locator in the emulator's state.
 fn edit(env: &TestEnv, locator: &str, name: &str, value: &Value) {
+    if is_mappings(locator) {
+        return edit_mappings(env, locator, name, value);
+    }
     let place = place_of(locator);
     let mut obj = stored(env, place, name).expect("object on the server");
     let ptr = pointer(locator, &obj).expect("locator");

@@ -1,4 +1,5 @@
-//! `IdentityProvider`: a federated connection (Google, GitHub, OIDC, SAML) with its JIT provisioning.
+//! `IdentityProvider`: a federated connection (Google, GitHub, Facebook, OIDC, SAML) with its JIT
+//! provisioning and its claim, role and group mappings.
 
 // kube's printcolumn(...) lists repeat `type_ = "string"`, which clippy reads as duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
@@ -50,7 +51,10 @@ use super::common::{
         json_path = ".metadata.creationTimestamp"
     )
 )]
-#[x_kube(validation = Rule::new("(has(self.google) ? 1 : 0) + (has(self.github) ? 1 : 0) + (has(self.oidc) ? 1 : 0) + (has(self.saml) ? 1 : 0) == 1").message("set exactly one identity provider type: google, github, oidc or saml"))]
+#[x_kube(validation = Rule::new("(has(self.google) ? 1 : 0) + (has(self.github) ? 1 : 0) + (has(self.facebook) ? 1 : 0) + (has(self.oidc) ? 1 : 0) + (has(self.saml) ? 1 : 0) == 1").message("set exactly one identity provider type: google, github, facebook, oidc or saml"))]
+// With claim mappings the federated user's attributes arrive as the mapped local claims only, so
+// a lookup by a claim nothing maps to never matches (every user is then a lookup failure).
+#[x_kube(validation = Rule::new("!has(self.jit) || !has(self.jit.accountLookup) || !has(self.claims) || !has(self.claims.mappings) || size(self.claims.mappings) == 0 || self.jit.accountLookup.all(l, self.claims.mappings.exists(m, m.localClaim == l.localAttribute))").message("jit.accountLookup: each localAttribute must be a local claim that claims.mappings maps to (without such a mapping the lookup never matches)"))]
 #[x_kube(validation = Rule::new("oldSelf.backendRef == self.backendRef").message("backendRef is immutable: create a new IdentityProvider to move it to another backend"))]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityProviderSpec {
@@ -75,6 +79,10 @@ pub struct IdentityProviderSpec {
     /// GitHub as an OAuth provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub github: Option<OAuthProvider>,
+    /// Facebook (the server's FacebookAuthenticator). `scopes` are Facebook permissions (server
+    /// default `email`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facebook: Option<OAuthProvider>,
     /// Any OpenID Connect provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcProvider>,
@@ -86,6 +94,20 @@ pub struct IdentityProviderSpec {
     /// keeps what the server has for them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jit: Option<JitSpec>,
+    /// How the provider's claims become local claims (the server's claim config). Fields left out
+    /// are not managed: the operator keeps what the server has for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<ClaimsSpec>,
+    /// How the provider's roles become local roles (the server's role config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<RolesSpec>,
+    /// The groups the provider can return (the server's IdP groups, to which local roles can be
+    /// assigned). Leaving the field out keeps the server's; an empty list removes them. A group
+    /// the server has keeps its server id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    #[x_kube(validation = Rule::new("self.all(g, self.exists_one(h, h.name == g.name))").message("groups: each name at most once"))]
+    pub groups: Option<Vec<IdpGroupSpec>>,
     /// What to do when a change would disable JIT (or start skipping it on lookup failure) while
     /// applications with MFA after this IdP depend on it: Block (default) holds the JIT change back
     /// and reports it; Warn pushes it and reports it.
@@ -100,7 +122,7 @@ pub struct IdentityProviderSpec {
     pub adopt: bool,
 }
 
-/// An OAuth 2.0 / OIDC social login (Google, GitHub).
+/// An OAuth 2.0 / OIDC social login (Google, GitHub, Facebook).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OAuthProvider {
@@ -237,6 +259,109 @@ pub struct JitSpec {
     pub group_sync_method: Option<GroupSyncMethod>,
 }
 
+/// The CEL rule of a local claim URI.
+const LOCAL_CLAIM_RULE: &str = "self.startsWith('http://wso2.org/claims/') && self.size() > 23";
+
+/// The claim config of an identity provider. The server checks it on write: with `mappings`, the
+/// user id and role claims must be mapped IdP claims; without, they must be local claims; every
+/// mapped local claim must exist on the tenant (else the server refuses the write and the
+/// operator reports its answer).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+// The server drops, without an error, a provisioning claim that no mapping has; its meaning
+// (an IdP claim or a local claim) depends on the mappings, so they are declared together.
+#[x_kube(validation = Rule::new("!has(self.provisioningClaims) || has(self.mappings)").message("provisioningClaims needs mappings in the same spec (an empty list means the local claim dialect): which claims they name depends on it"))]
+#[x_kube(validation = Rule::new("!has(self.provisioningClaims) || !has(self.mappings) || (size(self.mappings) > 0 ? self.provisioningClaims.all(p, self.mappings.exists(m, m.idpClaim == p.claim)) : self.provisioningClaims.all(p, p.claim.startsWith('http://wso2.org/claims/')))").message("provisioningClaims: with mappings each claim must be a mapped idpClaim (the server drops others); without, a local claim URI http://wso2.org/claims/<name>"))]
+#[x_kube(validation = Rule::new("!has(self.userIdClaim) || self.userIdClaim == '' || !has(self.mappings) || (size(self.mappings) > 0 ? self.mappings.exists(m, m.idpClaim == self.userIdClaim) : self.userIdClaim.startsWith('http://wso2.org/claims/'))").message("userIdClaim: with mappings it must be a mapped idpClaim; without, a local claim URI (the server refuses anything else)"))]
+#[x_kube(validation = Rule::new("!has(self.roleClaim) || self.roleClaim == '' || !has(self.mappings) || (size(self.mappings) > 0 ? self.mappings.exists(m, m.idpClaim == self.roleClaim) : self.roleClaim.startsWith('http://wso2.org/claims/'))").message("roleClaim: with mappings it must be a mapped idpClaim; without, a local claim URI (the server refuses anything else)"))]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimsSpec {
+    /// The claim that identifies the user: a mapped IdP claim when there are mappings, else a
+    /// local claim URI. `""` removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub user_id_claim: Option<String>,
+    /// The claim that carries the user's roles (same form as userIdClaim). `""` removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub role_claim: Option<String>,
+    /// The provider's claims and the local claims they are stored as. An empty list means the
+    /// provider sends local claims itself (the local claim dialect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.idpClaim == m.idpClaim))").message("mappings: each idpClaim at most once"))]
+    pub mappings: Option<Vec<ClaimMappingSpec>>,
+    /// Claims given a default value when the federated user has none (provisioning claims).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    #[x_kube(validation = Rule::new("self.all(p, self.exists_one(q, q.claim == p.claim))").message("provisioningClaims: each claim at most once"))]
+    pub provisioning_claims: Option<Vec<ProvisioningClaimSpec>>,
+}
+
+/// A federated claim and the local claim it is stored as.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimMappingSpec {
+    /// The claim as the provider names it (e.g. `email`).
+    #[schemars(length(max = 255))]
+    #[x_kube(validation = Rule::new("self != ''").message("idpClaim must not be empty"))]
+    pub idp_claim: String,
+    /// The local claim URI, in the `http://wso2.org/claims/` dialect; it must exist on the tenant.
+    #[schemars(length(max = 255))]
+    #[x_kube(validation = Rule::new(LOCAL_CLAIM_RULE).message("localClaim must be a local claim URI of the form http://wso2.org/claims/<name>"))]
+    pub local_claim: String,
+}
+
+/// A claim with a default value for provisioning.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisioningClaimSpec {
+    /// A mapped idpClaim when there are mappings, else a local claim URI.
+    #[schemars(length(max = 255))]
+    #[x_kube(validation = Rule::new("self != ''").message("claim must not be empty"))]
+    pub claim: String,
+    /// The value given when the federated user has none. Not empty: the server forgets a claim
+    /// with an empty default.
+    #[schemars(length(max = 1024))]
+    #[x_kube(validation = Rule::new("self != ''").message("defaultValue must not be empty (the server forgets a provisioning claim without one)"))]
+    pub default_value: String,
+}
+
+/// The role config of an identity provider.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolesSpec {
+    /// The provider's roles and the local roles they map to. Leaving it out keeps the server's;
+    /// an empty list removes them. The server's outbound-provisioning roles are kept as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.idpRole == m.idpRole))").message("roles.mappings: each idpRole at most once"))]
+    pub mappings: Option<Vec<RoleMappingSpec>>,
+}
+
+/// An IdP role and the local role it maps to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleMappingSpec {
+    /// The role as the provider names it.
+    #[schemars(length(max = 255))]
+    #[x_kube(validation = Rule::new("self != ''").message("idpRole must not be empty"))]
+    pub idp_role: String,
+    /// The local role (`DOMAIN/name` for a role outside the primary user store).
+    #[schemars(length(max = 255))]
+    #[x_kube(validation = Rule::new("self != ''").message("localRole must not be empty"))]
+    pub local_role: String,
+}
+
+/// A group the provider can return.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IdpGroupSpec {
+    /// The group's name at the provider.
+    #[schemars(length(max = 255))]
+    #[x_kube(validation = Rule::new("self.trim() != ''").message("group name must not be blank (the server drops it)"))]
+    pub name: String,
+}
+
 /// One account-lookup mapping: a local claim and the federated attribute compared with it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -244,7 +369,7 @@ pub struct AccountLookup {
     /// The local claim URI, in the `http://wso2.org/claims/` dialect (e.g.
     /// `http://wso2.org/claims/emailaddress`).
     #[schemars(length(max = 255))]
-    #[x_kube(validation = Rule::new("self.startsWith('http://wso2.org/claims/') && self.size() > 23").message("localAttribute must be a local claim URI of the form http://wso2.org/claims/<name>"))]
+    #[x_kube(validation = Rule::new(LOCAL_CLAIM_RULE).message("localAttribute must be a local claim URI of the form http://wso2.org/claims/<name>"))]
     pub local_attribute: String,
     /// The federated user's attribute (e.g. `email`).
     #[schemars(length(max = 255))]
@@ -304,6 +429,8 @@ pub enum ProviderType {
     Google,
     /// GitHub (GithubAuthenticator).
     Github,
+    /// Facebook (FacebookAuthenticator).
+    Facebook,
     /// Generic OIDC (OpenIDConnectAuthenticator).
     Oidc,
     /// SAML 2.0 (SAMLSSOAuthenticator).
@@ -316,6 +443,7 @@ impl ProviderType {
         match self {
             ProviderType::Google => "GoogleOIDCAuthenticator",
             ProviderType::Github => "GithubAuthenticator",
+            ProviderType::Facebook => "FacebookAuthenticator",
             ProviderType::Oidc => "OpenIDConnectAuthenticator",
             ProviderType::Saml => "SAMLSSOAuthenticator",
         }
@@ -338,13 +466,28 @@ impl IdentityProviderSpec {
     /// Which type is set. The CRD's CEL rule guarantees exactly one; `None` only for objects that
     /// bypassed validation.
     pub fn provider_type(&self) -> Option<ProviderType> {
-        match (&self.google, &self.github, &self.oidc, &self.saml) {
-            (Some(_), None, None, None) => Some(ProviderType::Google),
-            (None, Some(_), None, None) => Some(ProviderType::Github),
-            (None, None, Some(_), None) => Some(ProviderType::Oidc),
-            (None, None, None, Some(_)) => Some(ProviderType::Saml),
+        let set = [
+            (self.google.is_some(), ProviderType::Google),
+            (self.github.is_some(), ProviderType::Github),
+            (self.facebook.is_some(), ProviderType::Facebook),
+            (self.oidc.is_some(), ProviderType::Oidc),
+            (self.saml.is_some(), ProviderType::Saml),
+        ];
+        let mut kinds = set.iter().filter(|(on, _)| *on).map(|(_, k)| *k);
+        match (kinds.next(), kinds.next()) {
+            (Some(kind), None) => Some(kind),
             _ => None,
         }
+    }
+
+    /// The Secret key holding the client secret, for the types that have one.
+    pub fn client_secret_ref(&self) -> Option<&SecretKeyRef> {
+        self.google
+            .as_ref()
+            .or(self.github.as_ref())
+            .or(self.facebook.as_ref())
+            .map(|p| &p.client_secret_ref)
+            .or(self.oidc.as_ref().map(|p| &p.client_secret_ref))
     }
 
     /// Whether JIT is declared enabled (a missing block counts as disabled).

@@ -250,3 +250,44 @@ fn jit_skipped_on_lookup_failure_is_a_conflict_and_lint_of_the_export_agrees() {
     assert_eq!(audited.findings.len(), 1);
     assert_eq!(without_places(&linted), without_places(&audited));
 }
+
+#[test]
+fn a_lookup_by_a_claim_the_mappings_do_not_map_is_reported_and_export_keeps_the_mappings() {
+    use crate::backend::ClaimMap;
+    let email = "http://wso2.org/claims/emailaddress";
+    let snap = |local_claim: &str| {
+        let mut g = google_lookup("Google", false);
+        g.idp.mappings.claim_mappings = vec![ClaimMap {
+            idp_claim: "mail".into(),
+            local_claim: local_claim.into(),
+        }];
+        TenantSnapshot {
+            idps: vec![g],
+            applications: vec![],
+        }
+    };
+    let local = LocalAccountAuthenticators::default();
+    assert!(
+        conflicts(&snap(email), &local).is_empty(),
+        "the lookup claim is mapped"
+    );
+    let found = conflicts(&snap("http://wso2.org/claims/mobile"), &local);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].contains("identity-providers/id-Google Invalid: IdentityProvider \"Google\""),
+        "{}",
+        found[0]
+    );
+    assert!(
+        found[0].contains(&format!("looks federated users up by {email}")),
+        "{}",
+        found[0]
+    );
+    // The mappings reach the exported spec as the CRD spells them.
+    let plan = crate::export::plan(&snap(email), &crate::export::tests::options());
+    let spec = serde_json::to_value(&plan.idps[0].2.spec).expect("spec");
+    assert_eq!(
+        spec["claims"],
+        serde_json::json!({"mappings": [{"idpClaim": "mail", "localClaim": email}]})
+    );
+}

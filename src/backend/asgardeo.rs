@@ -42,8 +42,9 @@ use super::token::{CachedToken, TokenCache};
 use super::wire::{self, ErrorBody, Link};
 use super::{
     Application, ApplicationPatch, ApplicationSummary, BackendError, FederatedAuthenticator,
-    FlowKind, FlowOption, FlowStep, FlowUpdate, IdentityServer, Idp, IdpPatch, IdpSummary, Jit,
-    JitChange, LoginFlow, NewApplication, NewIdp, OidcChange, OidcSettings, Secret, ServerInfo,
+    FlowKind, FlowOption, FlowStep, FlowUpdate, IdentityServer, Idp, IdpMappings, IdpPatch,
+    IdpSummary, Jit, JitChange, LoginFlow, MappingsChange, NewApplication, NewIdp, OidcChange,
+    OidcSettings, Secret, ServerInfo,
 };
 
 /// Which server and tenant to talk to.
@@ -1131,6 +1132,25 @@ impl AsgardeoClient {
         (!name.contains('"')).then(|| format!("name eq \"{name}\""))
     }
 
+    /// PUTs `body` and returns the server's answer (what was sent when the answer has no body).
+    async fn put_json<T>(&self, op: Operation, path: &[&str], body: T) -> Result<T, BackendError>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let resp = self
+            .send(
+                op,
+                Method::PUT,
+                self.url(path),
+                Some(Self::encode(op, &body)?),
+            )
+            .await?;
+        if resp.body.is_empty() {
+            return Ok(body);
+        }
+        Self::decode(op, &resp.body)
+    }
+
     async fn raw_jit(&self, idp_id: &str) -> Result<wire::JustInTimeProvisioning, BackendError> {
         self.get_json(
             Operation::GetJit,
@@ -1201,6 +1221,11 @@ impl IdentityServer for AsgardeoClient {
                 .collect(),
             jit: r.provisioning.and_then(|p| p.jit).map(|j| Jit::from(&j)),
             jwks_uri: r.certificate.and_then(|c| c.jwks_uri),
+            mappings: Box::new(IdpMappings::from_wire(
+                r.claims.as_ref(),
+                r.roles.as_ref(),
+                r.groups.as_deref(),
+            )),
         })
     }
 
@@ -1377,6 +1402,74 @@ impl IdentityServer for AsgardeoClient {
             Self::decode(op, &resp.body)?
         };
         Ok(Jit::from(&written))
+    }
+
+    async fn update_mappings(
+        &self,
+        idp_id: &str,
+        change: &MappingsChange,
+    ) -> Result<IdpMappings, BackendError> {
+        // Each PUT replaces its whole object: read it, replace the declared fields, write it. The
+        // three are independent: one the server refuses does not hold back the others, and the
+        // first refusal is returned after all were tried.
+        let mut first_error = None;
+        let mut keep = |r: Result<(), BackendError>| {
+            if let Err(e) = r {
+                first_error.get_or_insert(e);
+            }
+        };
+        let (mut claims, mut roles, mut groups) = (None, None, None);
+        if change.touches_claims() {
+            keep(
+                async {
+                    let path = ["identity-providers", idp_id, "claims"];
+                    let server: wire::Claims =
+                        self.get_json(Operation::GetClaims, self.url(&path)).await?;
+                    if let Some(body) = change.claims_body(&server) {
+                        claims = Some(self.put_json(Operation::UpdateClaims, &path, body).await?);
+                    }
+                    Ok(())
+                }
+                .await,
+            );
+        }
+        if change.role_mappings.is_some() {
+            keep(
+                async {
+                    let path = ["identity-providers", idp_id, "roles"];
+                    let server: wire::Roles =
+                        self.get_json(Operation::GetRoles, self.url(&path)).await?;
+                    if let Some(body) = change.roles_body(&server) {
+                        roles = Some(self.put_json(Operation::UpdateRoles, &path, body).await?);
+                    }
+                    Ok(())
+                }
+                .await,
+            );
+        }
+        if change.groups.is_some() {
+            keep(
+                async {
+                    let path = ["identity-providers", idp_id, "groups"];
+                    let server: Vec<wire::IdpGroup> =
+                        self.get_json(Operation::GetGroups, self.url(&path)).await?;
+                    if let Some(body) = change.groups_body(&server) {
+                        groups = Some(self.put_json(Operation::UpdateGroups, &path, body).await?);
+                    }
+                    Ok(())
+                }
+                .await,
+            );
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        // The parts not written are not read again: the result carries only what was written.
+        Ok(IdpMappings::from_wire(
+            claims.as_ref(),
+            roles.as_ref(),
+            groups.as_deref(),
+        ))
     }
 
     async fn connected_apps(&self, idp_id: &str) -> Result<Vec<String>, BackendError> {

@@ -253,6 +253,220 @@ pub struct Idp {
     pub jit: Option<Jit>,
     /// The JWKS URI of its `certificate` (how ID tokens from it are verified), when set.
     pub jwks_uri: Option<String>,
+    /// Claim, role and group mappings, as the IdP GET carries them (empty when left out). Boxed:
+    /// they would make every [`Idp`] several times larger.
+    pub mappings: Box<IdpMappings>,
+}
+
+/// A federated claim and the local claim it is stored as.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClaimMap {
+    /// The claim as the identity provider names it.
+    pub idp_claim: String,
+    /// The local claim URI.
+    pub local_claim: String,
+}
+
+/// A claim given a default value at provisioning.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DefaultClaim {
+    /// A mapped IdP claim when the IdP has claim mappings, else a local claim URI.
+    pub claim: String,
+    /// The default value.
+    pub default_value: String,
+}
+
+/// An IdP role and the local role it maps to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RoleMap {
+    /// The role as the identity provider names it.
+    pub idp_role: String,
+    /// The local role.
+    pub local_role: String,
+}
+
+/// The claim, role and group configuration of an IdP as the server reports it, normalized so that
+/// comparing it with a spec does not depend on the server's list order or on read-only fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdpMappings {
+    /// The user id claim URI (`""` when unset).
+    pub user_id_claim: String,
+    /// The role claim URI (`""` when unset).
+    pub role_claim: String,
+    /// Claim mappings, sorted.
+    pub claim_mappings: Vec<ClaimMap>,
+    /// Provisioning claims with their defaults, sorted.
+    pub provisioning_claims: Vec<DefaultClaim>,
+    /// Role mappings, sorted.
+    pub role_mappings: Vec<RoleMap>,
+    /// The IdP's groups with their server ids, sorted by name.
+    pub groups: Vec<wire::IdpGroup>,
+}
+
+impl IdpMappings {
+    /// Normalizes the server's three objects (an absent one counts as empty).
+    pub fn from_wire(
+        claims: Option<&wire::Claims>,
+        roles: Option<&wire::Roles>,
+        groups: Option<&[wire::IdpGroup]>,
+    ) -> Self {
+        let claims = claims.cloned().unwrap_or_default();
+        let uri = |c: &Option<wire::Claim>| {
+            c.as_ref()
+                .map(|c| c.uri_str().to_owned())
+                .unwrap_or_default()
+        };
+        let mut claim_mappings: Vec<ClaimMap> = claims
+            .mappings
+            .iter()
+            .flatten()
+            .map(|m| ClaimMap {
+                idp_claim: m.idp_claim.clone().unwrap_or_default(),
+                local_claim: uri(&m.local_claim),
+            })
+            .collect();
+        claim_mappings.sort();
+        let mut provisioning_claims: Vec<DefaultClaim> = claims
+            .provisioning_claims
+            .iter()
+            .flatten()
+            .map(|p| DefaultClaim {
+                claim: uri(&p.claim),
+                default_value: p.default_value.clone().unwrap_or_default(),
+            })
+            .collect();
+        provisioning_claims.sort();
+        let mut role_mappings: Vec<RoleMap> = roles
+            .and_then(|r| r.mappings.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|m| RoleMap {
+                idp_role: m.idp_role.clone().unwrap_or_default(),
+                local_role: m.local_role.clone().unwrap_or_default(),
+            })
+            .collect();
+        role_mappings.sort();
+        let mut groups: Vec<wire::IdpGroup> = groups.unwrap_or_default().to_vec();
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        Self {
+            user_id_claim: uri(&claims.user_id_claim),
+            role_claim: uri(&claims.role_claim),
+            claim_mappings,
+            provisioning_claims,
+            role_mappings,
+            groups,
+        }
+    }
+
+    /// The group names, sorted.
+    pub fn group_names(&self) -> Vec<String> {
+        self.groups.iter().map(|g| g.name.clone()).collect()
+    }
+}
+
+/// A change of the claim, role and group configuration: only `Some` fields change. Each of the
+/// server's three PUTs replaces its whole object, so the client reads, merges and writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MappingsChange {
+    /// New user id claim (`""` removes it).
+    pub user_id_claim: Option<String>,
+    /// New role claim (`""` removes it).
+    pub role_claim: Option<String>,
+    /// New claim mappings (empty: the local claim dialect).
+    pub claim_mappings: Option<Vec<ClaimMap>>,
+    /// New provisioning claims.
+    pub provisioning_claims: Option<Vec<DefaultClaim>>,
+    /// New role mappings.
+    pub role_mappings: Option<Vec<RoleMap>>,
+    /// New group names.
+    pub groups: Option<Vec<String>>,
+}
+
+impl MappingsChange {
+    /// Whether the change touches the claim config.
+    pub fn touches_claims(&self) -> bool {
+        self.user_id_claim.is_some()
+            || self.role_claim.is_some()
+            || self.claim_mappings.is_some()
+            || self.provisioning_claims.is_some()
+    }
+
+    /// The whole claim config to PUT: the server's (`server`, as its GET answered) with the
+    /// declared fields replaced; `None` when the change touches no claim field. Unknown fields of
+    /// a newer server are kept.
+    pub fn claims_body(&self, server: &wire::Claims) -> Option<wire::Claims> {
+        if !self.touches_claims() {
+            return None;
+        }
+        let cur = IdpMappings::from_wire(Some(server), None, None);
+        let user = self.user_id_claim.clone().unwrap_or(cur.user_id_claim);
+        let role = self.role_claim.clone().unwrap_or(cur.role_claim);
+        let maps = self.claim_mappings.clone().unwrap_or(cur.claim_mappings);
+        let prov = self
+            .provisioning_claims
+            .clone()
+            .unwrap_or(cur.provisioning_claims);
+        let claim = |u: String| (!u.is_empty()).then(|| wire::Claim::uri(u));
+        Some(wire::Claims {
+            user_id_claim: claim(user),
+            role_claim: claim(role),
+            mappings: Some(
+                maps.into_iter()
+                    .map(|m| wire::ClaimMapping {
+                        idp_claim: Some(m.idp_claim),
+                        local_claim: Some(wire::Claim::uri(m.local_claim)),
+                    })
+                    .collect(),
+            ),
+            provisioning_claims: Some(
+                prov.into_iter()
+                    .map(|p| wire::ProvisioningClaim {
+                        claim: Some(wire::Claim::uri(p.claim)),
+                        default_value: Some(p.default_value),
+                    })
+                    .collect(),
+            ),
+            extra: server.extra.clone(),
+        })
+    }
+
+    /// The whole role config to PUT, or `None` when role mappings are not declared. The server's
+    /// `outboundProvisioningRoles` are carried: its PUT clears them when left out
+    /// (`ServerIdpManagementService.updateRoles` joins a null list into a null value).
+    pub fn roles_body(&self, server: &wire::Roles) -> Option<wire::Roles> {
+        let maps = self.role_mappings.as_ref()?;
+        Some(wire::Roles {
+            mappings: Some(
+                maps.iter()
+                    .map(|m| wire::RoleMapping {
+                        idp_role: Some(m.idp_role.clone()),
+                        local_role: Some(m.local_role.clone()),
+                    })
+                    .collect(),
+            ),
+            outbound_provisioning_roles: server.outbound_provisioning_roles.clone(),
+            extra: server.extra.clone(),
+        })
+    }
+
+    /// The group list to PUT, or `None` when groups are not declared. A group the server has keeps
+    /// its id: without one the server makes a new group, and what referred to the old id (local
+    /// role assignments of the IdP group) would lose it.
+    pub fn groups_body(&self, server: &[wire::IdpGroup]) -> Option<Vec<wire::IdpGroup>> {
+        let names = self.groups.as_ref()?;
+        Some(
+            names
+                .iter()
+                .map(|n| wire::IdpGroup {
+                    name: n.clone(),
+                    id: server
+                        .iter()
+                        .find(|g| g.name == *n)
+                        .and_then(|g| g.id.clone()),
+                })
+                .collect(),
+        )
+    }
 }
 
 /// An IdP to create.
@@ -633,6 +847,15 @@ pub trait IdentityServer: Send + Sync {
     async fn get_jit(&self, idp_id: &str) -> Result<Jit, BackendError>;
     /// Read-merge-write of JIT settings: only `Some` fields of `change` are changed. Returns the result.
     async fn update_jit(&self, idp_id: &str, change: &JitChange) -> Result<Jit, BackendError>;
+    /// Read-merge-write of the claim, role and group configuration: for each of the three objects
+    /// the change touches, reads it, replaces the declared fields and writes it whole. A write the
+    /// server refuses does not hold back the other two; the first error is returned after all
+    /// were tried. Returns what was written.
+    async fn update_mappings(
+        &self,
+        idp_id: &str,
+        change: &MappingsChange,
+    ) -> Result<IdpMappings, BackendError>;
     /// Ids of the applications that use the IdP in a login step (all pages).
     async fn connected_apps(&self, idp_id: &str) -> Result<Vec<String>, BackendError>;
 

@@ -44,6 +44,18 @@ pub enum Operation {
     UpdateJit,
     /// `GET /identity-providers/{id}/connected-apps`.
     ConnectedApps,
+    /// `GET /identity-providers/{id}/claims`.
+    GetClaims,
+    /// `PUT /identity-providers/{id}/claims` (replaces the whole claim config).
+    UpdateClaims,
+    /// `GET /identity-providers/{id}/roles`.
+    GetRoles,
+    /// `PUT /identity-providers/{id}/roles` (replaces the whole role config).
+    UpdateRoles,
+    /// `GET /identity-providers/{id}/groups`.
+    GetGroups,
+    /// `PUT /identity-providers/{id}/groups` (replaces the group list).
+    UpdateGroups,
     /// `GET /applications`.
     ListApplications,
     /// `POST /applications`.
@@ -62,7 +74,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, for iteration.
-    pub const ALL: [Operation; 21] = [
+    pub const ALL: [Operation; 27] = [
         Self::Token,
         Self::ListIdps,
         Self::CreateIdp,
@@ -77,6 +89,12 @@ impl Operation {
         Self::GetJit,
         Self::UpdateJit,
         Self::ConnectedApps,
+        Self::GetClaims,
+        Self::UpdateClaims,
+        Self::GetRoles,
+        Self::UpdateRoles,
+        Self::GetGroups,
+        Self::UpdateGroups,
         Self::ListApplications,
         Self::CreateApplication,
         Self::GetApplication,
@@ -103,6 +121,12 @@ impl Operation {
             Self::GetJit => "get_jit",
             Self::UpdateJit => "update_jit",
             Self::ConnectedApps => "connected_apps",
+            Self::GetClaims => "get_claims",
+            Self::UpdateClaims => "update_claims",
+            Self::GetRoles => "get_roles",
+            Self::UpdateRoles => "update_roles",
+            Self::GetGroups => "get_groups",
+            Self::UpdateGroups => "update_groups",
             Self::ListApplications => "list_applications",
             Self::CreateApplication => "create_application",
             Self::GetApplication => "get_application",
@@ -125,11 +149,17 @@ impl Operation {
             | Self::GetAuthenticatorMeta
             | Self::GetProvisioning
             | Self::GetJit
-            | Self::ConnectedApps => "internal_idp_view",
+            | Self::ConnectedApps
+            | Self::GetClaims
+            | Self::GetRoles
+            | Self::GetGroups => "internal_idp_view",
             Self::CreateIdp => "internal_idp_create",
-            Self::PatchIdp | Self::UpdateFederatedAuthenticator | Self::UpdateJit => {
-                "internal_idp_update"
-            }
+            Self::PatchIdp
+            | Self::UpdateFederatedAuthenticator
+            | Self::UpdateJit
+            | Self::UpdateClaims
+            | Self::UpdateRoles
+            | Self::UpdateGroups => "internal_idp_update",
             Self::DeleteIdp => "internal_idp_delete",
             Self::ListApplications | Self::GetApplication | Self::GetOidc => {
                 "internal_application_mgt_view"
@@ -149,6 +179,9 @@ impl Operation {
                 | Self::DeleteIdp
                 | Self::UpdateFederatedAuthenticator
                 | Self::UpdateJit
+                | Self::UpdateClaims
+                | Self::UpdateRoles
+                | Self::UpdateGroups
                 | Self::CreateApplication
                 | Self::PatchApplication
                 | Self::DeleteApplication
@@ -173,6 +206,12 @@ impl Operation {
                 | Self::GetJit
                 | Self::UpdateJit
                 | Self::ConnectedApps
+                | Self::GetClaims
+                | Self::UpdateClaims
+                | Self::GetRoles
+                | Self::UpdateRoles
+                | Self::GetGroups
+                | Self::UpdateGroups
         )
     }
 

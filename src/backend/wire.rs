@@ -372,6 +372,124 @@ pub struct JustInTimeProvisioning {
     pub extra: Extra,
 }
 
+/// `Claim`: a claim URI; `id` and `displayName` are read-only (the server fills them for local
+/// claims only, `ServerIdpManagementService.createClaimResponse`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Claim {
+    /// Base64url of the URI (read-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The claim URI (required on requests; the server answers `{}` for an unset user id or role claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// Console name of a local claim (read-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+impl Claim {
+    /// A claim as requests carry it: the URI alone.
+    pub fn uri(uri: impl Into<String>) -> Self {
+        Self {
+            uri: Some(uri.into()),
+            ..Default::default()
+        }
+    }
+
+    /// The URI, `""` when unset (how the server's blank checks see it).
+    pub fn uri_str(&self) -> &str {
+        self.uri.as_deref().unwrap_or_default()
+    }
+}
+
+/// `ClaimMapping`: a federated claim and the local claim it is stored as.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimMapping {
+    /// The claim as the identity provider names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_claim: Option<String>,
+    /// The local claim it maps to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_claim: Option<Claim>,
+}
+
+/// `ProvisioningClaim`: a claim given a default value when the federated user has none.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisioningClaim {
+    /// With claim mappings, a mapped IdP claim; without, a local claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Claim>,
+    /// The default value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_value: Option<String>,
+}
+
+/// `Claims`: the claim config of an IdP (`GET`/`PUT /identity-providers/{id}/claims`; also in the
+/// IdP GET). The PUT replaces all of it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Claims {
+    /// The claim that identifies the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id_claim: Option<Claim>,
+    /// The claim that carries the user's roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_claim: Option<Claim>,
+    /// IdP claim → local claim mappings (none: the IdP uses the local claim dialect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mappings: Option<Vec<ClaimMapping>>,
+    /// Claims with default values for provisioning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning_claims: Option<Vec<ProvisioningClaim>>,
+    /// Fields this model does not know (newer servers).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `RoleMapping`: an IdP role and the local role it maps to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleMapping {
+    /// The role as the identity provider names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_role: Option<String>,
+    /// The local role (`DOMAIN/name` outside the primary user store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_role: Option<String>,
+}
+
+/// `Roles`: the role config of an IdP (`GET`/`PUT /identity-providers/{id}/roles`). The PUT replaces
+/// all of it, `outboundProvisioningRoles` included.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Roles {
+    /// IdP role → local role mappings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mappings: Option<Vec<RoleMapping>>,
+    /// Roles whose users are outbound-provisioned (not managed; carried through a merge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_provisioning_roles: Option<Vec<String>>,
+    /// Fields this model does not know (newer servers).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `IdPGroup`: a group the IdP can return (`IdPGroupsConfig` is a list of them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdpGroup {
+    /// The group's name at the IdP.
+    #[serde(default)]
+    pub name: String,
+    /// Its id on the server (assigned by the server when a PUT leaves it out; local role
+    /// assignments refer to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
 /// `ProvisioningRequest` / `ProvisioningResponse` (only `jit` is typed).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -463,6 +581,15 @@ pub struct IdentityProviderResponse {
     /// Certificate, JWKS URI or SAML metadata URI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<Certificate>,
+    /// Claim config (`createIDPResponse` includes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<Claims>,
+    /// Role config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Roles>,
+    /// Groups the IdP can return.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<IdpGroup>>,
     /// Other fields.
     #[serde(flatten)]
     pub extra: Extra,

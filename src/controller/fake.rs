@@ -55,6 +55,7 @@ impl FakeServer {
                 authenticators: Vec::new(),
                 jit: Some(j),
                 jwks_uri: None,
+                mappings: Default::default(),
             },
         );
         id
@@ -213,6 +214,26 @@ impl IdentityServer for FakeServer {
             jit.enabled = e;
         }
         Ok(jit.clone())
+    }
+
+    async fn update_mappings(
+        &self,
+        idp_id: &str,
+        change: &MappingsChange,
+    ) -> Result<IdpMappings, BackendError> {
+        let mut s = lock(&self.state);
+        let idp = s
+            .idps
+            .get_mut(idp_id)
+            .ok_or_else(|| not_found("identity provider"))?;
+        let m = &mut idp.mappings;
+        if let Some(v) = &change.claim_mappings {
+            m.claim_mappings = v.clone();
+        }
+        if let Some(v) = &change.role_mappings {
+            m.role_mappings = v.clone();
+        }
+        Ok((**m).clone())
     }
 
     async fn connected_apps(&self, idp_id: &str) -> Result<Vec<String>, BackendError> {

@@ -76,12 +76,7 @@ const COALESCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The Secret holding the IdP's OAuth client secret, if its type has one.
 fn client_secret_ref(idp: &IdentityProvider) -> Option<&crate::api::common::SecretKeyRef> {
-    let spec = &idp.spec;
-    spec.google
-        .as_ref()
-        .or(spec.github.as_ref())
-        .map(|p| &p.client_secret_ref)
-        .or(spec.oidc.as_ref().map(|p| &p.client_secret_ref))
+    idp.spec.client_secret_ref()
 }
 
 /// The IdP's client secret and the Secret's resourceVersion, or the outcome that reports it missing.
@@ -283,10 +278,12 @@ async fn apply(
         .lock(super::gate::key(Some(&ns), &idp.name_any()))
         .await;
     let blocked = sync_jit(&pass, &backend, &server, seen, &mut changed).await?;
+    // After JIT, so that a refused mapping holds back neither the rule nor the JIT push.
+    let refused = sync_mappings(&pass, &server, &mut changed).await?;
     // 6. Report.
     let old_generation = idp.status.as_ref().and_then(|s| s.observed_generation);
     managed::report_drift(ctx, idp, old_generation, created, &changed).await;
-    Ok(outcome(&id, blocked, &seen.conflicts))
+    Ok(refused.unwrap_or_else(|| outcome(&id, blocked, &seen.conflicts)))
 }
 
 /// Observe, plan and act on which server object is ours ([`managed::identify`]), creating it
@@ -349,6 +346,7 @@ async fn server_idp(
             authenticators: Vec::new(),
             jit: None,
             jwks_uri: translate::desired_jwks_uri(&idp.spec).map(str::to_string),
+            mappings: Default::default(),
         });
     }
     client
@@ -395,7 +393,7 @@ async fn credentials<'a>(
         return Ok(Err(Outcome::stalled("InvalidSpec", problem)));
     }
     if spec.provider_type().is_none() {
-        let msg = "set exactly one of google, github, oidc or saml";
+        let msg = "set exactly one of google, github, facebook, oidc or saml";
         return Ok(Err(Outcome::stalled("InvalidSpec", msg)));
     }
     let secret_ref = client_secret_ref(idp);
@@ -581,6 +579,60 @@ async fn sync_jit(
         pass.ctx.block_gate.record_jit(&key, id, on);
     }
     Ok(blocked)
+}
+
+/// Act: the claim, role and group mappings, written only where they differ (each of the server's
+/// three PUTs replaces its object: the client reads, merges and writes). Returns the outcome that
+/// replaces Ready when the user must act: the server refused the mappings (its answer, e.g. a
+/// local claim the tenant does not have), or a lookup claim is not mapped. Neither is retried
+/// before the next resync or spec change: the same write would be refused again.
+async fn sync_mappings(
+    pass: &Pass<'_>,
+    server: &crate::backend::Idp,
+    changed: &mut Vec<&'static str>,
+) -> Result<Option<Outcome>, Error> {
+    let spec = &pass.idp.spec;
+    let diff = translate::mappings_change(spec)
+        .and_then(|change| translate::mappings_diff(&change, &server.mappings));
+    if let Some(diff) = diff {
+        match pass.client.update_mappings(pass.id, &diff).await {
+            Ok(_) => changed.push("mappings"),
+            Err(e @ crate::backend::BackendError::Invalid { .. }) => {
+                return Ok(Some(Outcome::stalled(
+                    MAPPINGS_REJECTED,
+                    mappings_rejected(&e),
+                )));
+            }
+            Err(e) => {
+                return Err(backend_err("updating the claim, role and group mappings")(
+                    e,
+                ))
+            }
+        }
+    }
+    let unmapped = translate::unmapped_lookup_claims(spec, &server.mappings);
+    if unmapped.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Outcome::stalled(
+        LOOKUP_CLAIM_NOT_MAPPED,
+        format!(
+            "jit.accountLookup compares {} but the identity provider's claim mappings map no claim to it, so the lookup never matches. Add a claims.mappings entry with that localClaim, or look up by a mapped claim.",
+            unmapped.join(", ")
+        ),
+    )))
+}
+
+/// Reason: the server refused the declared claim, role or group mappings.
+pub const MAPPINGS_REJECTED: &str = "MappingsRejected";
+/// Reason: a JIT lookup claim is not a mapped local claim.
+pub const LOOKUP_CLAIM_NOT_MAPPED: &str = "LookupClaimNotMapped";
+
+/// The message of a refused mapping write: the server's answer and what to do.
+fn mappings_rejected(e: &crate::backend::BackendError) -> String {
+    format!(
+        "the server refused the claim, role or group mappings: {e}. Fix spec.claims, spec.roles or spec.groups (a mapped local claim must exist on the tenant: add it to the tenant's local attributes or map another one; with mappings, userIdClaim and roleClaim must be mapped IdP claims). The rest of the spec is applied."
+    )
 }
 
 /// The conflict rule over the dependents' live flows, for this IdP only. Pure.

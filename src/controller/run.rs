@@ -616,13 +616,7 @@ async fn controllers(
         })
         .watches_shared_stream(secrets_for_idps, move |s| {
             select(&c3.idps, s.namespace(), |i: &IdentityProvider| {
-                let r = i
-                    .spec
-                    .google
-                    .as_ref()
-                    .or(i.spec.github.as_ref())
-                    .map(|p| &p.client_secret_ref)
-                    .or(i.spec.oidc.as_ref().map(|p| &p.client_secret_ref));
+                let r = i.spec.client_secret_ref();
                 r.is_some_and(|r| r.name == s.name_any())
             })
         })

@@ -12,6 +12,9 @@ use crate::backend::{
 use crate::flow::{self, script, ScriptOrigin, Skip};
 use std::collections::BTreeSet;
 
+mod mappings;
+pub use mappings::{mappings_change, mappings_diff, unmapped_lookup_claims};
+
 /// The JIT change the spec asks for: only declared fields are `Some`.
 pub fn jit_change(spec: &IdentityProviderSpec) -> Option<JitChange> {
     let jit = spec.jit.as_ref()?;
@@ -134,6 +137,22 @@ pub fn desired_authenticator(
                 ));
             } else if !p.scopes.is_empty() {
                 props.push(Property::new("scope", p.scopes.join(" ")));
+            }
+        }
+        // FacebookAuthenticator.getConfigurationProperties (wso2-extensions/
+        // identity-outbound-auth-facebook, 4c23f11): ClientId, ClientSecret (confidential), Scope
+        // ("a comma separated list of permissions", default email), UserInfoFields, and the
+        // callback as `callBackUrl` (IdentityApplicationConstants.Authenticator.Facebook.CALLBACK_URL).
+        ProviderType::Facebook => {
+            let p = spec.facebook.as_ref()?;
+            // In the authenticator's display order, as the console writes them.
+            props.push(Property::new("ClientId", &p.client_id));
+            props.extend(secret());
+            if !p.scopes.is_empty() {
+                props.push(Property::new("Scope", p.scopes.join(",")));
+            }
+            if let Some(cb) = &p.callback_url {
+                props.push(Property::new("callBackUrl", cb));
             }
         }
         ProviderType::Oidc => {

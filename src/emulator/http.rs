@@ -387,6 +387,21 @@ fn route(method: &Method, segs: &[&str]) -> Result<(Operation, Vec<String>), Emu
                 Method::PUT => Some((O::UpdateJit, ids(&[id]))),
                 _ => None,
             },
+            ["identity-providers", id, "claims"] => match m {
+                Method::GET => Some((O::GetClaims, ids(&[id]))),
+                Method::PUT => Some((O::UpdateClaims, ids(&[id]))),
+                _ => None,
+            },
+            ["identity-providers", id, "roles"] => match m {
+                Method::GET => Some((O::GetRoles, ids(&[id]))),
+                Method::PUT => Some((O::UpdateRoles, ids(&[id]))),
+                _ => None,
+            },
+            ["identity-providers", id, "groups"] => match m {
+                Method::GET => Some((O::GetGroups, ids(&[id]))),
+                Method::PUT => Some((O::UpdateGroups, ids(&[id]))),
+                _ => None,
+            },
             ["identity-providers", id, "connected-apps"] => {
                 (m == Method::GET).then(|| (O::ConnectedApps, ids(&[id])))
             }

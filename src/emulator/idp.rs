@@ -67,7 +67,11 @@ pub fn handle(
     match op {
         Operation::ListIdps => list(ctx, st),
         Operation::CreateIdp => create(ctx, st),
-        Operation::GetIdp => Reply::json(&response(ctx, st.idp(id).ok_or_else(|| not_found(id))?)),
+        Operation::GetIdp => {
+            let local = super::idp_mappings::local_claims(st);
+            let idp = st.idp(id).ok_or_else(|| not_found(id))?;
+            Reply::json(&response(ctx, idp, &local))
+        }
         Operation::PatchIdp => patch(id, ctx, st),
         Operation::DeleteIdp => delete(id, ctx, st),
         Operation::ListFederatedAuthenticators => Reply::json(&authenticator_list(
@@ -100,6 +104,12 @@ pub fn handle(
             Reply::json(&idp.jit)
         }
         Operation::ConnectedApps => connected_apps(id, ctx, st),
+        Operation::GetClaims
+        | Operation::UpdateClaims
+        | Operation::GetRoles
+        | Operation::UpdateRoles
+        | Operation::GetGroups
+        | Operation::UpdateGroups => super::idp_mappings::handle(op, id, ctx, st),
         Operation::GetAuthenticatorMeta => super::meta::get(id),
         _ => Err(EmuError::internal(
             "IDP",
@@ -188,7 +198,7 @@ fn provisioning(idp: &StoredIdp) -> Provisioning {
     }
 }
 
-fn response(ctx: &Ctx<'_>, idp: &StoredIdp) -> IdentityProviderResponse {
+fn response(ctx: &Ctx<'_>, idp: &StoredIdp, local: &[String]) -> IdentityProviderResponse {
     IdentityProviderResponse {
         id: idp.id.clone(),
         name: idp.name.clone(),
@@ -204,6 +214,10 @@ fn response(ctx: &Ctx<'_>, idp: &StoredIdp) -> IdentityProviderResponse {
         federated_authenticators: Some(authenticator_list(ctx, idp)),
         provisioning: Some(provisioning(idp)),
         certificate: idp.certificate.clone(),
+        // `createIDPResponse` sets all three.
+        claims: Some(super::idp_mappings::claims_response(idp, local)),
+        roles: Some(super::idp_mappings::roles_response(idp)),
+        groups: Some(idp.groups.clone()),
         extra: idp.extra.clone(),
     }
 }
@@ -329,7 +343,7 @@ fn create(ctx: &Ctx<'_>, st: &mut TenantState) -> Result<Reply, EmuError> {
         Some(j) => normalize_jit(j)?,
         None => default_jit(),
     };
-    let idp = StoredIdp {
+    let mut idp = StoredIdp {
         id: uuid::Uuid::new_v4().to_string(),
         name,
         description: req.description,
@@ -344,7 +358,9 @@ fn create(ctx: &Ctx<'_>, st: &mut TenantState) -> Result<Reply, EmuError> {
         extra: req.extra,
         ..Default::default()
     };
-    let body = serde_json::to_value(response(ctx, &idp))
+    super::idp_mappings::from_post(&mut idp)?;
+    let local = super::idp_mappings::local_claims(st);
+    let body = serde_json::to_value(response(ctx, &idp, &local))
         .map_err(|e| EmuError::internal("IDP", &e.to_string()))?;
     let location = ctx.location(&format!("identity-providers/{}", idp.id));
     st.idps.push(idp);
@@ -442,7 +458,8 @@ fn patch(id: &str, ctx: &Ctx<'_>, st: &mut TenantState) -> Result<Reply, EmuErro
             }
         }
     }
-    let body = response(ctx, &idp);
+    let local = super::idp_mappings::local_claims(st);
+    let body = response(ctx, &idp, &local);
     if let Some(slot) = st.idp_mut(id) {
         *slot = idp;
     }

@@ -67,7 +67,10 @@ const AUTHENTICATORS: &[Declared] = &[
             ("ClientSecret", true),
             ("Scope", false),
             ("UserInfoFields", false),
-            ("callbackUrl", false),
+            // `callBackUrl`, not `callbackUrl`: IdentityApplicationConstants.Authenticator.
+            // Facebook.CALLBACK_URL, used by FacebookAuthenticator.getConfigurationProperties
+            // (wso2-extensions/identity-outbound-auth-facebook 4c23f11, ~L925).
+            ("callBackUrl", false),
         ],
     ),
     (

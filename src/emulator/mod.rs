@@ -21,6 +21,7 @@ mod app;
 mod filter;
 mod http;
 mod idp;
+pub mod idp_mappings;
 mod meta;
 mod reply;
 pub mod script;

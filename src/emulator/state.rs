@@ -44,7 +44,16 @@ pub struct StoredIdp {
     pub jit: JustInTimeProvisioning,
     /// Certificates, a JWKS URI or a SAML metadata URI (one of them, as the server keeps it).
     pub certificate: Option<Certificate>,
-    /// Fields the emulator stores but does not interpret (claims, roles, ...).
+    /// Claim config, in the server's internal shape (see [`super::idp_mappings`]).
+    #[serde(default)]
+    pub claims: super::idp_mappings::StoredClaimConfig,
+    /// Role config.
+    #[serde(default)]
+    pub roles: wire::Roles,
+    /// Groups the IdP can return, each with its server id.
+    #[serde(default)]
+    pub groups: Vec<wire::IdpGroup>,
+    /// Fields the emulator stores but does not interpret (implicit association, ...).
     pub extra: Extra,
 }
 
@@ -80,6 +89,10 @@ pub struct TenantState {
     pub idps: Vec<StoredIdp>,
     /// Applications.
     pub apps: Vec<StoredApp>,
+    /// The tenant's local claim URIs; `None`: the server's default dialect
+    /// ([`super::idp_mappings::DEFAULT_LOCAL_CLAIMS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_claims: Option<Vec<String>>,
 }
 
 impl TenantState {

@@ -168,10 +168,68 @@ fn idp_on_server(spec: &IdentityProviderSpec) -> IdpDetail {
             }],
             jit: Some(jit.clone()),
             jwks_uri: translate::desired_jwks_uri(spec).map(str::to_string),
+            mappings: Box::new(mappings_on_server(spec)),
         },
         authenticators: vec![stored],
         jit,
         confidential: [(auth.authenticator_id.clone(), confidential)].into(),
+    }
+}
+
+/// The claim, role and group config the server holds after the operator pushed `spec` onto an
+/// IdP with none: the client's merge bodies through the emulator's copy of the server's semantics.
+fn mappings_on_server(spec: &IdentityProviderSpec) -> crate::backend::IdpMappings {
+    use crate::emulator::idp_mappings as emu;
+    let mut stored = crate::emulator::StoredIdp::default();
+    if let Some(change) = translate::mappings_change(spec) {
+        if let Some(body) = change.claims_body(&wire::Claims::default()) {
+            emu::set_claims(&mut stored, &body);
+        }
+        if let Some(body) = change.roles_body(&wire::Roles::default()) {
+            emu::set_roles(&mut stored, &body);
+        }
+        if let Some(body) = change.groups_body(&[]) {
+            emu::set_groups(&mut stored, &body);
+        }
+    }
+    let local: Vec<String> = emu::DEFAULT_LOCAL_CLAIMS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    crate::backend::IdpMappings::from_wire(
+        Some(&emu::claims_response(&stored, &local)),
+        Some(&emu::roles_response(&stored)),
+        Some(&stored.groups),
+    )
+}
+
+/// A mappings locator (`claims FIELD`, `roles mappings`, `groups names`) in the matrix's compact
+/// form: pairs as `a=b` joined by `,` in the server's sorted order; single claims as strings.
+pub fn mappings_text(locator: &str, m: &crate::backend::IdpMappings) -> Value {
+    let join = |v: Vec<String>| Value::String(v.join(","));
+    match locator {
+        "claims userIdClaim" => m.user_id_claim.clone().into(),
+        "claims roleClaim" => m.role_claim.clone().into(),
+        "claims mappings" => join(
+            m.claim_mappings
+                .iter()
+                .map(|c| format!("{}={}", c.idp_claim, c.local_claim))
+                .collect(),
+        ),
+        "claims provisioningClaims" => join(
+            m.provisioning_claims
+                .iter()
+                .map(|p| format!("{}={}", p.claim, p.default_value))
+                .collect(),
+        ),
+        "roles mappings" => join(
+            m.role_mappings
+                .iter()
+                .map(|r| format!("{}={}", r.idp_role, r.local_role))
+                .collect(),
+        ),
+        "groups names" => join(m.group_names()),
+        other => panic!("unknown mappings locator {other}"),
     }
 }
 
@@ -233,6 +291,7 @@ fn read(locator: &str, idp: Option<&IdpDetail>, app: Option<&AppDetail>) -> Valu
             }
         }
         "certificate" => idp.expect("idp").idp.jwks_uri.clone().into(),
+        "claims" | "roles" | "groups" => mappings_text(locator, &idp.expect("idp").idp.mappings),
         "jit" => {
             let w = wire::JustInTimeProvisioning::from(&idp.expect("idp").jit);
             let v = serde_json::to_value(w).expect("jit");
@@ -425,7 +484,7 @@ fn wanted_without_refs(spec: &Value) -> Value {
     let mut v = spec.clone();
     if let Some(o) = v.as_object_mut() {
         o.remove("backendRef");
-        for k in ["google", "github", "oidc"] {
+        for k in ["google", "github", "facebook", "oidc"] {
             if let Some(p) = o.get_mut(k).and_then(Value::as_object_mut) {
                 p.remove("clientSecretRef");
             }

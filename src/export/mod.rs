@@ -399,6 +399,6 @@ pub fn readme(plan: &Plan, url: &str, namespace: &str, client_id: &str) -> Strin
 }
 
 #[cfg(test)]
-mod matrix_tests;
+pub(crate) mod matrix_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -265,6 +265,22 @@ fn provider_block(
                 "github"
             }
         }
+        "FacebookAuthenticator" => {
+            put("clientID", Some(need("ClientId")?.into()));
+            put("clientSecretRef", Some(secret_ref));
+            put("callbackURL", prop(a, "callBackUrl").map(Into::into));
+            let scopes: Vec<String> = prop(a, "Scope")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            if !scopes.is_empty() {
+                put("scopes", Some(json!(scopes)));
+            }
+            "facebook"
+        }
         "OpenIDConnectAuthenticator" => {
             put("clientID", Some(need("ClientId")?.into()));
             put("clientSecretRef", Some(secret_ref));
@@ -305,7 +321,7 @@ fn provider_block(
         }
         other => {
             return Err(format!(
-                "its authenticator {other:?} is not a type the IdentityProvider resource supports (google, github, oidc, saml)"
+                "its authenticator {other:?} is not a type the IdentityProvider resource supports (google, github, facebook, oidc, saml)"
             ))
         }
     };
@@ -361,6 +377,43 @@ fn jit_block(j: &backend::Jit) -> Value {
         });
     }
     block
+}
+
+/// The claims, roles and groups blocks of an IdP, only those the server has something in (an
+/// IdP with none of them exports as before). A claims block always carries `mappings`, `[]` for
+/// the local claim dialect: what its other fields mean depends on it.
+fn add_mappings(spec: &mut Value, m: &backend::IdpMappings) {
+    let has_claims = !m.user_id_claim.is_empty()
+        || !m.role_claim.is_empty()
+        || !m.claim_mappings.is_empty()
+        || !m.provisioning_claims.is_empty();
+    if has_claims {
+        let mut claims = json!({
+            "mappings": m.claim_mappings.iter().map(|c| json!({"idpClaim": c.idp_claim, "localClaim": c.local_claim})).collect::<Vec<_>>(),
+        });
+        if !m.user_id_claim.is_empty() {
+            claims["userIdClaim"] = m.user_id_claim.clone().into();
+        }
+        if !m.role_claim.is_empty() {
+            claims["roleClaim"] = m.role_claim.clone().into();
+        }
+        if !m.provisioning_claims.is_empty() {
+            claims["provisioningClaims"] = m
+                .provisioning_claims
+                .iter()
+                .map(|p| json!({"claim": p.claim, "defaultValue": p.default_value}))
+                .collect();
+        }
+        spec["claims"] = claims;
+    }
+    if !m.role_mappings.is_empty() {
+        spec["roles"] = json!({
+            "mappings": m.role_mappings.iter().map(|r| json!({"idpRole": r.idp_role, "localRole": r.local_role})).collect::<Vec<_>>(),
+        });
+    }
+    if !m.groups.is_empty() {
+        spec["groups"] = m.groups.iter().map(|g| json!({"name": g.name})).collect();
+    }
 }
 
 fn policy(p: DeletionPolicy) -> &'static str {
@@ -524,6 +577,7 @@ fn idp_object(
         "adopt": true,
     });
     spec[field] = block;
+    add_mappings(&mut spec, &d.idp.mappings);
     // An operator's owner marker is the server's record of who manages the object, not the
     // description the user wrote.
     let desc = d
@@ -596,6 +650,17 @@ fn idp_object(
             server,
             Some(&name),
             format!("the operator will change JIT provisioning: {diff:?}"),
+        );
+    }
+    if let Some(diff) = translate::mappings_change(&spec)
+        .and_then(|c| translate::mappings_diff(&c, &d.idp.mappings))
+    {
+        ctx.note(
+            NoteKind::WillChange,
+            KIND,
+            server,
+            Some(&name),
+            format!("the operator will change its claim, role or group mappings: {diff:?}"),
         );
     }
     let secret = (field != "saml").then(|| SecretToCreate {

@@ -22,6 +22,7 @@ pub(crate) fn idp(name: &str, authenticator: &str, props: &[(&str, &str)], jit: 
             }],
             jit: None,
             jwks_uri: None,
+            mappings: Default::default(),
         },
         authenticators: vec![FederatedAuthenticator {
             authenticator_id: aid,

@@ -1,0 +1,351 @@
+//! Claim, role and group mappings of an IdentityProvider (issue 21 item 2) on a real
+//! kube-apiserver and etcd against the emulator, beyond the field matrix's round trips: what the
+//! apiserver refuses (CEL), what the server refuses (reported with its answer, the rest still
+//! written), and what a read-merge-write must keep (group ids, outbound-provisioning roles, the
+//! server's mappings seen by the lookup check).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{wait_until, TestEnv, TENANT};
+use identity_operator::backend::wire;
+use identity_operator::emulator::idp_mappings as emu;
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(60);
+
+fn google(extra: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: staff-google, labels: {{identity-operator.io/use: identity-provider-client-secret}}}}
+stringData: {{client-secret: google-very-secret-value}}
+---
+apiVersion: identity-operator.io/v1alpha1
+kind: IdentityProvider
+metadata: {{name: staff-google}}
+spec:
+  backendRef: {{name: asgardeo}}
+  displayName: Staff Google
+  google:
+    clientID: staff.apps.example
+    clientSecretRef: {{name: staff-google, key: client-secret}}
+{extra}
+"#
+    )
+}
+
+/// The emulator's stored IdP by name, through a closure.
+fn with_idp<R>(
+    env: &TestEnv,
+    name: &str,
+    f: impl FnOnce(&mut identity_operator::emulator::StoredIdp, &[String]) -> R,
+) -> Option<R> {
+    env.emulator.with_tenant(TENANT, |t| {
+        let local = emu::local_claims(t);
+        t.idps
+            .iter_mut()
+            .find(|i| i.name == name)
+            .map(|i| f(i, &local))
+    })
+}
+
+fn claim_mappings(env: &TestEnv) -> Vec<(String, String)> {
+    with_idp(env, "Staff Google", |i, local| {
+        emu::claims_response(i, local)
+            .mappings
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                (
+                    m.idp_claim.unwrap_or_default(),
+                    m.local_claim
+                        .map(|c| c.uri_str().to_owned())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn groups(env: &TestEnv) -> Vec<(String, Option<String>)> {
+    with_idp(env, "Staff Google", |i, _| {
+        i.groups
+            .iter()
+            .map(|g| (g.name.clone(), g.id.clone()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn message(cond: &Value) -> String {
+    cond["message"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn a_refused_mapping_is_reported_with_the_servers_answer_and_a_merge_keeps_what_it_must() {
+    common::require_dev_env();
+    let mut env = TestEnv::new("idp-mappings").await;
+    env.start_operator(&[]);
+    env.create_backend("asgardeo").await;
+    // costcenter is not a local claim of the tenant: the server refuses the claims PUT.
+    let spec = r#"  claims:
+    userIdClaim: email
+    mappings:
+      - {idpClaim: email, localClaim: "http://wso2.org/claims/emailaddress"}
+      - {idpClaim: cc, localClaim: "http://wso2.org/claims/costcenter"}
+  roles: {mappings: [{idpRole: staff-admin, localRole: admin}]}
+  groups: [{name: staff-devs}]"#;
+    env.apply(&google(spec)).await.expect("idp");
+    let ready = env
+        .wait_condition("IdentityProvider", "staff-google", "Ready", "False", T)
+        .await;
+    assert_eq!(ready["reason"], "MappingsRejected", "{ready}");
+    for needle in [
+        "One or more local claim URIs do not exist",
+        "IDP-60032",
+        "add it to the tenant's local attributes",
+    ] {
+        assert!(
+            message(&ready).contains(needle),
+            "{needle:?} missing: {ready}"
+        );
+    }
+    assert!(
+        claim_mappings(&env).is_empty(),
+        "the refused claims are not stored"
+    );
+    // The refusal held back neither the roles nor the groups.
+    assert_eq!(groups(&env).len(), 1, "the groups are written");
+    let roles = with_idp(&env, "Staff Google", |i, _| emu::roles_response(i).mappings);
+    assert_eq!(
+        roles.flatten().map(|m| m.len()),
+        Some(1),
+        "the roles are written"
+    );
+
+    // The fix goes through, and Ready comes back.
+    env.patch(
+        "IdentityProvider",
+        "staff-google",
+        json!({"spec": {"claims": {"mappings": [
+            {"idpClaim": "email", "localClaim": "http://wso2.org/claims/emailaddress"},
+            {"idpClaim": "cc", "localClaim": "http://wso2.org/claims/department"}]}}}),
+    )
+    .await
+    .expect("patch");
+    env.wait_condition("IdentityProvider", "staff-google", "Ready", "True", T)
+        .await;
+    let mut stored = claim_mappings(&env);
+    stored.sort();
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        stored,
+        vec![
+            pair("cc", "http://wso2.org/claims/department"),
+            pair("email", "http://wso2.org/claims/emailaddress"),
+        ]
+    );
+
+    // A console adds outbound-provisioning roles; a change of the role mappings and of the groups
+    // keeps them, and keeps the id of the group that stays.
+    let devs_id = groups(&env)[0].1.clone();
+    assert!(devs_id.is_some());
+    with_idp(&env, "Staff Google", |i, _| {
+        i.roles.outbound_provisioning_roles = Some(vec!["hr-admin".into()]);
+    });
+    env.patch(
+        "IdentityProvider",
+        "staff-google",
+        json!({"spec": {
+            "roles": {"mappings": [{"idpRole": "staff-admin", "localRole": "manager"}]},
+            "groups": [{"name": "staff-devs"}, {"name": "staff-ops"}]}}),
+    )
+    .await
+    .expect("patch");
+    let after = wait_until(T, || async {
+        let g = groups(&env);
+        (g.len() == 2).then_some(g)
+    })
+    .await
+    .expect("both groups on the server");
+    let devs = after.iter().find(|(n, _)| n == "staff-devs").expect("devs");
+    assert_eq!(devs.1, devs_id, "the kept group keeps its server id");
+    let roles = with_idp(&env, "Staff Google", |i, _| emu::roles_response(i)).expect("idp");
+    assert_eq!(
+        roles.mappings,
+        Some(vec![wire::RoleMapping {
+            idp_role: Some("staff-admin".into()),
+            local_role: Some("manager".into()),
+        }])
+    );
+    assert_eq!(
+        roles.outbound_provisioning_roles,
+        Some(vec!["hr-admin".to_string()]),
+        "the roles PUT would clear them if the merge left them out"
+    );
+}
+
+#[tokio::test]
+async fn a_lookup_by_a_claim_the_servers_mappings_do_not_map_is_a_condition() {
+    common::require_dev_env();
+    let mut env = TestEnv::new("idp-lookup-claim").await;
+    env.start_operator(&[]);
+    env.create_backend("asgardeo").await;
+    // The spec leaves the claim mappings to the server and looks users up by mobile.
+    let spec = r#"  jit:
+    enabled: true
+    accountLookup: [{localAttribute: "http://wso2.org/claims/mobile", federatedAttribute: phone}]"#;
+    env.apply(&google(spec)).await.expect("idp");
+    env.wait_condition("IdentityProvider", "staff-google", "Ready", "True", T)
+        .await;
+    // A console maps claims, none of them to mobile; the next pass (a spec change) sees it.
+    with_idp(&env, "Staff Google", |i, _| {
+        emu::set_claims(
+            i,
+            &wire::Claims {
+                mappings: Some(vec![wire::ClaimMapping {
+                    idp_claim: Some("email".into()),
+                    local_claim: Some(wire::Claim::uri("http://wso2.org/claims/emailaddress")),
+                }]),
+                ..Default::default()
+            },
+        )
+    })
+    .expect("idp on the server");
+    env.patch(
+        "IdentityProvider",
+        "staff-google",
+        json!({"spec": {"description": "staff sign-in"}}),
+    )
+    .await
+    .expect("patch");
+    let ready = env
+        .wait_condition("IdentityProvider", "staff-google", "Ready", "False", T)
+        .await;
+    assert_eq!(ready["reason"], "LookupClaimNotMapped", "{ready}");
+    assert!(
+        message(&ready).contains("http://wso2.org/claims/mobile"),
+        "{ready}"
+    );
+    // Mapping a claim to it in the spec clears it.
+    env.patch(
+        "IdentityProvider",
+        "staff-google",
+        json!({"spec": {"claims": {"mappings": [
+            {"idpClaim": "email", "localClaim": "http://wso2.org/claims/emailaddress"},
+            {"idpClaim": "phone", "localClaim": "http://wso2.org/claims/mobile"}]}}}),
+    )
+    .await
+    .expect("patch");
+    env.wait_condition("IdentityProvider", "staff-google", "Ready", "True", T)
+        .await;
+}
+
+#[tokio::test]
+async fn the_apiserver_refuses_mappings_the_server_would_refuse_or_drop() {
+    common::require_dev_env();
+    let env = TestEnv::new("idp-mappings-cel").await;
+    env.create_backend("asgardeo").await;
+    let cases = [
+        (
+            "a local claim outside the wso2 dialect",
+            r#"  claims: {mappings: [{idpClaim: email, localClaim: email}]}"#,
+            "localClaim must be a local claim URI",
+        ),
+        (
+            "a user id claim that no mapping has",
+            r#"  claims: {userIdClaim: sub, mappings: [{idpClaim: email, localClaim: "http://wso2.org/claims/emailaddress"}]}"#,
+            "userIdClaim: with mappings it must be a mapped idpClaim",
+        ),
+        (
+            "provisioning claims without mappings in the spec",
+            r#"  claims: {provisioningClaims: [{claim: email, defaultValue: x}]}"#,
+            "provisioningClaims needs mappings",
+        ),
+        (
+            "a provisioning claim that no mapping has",
+            r#"  claims: {mappings: [{idpClaim: email, localClaim: "http://wso2.org/claims/emailaddress"}], provisioningClaims: [{claim: country, defaultValue: LK}]}"#,
+            "with mappings each claim must be a mapped idpClaim",
+        ),
+        (
+            "a lookup by a claim the declared mappings do not map",
+            "  claims: {mappings: [{idpClaim: email, localClaim: \"http://wso2.org/claims/emailaddress\"}]}\n  jit: {enabled: true, accountLookup: [{localAttribute: \"http://wso2.org/claims/mobile\", federatedAttribute: phone}]}",
+            "each localAttribute must be a local claim that claims.mappings maps to",
+        ),
+        (
+            "a group twice",
+            r#"  groups: [{name: devs}, {name: devs}]"#,
+            "each name at most once",
+        ),
+    ];
+    for (what, extra, needle) in cases {
+        let err = env
+            .apply(&google(extra))
+            .await
+            .expect_err(&format!("{what}: accepted"));
+        assert!(err.contains(needle), "{what}: {err}");
+    }
+    // And a consistent spec is accepted.
+    env.apply(&google(
+        "  claims: {roleClaim: groups, mappings: [{idpClaim: groups, localClaim: \"http://wso2.org/claims/groups\"}], provisioningClaims: [{claim: groups, defaultValue: staff}]}",
+    ))
+    .await
+    .expect("a consistent spec applies");
+}
+
+#[tokio::test]
+async fn the_mappings_example_converges_as_written() {
+    common::require_dev_env();
+    let mut env = TestEnv::new("idp-mappings-example").await;
+    env.start_operator(&[]);
+    env.create_backend("asgardeo").await;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/jit-on/mappings.yaml");
+    let yaml = std::fs::read_to_string(path)
+        .expect("example")
+        .replace("namespace: identity", &format!("namespace: {}", env.ns));
+    env.apply(&yaml).await.expect("the example applies");
+    env.wait_condition("IdentityProvider", "staff-google", "Ready", "True", T)
+        .await;
+    let m = with_idp(&env, "Staff Google", |i, local| {
+        identity_operator::backend::IdpMappings::from_wire(
+            Some(&emu::claims_response(i, local)),
+            Some(&emu::roles_response(i)),
+            Some(&i.groups),
+        )
+    })
+    .expect("idp on the server");
+    assert_eq!(m.user_id_claim, "email");
+    assert_eq!(m.claim_mappings.len(), 3);
+    assert_eq!(m.provisioning_claims.len(), 1);
+    assert_eq!(m.role_mappings.len(), 1);
+    assert_eq!(m.group_names(), vec!["staff-admins", "staff-engineering"]);
+
+    // The Entra ID example: an oidc IdP with Microsoft's endpoints and claim mappings.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/jit-on/entra.yaml");
+    let yaml = std::fs::read_to_string(path)
+        .expect("example")
+        .replace("namespace: identity", &format!("namespace: {}", env.ns));
+    env.apply(&yaml).await.expect("the example applies");
+    env.wait_condition("IdentityProvider", "entra", "Ready", "True", T)
+        .await;
+    let (authz, maps) = with_idp(&env, "Microsoft", |i, local| {
+        let authz = i.authenticators[0]
+            .properties
+            .iter()
+            .flatten()
+            .find(|p| p.key == "OAuth2AuthzEPUrl")
+            .and_then(|p| p.value.clone());
+        let maps = emu::claims_response(i, local).mappings.map(|m| m.len());
+        (authz, maps)
+    })
+    .expect("entra on the server");
+    assert_eq!(
+        authz.as_deref(),
+        Some("https://login.microsoftonline.com/TENANT_ID/oauth2/v2.0/authorize")
+    );
+    assert_eq!(maps, Some(3));
+}
