@@ -21,6 +21,7 @@ use super::{read_secret, secret_value};
 use crate::api::IdentityBackend;
 use crate::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, Target};
 use crate::backend::health::Health;
+use crate::backend::ratelimit::Limit;
 use crate::backend::{BackendMetrics, IdentityServer, Secret};
 use crate::flow::LocalAccountAuthenticators;
 
@@ -126,6 +127,9 @@ pub struct BackendRegistry {
     in_flight: Arc<std::sync::Mutex<InFlight>>,
     /// Timeout of one request attempt of every client built here (`--backend-request-timeout`).
     request_timeout: Duration,
+    /// The drift-check interval of each backend's objects, as its last reconcile fitted it in the
+    /// backend's budget (see [`BackendRegistry::drift_interval`]).
+    drift: std::sync::Mutex<HashMap<ObjectRef<IdentityBackend>, Duration>>,
 }
 
 impl BackendRegistry {
@@ -143,7 +147,35 @@ impl BackendRegistry {
             health: Default::default(),
             in_flight: Default::default(),
             request_timeout,
+            drift: Default::default(),
         }
+    }
+
+    /// How often the objects of `backend` are checked for drift: the operator's `resync`, or the
+    /// longer interval the backend's budget needs for one round (set by the IdentityBackend
+    /// reconcile with [`BackendRegistry::set_drift_interval`]).
+    pub fn drift_interval(
+        &self,
+        backend: &ObjectRef<IdentityBackend>,
+        resync: Duration,
+    ) -> Duration {
+        self.drift
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(backend)
+            .map_or(resync, |d| (*d).max(resync))
+    }
+
+    /// Records the drift-check interval of `backend`'s objects; returns the previous one.
+    pub fn set_drift_interval(
+        &self,
+        backend: &ObjectRef<IdentityBackend>,
+        interval: Duration,
+    ) -> Option<Duration> {
+        self.drift
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(backend.clone(), interval)
     }
 
     /// The health of `backend`'s server, as its clients saw it.
@@ -265,9 +297,8 @@ impl BackendRegistry {
         if let Some(n) = spec.max_concurrent_requests {
             config.max_concurrency = n.clamp(1, 64) as usize;
         }
-        config.max_requests_per_second = spec
-            .max_requests_per_second
-            .and_then(|n| u32::try_from(n.max(1)).ok());
+        config.limit = limit(backend);
+        config.name = format!("{ns}/{}", backend.name_any());
         let client = AsgardeoClient::new(config, Some(self.metrics.clone()))
             .map_err(|e| ResolveError::Config(e.to_string()))?;
         let client: Arc<dyn IdentityServer> = Arc::new(client);
@@ -291,7 +322,35 @@ impl BackendRegistry {
 
     /// Forgets the client of a deleted backend.
     pub async fn forget(&self, backend: &ObjectRef<IdentityBackend>) {
+        self.drift
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(backend);
         self.clients.lock().await.remove(backend);
+    }
+}
+
+/// The request budget of a backend: `maxRequestsPerMinute` (or the deprecated
+/// `maxRequestsPerSecond`), else the Asgardeo default for an Asgardeo host, else none.
+pub fn limit(backend: &IdentityBackend) -> Limit {
+    let spec = &backend.spec;
+    let positive = |n: Option<i32>| n.and_then(|n| u32::try_from(n.max(1)).ok());
+    Limit::choose(
+        positive(spec.max_requests_per_minute),
+        positive(spec.max_requests_per_second),
+        target(backend).is_ok_and(|t| is_asgardeo_host(&t)),
+    )
+}
+
+/// True for an Asgardeo organization, also when it is declared as a `wso2IdentityServer` URL on
+/// an `asgardeo.io` host: the quota is the host's, however the backend is written.
+pub fn is_asgardeo_host(target: &Target) -> bool {
+    match target {
+        Target::Asgardeo { .. } => true,
+        Target::Wso2IdentityServer { url, .. } => url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .is_some_and(|h| h == "asgardeo.io" || h.ends_with(".asgardeo.io")),
     }
 }
 
@@ -336,6 +395,32 @@ pub fn local_account_authenticators(backend: &IdentityBackend) -> LocalAccountAu
 mod tests {
     use super::*;
     use crate::backend::health::Misbehaviour;
+
+    #[test]
+    fn asgardeo_hosts_get_the_default_budget_however_they_are_declared() {
+        let is = |url: &str| Target::Wso2IdentityServer {
+            url: url.into(),
+            tenant: "t".into(),
+        };
+        let cases = [
+            (
+                Target::Asgardeo {
+                    organization: "acme".into(),
+                },
+                true,
+            ),
+            (is("https://api.asgardeo.io"), true),
+            (is("https://API.Asgardeo.io:443"), true),
+            (is("https://asgardeo.io"), true),
+            (is("https://is.example.com:9443"), false),
+            (is("https://asgardeo.io.example.com"), false),
+            (is("https://notasgardeo.io"), false),
+            (is("http://127.0.0.1:9443"), false),
+        ];
+        for (target, want) in cases {
+            assert_eq!(is_asgardeo_host(&target), want, "{target:?}");
+        }
+    }
 
     #[test]
     fn a_backend_gets_all_slots_alone_half_with_others_one_when_degraded() {
