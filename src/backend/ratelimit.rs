@@ -194,9 +194,9 @@ impl Budget {
                 Reservation::Refused(left) => return Err(left),
                 Reservation::Wait(wait, epoch) => {
                     if !wait.is_zero() {
-                        self.metrics.queued.inc();
+                        // Counted down on drop too: a reconcile cancelled while it waits leaves.
+                        let _queued = Queued::enter(&self.metrics.queued);
                         tokio::time::sleep(wait).await;
-                        self.metrics.queued.dec();
                     }
                     if self.epoch() == epoch {
                         self.metrics.used.inc();
@@ -205,6 +205,22 @@ impl Budget {
                 }
             }
         }
+    }
+}
+
+/// One request in the budget's queue gauge while it lives.
+struct Queued<'a>(&'a Gauge);
+
+impl<'a> Queued<'a> {
+    fn enter(gauge: &'a Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -435,6 +451,11 @@ mod tests {
             "second one must wait for a second"
         );
         assert_eq!(b.metrics.used.get(), 1);
+        assert_eq!(
+            b.metrics.queued.get(),
+            0,
+            "a dropped waiter leaves the queue"
+        );
         let free = budget(Limit::Unlimited);
         for _ in 0..1000 {
             assert_eq!(free.acquire(NO_PAUSE).now_or_never(), Some(Ok(())));
