@@ -16,7 +16,7 @@ use kube::{Api, ResourceExt};
 
 use super::conditions::{self, Cond, Outcome};
 use super::managed::BACKEND_FINALIZER;
-use super::run::RESYNC_READS_PER_OBJECT;
+use super::RESYNC_READS_PER_OBJECT;
 use super::{apply_status, jittered, publish, registry, Context, Error};
 use crate::api::conditions::DEGRADED;
 use crate::api::{IdentityBackend, IdentityBackendStatus};

@@ -346,5 +346,5 @@ pub fn recorder(client: Client) -> Recorder {
     )
 }
 
-pub use run::{run, RunArgs};
+pub use run::{run, RunArgs, RESYNC_READS_PER_OBJECT};
 mod run;
