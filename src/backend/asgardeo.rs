@@ -221,6 +221,9 @@ pub struct AsgardeoConfig {
     pub limit: Limit,
     /// The IdentityBackend as `namespace/name`: the label of its budget metrics.
     pub name: String,
+    /// A budget to share instead of a new one for `limit`: the registry keeps one per backend, so
+    /// a client rebuilt (new Secret, new spec) neither forgets a 429 pause nor starts a new burst.
+    pub budget: Option<Arc<Budget>>,
     /// Timeout of one attempt.
     pub request_timeout: Duration,
     /// Page size asked of list endpoints.
@@ -250,6 +253,7 @@ impl AsgardeoConfig {
             max_concurrency: 8,
             limit: Limit::Unlimited,
             name: String::new(),
+            budget: None,
             request_timeout: Duration::from_secs(30),
             page_size: 50,
             allow_insecure_http: false,
@@ -274,7 +278,7 @@ pub struct AsgardeoClient {
     health: Arc<Health>,
     request_timeout: Duration,
     permits: tokio::sync::Semaphore,
-    budget: Budget,
+    budget: Arc<Budget>,
     tokens: TokenCache,
     metrics: Option<Arc<BackendMetrics>>,
     /// What the server said of each authenticator's confidential properties (authenticator id →
@@ -608,13 +612,15 @@ impl AsgardeoClient {
             health: config.health,
             request_timeout: config.request_timeout,
             permits: tokio::sync::Semaphore::new(config.max_concurrency.max(1)),
-            budget: Budget::new(
-                config.limit,
-                metrics
-                    .as_ref()
-                    .map(|m| m.budget(&config.name, config.limit.per_minute()))
-                    .unwrap_or_default(),
-            ),
+            budget: config.budget.unwrap_or_else(|| {
+                Arc::new(Budget::new(
+                    config.limit,
+                    metrics
+                        .as_ref()
+                        .map(|m| m.budget(&config.name, config.limit.per_minute()))
+                        .unwrap_or_default(),
+                ))
+            }),
             tokens: TokenCache::default(),
             metrics,
             confidential: Default::default(),
