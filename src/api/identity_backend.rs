@@ -37,6 +37,7 @@ use super::common::Conditions;
 // Changing the target would silently recreate every object on the other server (the ids in the
 // resources' status belong to the old one), so it is fixed for the backend's life, like backendRef.
 #[x_kube(validation = Rule::new("has(self.asgardeo) == has(oldSelf.asgardeo) && (!has(self.asgardeo) || self.asgardeo.organization == oldSelf.asgardeo.organization) && has(self.wso2IdentityServer) == has(oldSelf.wso2IdentityServer) && (!has(self.wso2IdentityServer) || (self.wso2IdentityServer.url == oldSelf.wso2IdentityServer.url && self.wso2IdentityServer.tenant == oldSelf.wso2IdentityServer.tenant))").message("the target (asgardeo.organization, wso2IdentityServer.url and tenant) is immutable: create a new IdentityBackend for another server"))]
+#[x_kube(validation = Rule::new("!has(self.maxRequestsPerMinute) || !has(self.maxRequestsPerSecond)").message("set maxRequestsPerMinute or the deprecated maxRequestsPerSecond, not both"))]
 #[serde(rename_all = "camelCase")]
 pub struct IdentityBackendSpec {
     /// An Asgardeo organization (API at https://api.asgardeo.io/t/{organization}). Exactly one of
@@ -64,13 +65,30 @@ pub struct IdentityBackendSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1 && self <= 64").message("maxConcurrentRequests must be between 1 and 64"))]
     pub max_concurrent_requests: Option<i32>,
-    /// The most requests per second the operator sends to this server, token requests included
-    /// (a token bucket that allows a burst of one second's worth). Set it below the server's own
-    /// management-API rate limit; unset means no limit.
+    /// Deprecated: use maxRequestsPerMinute (the unit servers publish their quotas in). The most
+    /// requests per second the operator sends to this server, token requests included (a token
+    /// bucket that allows a burst of one second's worth). Not together with maxRequestsPerMinute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self >= 1").message("maxRequestsPerSecond must be at least 1"))]
     #[schemars(range(min = 1))]
     pub max_requests_per_second: Option<i32>,
+    /// The request budget: the most requests per minute the operator sends to this server, token
+    /// requests included (a token bucket with a burst of a twentieth of it), shared by everything
+    /// the operator does with this backend. Default for Asgardeo: 150 (its published limit is 200
+    /// per minute per client IP); for a self-hosted WSO2 Identity Server: no budget. Set it below
+    /// the server's quota, minus what else shares the cluster's egress IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1000000").message("maxRequestsPerMinute must be between 1 and 1000000"))]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub max_requests_per_minute: Option<i32>,
+    /// The share of the request budget, in percent, one round of drift checks (every object of
+    /// this backend compared with the server) may use; the rest is left to changes. The objects'
+    /// drift-check interval is stretched beyond the operator's resync when a round needs it (a
+    /// Warning Event says so). Default 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100").message("driftCheckBudgetPercent must be between 1 and 100"))]
+    #[schemars(range(min = 1, max = 100))]
+    pub drift_check_budget_percent: Option<i32>,
 }
 
 /// An Asgardeo organization.

@@ -6,8 +6,9 @@
 //!   on; an extra CA bundle can be added for self-hosted servers.
 //! - OAuth2 client_credentials with HTTP Basic client authentication and exactly the configured scopes;
 //!   one cached token per client ([`super::token`]); a 401 triggers one re-authentication and retry.
-//! - Retries with exponential backoff and jitter on 5xx, timeouts and connection errors; 429 waits for
-//!   `Retry-After`. POSTs that create objects are retried only when the request cannot have reached
+//! - Retries with exponential backoff and jitter on 5xx, timeouts and connection errors; a 429
+//!   pauses every request of the client for `Retry-After` ([`super::ratelimit::Budget`]), and every
+//!   request takes a token of the backend's request budget first. POSTs that create objects are retried only when the request cannot have reached
 //!   the server (connection refused) or on 429: a blind retry after a 5xx or timeout could create a
 //!   duplicate, and the controllers recover from that case by looking the object up by name.
 //! - At most `max_concurrency` requests in flight per client; lists are followed through every page,
@@ -37,7 +38,7 @@ use url::Url;
 use super::health::{Health, Misbehaviour};
 use super::metrics::BackendMetrics;
 use super::operation::{Operation, SCRIPT_SCOPE, SECRET_VIEW_SCOPE};
-use super::ratelimit::{self, RateLimiter};
+use super::ratelimit::{Budget, Limit};
 use super::token::{CachedToken, TokenCache};
 use super::wire::{self, ErrorBody, Link};
 use super::{
@@ -217,8 +218,13 @@ pub struct AsgardeoConfig {
     pub retry: RetryPolicy,
     /// Requests in flight at once.
     pub max_concurrency: usize,
-    /// Requests per second, token endpoint included (None: no limit).
-    pub max_requests_per_second: Option<u32>,
+    /// The request budget, token endpoint included (see [`super::ratelimit`]).
+    pub limit: Limit,
+    /// The IdentityBackend as `namespace/name`: the label of its budget metrics.
+    pub name: String,
+    /// A budget to share instead of a new one for `limit`: the registry keeps one per backend, so
+    /// a client rebuilt (new Secret, new spec) neither forgets a 429 pause nor starts a new burst.
+    pub budget: Option<Arc<Budget>>,
     /// Timeout of one attempt.
     pub request_timeout: Duration,
     /// Page size asked of list endpoints.
@@ -246,7 +252,9 @@ impl AsgardeoConfig {
                 .collect(),
             retry: RetryPolicy::default(),
             max_concurrency: 8,
-            max_requests_per_second: None,
+            limit: Limit::Unlimited,
+            name: String::new(),
+            budget: None,
             request_timeout: Duration::from_secs(30),
             page_size: 50,
             allow_insecure_http: false,
@@ -271,7 +279,7 @@ pub struct AsgardeoClient {
     health: Arc<Health>,
     request_timeout: Duration,
     permits: tokio::sync::Semaphore,
-    rate: Option<RateLimiter>,
+    budget: Arc<Budget>,
     tokens: TokenCache,
     metrics: Option<Arc<BackendMetrics>>,
     /// What the server said of each authenticator's confidential properties (authenticator id →
@@ -605,7 +613,15 @@ impl AsgardeoClient {
             health: config.health,
             request_timeout: config.request_timeout,
             permits: tokio::sync::Semaphore::new(config.max_concurrency.max(1)),
-            rate: config.max_requests_per_second.map(RateLimiter::new),
+            budget: config.budget.unwrap_or_else(|| {
+                Arc::new(Budget::new(
+                    config.limit,
+                    metrics
+                        .as_ref()
+                        .map(|m| m.budget(&config.name, config.limit.per_minute()))
+                        .unwrap_or_default(),
+                ))
+            }),
             tokens: TokenCache::default(),
             metrics,
             confidential: Default::default(),
@@ -646,7 +662,7 @@ impl AsgardeoClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            ratelimit::acquire(self.rate.as_ref()).await;
+            self.take_budget().await?;
             let started = Instant::now();
             let sent = self
                 .http
@@ -728,20 +744,19 @@ impl AsgardeoClient {
                     scopes,
                 ));
             }
-            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                let wait = if status == StatusCode::TOO_MANY_REQUESTS {
-                    retry_after(&headers)
-                } else {
-                    None
-                };
-                if attempt < self.retry.max_attempts
-                    && wait.is_none_or(|w| w <= self.retry.max_retry_after)
-                {
-                    tokio::time::sleep(wait.unwrap_or_else(|| self.retry.backoff(attempt))).await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let wait = self.rate_limited(&headers, attempt);
+                if attempt < self.retry.max_attempts && wait <= self.retry.max_retry_after {
                     continue;
                 }
-                if status == StatusCode::TOO_MANY_REQUESTS {
-                    return Err(BackendError::RateLimited { retry_after: wait });
+                return Err(BackendError::RateLimited {
+                    retry_after: Some(wait),
+                });
+            }
+            if status.is_server_error() {
+                if attempt < self.retry.max_attempts {
+                    tokio::time::sleep(self.retry.backoff(attempt)).await;
+                    continue;
                 }
                 return Err(BackendError::Transient {
                     status: Some(status.as_u16()),
@@ -766,6 +781,26 @@ impl AsgardeoClient {
             };
             return Err(BackendError::Unauthorized { message });
         }
+    }
+
+    /// Waits for a token of the backend's budget; fails without sending while a 429 pauses the
+    /// backend for longer than the client waits in-line (the caller requeues after it).
+    async fn take_budget(&self) -> Result<(), BackendError> {
+        self.budget
+            .acquire(self.retry.max_retry_after)
+            .await
+            .map_err(|left| BackendError::RateLimited {
+                retry_after: Some(left),
+            })
+    }
+
+    /// A 429: pauses every request of this backend (not only this one) for the server's
+    /// `Retry-After`, or the retry backoff when it sent none, and returns that wait. The retry
+    /// then goes through the budget like any request, behind the pause.
+    fn rate_limited(&self, headers: &HeaderMap, attempt: u32) -> Duration {
+        let wait = retry_after(headers).unwrap_or_else(|| self.retry.backoff(attempt));
+        self.budget.pause(wait);
+        wait
     }
 
     /// Sends one API request with token handling, retries, rate limiting and concurrency bound.
@@ -826,7 +861,7 @@ impl AsgardeoClient {
         loop {
             attempt += 1;
             let token = self.token(stale.take().as_ref()).await?;
-            ratelimit::acquire(self.rate.as_ref()).await;
+            self.take_budget().await?;
             let permit = self
                 .permits
                 .acquire()
@@ -903,14 +938,13 @@ impl AsgardeoClient {
             }
             let err_body: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
             if status == StatusCode::TOO_MANY_REQUESTS {
-                let wait = retry_after(&headers);
-                if attempt < self.retry.max_attempts
-                    && wait.is_none_or(|w| w <= self.retry.max_retry_after)
-                {
-                    tokio::time::sleep(wait.unwrap_or_else(|| self.retry.backoff(attempt))).await;
+                let wait = self.rate_limited(&headers, attempt);
+                if attempt < self.retry.max_attempts && wait <= self.retry.max_retry_after {
                     continue;
                 }
-                return Err(BackendError::RateLimited { retry_after: wait });
+                return Err(BackendError::RateLimited {
+                    retry_after: Some(wait),
+                });
             }
             let refused =
                 definite_refusal(err_body.code.as_deref(), err_body.description.as_deref());

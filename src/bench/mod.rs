@@ -41,8 +41,9 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{json, Value};
 
+use crate::backend::ratelimit::{drift_plan, Limit, DEFAULT_DRIFT_PERCENT};
 use crate::backend::Secret;
-use crate::emulator::{Emulator, EmulatorConfig, EmulatorHandle, Faults};
+use crate::emulator::{Emulator, EmulatorConfig, EmulatorHandle, Faults, Quota};
 use controlplane::ControlPlane;
 use workload::{app_name, idp_name, BACKEND, IDP_SECRET};
 
@@ -100,8 +101,16 @@ pub struct BenchArgs {
     #[arg(long, value_name = "K")]
     pub hub_dependents: Option<usize>,
     /// The IdentityBackend's spec.maxRequestsPerSecond (default: no limit).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "max_requests_per_minute")]
     pub max_requests_per_second: Option<u32>,
+    /// The IdentityBackend's spec.maxRequestsPerMinute, its request budget (default: none, as for
+    /// a self-hosted server; the bench's backend is a loopback URL).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_requests_per_minute: Option<u32>,
+    /// Make the emulator enforce a quota like Asgardeo's: this many requests per minute (sliding
+    /// window); the 429s it sends are reported.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub quota_per_minute: Option<u32>,
     /// RUST_LOG of the operator child process.
     #[arg(long, default_value = "info")]
     pub operator_log_level: String,
@@ -244,12 +253,21 @@ async fn measure(args: &BenchArgs, kubeconfig: &Path) -> anyhow::Result<Report> 
         client_secret: Secret::new(client_secret.clone()),
         faults: Faults {
             latency_ms: args.latency_ms,
+            quota: args.quota_per_minute.map(|requests| Quota {
+                requests,
+                window_secs: 60,
+            }),
             ..Faults::default()
         },
         ..EmulatorConfig::default()
     })
     .await?;
-    for obj in backend_objects(&client_secret, &emulator, args.max_requests_per_second) {
+    for obj in backend_objects(
+        &client_secret,
+        &emulator,
+        args.max_requests_per_second,
+        args.max_requests_per_minute,
+    ) {
         apply(&client, &ns, &obj).await?;
     }
 
@@ -347,7 +365,21 @@ async fn measure(args: &BenchArgs, kubeconfig: &Path) -> anyhow::Result<Report> 
     }
 
     let backend_requests = BackendRequests::from(&converge_stats);
+    let budget = budget_per_minute(args);
+    let drift = report::drift_round(
+        total,
+        steady_state.reads,
+        steady_state.seconds,
+        drift_interval(args, total),
+    );
     Ok(Report {
+        max_requests_per_minute: budget,
+        quota_per_minute: args.quota_per_minute,
+        over_quota_converge: converge_stats.over_quota,
+        over_quota_total: converge_stats.over_quota
+            + steady_stats.over_quota
+            + toggle_stats.over_quota,
+        drift,
         idps: workload.idps,
         apps: args.apps,
         latency_ms: args.latency_ms,
@@ -364,7 +396,7 @@ async fn measure(args: &BenchArgs, kubeconfig: &Path) -> anyhow::Result<Report> 
             backend_requests.total,
             args.latency_ms,
             args.operator_concurrency,
-            args.max_requests_per_second,
+            budget,
         ),
         apiserver_requests_per_object: api_converge as f64 / total as f64,
         backend_requests,
@@ -574,12 +606,37 @@ async fn cleanup_cluster_scoped(client: &Client, name: &str) {
     }
 }
 
+/// The backend's budget per minute, as the operator derives it from the bench's flags (the bench
+/// backend is a loopback URL: no Asgardeo default).
+fn budget_per_minute(args: &BenchArgs) -> Option<u32> {
+    Limit::choose(
+        args.max_requests_per_minute,
+        args.max_requests_per_second,
+        false,
+    )
+    .per_minute()
+}
+
+/// The drift-check interval the operator uses for `objects` objects on the bench backend: the
+/// resync, or longer when a round does not fit in half the budget (as the operator computes it).
+fn drift_interval(args: &BenchArgs, objects: usize) -> Duration {
+    drift_plan(
+        objects,
+        crate::controller::RESYNC_READS_PER_OBJECT,
+        budget_per_minute(args),
+        DEFAULT_DRIFT_PERCENT,
+        args.resync_interval,
+    )
+    .interval
+}
+
 /// The backend Secret and IdentityBackend pointing at the emulator, and the Secret every IdP's
 /// OAuth client secret comes from.
 fn backend_objects(
     client_secret: &str,
     emulator: &EmulatorHandle,
     max_requests_per_second: Option<u32>,
+    max_requests_per_minute: Option<u32>,
 ) -> Vec<Value> {
     let mut backend = json!({
         "apiVersion": "identity-operator.io/v1alpha1", "kind": "IdentityBackend",
@@ -591,6 +648,9 @@ fn backend_objects(
     });
     if let Some(rate) = max_requests_per_second {
         backend["spec"]["maxRequestsPerSecond"] = rate.into();
+    }
+    if let Some(rate) = max_requests_per_minute {
+        backend["spec"]["maxRequestsPerMinute"] = rate.into();
     }
     vec![
         json!({
@@ -890,6 +950,28 @@ mod tests {
         assert_eq!(hub.hub_dependents, Some(1000));
         assert_eq!(hub.max_requests_per_second, Some(50));
         assert!(Cli::try_parse_from(["bench", "--max-requests-per-second", "0"]).is_err());
+        let budget = Cli::try_parse_from([
+            "bench",
+            "--max-requests-per-minute",
+            "150",
+            "--quota-per-minute",
+            "200",
+        ])
+        .expect("parses")
+        .bench;
+        assert_eq!(budget_per_minute(&budget), Some(150));
+        assert_eq!(budget.quota_per_minute, Some(200));
+        // 100 objects × 3 reads at 75/min: a 4 min round, beyond the 10 s resync.
+        assert_eq!(drift_interval(&budget, 100), Duration::from_secs(240));
+        assert_eq!(budget_per_minute(&hub), Some(3000));
+        assert!(Cli::try_parse_from([
+            "bench",
+            "--max-requests-per-minute",
+            "150",
+            "--max-requests-per-second",
+            "2"
+        ])
+        .is_err());
         let d = Cli::try_parse_from(["bench"]).expect("defaults").bench;
         assert_eq!(d.resync_interval, Duration::from_secs(10));
         assert_eq!(

@@ -71,9 +71,51 @@ pub struct JitToggle {
     pub backend_requests: BackendRequests,
 }
 
+/// Drift checks in the steady state, per round of the operator's drift-check interval.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct DriftRound {
+    /// The drift-check interval of the objects (the resync, or longer under a budget), seconds.
+    pub interval_seconds: f64,
+    /// Backend reads of one round divided by the objects.
+    pub reads_per_object: f64,
+    /// Backend reads of one round.
+    pub reads: f64,
+    /// Minutes of Asgardeo's quota (200 requests per minute per IP) one round takes.
+    pub quota_minutes: f64,
+}
+
+/// The drift round from the steady state: `reads` in `seconds` scaled to one `interval` (pure).
+pub fn drift_round(
+    objects: usize,
+    reads: u64,
+    seconds: f64,
+    interval: std::time::Duration,
+) -> DriftRound {
+    let interval = interval.as_secs_f64();
+    let rounds = seconds / interval.max(f64::EPSILON);
+    let per_round = reads as f64 / rounds.max(f64::EPSILON);
+    DriftRound {
+        interval_seconds: interval,
+        reads_per_object: per_round / objects.max(1) as f64,
+        reads: per_round,
+        quota_minutes: per_round / f64::from(crate::backend::ratelimit::ASGARDEO_QUOTA_PER_MINUTE),
+    }
+}
+
 /// The whole result of one run.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Report {
+    /// The backend's request budget per minute (`--max-requests-per-minute`, or the deprecated
+    /// per-second flag × 60), when set.
+    pub max_requests_per_minute: Option<u32>,
+    /// The emulator's quota per minute (`--quota-per-minute`), when set.
+    pub quota_per_minute: Option<u32>,
+    /// Requests the emulator refused as over its quota until convergence (429).
+    pub over_quota_converge: u64,
+    /// The same, over the whole run.
+    pub over_quota_total: u64,
+    /// Drift checks per round in the steady state.
+    pub drift: DriftRound,
     /// IdentityProviders created.
     pub idps: usize,
     /// Applications created.
@@ -137,15 +179,15 @@ pub struct Report {
     pub operator_log: String,
 }
 
-/// The backend bound of [`Report::backend_bound_seconds`].
+/// The backend bound of [`Report::backend_bound_seconds`] (`per_minute`: the budget).
 pub fn backend_bound_seconds(
     requests: u64,
     latency_ms: u64,
     concurrency: u16,
-    max_requests_per_second: Option<u32>,
+    per_minute: Option<u32>,
 ) -> f64 {
     let by_latency = requests as f64 * latency_ms as f64 / 1000.0 / f64::from(concurrency.max(1));
-    let by_rate = max_requests_per_second.map_or(0.0, |r| requests as f64 / f64::from(r.max(1)));
+    let by_rate = per_minute.map_or(0.0, |r| requests as f64 * 60.0 / f64::from(r.max(1)));
     by_latency.max(by_rate)
 }
 
@@ -190,6 +232,35 @@ impl Report {
         if let Some(rate) = self.max_requests_per_second {
             rows.push(("max_requests_per_second".into(), rate.to_string()));
         }
+        if let Some(rate) = self.max_requests_per_minute {
+            rows.push(("max_requests_per_minute".into(), rate.to_string()));
+        }
+        if let Some(quota) = self.quota_per_minute {
+            rows.push((
+                "429s over the emulator's quota".into(),
+                format!(
+                    "{} until converged, {} in all (quota {quota}/min)",
+                    self.over_quota_converge, self.over_quota_total
+                ),
+            ));
+        }
+        // A window shorter than a round right after convergence sees fewer checks than a round
+        // has (the objects' first drift checks are not due yet): the figure is then a low bound.
+        let partial = if self.steady_state.seconds < self.drift.interval_seconds {
+            " (steady window shorter than a round: a low estimate)"
+        } else {
+            ""
+        };
+        rows.push((
+            "drift round".into(),
+            format!(
+                "every {:.0}s: {:.2} reads per object, {:.0} reads, {:.2} quota minutes at 200/min{partial}",
+                self.drift.interval_seconds,
+                self.drift.reads_per_object,
+                self.drift.reads,
+                self.drift.quota_minutes
+            ),
+        ));
         for (op, n) in &self.backend_requests.by_operation {
             rows.push((format!("  {op}"), n.to_string()));
         }
@@ -292,11 +363,31 @@ mod tests {
     }
 
     #[test]
+    fn a_drift_round_is_the_steady_reads_scaled_to_one_interval() {
+        let s = std::time::Duration::from_secs;
+        let cases = [
+            // (objects, reads, seconds watched, interval) -> (reads per object, reads, quota minutes)
+            (100, 600, 30.0, s(10), (2.0, 200.0, 1.0)),
+            // Watched for half a (stretched) round: half the objects were checked.
+            (100, 150, 120.0, s(240), (3.0, 300.0, 1.5)),
+            (0, 0, 30.0, s(10), (0.0, 0.0, 0.0)),
+        ];
+        for (objects, reads, seconds, interval, (per_object, per_round, minutes)) in cases {
+            let r = drift_round(objects, reads, seconds, interval);
+            assert!((r.reads_per_object - per_object).abs() < 1e-9, "{r:?}");
+            assert!((r.reads - per_round).abs() < 1e-9, "{r:?}");
+            assert!((r.quota_minutes - minutes).abs() < 1e-9, "{r:?}");
+        }
+    }
+
+    #[test]
     fn backend_bound_is_the_slower_of_latency_and_rate() {
         // 1 200 requests × 20 ms / 8 = 3 s.
         assert_eq!(backend_bound_seconds(1200, 20, 8, None), 3.0);
-        // 1 200 requests at 100/s = 12 s, slower than the latency bound.
-        assert_eq!(backend_bound_seconds(1200, 20, 8, Some(100)), 12.0);
+        // 1 200 requests at 6 000/min = 12 s, slower than the latency bound.
+        assert_eq!(backend_bound_seconds(1200, 20, 8, Some(6000)), 12.0);
+        // At 150/min: 8 minutes.
+        assert_eq!(backend_bound_seconds(1200, 20, 8, Some(150)), 480.0);
         assert_eq!(backend_bound_seconds(1200, 0, 8, None), 0.0);
     }
 }

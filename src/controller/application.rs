@@ -55,11 +55,12 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
         match event {
             FinalizerEvent::Apply(app) => {
                 let uid = app.uid().unwrap_or_default();
+                let resync = super::resync_of(&ctx, &ns, &app.spec.backend_ref.name);
                 let read = memo::AppInputs::of(&ctx, &app);
                 let inputs = read.hash();
                 let now = Instant::now();
                 if let Some(wait) = ctx.memo.skip(&uid, inputs, now) {
-                    return Ok(Action::requeue(wait + jittered(ctx.resync) / 10));
+                    return Ok(Action::requeue(wait + jittered(resync) / 10));
                 }
                 let server_inputs = read.server_with(read.secret.clone());
                 if let Some(flow) = ctx.memo.status_only(&uid, server_inputs, now) {
@@ -85,12 +86,11 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
                     };
                     let now = Instant::now();
                     ctx.memo
-                        .record(&uid, read.with(secret.clone()), now, ctx.resync);
+                        .record(&uid, read.with(secret.clone()), now, resync);
                     let server = read.server_with(secret);
                     ctx.memo
                         .record_flow(&uid, app.metadata.generation, rule_flow.clone());
-                    ctx.memo
-                        .record_rule(&uid, server, now, ctx.resync, rule_flow);
+                    ctx.memo.record_rule(&uid, server, now, resync, rule_flow);
                 } else {
                     ctx.memo.forget(&uid);
                 }
@@ -1159,7 +1159,11 @@ async fn finish(
         status.conflicts.len(),
     );
     let requeue = if outcome.is_ready() {
-        jittered(ctx.resync)
+        jittered(super::resync_of(
+            ctx,
+            &app.namespace().unwrap_or_default(),
+            &app.spec.backend_ref.name,
+        ))
     } else {
         std::time::Duration::from_secs(30)
     };

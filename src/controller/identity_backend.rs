@@ -16,11 +16,13 @@ use kube::{Api, ResourceExt};
 
 use super::conditions::{self, Cond, Outcome};
 use super::managed::BACKEND_FINALIZER;
+use super::RESYNC_READS_PER_OBJECT;
 use super::{apply_status, jittered, publish, registry, secret_hold, Context, Error};
 use crate::api::conditions::DEGRADED;
 use crate::api::{IdentityBackend, IdentityBackendStatus};
 use crate::backend::health::Degraded;
 use crate::backend::operation::SCRIPT_SCOPE;
+use crate::backend::ratelimit::{drift_plan, DriftPlan, Limit, DEFAULT_DRIFT_PERCENT};
 use crate::backend::BackendError;
 
 /// Reconciles one IdentityBackend (apply, or release once nothing references it).
@@ -230,9 +232,99 @@ async fn apply(
         let note = outcome.conditions()[0].message.clone();
         publish(ctx, backend.as_ref(), t, reason, "CheckAccess", note).await;
     }
+    fit_drift_checks(ctx, backend.as_ref()).await;
     apply_status(api, backend.as_ref(), backend.status.as_ref(), &status).await?;
     Ok(Action::requeue(requeue))
 }
+
+/// The IdentityProviders and Applications declared on `backend`, whatever their state.
+fn declared(ctx: &Context, backend: &IdentityBackend) -> usize {
+    let ns = backend.namespace();
+    let name = backend.name_any();
+    let idps = ctx
+        .idps
+        .state()
+        .into_iter()
+        .filter(|i| i.namespace() == ns && i.spec.backend_ref.name == name);
+    let apps = ctx
+        .apps
+        .state()
+        .into_iter()
+        .filter(|a| a.namespace() == ns && a.spec.backend_ref.name == name);
+    idps.count() + apps.count()
+}
+
+/// Fits one round of drift checks of the backend's objects in its budget share: records the
+/// objects' drift-check interval and says so with an Event when it has to be longer than the
+/// operator's resync (and when it no longer has to).
+async fn fit_drift_checks(ctx: &Context, backend: &IdentityBackend) {
+    let objects = declared(ctx, backend);
+    let limit = registry::limit(backend);
+    let percent = backend
+        .spec
+        .drift_check_budget_percent
+        .and_then(|p| u32::try_from(p).ok())
+        .unwrap_or(DEFAULT_DRIFT_PERCENT);
+    let plan = drift_plan(
+        objects,
+        RESYNC_READS_PER_OBJECT,
+        limit.per_minute(),
+        percent,
+        ctx.resync,
+    );
+    let key = ObjectRef::from_obj(backend);
+    let before = ctx.registry.set_drift_interval(&key, plan.interval);
+    if let Some((t, reason, note)) =
+        drift_notice(before, &plan, ctx.resync, objects, limit, percent)
+    {
+        if t == EventType::Warning {
+            tracing::warn!(backend = %key, objects, interval = ?plan.interval, resync = ?ctx.resync, "{note}");
+        }
+        publish(ctx, backend, t, reason, "FitDriftChecks", note).await;
+    }
+}
+
+/// The Event to publish when the drift-check interval of a backend's objects changes side of the
+/// operator's resync (pure): a Warning when it becomes longer (the declared objects cannot be
+/// checked within the resync at the budget share), a Normal one when they fit again; nothing
+/// otherwise, so a backend over budget warns once, not on every pass.
+pub fn drift_notice(
+    before: Option<Duration>,
+    plan: &DriftPlan,
+    resync: Duration,
+    objects: usize,
+    limit: Limit,
+    percent: u32,
+) -> Option<(EventType, &'static str, String)> {
+    let was_stretched = before.is_some_and(|b| b > resync);
+    let per_minute = limit.per_minute().unwrap_or(0);
+    match (was_stretched, plan.stretched) {
+        (false, true) => Some((
+            EventType::Warning,
+            DRIFT_OVER_BUDGET,
+            format!(
+                "{objects} objects × {RESYNC_READS_PER_OBJECT} reads cannot be drift-checked within the resync interval ({}s) at {percent}% of the budget of {per_minute} requests per minute: one round takes {}s, so they are checked every {}s instead. Raise maxRequestsPerMinute (below the server's quota) or driftCheckBudgetPercent, or spread the objects over more backends",
+                resync.as_secs(),
+                plan.round.as_secs(),
+                plan.interval.as_secs()
+            ),
+        )),
+        (true, false) => Some((
+            EventType::Normal,
+            DRIFT_WITHIN_BUDGET,
+            format!(
+                "{objects} objects are drift-checked within the resync interval ({}s) again",
+                resync.as_secs()
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// Event reason: the declared objects cannot be drift-checked within the resync at the budget share.
+pub const DRIFT_OVER_BUDGET: &str = "DriftChecksOverBudget";
+/// Event reason: they can again.
+pub const DRIFT_WITHIN_BUDGET: &str = "DriftChecksWithinBudget";
 
 /// The `Degraded` condition while the backend's server misbehaves, none otherwise. Pure.
 /// Holds the Secrets this backend's client was just built from (`built`) and releases those no
@@ -347,6 +439,48 @@ mod tests {
         );
         assert!(ready.message.contains("Application payroll"), "{ready:?}");
         assert!(ready.message.contains("To unblock"), "{ready:?}");
+    }
+
+    #[test]
+    fn a_drift_interval_past_the_resync_warns_once_and_its_recovery_is_said() {
+        let m5 = Duration::from_secs(300);
+        let over = drift_plan(6000, 3, Some(150), 50, m5);
+        let within = drift_plan(10, 3, Some(150), 50, m5);
+        let limit = Limit::PerMinute(150);
+        let cases = [
+            // (before, plan, event)
+            (None, &over, Some((EventType::Warning, DRIFT_OVER_BUDGET))),
+            (
+                Some(m5),
+                &over,
+                Some((EventType::Warning, DRIFT_OVER_BUDGET)),
+            ),
+            (Some(over.interval), &over, None),
+            (
+                Some(over.interval),
+                &within,
+                Some((EventType::Normal, DRIFT_WITHIN_BUDGET)),
+            ),
+            (None, &within, None),
+            (Some(m5), &within, None),
+        ];
+        for (before, plan, want) in cases {
+            let got = drift_notice(before, plan, m5, 6000, limit, 50);
+            assert_eq!(
+                got.as_ref().map(|(t, r, _)| (*t, *r)),
+                want,
+                "{before:?} {plan:?}"
+            );
+        }
+        let (_, _, note) = drift_notice(None, &over, m5, 6000, limit, 50).expect("warns");
+        for part in [
+            "6000 objects",
+            "14400s",
+            "150 requests per minute",
+            "maxRequestsPerMinute",
+        ] {
+            assert!(note.contains(part), "{part} in {note}");
+        }
     }
 
     #[test]

@@ -120,10 +120,11 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
         match event {
             FinalizerEvent::Apply(idp) => {
                 let uid = idp.uid().unwrap_or_default();
+                let resync = super::resync_of(&ctx, &ns, &idp.spec.backend_ref.name);
                 let secret = client_secret_ref(&idp).map(|r| r.name.as_str());
                 let (own, inputs) = memo::idp_inputs(&ctx, &idp, secret);
                 if let Some(wait) = ctx.memo.skip(&uid, inputs, Instant::now()) {
-                    return Ok(Action::requeue(wait + jittered(ctx.resync) / 10));
+                    return Ok(Action::requeue(wait + jittered(resync) / 10));
                 }
                 if let Some(wait) = ctx.memo.coalesce(&uid, own, Instant::now(), COALESCE) {
                     return Ok(Action::requeue(wait));
@@ -135,7 +136,7 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
                     managed::report(result, async |o| finish(&ctx, &api, &idp, seen, o).await)
                         .await;
                 if ready && action.is_ok() {
-                    ctx.memo.record(&uid, inputs, Instant::now(), ctx.resync);
+                    ctx.memo.record(&uid, inputs, Instant::now(), resync);
                     ctx.memo.record_own(&uid, own, Instant::now());
                 } else {
                     ctx.memo.forget(&uid);
@@ -1049,7 +1050,11 @@ async fn finish(
         &ObjectRef::from_obj(idp).to_string(),
         status.conflicts.len(),
     );
-    Ok(Action::requeue(jittered(ctx.resync)))
+    Ok(Action::requeue(jittered(super::resync_of(
+        ctx,
+        &idp.namespace().unwrap_or_default(),
+        &idp.spec.backend_ref.name,
+    ))))
 }
 
 async fn cleanup(idp: Arc<IdentityProvider>, ctx: &Context) -> Result<Action, Error> {

@@ -169,6 +169,13 @@ pub fn backend_err(context: impl Into<String>) -> impl FnOnce(BackendError) -> E
     }
 }
 
+/// The drift-check interval of the objects on backend `backend` in namespace `ns`: the operator's
+/// resync, or longer when one round of them does not fit in the backend's budget share.
+pub fn resync_of(ctx: &Context, ns: &str, backend: &str) -> Duration {
+    ctx.registry
+        .drift_interval(&ObjectRef::new(backend).within(ns), ctx.resync)
+}
+
 /// The requeue delay for the next drift check: the resync interval with ±10 % jitter, so thousands
 /// of objects created together do not poll the server together forever.
 pub fn jittered(resync: Duration) -> Duration {
@@ -344,5 +351,5 @@ pub fn recorder(client: Client) -> Recorder {
     )
 }
 
-pub use run::{parse_duration, run, RunArgs};
+pub use run::{parse_duration, run, RunArgs, RESYNC_READS_PER_OBJECT};
 mod run;

@@ -21,6 +21,7 @@ use super::{read_secret, secret_value};
 use crate::api::IdentityBackend;
 use crate::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, Target};
 use crate::backend::health::Health;
+use crate::backend::ratelimit::{Budget, Limit};
 use crate::backend::{BackendMetrics, IdentityServer, Secret};
 use crate::flow::LocalAccountAuthenticators;
 
@@ -125,6 +126,9 @@ pub fn slot_share(concurrency: usize, backends: usize, degraded: bool) -> usize 
     }
 }
 
+/// Each backend's budget with the limit it was made for.
+type Budgets = HashMap<ObjectRef<IdentityBackend>, (Limit, Arc<Budget>)>;
+
 /// The cache of clients, keyed by backend.
 pub struct BackendRegistry {
     clients: Mutex<HashMap<ObjectRef<IdentityBackend>, Cached>>,
@@ -136,6 +140,12 @@ pub struct BackendRegistry {
     in_flight: Arc<std::sync::Mutex<InFlight>>,
     /// Timeout of one request attempt of every client built here (`--backend-request-timeout`).
     request_timeout: Duration,
+    /// The drift-check interval of each backend's objects, as its last reconcile fitted it in the
+    /// backend's budget (see [`BackendRegistry::drift_interval`]).
+    drift: std::sync::Mutex<HashMap<ObjectRef<IdentityBackend>, Duration>>,
+    /// Each backend's request budget with the limit it was made for, kept across client rebuilds
+    /// while the limit stays the same.
+    budgets: std::sync::Mutex<Budgets>,
 }
 
 impl BackendRegistry {
@@ -153,7 +163,56 @@ impl BackendRegistry {
             health: Default::default(),
             in_flight: Default::default(),
             request_timeout,
+            drift: Default::default(),
+            budgets: Default::default(),
         }
+    }
+
+    /// The budget of `backend` for `limit`: the one it had when the limit is unchanged, else a new
+    /// one (a changed limit starts afresh).
+    fn budget(&self, backend: &ObjectRef<IdentityBackend>, limit: Limit) -> Arc<Budget> {
+        let mut budgets = self
+            .budgets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((l, b)) = budgets.get(backend) {
+            if *l == limit {
+                return b.clone();
+            }
+        }
+        let metrics = self
+            .metrics
+            .budget(&backend.to_string(), limit.per_minute());
+        let budget = Arc::new(Budget::new(limit, metrics));
+        budgets.insert(backend.clone(), (limit, budget.clone()));
+        budget
+    }
+
+    /// How often the objects of `backend` are checked for drift: the operator's `resync`, or the
+    /// longer interval the backend's budget needs for one round (set by the IdentityBackend
+    /// reconcile with [`BackendRegistry::set_drift_interval`]).
+    pub fn drift_interval(
+        &self,
+        backend: &ObjectRef<IdentityBackend>,
+        resync: Duration,
+    ) -> Duration {
+        self.drift
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(backend)
+            .map_or(resync, |d| (*d).max(resync))
+    }
+
+    /// Records the drift-check interval of `backend`'s objects; returns the previous one.
+    pub fn set_drift_interval(
+        &self,
+        backend: &ObjectRef<IdentityBackend>,
+        interval: Duration,
+    ) -> Option<Duration> {
+        self.drift
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(backend.clone(), interval)
     }
 
     /// The health of `backend`'s server, as its clients saw it.
@@ -299,9 +358,9 @@ impl BackendRegistry {
         if let Some(n) = spec.max_concurrent_requests {
             config.max_concurrency = n.clamp(1, 64) as usize;
         }
-        config.max_requests_per_second = spec
-            .max_requests_per_second
-            .and_then(|n| u32::try_from(n.max(1)).ok());
+        config.limit = limit(backend);
+        config.name = format!("{ns}/{}", backend.name_any());
+        config.budget = Some(self.budget(&key, config.limit));
         let client = AsgardeoClient::new(config, Some(self.metrics.clone()))
             .map_err(|e| ResolveError::Config(e.to_string()))?;
         let client: Arc<dyn IdentityServer> = Arc::new(client);
@@ -333,7 +392,39 @@ impl BackendRegistry {
 
     /// Forgets the client of a deleted backend.
     pub async fn forget(&self, backend: &ObjectRef<IdentityBackend>) {
+        self.drift
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(backend);
+        self.budgets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(backend);
         self.clients.lock().await.remove(backend);
+    }
+}
+
+/// The request budget of a backend: `maxRequestsPerMinute` (or the deprecated
+/// `maxRequestsPerSecond`), else the Asgardeo default for an Asgardeo host, else none.
+pub fn limit(backend: &IdentityBackend) -> Limit {
+    let spec = &backend.spec;
+    let positive = |n: Option<i32>| n.and_then(|n| u32::try_from(n.max(1)).ok());
+    Limit::choose(
+        positive(spec.max_requests_per_minute),
+        positive(spec.max_requests_per_second),
+        target(backend).is_ok_and(|t| is_asgardeo_host(&t)),
+    )
+}
+
+/// True for an Asgardeo organization, also when it is declared as a `wso2IdentityServer` URL on
+/// an `asgardeo.io` host: the quota is the host's, however the backend is written.
+pub fn is_asgardeo_host(target: &Target) -> bool {
+    match target {
+        Target::Asgardeo { .. } => true,
+        Target::Wso2IdentityServer { url, .. } => url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .is_some_and(|h| h == "asgardeo.io" || h.ends_with(".asgardeo.io")),
     }
 }
 
@@ -380,6 +471,70 @@ mod tests {
     use crate::backend::health::Misbehaviour;
 
     #[test]
+    fn a_backend_s_limit_comes_from_its_spec_or_its_host() {
+        let backend = |spec: serde_json::Value| -> IdentityBackend {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "identity-operator.io/v1alpha1", "kind": "IdentityBackend",
+                "metadata": {"name": "b", "namespace": "ns"},
+                "spec": spec,
+            }))
+            .expect("backend")
+        };
+        let creds = serde_json::json!({"name": "s"});
+        let cases = [
+            (
+                serde_json::json!({"asgardeo": {"organization": "acme"}, "credentialsSecretRef": creds}),
+                Limit::PerMinute(150),
+            ),
+            (
+                serde_json::json!({"asgardeo": {"organization": "acme"}, "credentialsSecretRef": creds, "maxRequestsPerMinute": 60}),
+                Limit::PerMinute(60),
+            ),
+            (
+                serde_json::json!({"wso2IdentityServer": {"url": "https://is.example:9443"}, "credentialsSecretRef": creds}),
+                Limit::Unlimited,
+            ),
+            (
+                serde_json::json!({"wso2IdentityServer": {"url": "https://is.example:9443"}, "credentialsSecretRef": creds, "maxRequestsPerSecond": 2}),
+                Limit::PerSecond(2),
+            ),
+            (
+                serde_json::json!({"wso2IdentityServer": {"url": "https://api.asgardeo.io"}, "credentialsSecretRef": creds}),
+                Limit::PerMinute(150),
+            ),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(limit(&backend(spec.clone())), want, "{spec}");
+        }
+    }
+
+    #[test]
+    fn asgardeo_hosts_get_the_default_budget_however_they_are_declared() {
+        let is = |url: &str| Target::Wso2IdentityServer {
+            url: url.into(),
+            tenant: "t".into(),
+        };
+        let cases = [
+            (
+                Target::Asgardeo {
+                    organization: "acme".into(),
+                },
+                true,
+            ),
+            (is("https://api.asgardeo.io"), true),
+            (is("https://API.Asgardeo.io:443"), true),
+            (is("https://asgardeo.io"), true),
+            (is("https://is.example.com:9443"), false),
+            (is("https://asgardeo.io.example.com"), false),
+            (is("https://notasgardeo.io"), false),
+            (is("http://127.0.0.1:9443"), false),
+        ];
+        for (target, want) in cases {
+            assert_eq!(is_asgardeo_host(&target), want, "{target:?}");
+        }
+    }
+
+    #[test]
     fn a_backend_gets_all_slots_alone_half_with_others_one_when_degraded() {
         // (concurrency, backends, degraded) -> share
         let table = [
@@ -400,6 +555,29 @@ mod tests {
                 "{concurrency} {backends} {degraded}"
             );
         }
+    }
+
+    #[test]
+    fn a_backend_keeps_its_budget_across_client_rebuilds_until_its_limit_changes() {
+        let (secrets, _writer) = kube::runtime::reflector::store();
+        let r = BackendRegistry::new(
+            secrets,
+            Arc::new(BackendMetrics::default()),
+            Duration::from_secs(1),
+        );
+        let b = ObjectRef::<IdentityBackend>::new("b").within("ns");
+        let first = r.budget(&b, Limit::PerMinute(150));
+        assert!(
+            Arc::ptr_eq(&first, &r.budget(&b, Limit::PerMinute(150))),
+            "same limit: same bucket, same pause"
+        );
+        let changed = r.budget(&b, Limit::PerMinute(60));
+        assert!(!Arc::ptr_eq(&first, &changed), "a new limit starts afresh");
+        let other = ObjectRef::<IdentityBackend>::new("c").within("ns");
+        assert!(
+            !Arc::ptr_eq(&changed, &r.budget(&other, Limit::PerMinute(60))),
+            "one per backend"
+        );
     }
 
     #[test]

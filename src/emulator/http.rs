@@ -2,7 +2,7 @@
 //! scope checks, fault injection, request counters, and the emulator-only admin endpoints under
 //! `/_emulator/` (outside any tenant, so they can never clash with the real API).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -45,6 +45,54 @@ pub struct Faults {
     pub spoil_next_creates: u32,
     /// How the answer of a spoiled create goes wrong.
     pub spoiled_create: SpoiledCreate,
+    /// A request quota enforced like the server's rate limit (none: unlimited).
+    pub quota: Option<Quota>,
+}
+
+/// A request quota like Asgardeo's (<https://wso2.com/asgardeo/docs/references/rate-limits/>: 200
+/// requests per minute per client IP for `/api/server/*`, and as many for `/oauth2/*`, each
+/// counted on its own). Counted in a sliding window, the strictest reading of "per minute", so a
+/// client that stays under it here stays under it on a fixed-window server too. Every client of
+/// an emulator is one client: tests and the bench all connect from the loopback address. Refused
+/// requests do not count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quota {
+    /// Requests allowed per window.
+    pub requests: u32,
+    /// The window, seconds (60 on the server; tests may shorten it).
+    pub window_secs: u64,
+}
+
+/// Which of the server's separately limited path families a request belongs to.
+fn quota_family(op: Operation) -> &'static str {
+    if op == Operation::Token {
+        "/oauth2/*"
+    } else {
+        "/api/server/*"
+    }
+}
+
+/// The quota's decision for a request at `now` (pure but for the log it updates): `None` to serve
+/// it (and count it), else how long until the oldest counted request leaves the window.
+pub(crate) fn quota_wait(
+    log: &mut VecDeque<Instant>,
+    quota: Quota,
+    now: Instant,
+) -> Option<Duration> {
+    let window = Duration::from_secs(quota.window_secs.max(1));
+    while log
+        .front()
+        .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+    {
+        log.pop_front();
+    }
+    if log.len() < quota.requests as usize {
+        log.push_back(now);
+        return None;
+    }
+    let oldest = log.front().copied().unwrap_or(now);
+    Some(window.saturating_sub(now.saturating_duration_since(oldest)))
 }
 
 /// How [`Faults::spoil_next_creates`] spoils the answer of a committed create.
@@ -106,6 +154,8 @@ pub struct Stats {
     pub statuses: BTreeMap<u16, u64>,
     /// Requests answered by an injected fault (5xx or 429).
     pub faults_injected: u64,
+    /// Requests refused with 429 because they were over the [`Quota`].
+    pub over_quota: u64,
 }
 
 impl Stats {
@@ -137,6 +187,8 @@ pub struct Shared {
     tokens: Mutex<HashMap<String, IssuedToken>>,
     pub(crate) faults: Mutex<Faults>,
     pub(crate) stats: Mutex<Stats>,
+    /// The requests counted in each quota family's window.
+    quota_log: Mutex<HashMap<&'static str, VecDeque<Instant>>>,
 }
 
 /// Locks a mutex, recovering from poisoning: the emulator's data stays usable after a panicking test.
@@ -166,6 +218,7 @@ impl Shared {
             tokens: Mutex::new(HashMap::new()),
             faults: Mutex::new(Faults::default()),
             stats: Mutex::new(Stats::default()),
+            quota_log: Mutex::default(),
         }
     }
 
@@ -495,6 +548,7 @@ async fn api_inner(
             stats.reads += 1;
         }
     }
+    enforce_quota(shared, op)?;
     inject_faults(shared, op).await?;
     if op == Operation::Token {
         return Ok(token(shared, tenant, headers, body));
@@ -545,6 +599,39 @@ async fn api_inner(
         }
     }
     Ok(reply.into_response())
+}
+
+/// Refuses a request over the [`Quota`] with 429 and `Retry-After` (whole seconds, rounded up, as
+/// the header carries no fraction). The body is the API's usual error body: the server's rate
+/// limiter sits in front of the API and its body is not documented, and the operator reads only
+/// the status and `Retry-After`.
+fn enforce_quota(shared: &Shared, op: Operation) -> Result<(), EmuError> {
+    let Some(quota) = lock(&shared.faults).quota else {
+        return Ok(());
+    };
+    let wait = {
+        let mut logs = lock(&shared.quota_log);
+        quota_wait(
+            logs.entry(quota_family(op)).or_default(),
+            quota,
+            Instant::now(),
+        )
+    };
+    let Some(wait) = wait else {
+        return Ok(());
+    };
+    lock(&shared.stats).over_quota += 1;
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    Err(EmuError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "",
+        "Too Many Requests",
+        format!(
+            "More than {} requests in {} seconds.",
+            quota.requests, quota.window_secs
+        ),
+    )
+    .with_header(header::RETRY_AFTER, secs.max(1).to_string()))
 }
 
 async fn inject_faults(shared: &Shared, op: Operation) -> Result<(), EmuError> {
@@ -706,6 +793,34 @@ fn token(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8]) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quota_counts_a_sliding_window_and_says_when_the_oldest_leaves() {
+        let quota = Quota {
+            requests: 3,
+            window_secs: 60,
+        };
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut log = VecDeque::new();
+        // (at, refused with this wait)
+        let steps = [
+            (s(0), None),
+            (s(10), None),
+            (s(20), None),
+            (s(30), Some(s(30))),
+            // Refused requests do not count: the oldest still leaves at 60 s.
+            (s(59), Some(s(1))),
+            (s(60), None),
+            (s(61), Some(s(9))),
+            (s(70), None),
+        ];
+        for (at, want) in steps {
+            assert_eq!(quota_wait(&mut log, quota, t0 + at), want, "at {at:?}");
+        }
+        assert_eq!(quota_family(Operation::Token), "/oauth2/*");
+        assert_eq!(quota_family(Operation::GetIdp), "/api/server/*");
+    }
 
     #[test]
     fn the_state_dump_masks_every_stored_secret() {

@@ -8,7 +8,8 @@
 //! Emulator-only admin endpoints (outside `/t/`, never on a real server):
 //! - `GET /_emulator/stats` – request counters per operation, reads/writes, token requests, statuses;
 //! - `POST /_emulator/reset-stats` – zero the counters;
-//! - `GET|POST /_emulator/faults` – read / replace the injected faults ([`Faults`]);
+//! - `GET|POST /_emulator/faults` – read / replace the injected faults ([`Faults`]), the request
+//!   quota ([`Quota`]) included;
 //! - `POST /_emulator/revoke-tokens` – invalidate every issued token;
 //! - `GET /_emulator/state` – dump all tenants as JSON, secrets masked (confidential authenticator
 //!   properties and OIDC client secrets: the endpoint has no authentication);
@@ -34,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use filter::Filter;
-pub use http::{Faults, SpoiledCreate, Stats};
+pub use http::{Faults, Quota, SpoiledCreate, Stats};
 pub use state::{StoredApp, StoredIdp, TenantState};
 
 use crate::backend::Secret;
@@ -77,6 +78,10 @@ pub struct EmulatorArgs {
     /// Fail this fraction (0..=1) of requests with HTTP 500.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
+    /// Enforce a quota like Asgardeo's: at most this many requests per minute (sliding window) to
+    /// the API and, separately, to the token endpoint; beyond it 429 with `Retry-After`.
+    #[arg(long)]
+    pub quota_per_minute: Option<u32>,
 }
 
 /// Configuration of an in-process emulator.
@@ -322,6 +327,10 @@ pub async fn serve(args: EmulatorArgs) -> anyhow::Result<()> {
     let faults = Faults {
         latency_ms: args.latency_ms,
         error_rate: args.error_rate,
+        quota: args.quota_per_minute.map(|requests| Quota {
+            requests,
+            window_secs: 60,
+        }),
         ..Default::default()
     };
     let config = EmulatorConfig {
