@@ -67,6 +67,8 @@ fn google_idp(name: &str) -> NewIdp {
         },
         jit: None,
         jwks_uri: None,
+        certificates: Vec::new(),
+        saml_metadata_uri: None,
     }
 }
 

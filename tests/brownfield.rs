@@ -29,6 +29,19 @@ const GOOGLE_SECRET: &str = "seeded-google-client-secret-value";
 const GITHUB_SECRET: &str = "seeded-github-client-secret-value";
 const FACEBOOK_SECRET: &str = "seeded-facebook-client-secret-value";
 const CORP_OIDC_SECRET: &str = "seeded-corp-oidc-client-secret-value";
+/// The signing certificate of Corp SAML (self-signed, test only): the server returns it
+/// base64-encoded, export must write it back as this PEM.
+const CORP_SAML_CERT: &str = "-----BEGIN CERTIFICATE-----\n\
+MIIBizCCATGgAwIBAgIUWBUWqI8lAbcSWNCiLN/5Fy6O6zQwCgYIKoZIzj0EAwIw\n\
+GzEZMBcGA1UEAwwQc3NvLmNvcnAuZXhhbXBsZTAeFw0yNjEyMDMxNDA3MjZaFw0z\n\
+NjExMzAxNDA3MjZaMBsxGTAXBgNVBAMMEHNzby5jb3JwLmV4YW1wbGUwWTATBgcq\n\
+hkjOPQIBBggqhkjOPQMBBwNCAASkGpe46J9CEcusgdSQxKpUbIAZoKnVm8Z3peWx\n\
+hOWRMb9YH6MgJ9HDkb4Ri/kaYL1EKlkdwxfPH7hpIgoL4iq6o1MwUTAdBgNVHQ4E\n\
+FgQUCA6JYczE2qOjHo1siXRIelT45e0wHwYDVR0jBBgwFoAUCA6JYczE2qOjHo1s\n\
+iXRIelT45e0wDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiBLZLZW\n\
+rRTvXMHm4ISj/CZmMV3aNxpCQ28HqkjDM28dCAIhAKGEo06gnYr7jIvQNwkLMSnD\n\
+jp2CN28CGy9Nf+OOBin/\n\
+-----END CERTIFICATE-----";
 
 fn jit(enabled: bool) -> Jit {
     Jit {
@@ -202,6 +215,10 @@ async fn seed(env: &TestEnv) {
     ];
     for (name, auth, on) in idps {
         let jwks_uri = (name == "Corp OIDC").then(|| "https://login.corp.example/jwks".to_string());
+        let certificates = match name {
+            "Corp SAML" => vec![CORP_SAML_CERT.to_string()],
+            _ => vec![],
+        };
         let id = console
             .create_idp(&NewIdp {
                 name: name.into(),
@@ -210,6 +227,8 @@ async fn seed(env: &TestEnv) {
                 authenticator: auth,
                 jit: Some(jit(on)),
                 jwks_uri,
+                certificates,
+                saml_metadata_uri: None,
             })
             .await
             .expect("seed idp");
@@ -558,6 +577,13 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     for v in ["localRole: PRIMARY/it", "name: corp-all"] {
         assert!(saml.contains(v), "{v} not exported: {saml}");
     }
+    // Its signing certificate, stored base64-encoded on the server, is exported as the PEM.
+    let exported: serde_yaml::Value = serde_yaml::from_str(saml).expect("export parses");
+    assert_eq!(
+        exported["spec"]["saml"]["certificates"][0].as_str(),
+        Some(CORP_SAML_CERT),
+        "{saml}"
+    );
 
     // Lint of the export: the same conflict as the audit, same message.
     let lint = Command::new(env!("CARGO_BIN_EXE_identity-operator"))
@@ -814,6 +840,8 @@ async fn a_large_tenant_is_read_through_every_page_in_server_order() {
                 authenticator: authenticator("GithubAuthenticator", &[("ClientId", "c")]),
                 jit: Some(jit(i % 2 == 0)),
                 jwks_uri: None,
+                certificates: Vec::new(),
+                saml_metadata_uri: None,
             })
             .await
             .expect("idp");

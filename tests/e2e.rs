@@ -407,6 +407,8 @@ async fn interrupted_create_leaves_no_duplicate_and_existing_needs_adopt() {
             .expect("authenticator"),
             jit: None,
             jwks_uri: None,
+            certificates: Vec::new(),
+            saml_metadata_uri: None,
         })
         .await
         .expect("pre-existing");
@@ -424,6 +426,8 @@ async fn interrupted_create_leaves_no_duplicate_and_existing_needs_adopt() {
             .expect("authenticator"),
             jit: None,
             jwks_uri: None,
+            certificates: Vec::new(),
+            saml_metadata_uri: None,
         })
         .await
         .expect("taken");
@@ -494,6 +498,31 @@ async fn invalid_specs_are_rejected_by_the_apiserver() {
         (
             "apiVersion: identity-operator.io/v1alpha1\nkind: Application\nmetadata: {name: nocb}\nspec: {backendRef: {name: b}, displayName: X, oidc: {grantTypes: [authorization_code]}}",
             "need at least one callbackURL",
+        ),
+        // IdP certificates (issue 21): one PEM block each, no duplicates, one kind per IdP.
+        (
+            "apiVersion: identity-operator.io/v1alpha1\nkind: IdentityProvider\nmetadata: {name: not-pem}\nspec: {backendRef: {name: b}, displayName: X, saml: {idpEntityID: i, ssoURL: \"https://s.example/sso\", spEntityID: sp, certificates: [\"MIIBhDCC\"]}}",
+            "certificates: each must be one PEM block",
+        ),
+        (
+            "apiVersion: identity-operator.io/v1alpha1\nkind: IdentityProvider\nmetadata: {name: two-pems}\nspec: {backendRef: {name: b}, displayName: X, saml: {idpEntityID: i, ssoURL: \"https://s.example/sso\", spEntityID: sp, certificates: [\"-----BEGIN CERTIFICATE-----\\nQQ==\\n-----END CERTIFICATE-----\\n-----BEGIN CERTIFICATE-----\\nQg==\\n-----END CERTIFICATE-----\"]}}",
+            "certificates: each must be one PEM block",
+        ),
+        (
+            "apiVersion: identity-operator.io/v1alpha1\nkind: IdentityProvider\nmetadata: {name: dup-pems}\nspec: {backendRef: {name: b}, displayName: X, saml: {idpEntityID: i, ssoURL: \"https://s.example/sso\", spEntityID: sp, certificates: [\"-----BEGIN CERTIFICATE-----\\nQQ==\\n-----END CERTIFICATE-----\\n\", \"-----BEGIN CERTIFICATE-----\\nQQ==\\n-----END CERTIFICATE-----\\n\"]}}",
+            "certificates: each at most once",
+        ),
+        (
+            "apiVersion: identity-operator.io/v1alpha1\nkind: IdentityProvider\nmetadata: {name: meta-and-pem}\nspec: {backendRef: {name: b}, displayName: X, saml: {idpEntityID: i, ssoURL: \"https://s.example/sso\", spEntityID: sp, metadataURI: \"https://s.example/metadata\", certificates: [\"-----BEGIN CERTIFICATE-----\\nQQ==\\n-----END CERTIFICATE-----\\n\"]}}",
+            "set metadataURI or certificates, not both",
+        ),
+        (
+            "apiVersion: identity-operator.io/v1alpha1\nkind: IdentityProvider\nmetadata: {name: meta-ftp}\nspec: {backendRef: {name: b}, displayName: X, saml: {idpEntityID: i, ssoURL: \"https://s.example/sso\", spEntityID: sp, metadataURI: \"ftp://s.example/metadata\"}}",
+            "metadataURI must be an http(s) URL",
+        ),
+        (
+            "apiVersion: identity-operator.io/v1alpha1\nkind: IdentityProvider\nmetadata: {name: jwks-and-pem}\nspec: {backendRef: {name: b}, displayName: X, oidc: {clientID: a, clientSecretRef: {name: s, key: k}, authorizationEndpoint: \"https://o.example/a\", tokenEndpoint: \"https://o.example/t\", jwksURI: \"https://o.example/jwks\", certificates: [\"-----BEGIN CERTIFICATE-----\\nQQ==\\n-----END CERTIFICATE-----\\n\"]}}",
+            "set jwksURI or certificates, not both",
         ),
     ];
     for (yaml, expected) in cases {

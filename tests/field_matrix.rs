@@ -320,6 +320,11 @@ fn read(env: &TestEnv, locator: &str, name: &str) -> Value {
                     .to_string()
             })
             .into(),
+        // The emulator keeps a certificate as the server does, base64 of its PEM; rows speak PEM.
+        l if l.starts_with("certificate certificates/") => v
+            .as_str()
+            .map(identity_operator::backend::wire::decode_certificate)
+            .into(),
         _ => v,
     }
 }
@@ -334,6 +339,10 @@ fn edit(env: &TestEnv, locator: &str, name: &str, value: &Value) {
     let ptr = pointer(locator, &obj).expect("locator");
     let value = if locator == "flow steps" {
         steps_json(value.as_str().unwrap_or_default())
+    } else if locator.starts_with("certificate certificates/") {
+        use base64::Engine as _;
+        let pem = value.as_str().unwrap_or_default().trim();
+        base64::engine::general_purpose::STANDARD.encode(pem).into()
     } else {
         value.clone()
     };
@@ -346,6 +355,12 @@ fn edit(env: &TestEnv, locator: &str, name: &str, value: &Value) {
     match slot {
         Some(Value::Object(m)) => {
             m.insert(leaf.to_string(), value);
+        }
+        Some(Value::Array(items)) => {
+            match leaf.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                Some(item) => *item = value,
+                None => panic!("{locator}: no element {leaf} at {ptr}"),
+            }
         }
         other => panic!("{locator}: nothing to edit at {ptr}: {other:?}"),
     }

@@ -223,6 +223,8 @@ async fn name_clash_one_wins_and_the_loser_never_touches_it() {
             authenticator: google_authenticator(),
             jit: None,
             jwks_uri: None,
+            certificates: Vec::new(),
+            saml_metadata_uri: None,
         })
         .await
         .expect("foreign");
@@ -293,6 +295,8 @@ async fn interrupted_create_is_recovered_by_its_uid_marker() {
             authenticator: google_authenticator(),
             jit: None,
             jwks_uri: None,
+            certificates: Vec::new(),
+            saml_metadata_uri: None,
         })
         .await
         .expect("pre-existing");
@@ -590,6 +594,8 @@ async fn rename_in_place_clash_and_server_errors_reach_the_object() {
             authenticator: google_authenticator(),
             jit: None,
             jwks_uri: None,
+            certificates: Vec::new(),
+            saml_metadata_uri: None,
         })
         .await
         .expect("beta");
@@ -671,6 +677,8 @@ async fn a_rename_clash_never_sends_a_flow_through_the_foreign_idp() {
             authenticator: google_authenticator(),
             jit: None,
             jwks_uri: None,
+            certificates: Vec::new(),
+            saml_metadata_uri: None,
         })
         .await
         .expect("a foreign IdP");

@@ -94,6 +94,8 @@ async fn audit_sarif_is_valid_and_points_at_the_server_object() {
             },
             jit: None,
             jwks_uri: None,
+            certificates: Vec::new(),
+            saml_metadata_uri: None,
         })
         .await
         .expect("idp");

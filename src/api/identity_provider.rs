@@ -146,6 +146,9 @@ pub struct OAuthProvider {
 
 /// A generic OpenID Connect provider.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+// The server stores one of a JWKS URI and certificates (a POST with both keeps only the JWKS URI:
+// identity-api-server ServerIdpManagementService.createIDP), so declaring both would never converge.
+#[x_kube(validation = Rule::new("!has(self.jwksURI) || !has(self.certificates) || size(self.certificates) == 0").message("set jwksURI or certificates, not both: the server keeps one of them"))]
 #[serde(rename_all = "camelCase")]
 pub struct OidcProvider {
     /// The client id registered at the provider.
@@ -178,6 +181,15 @@ pub struct OidcProvider {
     #[schemars(length(max = 2048))]
     #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("jwksURI must be an http(s) URL"))]
     pub jwks_uri: Option<String>,
+    /// The certificates (PEM, one `-----BEGIN CERTIFICATE-----` block each) that verify the
+    /// provider's ID tokens, instead of a JWKS URI; stored as the identity provider's
+    /// `certificate.certificates`. The server keeps one kind of certificate per IdP, hence not
+    /// together with jwksURI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10), inner(length(max = 8192)))]
+    #[x_kube(validation = Rule::new(r"self.all(c, c.matches('^-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\\s]+-----END CERTIFICATE-----\\s*$'))").message("certificates: each must be one PEM block, -----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----"))]
+    #[x_kube(validation = Rule::new("self.all(c, self.exists_one(d, d == c))").message("certificates: each at most once (the server refuses duplicates)"))]
+    pub certificates: Vec<String>,
     /// Scopes to request (default openid).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
@@ -192,6 +204,9 @@ pub struct OidcProvider {
 
 /// A SAML 2.0 identity provider.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+// One of metadata URI and certificates, as the server stores them (a POST with both keeps the
+// metadata URI only: ServerIdpManagementService.createIDP).
+#[x_kube(validation = Rule::new("!has(self.metadataURI) || !has(self.certificates) || size(self.certificates) == 0").message("set metadataURI or certificates, not both: the server keeps one of them"))]
 #[serde(rename_all = "camelCase")]
 pub struct SamlProvider {
     /// The IdP's entity id (issuer).
@@ -217,6 +232,25 @@ pub struct SamlProvider {
     /// Sign authentication requests.
     #[serde(default)]
     pub sign_authn_requests: bool,
+    /// The certificates (PEM, one `-----BEGIN CERTIFICATE-----` block each) that verify the IdP's
+    /// signed responses and assertions; stored as the identity provider's
+    /// `certificate.certificates`. The server keeps one kind of certificate per IdP, hence not
+    /// together with metadataURI.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10), inner(length(max = 8192)))]
+    #[x_kube(validation = Rule::new(r"self.all(c, c.matches('^-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\\s]+-----END CERTIFICATE-----\\s*$'))").message("certificates: each must be one PEM block, -----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----"))]
+    #[x_kube(validation = Rule::new("self.all(c, self.exists_one(d, d == c))").message("certificates: each at most once (the server refuses duplicates)"))]
+    pub certificates: Vec<String>,
+    /// Where the IdP publishes its SAML metadata (signing certificates included); stored as the
+    /// identity provider's `certificate.samlMetadataUri`. Excludes certificates.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "metadataURI"
+    )]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("metadataURI must be an http(s) URL"))]
+    pub metadata_uri: Option<String>,
 }
 
 /// How the server provisions a local account for a federated user.

@@ -1254,7 +1254,11 @@ impl IdentityServer for AsgardeoClient {
                 })
                 .collect(),
             jit: r.provisioning.and_then(|p| p.jit).map(|j| Jit::from(&j)),
-            jwks_uri: r.certificate.and_then(|c| c.jwks_uri),
+            certificate: Box::new(
+                r.certificate
+                    .map(super::IdpCertificate::from)
+                    .unwrap_or_default(),
+            ),
             mappings: Box::new(IdpMappings::from_wire(
                 r.claims.as_ref(),
                 r.roles.as_ref(),
@@ -1279,10 +1283,11 @@ impl IdentityServer for AsgardeoClient {
                 jit: Some(j.into()),
                 outbound_connectors: None,
             }),
-            certificate: idp.jwks_uri.as_ref().map(|u| wire::Certificate {
-                jwks_uri: Some(u.clone()),
-                ..Default::default()
-            }),
+            certificate: wire::Certificate::of(
+                idp.jwks_uri.as_deref(),
+                idp.saml_metadata_uri.as_deref(),
+                &idp.certificates,
+            ),
             ..Default::default()
         };
         self.create(
@@ -1312,6 +1317,28 @@ impl IdentityServer for AsgardeoClient {
                         (wire::PatchOperation::Add, "/certificate/jwksUri", v.clone())
                     }
                     IdpPatch::JwksUri(v) => (replace, "/certificate/jwksUri", v.clone()),
+                    IdpPatch::AddSamlMetadataUri(v) => (
+                        wire::PatchOperation::Add,
+                        "/certificate/samlMetadataUri",
+                        v.clone(),
+                    ),
+                    IdpPatch::SamlMetadataUri(v) => {
+                        (replace, "/certificate/samlMetadataUri", v.clone())
+                    }
+                    IdpPatch::AddCertificate(i, pem) => {
+                        return wire::Patch {
+                            operation: wire::PatchOperation::Add,
+                            path: format!("/certificate/certificates/{i}"),
+                            value: Some(serde_json::Value::String(pem.clone())),
+                        }
+                    }
+                    IdpPatch::RemoveCertificate(i) => {
+                        return wire::Patch {
+                            operation: wire::PatchOperation::Remove,
+                            path: format!("/certificate/certificates/{i}"),
+                            value: None,
+                        }
+                    }
                 };
                 wire::Patch {
                     operation,

@@ -251,11 +251,25 @@ pub struct Idp {
     pub authenticators: Vec<AuthenticatorSummary>,
     /// JIT settings, when the server included them.
     pub jit: Option<Jit>,
-    /// The JWKS URI of its `certificate` (how ID tokens from it are verified), when set.
-    pub jwks_uri: Option<String>,
+    /// Its `certificate`: how its tokens or assertions are verified. Boxed: every [`Idp`] would
+    /// otherwise grow by three fields that most IdPs leave empty.
+    pub certificate: Box<IdpCertificate>,
     /// Claim, role and group mappings, as the IdP GET carries them (empty when left out). Boxed:
     /// they would make every [`Idp`] several times larger.
     pub mappings: Box<IdpMappings>,
+}
+
+/// The `certificate` of an IdP as the server keeps it: one of a JWKS URI, a SAML metadata URI
+/// and PEM certificates.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdpCertificate {
+    /// The JWKS URI (how ID tokens from it are verified), when set.
+    pub jwks_uri: Option<String>,
+    /// The SAML metadata URI, when set.
+    pub saml_metadata_uri: Option<String>,
+    /// The PEM certificates (decoded: the server returns each one base64-encoded), in the
+    /// server's order; empty when it keeps a URI or nothing.
+    pub certificates: Vec<String>,
 }
 
 /// A federated claim and the local claim it is stored as.
@@ -482,8 +496,14 @@ pub struct NewIdp {
     pub authenticator: FederatedAuthenticator,
     /// JIT settings; `None` leaves the server's defaults.
     pub jit: Option<Jit>,
-    /// The JWKS URI to store as its `certificate`; `None` sends no certificate.
+    /// The JWKS URI to store as its `certificate`.
     pub jwks_uri: Option<String>,
+    /// PEM certificates to store as its `certificate` (the server keeps only one of the three,
+    /// preferring the JWKS URI, then the metadata URI).
+    pub certificates: Vec<String>,
+    /// The SAML metadata URI to store as its `certificate`; with all three unset no certificate is
+    /// sent.
+    pub saml_metadata_uri: Option<String>,
 }
 
 /// A root attribute change of an IdP (sent as a `REPLACE` patch operation).
@@ -502,6 +522,16 @@ pub enum IdpPatch {
     AddJwksUri(String),
     /// `/certificate/jwksUri` with `REPLACE`: change the one the server has.
     JwksUri(String),
+    /// `/certificate/samlMetadataUri` with `ADD`: the server has none (drops its certificates and
+    /// JWKS URI, as with [`IdpPatch::AddJwksUri`]).
+    AddSamlMetadataUri(String),
+    /// `/certificate/samlMetadataUri` with `REPLACE`: change the one the server has.
+    SamlMetadataUri(String),
+    /// `/certificate/certificates/N` with `ADD` of a PEM: N must be the current count (the server
+    /// refuses any other index and a duplicate), and the first one drops a JWKS / metadata URI.
+    AddCertificate(usize, String),
+    /// `/certificate/certificates/N` with `REMOVE`.
+    RemoveCertificate(usize),
 }
 
 /// A federated authenticator with its properties.

@@ -208,6 +208,63 @@ pub struct Certificate {
     pub saml_metadata_uri: Option<String>,
 }
 
+impl Certificate {
+    /// The certificate object of a POST: the first declared of JWKS URI, metadata URI and PEM
+    /// certificates (the order in which ServerIdpManagementService.createIDP looks for them; it
+    /// stores only that one), `None` when nothing is declared.
+    pub fn of(jwks_uri: Option<&str>, metadata_uri: Option<&str>, pems: &[String]) -> Option<Self> {
+        if let Some(u) = jwks_uri {
+            return Some(Self {
+                jwks_uri: Some(u.to_string()),
+                ..Default::default()
+            });
+        }
+        if let Some(u) = metadata_uri {
+            return Some(Self {
+                saml_metadata_uri: Some(u.to_string()),
+                ..Default::default()
+            });
+        }
+        (!pems.is_empty()).then(|| Self {
+            certificates: Some(pems.iter().map(|p| p.trim().to_string()).collect()),
+            ..Default::default()
+        })
+    }
+}
+
+impl From<Certificate> for super::IdpCertificate {
+    fn from(c: Certificate) -> Self {
+        Self {
+            jwks_uri: c.jwks_uri,
+            saml_metadata_uri: c.saml_metadata_uri,
+            certificates: c
+                .certificates
+                .unwrap_or_default()
+                .iter()
+                .map(|c| decode_certificate(c))
+                .collect(),
+        }
+    }
+}
+
+/// A certificate as a GET returns it, back to PEM. The server answers with each stored
+/// `CertificateInfo.certValue`, which is the base64 of the PEM (its PATCH handling base64-decodes
+/// them before comparing: identity-api-server ServerIdpManagementService.processPatchRequest); a
+/// value that is already PEM, or not base64 of text, is kept as it is.
+pub fn decode_certificate(value: &str) -> String {
+    use base64::Engine as _;
+    let v = value.trim();
+    if v.starts_with("-----BEGIN") {
+        return v.to_string();
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(v.split_whitespace().collect::<String>())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(|p| p.trim().to_string())
+        .unwrap_or_else(|| v.to_string())
+}
+
 /// `FederatedAuthenticator`: one authenticator of an IdP, with properties (single GET, POST, PUT).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

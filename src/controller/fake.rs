@@ -54,7 +54,7 @@ impl FakeServer {
                 default_authenticator_id: None,
                 authenticators: Vec::new(),
                 jit: Some(j),
-                jwks_uri: None,
+                certificate: Default::default(),
                 mappings: Default::default(),
             },
         );
@@ -147,7 +147,27 @@ impl IdentityServer for FakeServer {
                 IdpPatch::Description(d) => idp.description = Some(d.clone()),
                 IdpPatch::Image(i) => idp.image = Some(i.clone()),
                 IdpPatch::Enabled(e) => idp.is_enabled = *e,
-                IdpPatch::AddJwksUri(u) | IdpPatch::JwksUri(u) => idp.jwks_uri = Some(u.clone()),
+                IdpPatch::AddJwksUri(u) | IdpPatch::JwksUri(u) => {
+                    idp.certificate.certificates.clear();
+                    idp.certificate.saml_metadata_uri = None;
+                    idp.certificate.jwks_uri = Some(u.clone());
+                }
+                IdpPatch::AddSamlMetadataUri(u) | IdpPatch::SamlMetadataUri(u) => {
+                    idp.certificate.certificates.clear();
+                    idp.certificate.jwks_uri = None;
+                    idp.certificate.saml_metadata_uri = Some(u.clone());
+                }
+                IdpPatch::AddCertificate(i, pem) => {
+                    idp.certificate.jwks_uri = None;
+                    idp.certificate.saml_metadata_uri = None;
+                    let at = (*i).min(idp.certificate.certificates.len());
+                    idp.certificate.certificates.insert(at, pem.clone());
+                }
+                IdpPatch::RemoveCertificate(i) => {
+                    if *i < idp.certificate.certificates.len() {
+                        idp.certificate.certificates.remove(*i);
+                    }
+                }
             }
         }
         Ok(())

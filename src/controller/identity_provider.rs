@@ -305,6 +305,8 @@ async fn identify(
             authenticator: creds.desired.clone(),
             jit: None,
             jwks_uri: translate::desired_jwks_uri(&idp.spec).map(str::to_string),
+            certificates: translate::desired_certificates(&idp.spec),
+            saml_metadata_uri: translate::desired_saml_metadata_uri(&idp.spec).map(str::to_string),
         };
         client.create_idp(&new).await
     };
@@ -346,7 +348,12 @@ async fn server_idp(
             default_authenticator_id: Some(creds.desired.authenticator_id.clone()),
             authenticators: Vec::new(),
             jit: None,
-            jwks_uri: translate::desired_jwks_uri(&idp.spec).map(str::to_string),
+            certificate: Box::new(crate::backend::IdpCertificate {
+                jwks_uri: translate::desired_jwks_uri(&idp.spec).map(str::to_string),
+                certificates: translate::desired_certificates(&idp.spec),
+                saml_metadata_uri: translate::desired_saml_metadata_uri(&idp.spec)
+                    .map(str::to_string),
+            }),
             mappings: Default::default(),
         });
     }
@@ -428,7 +435,8 @@ async fn credentials<'a>(
     }))
 }
 
-/// Act: rename in place, fix the description and the JWKS URI; returns what was written.
+/// Act: rename in place, fix the description and the certificate (JWKS URI, SAML metadata URI
+/// or PEM certificates); returns what was written.
 async fn sync_root(
     idp: &IdentityProvider,
     client: &dyn IdentityServer,
@@ -450,9 +458,10 @@ async fn sync_root(
     if !ops.is_empty() {
         changed.push("name/description");
     }
-    if let Some(jwks) = translate::jwks_patch(spec, server.jwks_uri.as_deref()) {
-        ops.push(jwks);
-        changed.push("jwksURI");
+    let cert = translate::certificate_patches(spec, &server.certificate);
+    if !cert.is_empty() {
+        ops.extend(cert);
+        changed.push("certificate");
     }
     if ops.is_empty() {
         return Ok(changed);

@@ -6,8 +6,8 @@ use crate::api::identity_provider::{
 };
 use crate::api::{ApplicationSpec, IdentityProviderSpec};
 use crate::backend::{
-    self, wire, Confidential, FederatedAuthenticator, FlowOption, FlowStep, FlowUpdate, IdpPatch,
-    Jit, JitChange, OidcChange, OidcSettings, Property, Secret,
+    self, wire, Confidential, FederatedAuthenticator, FlowOption, FlowStep, FlowUpdate,
+    IdpCertificate, IdpPatch, Jit, JitChange, OidcChange, OidcSettings, Property, Secret,
 };
 use crate::flow::{self, script, ScriptOrigin, Skip};
 use std::collections::BTreeSet;
@@ -241,15 +241,69 @@ pub fn desired_jwks_uri(spec: &IdentityProviderSpec) -> Option<&str> {
     spec.oidc.as_ref()?.jwks_uri.as_deref()
 }
 
-/// The certificate patch that makes the server's JWKS URI the declared one; `None` when it is
-/// already, or when the spec does not manage it.
-pub fn jwks_patch(spec: &IdentityProviderSpec, server: Option<&str>) -> Option<IdpPatch> {
-    let want = desired_jwks_uri(spec)?;
-    match server {
-        Some(have) if have == want => None,
-        Some(_) => Some(IdpPatch::JwksUri(want.to_string())),
-        None => Some(IdpPatch::AddJwksUri(want.to_string())),
+/// The SAML metadata URI the spec declares (SAML only).
+pub fn desired_saml_metadata_uri(spec: &IdentityProviderSpec) -> Option<&str> {
+    spec.saml.as_ref()?.metadata_uri.as_deref()
+}
+
+/// The PEM certificates the spec declares (generic OIDC or SAML), trimmed as they are sent and
+/// as they come back from the server.
+pub fn desired_certificates(spec: &IdentityProviderSpec) -> Vec<String> {
+    let pems = match (&spec.oidc, &spec.saml) {
+        (Some(o), _) => &o.certificates,
+        (_, Some(s)) => &s.certificates,
+        _ => return Vec::new(),
+    };
+    pems.iter().map(|p| p.trim().to_string()).collect()
+}
+
+/// The certificate patches that make the server's `certificate` the declared one; empty when it
+/// is already, or when the spec declares none (the server's is then not managed). The server
+/// keeps one of JWKS URI, metadata URI and certificates, and its `ADD` of one drops the others
+/// while its `REPLACE` of a missing URI is a 404 (ServerIdpManagementService.processPatchRequest),
+/// hence ADD when the kind changes. Certificates are kept up to the first difference and
+/// rewritten from there: removed from the last down, then added at the next index, which is the
+/// only one the server's ADD accepts (and never a duplicate, which it refuses with 409).
+pub fn certificate_patches(spec: &IdentityProviderSpec, server: &IdpCertificate) -> Vec<IdpPatch> {
+    if let Some(want) = desired_jwks_uri(spec) {
+        return match server.jwks_uri.as_deref() {
+            Some(have) if have == want => vec![],
+            Some(_) => vec![IdpPatch::JwksUri(want.to_string())],
+            None => vec![IdpPatch::AddJwksUri(want.to_string())],
+        };
     }
+    if let Some(want) = desired_saml_metadata_uri(spec) {
+        return match server.saml_metadata_uri.as_deref() {
+            Some(have) if have == want => vec![],
+            Some(_) => vec![IdpPatch::SamlMetadataUri(want.to_string())],
+            None => vec![IdpPatch::AddSamlMetadataUri(want.to_string())],
+        };
+    }
+    let want = desired_certificates(spec);
+    if want.is_empty() {
+        return vec![];
+    }
+    let have: Vec<String> = server
+        .certificates
+        .iter()
+        .map(|c| c.trim().to_string())
+        .collect();
+    let uri_on_server = server.jwks_uri.is_some() || server.saml_metadata_uri.is_some();
+    if have == want && !uri_on_server {
+        return vec![];
+    }
+    let keep = have.iter().zip(&want).take_while(|(h, w)| h == w).count();
+    let mut ops: Vec<IdpPatch> = (keep..have.len())
+        .rev()
+        .map(IdpPatch::RemoveCertificate)
+        .collect();
+    ops.extend(
+        want.iter()
+            .enumerate()
+            .skip(keep)
+            .map(|(i, pem)| IdpPatch::AddCertificate(i, pem.clone())),
+    );
+    ops
 }
 
 /// The login flow with IdP references resolved to (server name, authenticator name), and the

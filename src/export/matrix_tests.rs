@@ -167,7 +167,11 @@ fn idp_on_server(spec: &IdentityProviderSpec) -> IdpDetail {
                 is_enabled: true,
             }],
             jit: Some(jit.clone()),
-            jwks_uri: translate::desired_jwks_uri(spec).map(str::to_string),
+            certificate: Box::new(crate::backend::IdpCertificate {
+                jwks_uri: translate::desired_jwks_uri(spec).map(str::to_string),
+                certificates: translate::desired_certificates(spec),
+                saml_metadata_uri: translate::desired_saml_metadata_uri(spec).map(str::to_string),
+            }),
             mappings: Box::new(mappings_on_server(spec)),
         },
         authenticators: vec![stored],
@@ -290,7 +294,21 @@ fn read(locator: &str, idp: Option<&IdpDetail>, app: Option<&AppDetail>) -> Valu
                 other => panic!("idp {other}"),
             }
         }
-        "certificate" => idp.expect("idp").idp.jwks_uri.clone().into(),
+        "certificate" => {
+            let i = &idp.expect("idp").idp.certificate;
+            match key {
+                "jwksUri" => i.jwks_uri.clone().into(),
+                "samlMetadataUri" => i.saml_metadata_uri.clone().into(),
+                other => match other.strip_prefix("certificates/") {
+                    Some(n) => n
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|n| i.certificates.get(n).cloned())
+                        .into(),
+                    None => panic!("certificate {other}"),
+                },
+            }
+        }
         "claims" | "roles" | "groups" => mappings_text(locator, &idp.expect("idp").idp.mappings),
         "jit" => {
             let w = wire::JustInTimeProvisioning::from(&idp.expect("idp").jit);

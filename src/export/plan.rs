@@ -209,6 +209,11 @@ fn words(v: Option<&str>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The IdP's PEM certificates as a spec list, `None` when it has none (or keeps a URI instead).
+fn certificates(idp: &backend::Idp) -> Option<Value> {
+    (!idp.certificate.certificates.is_empty()).then(|| json!(idp.certificate.certificates))
+}
+
 fn is_http_url(v: &str) -> bool {
     v.starts_with("https://") || v.starts_with("http://")
 }
@@ -216,7 +221,7 @@ fn is_http_url(v: &str) -> bool {
 /// The provider block of an IdP spec (`("google", {...})`), or why the type cannot be expressed.
 fn provider_block(
     a: &FederatedAuthenticator,
-    jwks_uri: Option<&str>,
+    idp: &backend::Idp,
     secret_name: &str,
 ) -> Result<(&'static str, Value), String> {
     let name = a
@@ -296,7 +301,8 @@ fn provider_block(
             }
             put("userinfoEndpoint", prop(a, "UserInfoUrl").map(Into::into));
             put("logoutEndpoint", prop(a, "OIDCLogoutEPUrl").map(Into::into));
-            put("jwksURI", jwks_uri.map(Into::into));
+            put("jwksURI", idp.certificate.jwks_uri.clone().map(Into::into));
+            put("certificates", certificates(idp));
             put("callbackURL", prop(a, "callbackUrl").map(Into::into));
             let scopes = words(prop(a, "Scopes"));
             if !scopes.is_empty() && scopes != ["openid"] {
@@ -317,6 +323,8 @@ fn provider_block(
                 "signAuthnRequests",
                 Some((prop(a, "ISAuthnReqSigned") == Some("true")).into()),
             );
+            put("certificates", certificates(idp));
+            put("metadataURI", idp.certificate.saml_metadata_uri.clone().map(Into::into));
             "saml"
         }
         other => {
@@ -561,7 +569,7 @@ fn idp_object(
         return None;
     };
     let secret_name = format!("{name}-client-secret");
-    let (field, block) = match provider_block(auth, d.idp.jwks_uri.as_deref(), &secret_name) {
+    let (field, block) = match provider_block(auth, &d.idp, &secret_name) {
         Ok(b) => b,
         Err(why) => {
             ctx.note(NoteKind::Skipped, KIND, server, None, format!("{why}; it stays on the server unmanaged, and applications that use it are exported without loginFlow"));

@@ -21,7 +21,7 @@ pub(crate) fn idp(name: &str, authenticator: &str, props: &[(&str, &str)], jit: 
                 is_enabled: true,
             }],
             jit: None,
-            jwks_uri: None,
+            certificate: Default::default(),
             mappings: Default::default(),
         },
         authenticators: vec![FederatedAuthenticator {

@@ -649,3 +649,213 @@ fn lookup_fields_are_pushed_diffed_and_seen_by_the_rule() {
         "the server's skip is kept, so it counts"
     );
 }
+
+fn saml_spec(metadata: Option<&str>, certificates: &[&str]) -> IdentityProviderSpec {
+    IdentityProviderSpec {
+        google: None,
+        saml: Some(crate::api::identity_provider::SamlProvider {
+            idp_entity_id: "https://saml.example/idp".into(),
+            sso_url: "https://saml.example/sso".into(),
+            sp_entity_id: "sp".into(),
+            name_id_format: None,
+            sign_authn_requests: false,
+            certificates: certificates.iter().map(|c| c.to_string()).collect(),
+            metadata_uri: metadata.map(Into::into),
+        }),
+        ..google_spec(None)
+    }
+}
+
+fn oidc_spec(jwks: Option<&str>, certificates: &[&str]) -> IdentityProviderSpec {
+    IdentityProviderSpec {
+        google: None,
+        oidc: Some(crate::api::identity_provider::OidcProvider {
+            client_id: "cid".into(),
+            client_secret_ref: SecretKeyRef {
+                name: "s".into(),
+                key: "k".into(),
+            },
+            authorization_endpoint: "https://o.example/authorize".into(),
+            token_endpoint: "https://o.example/token".into(),
+            userinfo_endpoint: None,
+            logout_endpoint: None,
+            jwks_uri: jwks.map(Into::into),
+            certificates: certificates.iter().map(|c| c.to_string()).collect(),
+            scopes: vec![],
+            callback_url: None,
+        }),
+        ..google_spec(None)
+    }
+}
+
+#[test]
+fn certificate_patches_turn_the_server_certificate_into_the_declared_one() {
+    use IdpPatch::*;
+    let s = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    let a = "-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----";
+    let b = "-----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----";
+    let c = "-----BEGIN CERTIFICATE-----\nC\n-----END CERTIFICATE-----";
+    let a_nl = format!("{a}\n");
+    let m1 = "https://saml.example/m1";
+    let m2 = "https://saml.example/m2";
+    let j1 = "https://o.example/jwks";
+    // (case, spec, server jwks, server metadata, server certificates, expected patches)
+    #[allow(clippy::type_complexity)]
+    let cases: Vec<(
+        &str,
+        IdentityProviderSpec,
+        Option<&str>,
+        Option<&str>,
+        Vec<String>,
+        Vec<IdpPatch>,
+    )> = vec![
+        (
+            "nothing declared: the server's is not managed",
+            saml_spec(None, &[]),
+            Some(j1),
+            None,
+            s(&[a]),
+            vec![],
+        ),
+        (
+            "metadata already there",
+            saml_spec(Some(m1), &[]),
+            None,
+            Some(m1),
+            vec![],
+            vec![],
+        ),
+        (
+            "metadata differs: replaced",
+            saml_spec(Some(m1), &[]),
+            None,
+            Some(m2),
+            vec![],
+            vec![SamlMetadataUri(m1.into())],
+        ),
+        (
+            "metadata over certificates: added (drops them)",
+            saml_spec(Some(m1), &[]),
+            None,
+            None,
+            s(&[a]),
+            vec![AddSamlMetadataUri(m1.into())],
+        ),
+        (
+            "metadata over a JWKS URI: added",
+            saml_spec(Some(m1), &[]),
+            Some(j1),
+            None,
+            vec![],
+            vec![AddSamlMetadataUri(m1.into())],
+        ),
+        (
+            "certificates equal",
+            saml_spec(None, &[a, b]),
+            None,
+            None,
+            s(&[a, b]),
+            vec![],
+        ),
+        (
+            "trailing newline is no difference",
+            saml_spec(None, &[&a_nl]),
+            None,
+            None,
+            s(&[a]),
+            vec![],
+        ),
+        (
+            "certificates onto nothing: added in order",
+            saml_spec(None, &[a, b]),
+            None,
+            None,
+            vec![],
+            vec![AddCertificate(0, a.into()), AddCertificate(1, b.into())],
+        ),
+        (
+            "certificates over metadata: added (drops it)",
+            saml_spec(None, &[a]),
+            None,
+            Some(m1),
+            vec![],
+            vec![AddCertificate(0, a.into())],
+        ),
+        (
+            "one more at the end",
+            saml_spec(None, &[a, b]),
+            None,
+            None,
+            s(&[a]),
+            vec![AddCertificate(1, b.into())],
+        ),
+        (
+            "one fewer at the end",
+            saml_spec(None, &[a]),
+            None,
+            None,
+            s(&[a, b]),
+            vec![RemoveCertificate(1)],
+        ),
+        (
+            "changed in the middle: rewritten from there, last first",
+            saml_spec(None, &[a, c, b]),
+            None,
+            None,
+            s(&[a, b, c]),
+            vec![
+                RemoveCertificate(2),
+                RemoveCertificate(1),
+                AddCertificate(1, c.into()),
+                AddCertificate(2, b.into()),
+            ],
+        ),
+        (
+            "reordered: no ADD of one still stored (409)",
+            saml_spec(None, &[b]),
+            None,
+            None,
+            s(&[a, b]),
+            vec![
+                RemoveCertificate(1),
+                RemoveCertificate(0),
+                AddCertificate(0, b.into()),
+            ],
+        ),
+        (
+            "oidc certificates over a JWKS URI",
+            oidc_spec(None, &[a]),
+            Some(j1),
+            None,
+            vec![],
+            vec![AddCertificate(0, a.into())],
+        ),
+        (
+            "oidc JWKS URI over certificates",
+            oidc_spec(Some(j1), &[]),
+            None,
+            None,
+            s(&[a]),
+            vec![AddJwksUri(j1.into())],
+        ),
+        (
+            "oidc JWKS URI equal",
+            oidc_spec(Some(j1), &[]),
+            Some(j1),
+            None,
+            vec![],
+            vec![],
+        ),
+    ];
+    for (case, spec, jwks, metadata, certs, want) in cases {
+        let got = certificate_patches(
+            &spec,
+            &IdpCertificate {
+                jwks_uri: jwks.map(Into::into),
+                saml_metadata_uri: metadata.map(Into::into),
+                certificates: certs,
+            },
+        );
+        assert_eq!(got, want, "{case}");
+    }
+}
