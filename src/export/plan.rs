@@ -209,9 +209,34 @@ fn words(v: Option<&str>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The IdP's PEM certificates as a spec list, `None` when it has none (or keeps a URI instead).
+/// The IdP's PEM certificates as a spec list; `None` when it has none (or keeps a URI instead),
+/// or when the CRD could not hold them (see [`certificates_expressible`]).
 fn certificates(idp: &backend::Idp) -> Option<Value> {
-    (!idp.certificate.certificates.is_empty()).then(|| json!(idp.certificate.certificates))
+    let c = &idp.certificate.certificates;
+    (!c.is_empty() && certificates_expressible(c)).then(|| json!(c))
+}
+
+/// Whether the CRD's rules accept these certificates: at most 10, unique, each one PEM block of at
+/// most 8192 characters (the server may hold more, or chains it did not split). Checked here so an
+/// export never writes a file the apiserver refuses.
+pub(crate) fn certificates_expressible(pems: &[String]) -> bool {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let one = |p: &str| {
+        let body = p
+            .trim_end()
+            .strip_prefix(BEGIN)
+            .and_then(|b| b.strip_suffix(END));
+        p.len() <= 8192
+            && body.is_some_and(|b| {
+                !b.trim().is_empty()
+                    && b.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || "+/=".contains(c) || c.is_whitespace()
+                    })
+            })
+    };
+    let unique: BTreeSet<&str> = pems.iter().map(String::as_str).collect();
+    pems.len() <= 10 && unique.len() == pems.len() && pems.iter().all(|p| one(p))
 }
 
 fn is_http_url(v: &str) -> bool {
@@ -650,6 +675,27 @@ fn idp_object(
                 "the operator will add its authenticator",
             ),
         }
+    }
+    if !d.idp.certificate.certificates.is_empty()
+        && !certificates_expressible(&d.idp.certificate.certificates)
+    {
+        ctx.note(
+            NoteKind::NotManaged,
+            KIND,
+            server,
+            Some(&name),
+            "its certificates are not expressible (more than 10, duplicates, or not one PEM block each); the operator leaves them as they are",
+        );
+    }
+    let cert = translate::certificate_patches(&spec, &d.idp.certificate);
+    if !cert.is_empty() {
+        ctx.note(
+            NoteKind::WillChange,
+            KIND,
+            server,
+            Some(&name),
+            format!("the operator will change its certificate: {cert:?}"),
+        );
     }
     if let Some(diff) = translate::jit_change(&spec).and_then(|c| translate::jit_diff(&c, &d.jit)) {
         ctx.note(

@@ -498,3 +498,36 @@ fn server_ids_cannot_add_yaml_and_unusable_names_are_skipped() {
     check("identityprovider-google.yaml", idp);
     check("application-wiki.yaml", app);
 }
+
+#[test]
+fn only_certificates_the_crd_accepts_are_exported() {
+    let a = "-----BEGIN CERTIFICATE-----\nQQ==\n-----END CERTIFICATE-----".to_string();
+    let b = "-----BEGIN CERTIFICATE-----\nQg==\n-----END CERTIFICATE-----\n".to_string();
+    let chain = format!("{a}\n{b}");
+    let cases: Vec<(&str, Vec<String>, bool)> = vec![
+        ("two PEMs", vec![a.clone(), b.clone()], true),
+        ("a chain in one entry", vec![chain], false),
+        ("a duplicate", vec![a.clone(), a.clone()], false),
+        ("not PEM", vec!["QQ==".into()], false),
+        (
+            "an empty block",
+            vec!["-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----".into()],
+            false,
+        ),
+        (
+            "eleven",
+            (0..11)
+                .map(|i| a.replace("QQ==", &format!("Q{i}==")))
+                .collect(),
+            false,
+        ),
+        (
+            "too long",
+            vec![a.replace("QQ==", &"Q".repeat(8200))],
+            false,
+        ),
+    ];
+    for (case, pems, want) in cases {
+        assert_eq!(super::plan::certificates_expressible(&pems), want, "{case}");
+    }
+}
