@@ -8,8 +8,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::TestEnv;
@@ -121,68 +120,6 @@ async fn remove_policies(env: &TestEnv, names: &[(String, String)]) {
     }
 }
 
-/// Server-side apply of one IdentityProvider document, as a dry run or for real: the apiserver's
-/// message when it is refused.
-async fn apply_idp(env: &TestEnv, yaml: &str, dry_run: bool) -> Result<(), String> {
-    let value: Value = serde_yaml::from_str(yaml).expect("yaml");
-    let gvk = GroupVersionKind::gvk("identity-operator.io", "v1alpha1", "IdentityProvider");
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(env.client.clone(), &env.ns, &ApiResource::from_gvk(&gvk));
-    let mut params = PatchParams::apply("tests").force();
-    if dry_run {
-        params = params.dry_run();
-    }
-    let name = value["metadata"]["name"].as_str().expect("name");
-    api.patch(name, &params, &Patch::Apply(&value))
-        .await
-        .map(|_| ())
-        .map_err(|e| match e {
-            kube::Error::Api(s) => s.message,
-            other => other.to_string(),
-        })
-}
-
-/// `kubectl apply --server-side` of `yaml` in this namespace (kube-rs does not surface admission
-/// warnings; kubectl prints them on stderr as `Warning: ...`): (success, stderr).
-fn kubectl_apply(env: &TestEnv, yaml: &str, dry_run: bool) -> (bool, String) {
-    let kubectl = std::env::var_os("TOOLS_BIN")
-        .map(|d| std::path::PathBuf::from(d).join("kubectl"))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| "kubectl".into());
-    let mut cmd = Command::new(kubectl);
-    cmd.args([
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager",
-        "tests",
-        "-n",
-        &env.ns,
-        "-f",
-        "-",
-    ]);
-    if dry_run {
-        cmd.arg("--dry-run=server");
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(yaml.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("kubectl ends");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// Waits until the IdP's `status.jitRequiredBy` names `application` (its server name).
 async fn wait_required_by(env: &TestEnv, idp: &str, application: &str) -> Value {
     let found = common::wait_until(T, || async {
@@ -204,7 +141,7 @@ async fn wait_required_by(env: &TestEnv, idp: &str, application: &str) -> Value 
 /// The policies take effect once the apiserver's informer has them: wait for the first refusal
 /// of a dry run that must be refused (proof the policy is live before asserting anything else).
 async fn wait_refused(env: &TestEnv, yaml: &str) -> String {
-    common::wait_until(T, || async { apply_idp(env, yaml, true).await.err() })
+    common::wait_until(T, || async { env.apply_one(yaml, true).await.err() })
         .await
         .unwrap_or_else(|| panic!("never refused within {T:?}:\n{yaml}"))
 }
@@ -254,7 +191,7 @@ async fn block_refuses_jit_off_with_the_message_also_in_dry_run_and_without_the_
         assert!(msg.contains(part), "{part:?} not in {msg}");
     }
     // The real apply gets the same answer, and so does a patch that removes the jit block.
-    assert_eq!(apply_idp(&env, &off, false).await, Err(msg.clone()));
+    assert_eq!(env.apply_one(&off, false).await, Err(msg.clone()));
     let removed = env
         .patch("IdentityProvider", "google", json!({"spec": {"jit": null}}))
         .await;
@@ -277,15 +214,15 @@ async fn block_refuses_jit_off_with_the_message_also_in_dry_run_and_without_the_
     )
     .await
     .expect("an unrelated change goes through");
-    assert_eq!(apply_idp(&env, &off, true).await, Err(msg.clone()));
+    assert_eq!(env.apply_one(&off, true).await, Err(msg.clone()));
 
     // Admission bypassed (the bindings removed): the change is stored, and the reconciler's Block
     // holds it back from the server.
     remove_policies(&env, &policies).await;
-    common::wait_until(T, || async { apply_idp(&env, &off, true).await.ok() })
+    common::wait_until(T, || async { env.apply_one(&off, true).await.ok() })
         .await
         .expect("accepted once the policies are gone");
-    apply_idp(&env, &off, false).await.expect("stored");
+    env.apply_one(&off, false).await.expect("stored");
     env.start_operator(&[]);
     let c = env
         .wait_condition("IdentityProvider", "google", "Ready", "False", T)
@@ -309,7 +246,7 @@ async fn warn_lets_jit_off_through_with_a_warning_on_kubectl() {
     let off = idp_only("google", "google", false, "Warn");
     // A dry run first: it succeeds, warns once the policy is live, and changes nothing.
     let warning = common::wait_until(T, || async {
-        let (ok, stderr) = kubectl_apply(&env, &off, true);
+        let (ok, stderr) = env.kubectl_apply(&off, true);
         assert!(ok, "a dry run under Warn is never refused: {stderr}");
         stderr.contains("Warning:").then_some(stderr)
     })
@@ -326,7 +263,7 @@ async fn warn_lets_jit_off_through_with_a_warning_on_kubectl() {
     assert_eq!(spec_jit(&obj), json!(true), "the dry run stored nothing");
 
     // For real: stored with the same warning, and the operator pushes it (Warn).
-    let (ok, stderr) = kubectl_apply(&env, &off, false);
+    let (ok, stderr) = env.kubectl_apply(&off, false);
     assert!(
         ok && stderr.contains("Warning:") && stderr.contains("step 2 requires totp"),
         "{stderr}"
@@ -370,7 +307,7 @@ async fn an_idp_nobody_needs_jit_from_is_never_refused() {
         .await;
     let obj = env.get("IdentityProvider", "github").await.expect("github");
     assert!(obj["status"].get("jitRequiredBy").is_none(), "{obj}");
-    apply_idp(&env, &idp_only("github", "github", false, "Block"), true)
+    env.apply_one(&idp_only("github", "github", false, "Block"), true)
         .await
         .expect("no dependents: the dry run goes through");
 
@@ -394,7 +331,7 @@ async fn an_idp_nobody_needs_jit_from_is_never_refused() {
     .await
     .expect("github lists wiki as a dependent");
     assert!(named["status"].get("jitRequiredBy").is_none(), "{named}");
-    apply_idp(&env, &idp_only("github", "github", false, "Block"), false)
+    env.apply_one(&idp_only("github", "github", false, "Block"), false)
         .await
         .expect("skipFor respected: not refused");
     let pushed = common::wait_until(T, || async {

@@ -8,13 +8,12 @@
 
 mod common;
 
-use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::TestEnv;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{DeleteParams, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::Api;
 use serde_json::{json, Value};
@@ -97,71 +96,9 @@ async fn remove_configuration(env: &TestEnv) {
         .await;
 }
 
-/// Server-side apply of one Application document (dry run or not): the apiserver's message when
-/// refused.
-async fn apply_app(env: &TestEnv, yaml: &str, dry_run: bool) -> Result<(), String> {
-    let value: Value = serde_yaml::from_str(yaml).expect("yaml");
-    let gvk = GroupVersionKind::gvk("identity-operator.io", "v1alpha1", "Application");
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(env.client.clone(), &env.ns, &ApiResource::from_gvk(&gvk));
-    let mut params = PatchParams::apply("tests").force();
-    if dry_run {
-        params = params.dry_run();
-    }
-    let name = value["metadata"]["name"].as_str().expect("name");
-    api.patch(name, &params, &Patch::Apply(&value))
-        .await
-        .map(|_| ())
-        .map_err(|e| match e {
-            kube::Error::Api(s) => s.message,
-            other => other.to_string(),
-        })
-}
-
-/// `kubectl apply --server-side` (kube-rs does not surface admission warnings; kubectl prints them
-/// on stderr as `Warning: ...`): (success, stderr).
-fn kubectl_apply(env: &TestEnv, yaml: &str, dry_run: bool) -> (bool, String) {
-    let kubectl = std::env::var_os("TOOLS_BIN")
-        .map(|d| std::path::PathBuf::from(d).join("kubectl"))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| "kubectl".into());
-    let mut cmd = Command::new(kubectl);
-    cmd.args([
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager",
-        "tests",
-        "-n",
-        &env.ns,
-        "-f",
-        "-",
-    ]);
-    if dry_run {
-        cmd.arg("--dry-run=server");
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(yaml.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("kubectl ends");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// The webhook is live once the apiserver refuses a dry run that must be refused.
 async fn wait_refused(env: &TestEnv, yaml: &str) -> String {
-    common::wait_until(T, || async { apply_app(env, yaml, true).await.err() })
+    common::wait_until(T, || async { env.apply_one(yaml, true).await.err() })
         .await
         .unwrap_or_else(|| {
             panic!(
@@ -214,10 +151,10 @@ async fn block_refuses_totp_after_a_jit_off_idp_also_in_dry_run_and_the_reconcil
         assert!(msg.contains(part), "{part:?} not in {msg}");
     }
     // For real: the same answer; nothing stored. A new Application with the conflict too.
-    assert_eq!(apply_app(&env, &conflicting, false).await, Err(msg.clone()));
+    assert_eq!(env.apply_one(&conflicting, false).await, Err(msg.clone()));
     let obj = env.get("Application", "payroll").await.expect("payroll");
     assert_eq!(steps(&obj), 1, "{obj}");
-    let created = apply_app(&env, &app("hr", "google", TOTP), false).await;
+    let created = env.apply_one(&app("hr", "google", TOTP), false).await;
     assert!(
         created
             .as_ref()
@@ -226,7 +163,7 @@ async fn block_refuses_totp_after_a_jit_off_idp_also_in_dry_run_and_the_reconcil
     );
     // The remedy goes through: TOTP skipped for Google's users. So does a change that is not a flow.
     let skipped = format!("{TOTP}\n        skipFor: {{identityProviders: [{{name: google}}]}}");
-    apply_app(&env, &app("payroll", "google", &skipped), true)
+    env.apply_one(&app("payroll", "google", &skipped), true)
         .await
         .expect("skipFor is not refused");
     env.patch(
@@ -240,7 +177,7 @@ async fn block_refuses_totp_after_a_jit_off_idp_also_in_dry_run_and_the_reconcil
     // The webhook down (the operator stopped): failurePolicy Ignore lets the apply through...
     env.kill_operator();
     common::wait_until(T, || async {
-        apply_app(&env, &conflicting, false).await.ok()
+        env.apply_one(&conflicting, false).await.ok()
     })
     .await
     .expect("stored while the webhook is down");
@@ -277,7 +214,7 @@ async fn warn_lets_the_flow_through_with_a_warning_on_kubectl_also_in_dry_run() 
     setup(&mut env, "Warn", &flags).await;
     let conflicting = app("payroll", "google", TOTP);
     let warning = common::wait_until(T, || async {
-        let (ok, stderr) = kubectl_apply(&env, &conflicting, true);
+        let (ok, stderr) = env.kubectl_apply(&conflicting, true);
         assert!(ok, "Warn never refuses: {stderr}");
         stderr.contains("Warning:").then_some(stderr)
     })
@@ -300,7 +237,7 @@ async fn warn_lets_the_flow_through_with_a_warning_on_kubectl_also_in_dry_run() 
         env.get("Application", "payroll").await.is_none(),
         "dry run stored nothing"
     );
-    let (ok, stderr) = kubectl_apply(&env, &conflicting, false);
+    let (ok, stderr) = env.kubectl_apply(&conflicting, false);
     assert!(
         ok && stderr.contains("Warning:") && stderr.contains("step 2 offers totp"),
         "{stderr}"
@@ -314,7 +251,7 @@ async fn warn_lets_the_flow_through_with_a_warning_on_kubectl_also_in_dry_run() 
     )
     .await;
     // No conflict: no warning.
-    let (ok, stderr) = kubectl_apply(&env, &app("wiki", "google", ""), false);
+    let (ok, stderr) = env.kubectl_apply(&app("wiki", "google", ""), false);
     assert!(ok && !stderr.contains("Warning:"), "{stderr}");
     remove_configuration(&env).await;
 }

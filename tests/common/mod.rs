@@ -305,6 +305,67 @@ spec:
         Ok(())
     }
 
+    /// Server-side apply of one document (its kind from the YAML), as a dry run or for real: the
+    /// apiserver's message when it is refused (by schema, CEL, a policy or a webhook).
+    pub async fn apply_one(&self, yaml: &str, dry_run: bool) -> Result<(), String> {
+        let value: Value = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;
+        let mut params = PatchParams::apply("tests").force();
+        if dry_run {
+            params = params.dry_run();
+        }
+        let name = value["metadata"]["name"].as_str().unwrap_or_default();
+        self.dynamic(&value)
+            .patch(name, &params, &Patch::Apply(&value))
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                kube::Error::Api(s) => s.message,
+                other => other.to_string(),
+            })
+    }
+
+    /// `kubectl apply --server-side` of `yaml` in this namespace (kube-rs does not surface
+    /// admission warnings; kubectl prints them on stderr as `Warning: ...`): (success, stderr).
+    pub fn kubectl_apply(&self, yaml: &str, dry_run: bool) -> (bool, String) {
+        use std::io::Write;
+        let kubectl = std::env::var_os("TOOLS_BIN")
+            .map(|d| PathBuf::from(d).join("kubectl"))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| "kubectl".into());
+        let mut cmd = Command::new(kubectl);
+        cmd.args([
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager",
+            "tests",
+            "-n",
+            &self.ns,
+            "-f",
+            "-",
+        ]);
+        if dry_run {
+            cmd.arg("--dry-run=server");
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(yaml.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("kubectl ends");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Merge-patches an object.
     pub async fn patch(&self, kind: &str, name: &str, patch: Value) -> Result<(), String> {
         let api = self.api_for(kind);
