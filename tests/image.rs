@@ -333,6 +333,11 @@ async fn runs_under_the_charts_pod_settings_and_converges_the_seed_scenario() {
         "logFormat=json".into(),
         // the host network: the chart's default 8080 may be taken on this machine
         format!("metrics.port={metrics_port}"),
+        // This test proves the reconciler's Block inside the container (the patch below must reach
+        // the cluster). With the chart's admission policies on, whether that patch is refused at
+        // admission depended on whether the operator had written status.jitRequiredBy yet: a race.
+        // The policies have their own tests (tests/admission.rs, tests/helm.rs).
+        "admissionPolicy.enabled=false".into(),
     ];
     let mut install = tool("helm");
     install.args([
