@@ -41,21 +41,43 @@ pub async fn reconcile(backend: Arc<IdentityBackend>, ctx: Arc<Context>) -> Resu
 
 /// The IdentityProviders and Applications (still holding their finalizer) that use `backend`.
 pub fn users(ctx: &Context, backend: &IdentityBackend) -> Vec<String> {
+    let (idps, apps) = declared_on(ctx, backend);
+    let holds = |f: &[String]| f.iter().any(|f| f == super::FINALIZER);
+    idps.into_iter()
+        .filter(|i| holds(i.finalizers()))
+        .map(|i| format!("IdentityProvider {}", i.name_any()))
+        .chain(
+            apps.into_iter()
+                .filter(|a| holds(a.finalizers()))
+                .map(|a| format!("Application {}", a.name_any())),
+        )
+        .collect()
+}
+
+/// The IdentityProviders and Applications declared on `backend` (same namespace and backendRef),
+/// whatever their state, from the caches.
+fn declared_on(
+    ctx: &Context,
+    backend: &IdentityBackend,
+) -> (
+    Vec<Arc<crate::api::IdentityProvider>>,
+    Vec<Arc<crate::api::Application>>,
+) {
     let ns = backend.namespace();
     let name = backend.name_any();
-    let idps = ctx.idps.state().into_iter().filter(|i| {
-        i.namespace() == ns
-            && i.spec.backend_ref.name == name
-            && i.finalizers().iter().any(|f| f == super::FINALIZER)
-    });
-    let apps = ctx.apps.state().into_iter().filter(|a| {
-        a.namespace() == ns
-            && a.spec.backend_ref.name == name
-            && a.finalizers().iter().any(|f| f == super::FINALIZER)
-    });
-    idps.map(|i| format!("IdentityProvider {}", i.name_any()))
-        .chain(apps.map(|a| format!("Application {}", a.name_any())))
-        .collect()
+    let idps = ctx
+        .idps
+        .state()
+        .into_iter()
+        .filter(|i| i.namespace() == ns && i.spec.backend_ref.name == name)
+        .collect();
+    let apps = ctx
+        .apps
+        .state()
+        .into_iter()
+        .filter(|a| a.namespace() == ns && a.spec.backend_ref.name == name)
+        .collect();
+    (idps, apps)
 }
 
 /// Why a backend being deleted must wait: the objects that still use it and how to unblock, or
@@ -237,28 +259,14 @@ async fn apply(
     Ok(Action::requeue(requeue))
 }
 
-/// The IdentityProviders and Applications declared on `backend`, whatever their state.
-fn declared(ctx: &Context, backend: &IdentityBackend) -> usize {
-    let ns = backend.namespace();
-    let name = backend.name_any();
-    let idps = ctx
-        .idps
-        .state()
-        .into_iter()
-        .filter(|i| i.namespace() == ns && i.spec.backend_ref.name == name);
-    let apps = ctx
-        .apps
-        .state()
-        .into_iter()
-        .filter(|a| a.namespace() == ns && a.spec.backend_ref.name == name);
-    idps.count() + apps.count()
-}
-
 /// Fits one round of drift checks of the backend's objects in its budget share: records the
 /// objects' drift-check interval and says so with an Event when it has to be longer than the
 /// operator's resync (and when it no longer has to).
 async fn fit_drift_checks(ctx: &Context, backend: &IdentityBackend) {
-    let objects = declared(ctx, backend);
+    let objects = {
+        let (idps, apps) = declared_on(ctx, backend);
+        idps.len() + apps.len()
+    };
     let limit = registry::limit(backend);
     let percent = backend
         .spec

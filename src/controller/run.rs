@@ -587,11 +587,7 @@ async fn controllers(
         .trigger_backoff(QuickBackoff::default())
         .watches_shared_stream(secrets_for_backends, move |s| {
             select(&c.backends, s.namespace(), |b: &IdentityBackend| {
-                b.spec.credentials_secret_ref.name == s.name_any()
-                    || b.spec
-                        .ca_bundle_secret_ref
-                        .as_ref()
-                        .is_some_and(|r| r.name == s.name_any())
+                super::secret_hold::secrets_of(b).contains(&s.name_any())
             })
         })
         .graceful_shutdown_on(stop.clone())
