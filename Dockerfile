@@ -15,9 +15,12 @@ FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The workspace's other crates: the operator builds from model, api and client; the emulator's and
+# the bench's manifests must be there for Cargo to load the workspace, they are not compiled.
+COPY crates ./crates
 COPY scripts/image ./scripts/image
 # Only what the binary needs: tests, charts and the other scripts stay out of the cache key.
-RUN cargo build --release --locked --bin identity-operator \
+RUN cargo build --release --locked -p identity-operator --bin identity-operator \
  && scripts/image rootfs /rootfs target/release/identity-operator
 
 FROM scratch

@@ -49,14 +49,6 @@ enum Command {
     /// The conflict check against a live tenant: every application, every IdP's JIT, the rule and
     /// messages of lint. Exit status: 0 clean, 1 conflicts, 2 the tenant could not be read.
     Audit(identity_operator::audit::AuditArgs),
-    /// Serve a local Asgardeo / WSO2 Identity Server compatible API (for tests, demos and CI).
-    Emulator(identity_operator::emulator::EmulatorArgs),
-    /// Measure the operator at scale: a real control plane, the emulator with added latency, N
-    /// IdentityProviders and M Applications; prints a table (and JSON with --json).
-    Bench(identity_operator::bench::BenchArgs),
-    /// Measure the Application admission webhook's decision (p50/p99), in-process: N
-    /// IdentityProviders in its cache, M Applications reviewed.
-    BenchAdmission(identity_operator::bench::admission::AdmissionBenchArgs),
 }
 
 #[tokio::main]
@@ -93,13 +85,5 @@ async fn main() -> anyhow::Result<()> {
             }
         },
         Command::Audit(args) => std::process::exit(identity_operator::audit::run(&args).await),
-        Command::Emulator(args) => {
-            identity_operator::telemetry::init_logging(cli.log_format);
-            identity_operator::emulator::serve(args).await
-        }
-        Command::Bench(args) => identity_operator::bench::run(args).await.map(|_| ()),
-        Command::BenchAdmission(args) => {
-            identity_operator::bench::admission::run(&args).map(|_| ())
-        }
     }
 }

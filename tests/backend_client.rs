@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use identity_emulator::{Emulator, EmulatorConfig, EmulatorHandle, Faults};
 use identity_operator::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, RetryPolicy, Target};
 use identity_operator::backend::operation::Operation;
 use identity_operator::backend::wire::{self, authenticator_id, IdpGroupSyncMethod, JitScheme};
@@ -11,7 +12,6 @@ use identity_operator::backend::{
     FederatedAuthenticator, FlowKind, FlowOption, FlowStep, FlowUpdate, IdentityServer, IdpPatch,
     Jit, JitChange, MappingsChange, NewApplication, NewIdp, OidcChange, Property, RoleMap, Secret,
 };
-use identity_operator::emulator::{Emulator, EmulatorConfig, EmulatorHandle, Faults};
 
 const TENANT: &str = "acme";
 const CLIENT_SECRET: &str = "very-secret-client-secret";
@@ -1173,7 +1173,7 @@ async fn admin_endpoints_work_over_http() {
         .find_idp_by_name("x")
         .await
         .expect("retried past the 502");
-    let stats: identity_operator::emulator::Stats = http
+    let stats: identity_emulator::Stats = http
         .get(format!("{}/_emulator/stats", emu.url()))
         .send()
         .await

@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{wait_until, TestEnv, CLIENT_ID, TENANT};
+use identity_emulator::TenantState;
 use identity_operator::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, Target};
 use identity_operator::backend::operation::{Operation, SCRIPT_SCOPE};
 use identity_operator::backend::{
@@ -19,7 +20,6 @@ use identity_operator::backend::{
     OidcChange, Property, RoleMap, Secret,
 };
 use identity_operator::controller::managed::{marker, strip_markers};
-use identity_operator::emulator::TenantState;
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(90);
@@ -747,14 +747,13 @@ fn cli_with_secret(secret: Option<&str>, args: &[&str]) -> Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_tenant_exits_two_without_echoing_the_secret() {
-    let emulator =
-        identity_operator::emulator::Emulator::start(identity_operator::emulator::EmulatorConfig {
-            client_id: CLIENT_ID.into(),
-            client_secret: Secret::new("the-right-secret"),
-            ..Default::default()
-        })
-        .await
-        .expect("emulator");
+    let emulator = identity_emulator::Emulator::start(identity_emulator::EmulatorConfig {
+        client_id: CLIENT_ID.into(),
+        client_secret: Secret::new("the-right-secret"),
+        ..Default::default()
+    })
+    .await
+    .expect("emulator");
     let url = emulator.url();
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("x");
@@ -816,14 +815,13 @@ async fn unreadable_tenant_exits_two_without_echoing_the_secret() {
 #[tokio::test]
 async fn a_large_tenant_is_read_through_every_page_in_server_order() {
     let secret = "large-tenant-secret";
-    let emulator =
-        identity_operator::emulator::Emulator::start(identity_operator::emulator::EmulatorConfig {
-            client_id: CLIENT_ID.into(),
-            client_secret: Secret::new(secret),
-            ..Default::default()
-        })
-        .await
-        .expect("emulator");
+    let emulator = identity_emulator::Emulator::start(identity_emulator::EmulatorConfig {
+        client_id: CLIENT_ID.into(),
+        client_secret: Secret::new(secret),
+        ..Default::default()
+    })
+    .await
+    .expect("emulator");
     let target = Target::Wso2IdentityServer {
         url: emulator.url(),
         tenant: TENANT.into(),

@@ -9,10 +9,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::TestEnv;
+use identity_emulator::{Emulator, EmulatorConfig, Faults, Quota};
 use identity_operator::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, RetryPolicy, Target};
 use identity_operator::backend::ratelimit::Limit;
 use identity_operator::backend::{IdentityServer, Secret};
-use identity_operator::emulator::{Emulator, EmulatorConfig, Faults, Quota};
 
 const T: Duration = Duration::from_secs(180);
 

@@ -11,10 +11,10 @@
 
 use std::path::PathBuf;
 
+use identity_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use identity_operator::backend::operation::{Operation, SCRIPT_SCOPE};
 use identity_operator::backend::wire::authenticator_id;
 use identity_operator::backend::Secret;
-use identity_operator::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestEnv;
-use identity_operator::emulator::Faults;
+use identity_emulator::Faults;
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(90);

@@ -204,7 +204,7 @@ fn mappings_text(locator: &str, m: &identity_operator::backend::IdpMappings) -> 
 }
 
 fn read_mappings(env: &TestEnv, locator: &str, name: &str) -> Value {
-    use identity_operator::emulator::idp_mappings as emu;
+    use identity_emulator::idp_mappings as emu;
     env.emulator.with_tenant(TENANT, |t| {
         let local = emu::local_claims(t);
         let Some(idp) = t.idps.iter().find(|i| i.name == name) else {
@@ -222,8 +222,8 @@ fn read_mappings(env: &TestEnv, locator: &str, name: &str) -> Value {
 /// A console edit of a mappings locator: the emulator's GET answer with that part replaced by
 /// `value` (compact form), written back with its PUT semantics.
 fn edit_mappings(env: &TestEnv, locator: &str, name: &str, value: &Value) {
+    use identity_emulator::idp_mappings as emu;
     use identity_operator::backend::wire;
-    use identity_operator::emulator::idp_mappings as emu;
     let text = value.as_str().unwrap_or_default().to_string();
     let pairs: Vec<(String, String)> = text
         .split(',')

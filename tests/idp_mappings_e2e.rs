@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{wait_until, TestEnv, TENANT};
+use identity_emulator::idp_mappings as emu;
 use identity_operator::backend::wire;
-use identity_operator::emulator::idp_mappings as emu;
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(60);
@@ -41,7 +41,7 @@ spec:
 fn with_idp<R>(
     env: &TestEnv,
     name: &str,
-    f: impl FnOnce(&mut identity_operator::emulator::StoredIdp, &[String]) -> R,
+    f: impl FnOnce(&mut identity_emulator::StoredIdp, &[String]) -> R,
 ) -> Option<R> {
     env.emulator.with_tenant(TENANT, |t| {
         let local = emu::local_claims(t);

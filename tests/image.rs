@@ -688,6 +688,24 @@ fn image_has_only_what_the_binary_needs_and_matches_the_dockerfile() {
         .filter(|f| !added_by_podman.contains(&f.as_str()))
         .collect();
     assert_eq!(files, want, "the image's regular files");
+
+    // The binary carries the operator and the crates it is built from, and no emulator or bench
+    // code (issue 23): their crate names appear in every symbol and panic location of theirs. The
+    // model's name must be there, or the scan proves nothing (a stripped binary would pass it).
+    let binary = std::fs::read(root.join("identity-operator")).expect("the binary");
+    let has = |needle: &str| binary.windows(needle.len()).any(|w| w == needle.as_bytes());
+    for present in ["identity_operator", "identity_model", "identity_client"] {
+        assert!(
+            has(present),
+            "the binary should name {present} (symbols kept)"
+        );
+    }
+    for absent in ["identity_emulator", "identity_bench", "/_emulator/"] {
+        assert!(
+            !has(absent),
+            "the image's binary contains {absent}: emulator or bench code"
+        );
+    }
     let passwd = std::fs::read_to_string(root.join("etc/passwd")).expect("passwd");
     assert!(passwd.contains("nonroot:x:65532:65532:"), "{passwd}");
 

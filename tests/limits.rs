@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{TestEnv, CLIENT_ID, TENANT};
+use identity_emulator::{Emulator, EmulatorConfig, Faults, SpoiledCreate};
 use identity_operator::backend::Secret;
-use identity_operator::emulator::{Emulator, EmulatorConfig, Faults, SpoiledCreate};
 
 const T: Duration = Duration::from_secs(90);
 
@@ -354,8 +354,7 @@ async fn a_blocked_idp_does_not_push_its_client_secret_every_resync() {
         .expect("version")
         .to_string();
     let stats = || env.emulator.stats();
-    let reads =
-        |s: &identity_operator::emulator::Stats| s.count(Operation::GetFederatedAuthenticator);
+    let reads = |s: &identity_emulator::Stats| s.count(Operation::GetFederatedAuthenticator);
     let first = common::wait_until(T, || async {
         let obj = env.get("IdentityProvider", "gh").await?;
         (obj["metadata"]["annotations"]["identity-operator.io/client-secret-version"] == version)

@@ -7,10 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::TestEnv;
+use identity_emulator::Faults;
 use identity_operator::backend::{FlowOption, FlowStep, FlowUpdate, NewApplication, NewIdp};
 use identity_operator::controller::managed::owner_marker;
 use identity_operator::controller::translate::desired_authenticator;
-use identity_operator::emulator::Faults;
 use k8s_openapi::api::core::v1::{Namespace, Secret as KubeSecret};
 use kube::api::DeleteParams;
 use kube::Api;

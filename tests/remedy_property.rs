@@ -8,9 +8,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use identity_emulator::simulate::provisions_unmatched_user;
+use identity_model::proof::{run_login, Choice};
 use identity_operator::backend::{wire, Jit as ServerJit};
-use identity_operator::emulator::script::{run_login, Choice};
-use identity_operator::emulator::simulate::provisions_unmatched_user;
 use identity_operator::flow::{
     self, script, Flow, FlowOption, Jit, LocalAccountAuthenticators, ScriptOrigin, Skip,
 };

@@ -122,9 +122,7 @@ async fn a_small_workload_until_ready_stays_within_its_request_budget() {
     assert!(passed.is_some(), "the IdP's pass never finished");
     let after = env.emulator.stats();
     let delta = |op: &str| {
-        let n = |s: &identity_operator::emulator::Stats| {
-            s.operations.get(op).copied().unwrap_or_default()
-        };
+        let n = |s: &identity_emulator::Stats| s.operations.get(op).copied().unwrap_or_default();
         n(&after) - n(&before)
     };
     println!(

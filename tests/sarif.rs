@@ -3,12 +3,12 @@
 
 use std::process::Command;
 
+use identity_emulator::{Emulator, EmulatorConfig};
 use identity_operator::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, Target};
 use identity_operator::backend::{
     wire, FederatedAuthenticator, FlowOption, FlowStep, FlowUpdate, IdentityServer, NewApplication,
     NewIdp, Secret,
 };
-use identity_operator::emulator::{Emulator, EmulatorConfig};
 use serde_json::Value;
 
 fn validator() -> jsonschema::Validator {

@@ -414,7 +414,7 @@ fn script_origin(
             })
             .collect();
         if let Some(s) = script {
-            if crate::emulator::script::proves_no_local_account_failure(s, &options, needs_local) {
+            if crate::flow::proof::proves_no_local_account_failure(s, &options, needs_local) {
                 known.script = ScriptOrigin::Proved;
             }
         }

@@ -183,8 +183,8 @@ fn idp_on_server(spec: &IdentityProviderSpec) -> IdpDetail {
 /// The claim, role and group config the server holds after the operator pushed `spec` onto an
 /// IdP with none: the client's merge bodies through the emulator's copy of the server's semantics.
 fn mappings_on_server(spec: &IdentityProviderSpec) -> crate::backend::IdpMappings {
-    use crate::emulator::idp_mappings as emu;
-    let mut stored = crate::emulator::StoredIdp::default();
+    use identity_emulator::idp_mappings as emu;
+    let mut stored = identity_emulator::StoredIdp::default();
     if let Some(change) = translate::mappings_change(spec) {
         if let Some(body) = change.claims_body(&wire::Claims::default()) {
             emu::set_claims(&mut stored, &body);

@@ -8,9 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use identity_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use identity_operator::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, Target};
 use identity_operator::backend::{IdentityServer, Secret};
-use identity_operator::emulator::{Emulator, EmulatorConfig, EmulatorHandle};
 use k8s_openapi::api::core::v1::{Namespace, Secret as KubeSecret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
