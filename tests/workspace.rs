@@ -45,7 +45,15 @@ fn crates_depend_in_one_direction_and_the_operator_carries_no_emulator() {
         (
             "identity-model",
             &["rquickjs"],
-            &["identity-api", "identity-client", "kube", "k8s-openapi", "reqwest", "axum", "tokio"],
+            &[
+                "identity-api",
+                "identity-client",
+                "kube",
+                "k8s-openapi",
+                "reqwest",
+                "axum",
+                "tokio",
+            ],
         ),
         (
             "identity-api",
@@ -55,7 +63,13 @@ fn crates_depend_in_one_direction_and_the_operator_carries_no_emulator() {
         (
             "identity-client",
             &["identity-model", "reqwest"],
-            &["identity-api", "kube", "k8s-openapi", "axum", "identity-emulator"],
+            &[
+                "identity-api",
+                "kube",
+                "k8s-openapi",
+                "axum",
+                "identity-emulator",
+            ],
         ),
         (
             "identity-operator",
@@ -65,13 +79,21 @@ fn crates_depend_in_one_direction_and_the_operator_carries_no_emulator() {
         (
             "identity-emulator",
             &["identity-model", "identity-client", "axum"],
-            &["identity-operator", "identity-api", "kube", "identity-bench"],
+            &[
+                "identity-operator",
+                "identity-api",
+                "kube",
+                "identity-bench",
+            ],
         ),
     ];
     for (package, with, without) in cases {
         let deps = normal_dependencies(package);
         for d in *with {
-            assert!(deps.contains(*d), "{package} should depend on {d}: {deps:?}");
+            assert!(
+                deps.contains(*d),
+                "{package} should depend on {d}: {deps:?}"
+            );
         }
         for d in *without {
             assert!(!deps.contains(*d), "{package} must not depend on {d}");

@@ -606,6 +606,21 @@ async fn sync_app(
     );
     seen.script = script.status();
     seen.conditional_steps = translate::conditional_steps(spec);
+    // A hand-written script the rule will see (the server's, kept) is proved here, off the async
+    // workers, before the pure planning below asks for the answer.
+    let needs = &want.needs_local;
+    let questions = [
+        flow.as_ref()
+            .and_then(|f| translate::proof_question(&f.steps, script.effective.as_deref(), needs)),
+        flow.as_ref()
+            .and_then(|f| translate::proof_question(&f.steps, f.script.as_deref(), needs)),
+        translate::proof_question(
+            &server.login_flow.steps,
+            server.login_flow.script.as_deref(),
+            needs,
+        ),
+    ];
+    super::proofs::prove_ahead(questions.into_iter().flatten(), super::proofs::BUDGET).await;
     let mut patch = ApplicationPatch::default();
     if server.name != spec.display_name {
         patch.name = Some(spec.display_name.clone());
@@ -757,6 +772,8 @@ async fn status_only(
     if let Some((f, script)) = &flow {
         let (jit, _) = cached_jit(&idps);
         let needs_local = registry::local_account_authenticators(&backend);
+        let question = translate::proof_question(&f.steps, script.as_deref(), &needs_local);
+        super::proofs::prove_ahead(question, super::proofs::BUDGET).await;
         seen.conflicts = status_conflicts(app, &idps, &needs_local, f, script.as_deref(), &jit);
     }
     let ready = Outcome::Ready(ready_message(&id, &app.spec));

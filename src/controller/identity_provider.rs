@@ -848,6 +848,10 @@ async fn connected(
             });
         let (name, flow) = match known {
             Some((name, flow)) => {
+                if let Some((f, script)) = &flow {
+                    let q = translate::proof_question(&f.steps, script.as_deref(), needs_local);
+                    super::proofs::prove_ahead(q, super::proofs::BUDGET).await;
+                }
                 let flow = flow.map(|(f, script)| {
                     translate::flow_for_rule(&f.steps, script.as_deref(), needs_local)
                 });
@@ -855,6 +859,12 @@ async fn connected(
             }
             None => match client.get_application(&app_id).await {
                 Ok(app) => {
+                    let q = translate::proof_question(
+                        &app.login_flow.steps,
+                        app.login_flow.script.as_deref(),
+                        needs_local,
+                    );
+                    super::proofs::prove_ahead(q, super::proofs::BUDGET).await;
                     let flow = rule_flow(&app, needs_local);
                     (app.name, flow)
                 }

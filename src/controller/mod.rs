@@ -30,6 +30,7 @@ pub mod identity_backend;
 pub mod identity_provider;
 pub mod managed;
 pub mod memo;
+pub mod proofs;
 pub mod registry;
 pub mod secret_hold;
 pub mod translate;

@@ -403,23 +403,45 @@ fn script_origin(
     needs_local: &flow::LocalAccountAuthenticators,
 ) -> flow::Flow {
     let mut known = flow::script::flow_with_script(script_flow(steps, vec![]).steps, script);
-    if known.script == ScriptOrigin::NotVerified {
-        let options: Vec<Vec<(String, String)>> = steps
-            .iter()
-            .map(|s| {
-                s.options
-                    .iter()
-                    .map(|o| (o.idp.clone(), o.authenticator.clone()))
-                    .collect()
-            })
-            .collect();
-        if let Some(s) = script {
-            if crate::flow::proof::proves_no_local_account_failure(s, &options, needs_local) {
-                known.script = ScriptOrigin::Proved;
-            }
+    if let Some(q) = proof_question_for(&known, steps, script, needs_local) {
+        if flow::proof::Answers::global().get_or_prove(&q) {
+            known.script = ScriptOrigin::Proved;
         }
     }
     known
+}
+
+/// What a simulation would have to prove about `script` on `steps`: none when there is no script
+/// or it is the operator's own (the rule reads its skips instead). The controller proves these
+/// ahead, off the async workers (`controller::proofs`), so that [`flow_for_rule`] finds the answer.
+pub fn proof_question(
+    steps: &[FlowStep],
+    script: Option<&str>,
+    needs_local: &flow::LocalAccountAuthenticators,
+) -> Option<flow::proof::Question> {
+    let known = flow::script::flow_with_script(script_flow(steps, vec![]).steps, script);
+    proof_question_for(&known, steps, script, needs_local)
+}
+
+fn proof_question_for(
+    known: &flow::Flow,
+    steps: &[FlowStep],
+    script: Option<&str>,
+    needs_local: &flow::LocalAccountAuthenticators,
+) -> Option<flow::proof::Question> {
+    if known.script != ScriptOrigin::NotVerified {
+        return None;
+    }
+    let options: Vec<Vec<(String, String)>> = steps
+        .iter()
+        .map(|s| {
+            s.options
+                .iter()
+                .map(|o| (o.idp.clone(), o.authenticator.clone()))
+                .collect()
+        })
+        .collect();
+    Some(flow::proof::Question::new(script?, options, needs_local))
 }
 
 /// The application's script after a plan: what the rule and the status see.

@@ -257,3 +257,22 @@ fn a_script_cannot_replace_the_simulation_to_fake_a_proof() {
     .expect("runs");
     assert!(!o.success, "{o:?}");
 }
+
+#[test]
+fn answers_are_kept_per_question_and_bounded() {
+    let answers = Answers::default();
+    let q = |i: usize| Question::new(&format!("// {i}"), vec![], &Default::default());
+    assert_eq!(answers.get(&q(0)), None);
+    // A question with no way through it proves nothing, and the answer is kept.
+    assert!(!answers.get_or_prove(&q(0)));
+    assert_eq!(answers.get(&q(0)), Some(false));
+    // A later answer replaces a provisional one.
+    answers.record(q(0), true);
+    assert!(answers.get_or_prove(&q(0)));
+    // Past the bound the oldest half goes; the newest stay.
+    for i in 1..=MAX_ANSWERS {
+        answers.record(q(i), true);
+    }
+    assert_eq!(answers.get(&q(0)), None, "the oldest answer was forgotten");
+    assert_eq!(answers.get(&q(MAX_ANSWERS)), Some(true));
+}
