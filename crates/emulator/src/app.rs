@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 
-use super::http::Ctx;
+use super::ctx::Ctx;
 use super::reply::{EmuError, Reply};
 use super::state::{default_sequence, StoredApp, TenantState};
 use identity_client::operation::{Operation, SCRIPT_SCOPE, SECRET_VIEW_SCOPE};

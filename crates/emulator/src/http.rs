@@ -2,9 +2,8 @@
 //! scope checks, fault injection, request counters, and the emulator-only admin endpoints under
 //! `/_emulator/` (outside any tenant, so they can never clash with the real API).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -14,99 +13,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
 
+use super::ctx::Ctx;
 use super::reply::{EmuError, Reply};
-use super::state::{self, TenantState, Tenants};
-use identity_client::operation::{Operation, SCRIPT_SCOPE};
-use identity_client::wire::{Link, OAuthError, TokenResponse};
+use super::shared::{
+    lock, quota_family, quota_wait, Faults, IssuedToken, Shared, SpoiledCreate, Stats,
+};
+use super::state::{TenantState, Tenants};
+use identity_client::operation::Operation;
+use identity_client::wire::{OAuthError, TokenResponse};
 use identity_client::Secret;
-
-/// Faults to inject into `/t/...` requests (token endpoint included). Set with `POST /_emulator/faults`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct Faults {
-    /// Added latency per request, milliseconds.
-    pub latency_ms: u64,
-    /// Probability (0..=1) that a request fails with `error_status`.
-    pub error_rate: f64,
-    /// Status for injected errors (default 500 when 0).
-    pub error_status: u16,
-    /// The next N requests fail with `error_status` (deterministic, for tests).
-    pub fail_next: u32,
-    /// The next N requests get 429 with `Retry-After: retry_after_secs` (a burst).
-    pub rate_limit_next: u32,
-    /// Retry-After seconds sent with injected 429s.
-    pub retry_after_secs: u64,
-    /// Overrides the configured token lifetime for tokens issued from now on, seconds.
-    pub token_lifetime_secs: Option<u64>,
-    /// The next N creates (IdP or application POSTs that succeed) are committed, then answered
-    /// as `spoiled_create` says: a create whose answer is lost or unusable.
-    pub spoil_next_creates: u32,
-    /// How the answer of a spoiled create goes wrong.
-    pub spoiled_create: SpoiledCreate,
-    /// A request quota enforced like the server's rate limit (none: unlimited).
-    pub quota: Option<Quota>,
-}
-
-/// A request quota like Asgardeo's (<https://wso2.com/asgardeo/docs/references/rate-limits/>: 200
-/// requests per minute per client IP for `/api/server/*`, and as many for `/oauth2/*`, each
-/// counted on its own). Counted in a sliding window, the strictest reading of "per minute", so a
-/// client that stays under it here stays under it on a fixed-window server too. Every client of
-/// an emulator is one client: tests and the bench all connect from the loopback address. Refused
-/// requests do not count.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Quota {
-    /// Requests allowed per window.
-    pub requests: u32,
-    /// The window, seconds (60 on the server; tests may shorten it).
-    pub window_secs: u64,
-}
-
-/// Which of the server's separately limited path families a request belongs to.
-fn quota_family(op: Operation) -> &'static str {
-    if op == Operation::Token {
-        "/oauth2/*"
-    } else {
-        "/api/server/*"
-    }
-}
-
-/// The quota's decision for a request at `now` (pure but for the log it updates): `None` to serve
-/// it (and count it), else how long until the oldest counted request leaves the window.
-pub(crate) fn quota_wait(
-    log: &mut VecDeque<Instant>,
-    quota: Quota,
-    now: Instant,
-) -> Option<Duration> {
-    let window = Duration::from_secs(quota.window_secs.max(1));
-    while log
-        .front()
-        .is_some_and(|t| now.saturating_duration_since(*t) >= window)
-    {
-        log.pop_front();
-    }
-    if log.len() < quota.requests as usize {
-        log.push_back(now);
-        return None;
-    }
-    let oldest = log.front().copied().unwrap_or(now);
-    Some(window.saturating_sub(now.saturating_duration_since(oldest)))
-}
-
-/// How [`Faults::spoil_next_creates`] spoils the answer of a committed create.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum SpoiledCreate {
-    /// 201 without a `Location` header (the id is unknown to the client).
-    #[default]
-    NoLocation,
-    /// 201 with `Location` and a body larger than the client's cap (8 MiB).
-    Oversized,
-    /// No answer at all: the request hangs until the client gives up (a lost response).
-    Hang,
-}
 
 /// The body of an [`SpoiledCreate::Oversized`] answer: twice the client's default cap.
 const OVERSIZED_BODY: usize = 2 * identity_client::asgardeo::DEFAULT_MAX_BODY_BYTES;
@@ -135,196 +51,6 @@ async fn spoiled(how: SpoiledCreate, reply: Reply) -> Response {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             reply.into_response()
         }
-    }
-}
-
-/// Request counters. Readable with `GET /_emulator/stats`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Stats {
-    /// Requests per operation label (see [`Operation::label`]), token endpoint included.
-    pub operations: BTreeMap<String, u64>,
-    /// API requests that only read.
-    pub reads: u64,
-    /// API requests that write.
-    pub writes: u64,
-    /// Token endpoint requests.
-    pub token_requests: u64,
-    /// Responses per HTTP status.
-    pub statuses: BTreeMap<u16, u64>,
-    /// Requests answered by an injected fault (5xx or 429).
-    pub faults_injected: u64,
-    /// Requests refused with 429 because they were over the [`Quota`].
-    pub over_quota: u64,
-}
-
-impl Stats {
-    /// Count of one operation.
-    pub fn count(&self, op: Operation) -> u64 {
-        self.operations.get(op.label()).copied().unwrap_or(0)
-    }
-}
-
-struct IssuedToken {
-    tenant: String,
-    scopes: HashSet<String>,
-    expires_at: Instant,
-}
-
-/// State shared by all requests of one emulator.
-pub struct Shared {
-    pub(crate) client_id: String,
-    pub(crate) client_secret: Secret,
-    pub(crate) token_lifetime: Duration,
-    /// Scopes the M2M app is authorized for; requested scopes outside it are dropped.
-    pub(crate) grant_scopes: Mutex<HashSet<String>>,
-    /// Names compare case-insensitively (uniqueness and `name eq`), as on a case-insensitive
-    /// database collation.
-    pub(crate) ignore_name_case: bool,
-    pub(crate) state_file: Option<PathBuf>,
-    pub(crate) scheme: &'static str,
-    pub(crate) tenants: Mutex<Tenants>,
-    tokens: Mutex<HashMap<String, IssuedToken>>,
-    pub(crate) faults: Mutex<Faults>,
-    pub(crate) stats: Mutex<Stats>,
-    /// The requests counted in each quota family's window.
-    quota_log: Mutex<HashMap<&'static str, VecDeque<Instant>>>,
-}
-
-/// Locks a mutex, recovering from poisoning: the emulator's data stays usable after a panicking test.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Shared {
-    pub(crate) fn new(
-        config: &super::EmulatorConfig,
-        scheme: &'static str,
-        tenants: Tenants,
-    ) -> Self {
-        let grant_scopes = match &config.grant_scopes {
-            Some(v) => v.iter().cloned().collect(),
-            None => default_authorized_scopes(),
-        };
-        Self {
-            client_id: config.client_id.clone(),
-            client_secret: config.client_secret.clone(),
-            token_lifetime: config.token_lifetime,
-            grant_scopes: Mutex::new(grant_scopes),
-            ignore_name_case: !config.case_sensitive_names,
-            state_file: config.state_file.clone(),
-            scheme,
-            tenants: Mutex::new(tenants),
-            tokens: Mutex::new(HashMap::new()),
-            faults: Mutex::new(Faults::default()),
-            stats: Mutex::new(Stats::default()),
-            quota_log: Mutex::default(),
-        }
-    }
-
-    /// Invalidates every issued token (the next API call gets 401).
-    pub(crate) fn revoke_all_tokens(&self) {
-        lock(&self.tokens).clear();
-    }
-
-    pub(crate) fn persist(&self, tenants: &Tenants) {
-        if let Some(path) = &self.state_file {
-            if let Err(e) = state::save(path, tenants) {
-                tracing::warn!(error = %e, path = %path.display(), "could not save emulator state");
-            }
-        }
-    }
-}
-
-/// What an M2M app is authorized for unless configured otherwise: every scope the operator may ask
-/// for (the operations' scopes, the client-secret view scope, the script scope).
-pub fn default_authorized_scopes() -> HashSet<String> {
-    Operation::needed_scopes()
-        .into_iter()
-        .chain([SCRIPT_SCOPE])
-        .map(str::to_owned)
-        .collect()
-}
-
-/// What a handler needs from the request.
-pub struct Ctx<'a> {
-    /// Tenant domain from the path.
-    pub tenant: &'a str,
-    /// `scheme://host[:port]` as the client addressed us.
-    pub origin: String,
-    /// Decoded query pairs.
-    pub query: Vec<(String, String)>,
-    /// Raw body.
-    pub body: &'a [u8],
-    /// Scopes of the caller's token.
-    pub scopes: &'a HashSet<String>,
-    /// Names compare case-insensitively (see [`Shared`]).
-    pub ignore_name_case: bool,
-}
-
-impl Ctx<'_> {
-    /// First value of a query parameter.
-    pub fn query(&self, key: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Server-relative path of an API resource, `/t/{tenant}/api/server/v1/{rest}`.
-    pub fn api_path(&self, rest: &str) -> String {
-        format!("/t/{}/api/server/v1/{rest}", self.tenant)
-    }
-
-    /// Absolute URL of an API resource (for `Location`).
-    pub fn location(&self, rest: &str) -> String {
-        format!("{}{}", self.origin, self.api_path(rest))
-    }
-
-    /// `limit` and `offset` query parameters; `code` is the area's invalid-pagination error code.
-    pub fn page(&self, default_limit: usize, code: &str) -> Result<(usize, usize), EmuError> {
-        let num = |key: &str, default: usize| -> Result<usize, EmuError> {
-            match self.query(key) {
-                None => Ok(default),
-                Some(v) => v.parse::<usize>().map_err(|_| {
-                    EmuError::bad_request(
-                        code,
-                        "Invalid pagination parameter.",
-                        format!("{key} must be a non-negative integer."),
-                    )
-                }),
-            }
-        };
-        Ok((num("limit", default_limit)?, num("offset", 0)?))
-    }
-
-    /// `next` / `previous` links as the server builds them (keeping the filter).
-    pub fn links(&self, rest: &str, total: usize, limit: usize, offset: usize) -> Vec<Link> {
-        let mut links = Vec::new();
-        let filter = self
-            .query("filter")
-            .map(|f| {
-                format!(
-                    "&filter={}",
-                    url::form_urlencoded::byte_serialize(f.as_bytes()).collect::<String>()
-                )
-            })
-            .unwrap_or_default();
-        let href =
-            |off: usize| format!("{}?offset={off}&limit={limit}{filter}", self.api_path(rest));
-        if limit > 0 && offset + limit < total {
-            links.push(Link {
-                href: href(offset + limit),
-                rel: "next".to_owned(),
-            });
-        }
-        if offset > 0 {
-            links.push(Link {
-                href: href(offset.saturating_sub(limit)),
-                rel: "previous".to_owned(),
-            });
-        }
-        links
     }
 }
 
@@ -793,34 +519,6 @@ fn token(shared: &Shared, tenant: &str, headers: &HeaderMap, body: &[u8]) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_quota_counts_a_sliding_window_and_says_when_the_oldest_leaves() {
-        let quota = Quota {
-            requests: 3,
-            window_secs: 60,
-        };
-        let t0 = Instant::now();
-        let s = Duration::from_secs;
-        let mut log = VecDeque::new();
-        // (at, refused with this wait)
-        let steps = [
-            (s(0), None),
-            (s(10), None),
-            (s(20), None),
-            (s(30), Some(s(30))),
-            // Refused requests do not count: the oldest still leaves at 60 s.
-            (s(59), Some(s(1))),
-            (s(60), None),
-            (s(61), Some(s(9))),
-            (s(70), None),
-        ];
-        for (at, want) in steps {
-            assert_eq!(quota_wait(&mut log, quota, t0 + at), want, "at {at:?}");
-        }
-        assert_eq!(quota_family(Operation::Token), "/oauth2/*");
-        assert_eq!(quota_family(Operation::GetIdp), "/api/server/*");
-    }
 
     #[test]
     fn the_state_dump_masks_every_stored_secret() {

@@ -11,7 +11,7 @@
 //! accepts only `REPLACE` on root attributes, except for the certificate paths (`/certificate/jwksUri`,
 //! `/certificate/samlMetadataUri`, `/certificate/certificates/N`), which take ADD / REPLACE / REMOVE.
 
-use super::http::Ctx;
+use super::ctx::Ctx;
 use super::reply::{EmuError, Reply};
 use super::state::{StoredIdp, TenantState};
 use identity_client::operation::Operation;

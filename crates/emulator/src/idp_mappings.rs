@@ -24,74 +24,12 @@
 //! - **Group ids** are kept when the PUT carries them; a group sent without one gets a new id (the
 //!   framework's DAO assigns a UUID; inferred, not read: a client that keeps ids must send them).
 
-use serde::{Deserialize, Serialize};
-
-use super::http::Ctx;
+use super::ctx::Ctx;
 use super::reply::{EmuError, Reply};
+pub use super::state::{StoredClaimConfig, StoredClaimMapping, DEFAULT_LOCAL_CLAIMS};
 use super::state::{StoredIdp, TenantState};
 use identity_client::operation::Operation;
 use identity_client::wire::{self, Claim, Claims, IdpGroup, Roles};
-
-/// The local claims a tenant has unless its state lists its own: the common part of the server's
-/// default `http://wso2.org/claims` dialect (carbon-identity-framework `claim-config.xml`).
-pub const DEFAULT_LOCAL_CLAIMS: &[&str] = &[
-    "http://wso2.org/claims/username",
-    "http://wso2.org/claims/userid",
-    "http://wso2.org/claims/emailaddress",
-    "http://wso2.org/claims/givenname",
-    "http://wso2.org/claims/lastname",
-    "http://wso2.org/claims/fullname",
-    "http://wso2.org/claims/nickname",
-    "http://wso2.org/claims/displayName",
-    "http://wso2.org/claims/mobile",
-    "http://wso2.org/claims/telephone",
-    "http://wso2.org/claims/country",
-    "http://wso2.org/claims/locality",
-    "http://wso2.org/claims/organization",
-    "http://wso2.org/claims/department",
-    "http://wso2.org/claims/title",
-    "http://wso2.org/claims/role",
-    "http://wso2.org/claims/roles",
-    "http://wso2.org/claims/groups",
-    "http://wso2.org/claims/dob",
-    "http://wso2.org/claims/gender",
-    "http://wso2.org/claims/preferredLanguage",
-    "http://wso2.org/claims/photourl",
-];
-
-/// The claim config as the server keeps it internally (`ClaimConfig`): provisioning claims are
-/// mappings with a default value.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StoredClaimConfig {
-    /// `userClaimURI`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_claim_uri: Option<String>,
-    /// `roleClaimURI`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_claim_uri: Option<String>,
-    /// `claimMappings`.
-    #[serde(default)]
-    pub claim_mappings: Vec<StoredClaimMapping>,
-}
-
-/// One internal `ClaimMapping`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StoredClaimMapping {
-    /// The IdP's claim (blank for a local-dialect provisioning claim).
-    #[serde(default)]
-    pub remote_claim: String,
-    /// The local claim.
-    #[serde(default)]
-    pub local_claim: String,
-    /// Default value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_value: Option<String>,
-    /// Set with a default value (provisioning claim).
-    #[serde(default)]
-    pub requested: bool,
-}
 
 fn not_found(id: &str) -> EmuError {
     EmuError::not_found(

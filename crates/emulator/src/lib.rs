@@ -19,12 +19,14 @@
 //! From tests, start one in-process with [`Emulator::start`] and use the returned [`EmulatorHandle`].
 
 mod app;
+mod ctx;
 mod filter;
 mod http;
 mod idp;
 pub mod idp_mappings;
 mod meta;
 mod reply;
+mod shared;
 pub mod simulate;
 mod state;
 
@@ -34,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use filter::Filter;
-pub use http::{Faults, Quota, SpoiledCreate, Stats};
+pub use shared::{Faults, Quota, SpoiledCreate, Stats};
 pub use state::{StoredApp, StoredIdp, TenantState};
 
 use identity_client::Secret;
@@ -196,20 +198,20 @@ impl Emulator {
 fn build_shared(
     config: &EmulatorConfig,
     scheme: &'static str,
-) -> Result<Arc<http::Shared>, EmulatorError> {
+) -> Result<Arc<shared::Shared>, EmulatorError> {
     let tenants = match &config.state_file {
         Some(path) => state::load(path)?,
         None => Default::default(),
     };
-    let shared = Arc::new(http::Shared::new(config, scheme, tenants));
-    *http::lock(&shared.faults) = config.faults.clone();
+    let shared = Arc::new(shared::Shared::new(config, scheme, tenants));
+    *shared::lock(&shared.faults) = config.faults.clone();
     Ok(shared)
 }
 
 /// A running in-process emulator. Dropping it stops the server.
 pub struct EmulatorHandle {
     addr: SocketAddr,
-    shared: Arc<http::Shared>,
+    shared: Arc<shared::Shared>,
     task: tokio::task::JoinHandle<()>,
     scheme: &'static str,
 }
@@ -231,23 +233,23 @@ impl EmulatorHandle {
 
     /// A snapshot of the request counters.
     pub fn stats(&self) -> Stats {
-        http::lock(&self.shared.stats).clone()
+        shared::lock(&self.shared.stats).clone()
     }
 
     /// Zeroes the request counters.
     pub fn reset_stats(&self) {
-        *http::lock(&self.shared.stats) = Stats::default();
+        *shared::lock(&self.shared.stats) = Stats::default();
     }
 
     /// Replaces the injected faults.
     pub fn set_faults(&self, faults: Faults) {
-        *http::lock(&self.shared.faults) = faults;
+        *shared::lock(&self.shared.faults) = faults;
     }
 
     /// Replaces the scopes the M2M app is authorized for (tokens issued from now on), as an admin
     /// changing the app's API authorization would.
     pub fn set_authorized_scopes<S: Into<String>>(&self, scopes: impl IntoIterator<Item = S>) {
-        *http::lock(&self.shared.grant_scopes) = scopes.into_iter().map(Into::into).collect();
+        *shared::lock(&self.shared.grant_scopes) = scopes.into_iter().map(Into::into).collect();
     }
 
     /// Invalidates every issued token.
@@ -258,7 +260,7 @@ impl EmulatorHandle {
     /// Runs `f` on a tenant's state (created empty if new): create or change objects behind the
     /// operator's back. Saved to the state file afterwards, if one is configured.
     pub fn with_tenant<R>(&self, tenant: &str, f: impl FnOnce(&mut TenantState) -> R) -> R {
-        let mut tenants = http::lock(&self.shared.tenants);
+        let mut tenants = shared::lock(&self.shared.tenants);
         let out = f(tenants.entry(tenant.to_owned()).or_default());
         self.shared.persist(&tenants);
         out

@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::http::{lock, Shared};
+use super::shared::{lock, Shared};
 use super::state::TenantState;
 use identity_client::wire::{JustInTimeProvisioning, SequenceType, LOCAL_IDP};
 use identity_model::proof::{run_login, Choice, Outcome};

@@ -46,7 +46,7 @@ pub struct StoredIdp {
     pub certificate: Option<Certificate>,
     /// Claim config, in the server's internal shape (see [`super::idp_mappings`]).
     #[serde(default)]
-    pub claims: super::idp_mappings::StoredClaimConfig,
+    pub claims: StoredClaimConfig,
     /// Role config.
     #[serde(default)]
     pub roles: wire::Roles,
@@ -90,7 +90,7 @@ pub struct TenantState {
     /// Applications.
     pub apps: Vec<StoredApp>,
     /// The tenant's local claim URIs; `None`: the server's default dialect
-    /// ([`super::idp_mappings::DEFAULT_LOCAL_CLAIMS`]).
+    /// ([`DEFAULT_LOCAL_CLAIMS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_claims: Option<Vec<String>>,
 }
@@ -262,4 +262,65 @@ pub fn save(path: &Path, tenants: &Tenants) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(tmp, path)
+}
+
+/// The local claims a tenant has unless its state lists its own: the common part of the server's
+/// default `http://wso2.org/claims` dialect (carbon-identity-framework `claim-config.xml`).
+pub const DEFAULT_LOCAL_CLAIMS: &[&str] = &[
+    "http://wso2.org/claims/username",
+    "http://wso2.org/claims/userid",
+    "http://wso2.org/claims/emailaddress",
+    "http://wso2.org/claims/givenname",
+    "http://wso2.org/claims/lastname",
+    "http://wso2.org/claims/fullname",
+    "http://wso2.org/claims/nickname",
+    "http://wso2.org/claims/displayName",
+    "http://wso2.org/claims/mobile",
+    "http://wso2.org/claims/telephone",
+    "http://wso2.org/claims/country",
+    "http://wso2.org/claims/locality",
+    "http://wso2.org/claims/organization",
+    "http://wso2.org/claims/department",
+    "http://wso2.org/claims/title",
+    "http://wso2.org/claims/role",
+    "http://wso2.org/claims/roles",
+    "http://wso2.org/claims/groups",
+    "http://wso2.org/claims/dob",
+    "http://wso2.org/claims/gender",
+    "http://wso2.org/claims/preferredLanguage",
+    "http://wso2.org/claims/photourl",
+];
+
+/// The claim config as the server keeps it internally (`ClaimConfig`): provisioning claims are
+/// mappings with a default value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredClaimConfig {
+    /// `userClaimURI`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_claim_uri: Option<String>,
+    /// `roleClaimURI`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_claim_uri: Option<String>,
+    /// `claimMappings`.
+    #[serde(default)]
+    pub claim_mappings: Vec<StoredClaimMapping>,
+}
+
+/// One internal `ClaimMapping`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredClaimMapping {
+    /// The IdP's claim (blank for a local-dialect provisioning claim).
+    #[serde(default)]
+    pub remote_claim: String,
+    /// The local claim.
+    #[serde(default)]
+    pub local_claim: String,
+    /// Default value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_value: Option<String>,
+    /// Set with a default value (provisioning claim).
+    #[serde(default)]
+    pub requested: bool,
 }
