@@ -15,6 +15,7 @@
 pub mod admission;
 pub mod audit;
 pub mod controller;
+pub mod duration;
 pub mod export;
 pub mod leader;
 pub mod lint;

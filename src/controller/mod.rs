@@ -352,5 +352,5 @@ pub fn recorder(client: Client) -> Recorder {
     )
 }
 
-pub use run::{parse_duration, run, RunArgs, RESYNC_READS_PER_OBJECT};
+pub use run::{run, RunArgs, RESYNC_READS_PER_OBJECT};
 mod run;

@@ -76,22 +76,7 @@ pub struct RunArgs {
     pub webhook: crate::webhook::WebhookArgs,
 }
 
-/// Parses `30s`, `5m`, `1h` or a plain number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: use e.g. 30s, 5m, 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "ms" => return Ok(Duration::from_millis(n)),
-        _ => return Err(format!("invalid duration unit in {s:?}: use s, m or h")),
-    };
-    Ok(Duration::from_secs(secs))
-}
+use crate::duration::parse_duration;
 
 /// The resync interval when `--resync-interval` is not given and the objects are few: the default
 /// before it was derived. A derived default is never shorter.

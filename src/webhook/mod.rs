@@ -54,7 +54,7 @@ pub struct WebhookArgs {
     pub webhook_cert_dir: Option<std::path::PathBuf>,
     /// How often every replica re-reads the certificate (Secret, files or memory), renews it when
     /// due and re-registers the caBundle when it changed.
-    #[arg(long, value_parser = crate::controller::parse_duration, default_value = "5m")]
+    #[arg(long, value_parser = crate::duration::parse_duration, default_value = "5m")]
     pub webhook_cert_reload: std::time::Duration,
     /// Namespace of --webhook-secret (default: POD_NAMESPACE, else "default").
     #[arg(long)]

@@ -120,21 +120,7 @@ pub struct BenchArgs {
     pub operator_bin: Option<PathBuf>,
 }
 
-/// Parses `500ms`, `30s`, `5m`, `1h` or a plain number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: use e.g. 30s, 5m, 1h"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
-    }
-}
+use identity_operator::duration::parse_duration;
 
 /// Runs the bench, prints the table, writes the JSON if asked, and returns the report.
 pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
@@ -1032,13 +1018,5 @@ mod tests {
             let got = locate_dev_env(explicit, cwd, exe).ok();
             assert_eq!(got.as_deref(), expected, "cwd {cwd:?} exe {exe:?}");
         }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("s").is_err());
     }
 }
