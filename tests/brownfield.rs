@@ -660,6 +660,56 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     assert_eq!(lint.status.code(), Some(1), "{}", text(&lint));
     assert_eq!(conflicts(&lint), audited);
 
+    // audit --declared of the export: its certificates are the server's, so no drift; a declared
+    // JWKS URI the server does not have is reported as the operator would rewrite it.
+    let drift = |dir: &std::path::Path| {
+        let o = cli(
+            &env,
+            &[
+                &[
+                    "audit",
+                    "--namespace",
+                    &env.ns,
+                    "--format",
+                    "json",
+                    "--declared",
+                ][..],
+                &[dir.to_str().expect("utf-8 path")],
+                &conn,
+            ]
+            .concat(),
+        );
+        let v: Value = serde_json::from_slice(&o.stdout).expect("json output");
+        let found: Vec<String> = v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["rule"] == "Drift")
+            .map(|f| f["message"].as_str().unwrap_or_default().to_string())
+            .collect();
+        found
+    };
+    assert_eq!(drift(&out), Vec::<String>::new());
+    let edited = dir.path().join("edited");
+    std::fs::create_dir(&edited).expect("mkdir");
+    std::fs::write(
+        edited.join("corp-oidc.yaml"),
+        files["identityprovider-corp-oidc.yaml"].replace(
+            "https://login.corp.example/jwks",
+            "https://login.corp.example/new-jwks",
+        ),
+    )
+    .expect("write");
+    let found = drift(&edited);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].contains(
+            "declares JWKS URI https://login.corp.example/new-jwks, but the server's \"Corp OIDC\""
+        ) && found[0].contains("has JWKS URI https://login.corp.example/jwks"),
+        "{}",
+        found[0]
+    );
+
     // Create the Secrets the README lists (values from "the vault"; the backend's is the real one).
     let secrets = secrets_to_create(readme);
     assert_eq!(
