@@ -467,7 +467,7 @@ async fn the_apple_example_converges_and_pushes_the_private_key_only() {
 }
 
 #[tokio::test]
-async fn the_apiserver_refuses_apple_specs_the_server_could_not_use() {
+async fn the_apiserver_refuses_apple_and_facebook_specs_the_server_could_not_use() {
     common::require_dev_env();
     let env = TestEnv::new("idp-apple-cel").await;
     env.create_backend("asgardeo").await;
@@ -513,4 +513,21 @@ async fn the_apiserver_refuses_apple_specs_the_server_could_not_use() {
     env.apply(&apple("    secretValidityPeriodSeconds: 86400"))
         .await
         .expect("a valid spec applies");
+    // Facebook's user-info fields are sent comma separated: one field name each.
+    let facebook = |fields: &str| {
+        format!(
+            "apiVersion: identity-operator.io/v1alpha1\nkind: IdentityProvider\nmetadata: {{name: facebook}}\nspec:\n  backendRef: {{name: asgardeo}}\n  displayName: Facebook\n  facebook: {{clientID: fb, clientSecretRef: {{name: k, key: k}}, userInfoFields: {fields}}}\n"
+        )
+    };
+    let err = env
+        .apply(&facebook("[\"id,name\"]"))
+        .await
+        .expect_err("a comma inside a field: accepted");
+    assert!(
+        err.contains("userInfoFields: each must be one Graph API field name"),
+        "{err}"
+    );
+    env.apply(&facebook("[id, name, email, \"picture.type(large)\"]"))
+        .await
+        .expect("field names apply");
 }
