@@ -404,3 +404,55 @@ fn a_declared_certificate_that_differs_from_the_servers_is_drift() {
         }
     }
 }
+
+#[test]
+fn an_apple_idp_without_jit_before_totp_is_a_conflict_in_audit_and_in_lint_of_the_export() {
+    let apple = |jit: bool| {
+        idp(
+            "Apple",
+            "AppleOIDCAuthenticator",
+            &[
+                ("ClientId", "com.example.web"),
+                ("TeamId", "TEAM123456"),
+                ("KeyId", "KEY1234567"),
+                ("Scopes", "name email"),
+            ],
+            jit,
+        )
+    };
+    let snap = |jit: bool| TenantSnapshot {
+        idps: vec![apple(jit)],
+        applications: vec![app(
+            "Shop",
+            &[
+                &[
+                    ("LOCAL", "BasicAuthenticator"),
+                    ("Apple", "AppleOIDCAuthenticator"),
+                ],
+                &[("LOCAL", "totp")],
+            ],
+            None,
+        )],
+    };
+    let local = LocalAccountAuthenticators::default();
+    assert!(conflicts(&snap(true), &local).is_empty(), "JIT on: clean");
+    let audited = audit_snapshot(&snap(false), API, "identity", &local);
+    assert_eq!(audited.findings.len(), 1, "{:#?}", audited.findings);
+    assert!(
+        audited.findings[0]
+            .problem
+            .to_string()
+            .contains("IdentityProvider \"Apple\""),
+        "{}",
+        audited.findings[0].problem
+    );
+    // export writes spec.apple; lint of it finds the same conflict.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = crate::export::plan(&snap(false), &crate::export::tests::options());
+    assert_eq!(plan.idps.len(), 1, "Apple is exported");
+    assert!(plan.idps[0].2.spec.apple.is_some());
+    crate::export::write(dir.path(), &plan, "https://x/t/acme/", "identity", "id").expect("writes");
+    let docs = crate::lint::load_paths(&[dir.path().to_path_buf()]).expect("loads");
+    let linted = crate::lint::lint_documents(&docs);
+    assert_eq!(without_places(&linted), without_places(&audited));
+}
