@@ -6,6 +6,11 @@
 //! message (`lint::conflict_message`), naming objects the way `export` names them, so an audit of a
 //! tenant and a lint of its export say the same thing. Exit status: 0 clean, 1 conflicts, 2 the
 //! tenant could not be read.
+//!
+//! With `--declared PATH...` (manifests, as `lint` reads them) it also compares each declared
+//! IdentityProvider's certificate (JWKS URI, SAML metadata URI or PEM certificates) with the server
+//! IdP of the same name, with the controller's own diff (`translate::certificate_patches`): what
+//! the operator would rewrite is reported as `Drift`.
 
 use std::collections::HashMap;
 
@@ -30,6 +35,10 @@ pub struct AuditArgs {
     /// an IdentityBackend's `localAccountAuthenticators`.
     #[arg(long, value_delimiter = ',')]
     pub local_account_authenticators: Option<Vec<String>>,
+    /// Manifests (files or folders, as `lint` reads them) whose IdentityProviders are compared
+    /// with the server's: a certificate that differs is reported as drift.
+    #[arg(long, num_args = 1..)]
+    pub declared: Vec<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -146,6 +155,80 @@ pub fn audit_snapshot(
     report
 }
 
+/// The certificate findings of declared IdentityProviders against the snapshot. Pure. An IdP
+/// matches the server IdP with its displayName; one that is not on the server, or that declares
+/// no certificate (the server's is then not managed), has none.
+pub fn certificate_drift(
+    declared: &[(crate::api::IdentityProvider, Location)],
+    snapshot: &TenantSnapshot,
+    api_url: &str,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (idp, location) in declared {
+        let spec = &idp.spec;
+        let Some(server) = snapshot
+            .idps
+            .iter()
+            .find(|d| d.idp.name == spec.display_name)
+        else {
+            continue;
+        };
+        let patches =
+            crate::controller::translate::certificate_patches(spec, &server.idp.certificate);
+        if patches.is_empty() {
+            continue;
+        }
+        let declared_text = describe_declared(spec);
+        let server_text = describe_server(&server.idp.certificate);
+        out.push(Finding {
+            location: location.clone(),
+            problem: Problem::Drift(format!(
+                "IdentityProvider {}/{} declares {declared_text}, but the server's {:?} ({api_url}identity-providers/{}) has {server_text}: the operator will rewrite it ({} certificate change(s)).",
+                idp.metadata.namespace.as_deref().unwrap_or("default"),
+                idp.metadata.name.as_deref().unwrap_or_default(),
+                server.idp.name,
+                server.idp.id,
+                patches.len(),
+            )),
+        });
+    }
+    out
+}
+
+fn describe_declared(spec: &crate::api::IdentityProviderSpec) -> String {
+    use crate::controller::translate;
+    if let Some(u) = translate::desired_jwks_uri(spec) {
+        return format!("JWKS URI {u}");
+    }
+    if let Some(u) = translate::desired_saml_metadata_uri(spec) {
+        return format!("SAML metadata URI {u}");
+    }
+    let n = translate::desired_certificates(spec).len();
+    format!("{n} certificate(s)")
+}
+
+fn describe_server(c: &crate::backend::IdpCertificate) -> String {
+    match (&c.jwks_uri, &c.saml_metadata_uri) {
+        (Some(u), _) => format!("JWKS URI {u}"),
+        (_, Some(u)) => format!("SAML metadata URI {u}"),
+        _ if c.certificates.is_empty() => "no certificate".to_string(),
+        _ => format!("{} other certificate(s)", c.certificates.len()),
+    }
+}
+
+/// The declared IdentityProviders in the documents (other kinds and objects that do not parse are
+/// `lint`'s business, not the audit's).
+fn declared_idps(docs: &[lint::Document]) -> Vec<(crate::api::IdentityProvider, Location)> {
+    docs.iter()
+        .filter(|d| d.value.get("kind").and_then(|k| k.as_str()) == Some("IdentityProvider"))
+        .filter_map(|d| {
+            serde_json::from_value(d.value.clone())
+                .ok()
+                .map(|o| (o, d.location.clone()))
+        })
+        .collect()
+}
+
 /// The local claims an IdP's JIT looks users up by that its claim mappings do not map (with the
 /// local claim dialect, no mappings, every claim arrives as itself). Pure.
 fn unmapped_lookup(d: &crate::backend::inventory::IdpDetail) -> Vec<String> {
@@ -182,7 +265,22 @@ pub async fn run(args: &AuditArgs) -> i32 {
         .map(LocalAccountAuthenticators::from_names)
         .unwrap_or_default();
     let api_url = format!("{tenant_url}api/server/v1/");
-    let report = audit_snapshot(&snapshot, &api_url, &args.namespace, &needs_local);
+    let mut report = audit_snapshot(&snapshot, &api_url, &args.namespace, &needs_local);
+    if !args.declared.is_empty() {
+        let docs = match lint::load_paths(&args.declared) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        };
+        report.findings.extend(certificate_drift(
+            &declared_idps(&docs),
+            &snapshot,
+            &api_url,
+        ));
+        report.findings.sort();
+    }
     let flows = snapshot
         .applications
         .iter()

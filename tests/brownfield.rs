@@ -29,6 +29,9 @@ const GOOGLE_SECRET: &str = "seeded-google-client-secret-value";
 const GITHUB_SECRET: &str = "seeded-github-client-secret-value";
 const FACEBOOK_SECRET: &str = "seeded-facebook-client-secret-value";
 const CORP_OIDC_SECRET: &str = "seeded-corp-oidc-client-secret-value";
+const APPLE_PRIVATE_KEY: &str = "seeded-apple-private-key-value";
+/// The client secret the server signed from Apple's private key at a login (a JWT).
+const APPLE_SIGNED_SECRET: &str = "seeded-apple-signed-client-secret";
 /// The signing certificate of Corp SAML (self-signed, test only): the server returns it
 /// base64-encoded, export must write it back as this PEM.
 const CORP_SAML_CERT: &str = "-----BEGIN CERTIFICATE-----\n\
@@ -212,6 +215,29 @@ async fn seed(env: &TestEnv) {
             ),
             true,
         ),
+        // Apple after a first login: the server signed a client secret from the private key and
+        // stored it with its expiry and the regeneration flag reset
+        // (AppleAuthenticator.evaluateClientSecret, identity-outbound-auth-apple 9275ea9).
+        (
+            "Apple",
+            authenticator(
+                "AppleOIDCAuthenticator",
+                &[
+                    ("ClientId", "com.corp.web"),
+                    ("ClientSecret", APPLE_SIGNED_SECRET),
+                    ("SecretValidityPeriod", "86400"),
+                    ("TeamId", "CORPTEAM01"),
+                    ("KeyId", "CORPKEY001"),
+                    ("PrivateKey", APPLE_PRIVATE_KEY),
+                    ("callbackUrl", "https://is.corp.example/commonauth"),
+                    ("Scopes", "name email"),
+                    ("AdditionalQueryParameters", "prompt=consent"),
+                    ("RegenerateClientSecret", "false"),
+                    ("SecretExpiryEpochTime", "1796000000"),
+                ],
+            ),
+            true,
+        ),
     ];
     for (name, auth, on) in idps {
         let jwks_uri = (name == "Corp OIDC").then(|| "https://login.corp.example/jwks".to_string());
@@ -298,6 +324,7 @@ async fn seed(env: &TestEnv) {
                     step(&[
                         ("LOCAL", "BasicAuthenticator"),
                         ("Corp OIDC", "OpenIDConnectAuthenticator"),
+                        ("Apple", "AppleOIDCAuthenticator"),
                     ]),
                     step(&[("LOCAL", "totp")]),
                 ],
@@ -338,6 +365,13 @@ fn server_app_id(env: &TestEnv, name: &str) -> String {
     })
 }
 
+/// The Apple authenticator's properties that the server makes itself at login.
+const APPLE_SERVER_MADE: [&str; 3] = [
+    "ClientSecret",
+    "SecretExpiryEpochTime",
+    "RegenerateClientSecret",
+];
+
 /// The tenant's state with confidential property values blanked: the one thing adoption may write.
 fn state_without_secrets(env: &TestEnv) -> TenantState {
     let mut st = env.emulator.with_tenant(TENANT, |t| t.clone());
@@ -356,6 +390,15 @@ fn state_without_secrets(env: &TestEnv) -> TenantState {
             for p in a.properties.iter_mut().flatten() {
                 if secret.contains(&p.key) {
                     p.value = None;
+                }
+            }
+            // The client secret Apple's authenticator signs at login, its expiry and the flag
+            // are the server's own: a push of the private key drops them (the server's PUT
+            // deletes properties it does not carry, IdPManagementDAO
+            // .updateFederatedAuthenticatorConfig) and the next login signs a new one.
+            if a.authenticator_id == wire::authenticator_id("AppleOIDCAuthenticator") {
+                if let Some(props) = a.properties.as_mut() {
+                    props.retain(|p| !APPLE_SERVER_MADE.contains(&p.key.as_str()));
                 }
             }
         }
@@ -478,7 +521,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     let export_text = text(&export);
     assert_eq!(export.status.code(), Some(0), "{export_text}");
     assert!(
-        export_text.contains("reading identity providers: 6/6"),
+        export_text.contains("reading identity providers: 7/7"),
         "{export_text}"
     );
     assert!(
@@ -505,6 +548,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
             "application-payroll.yaml",
             "application-wiki.yaml",
             "identitybackend-asgardeo.yaml",
+            "identityprovider-apple.yaml",
             "identityprovider-corp-oidc.yaml",
             "identityprovider-corp-saml.yaml",
             "identityprovider-facebook.yaml",
@@ -518,6 +562,8 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
             GITHUB_SECRET,
             FACEBOOK_SECRET,
             CORP_OIDC_SECRET,
+            APPLE_PRIVATE_KEY,
+            APPLE_SIGNED_SECRET,
             env.client_secret.as_str(),
         ] {
             assert!(!body.contains(secret), "{name} holds a secret value");
@@ -573,6 +619,26 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     ] {
         assert!(facebook.contains(v), "{v} not exported: {facebook}");
     }
+    // Apple: the key's identifiers and a reference to the private key; the client secret the
+    // server signed is its own and not exported.
+    let apple = &files["identityprovider-apple.yaml"];
+    for v in [
+        "apple:",
+        "clientID: com.corp.web",
+        "teamID: CORPTEAM01",
+        "keyID: CORPKEY001",
+        "key: private-key",
+        "secretValidityPeriodSeconds: 86400",
+        "additionalQueryParameters: prompt=consent",
+        "callbackURL: https://is.corp.example/commonauth",
+    ] {
+        assert!(apple.contains(v), "{v} not exported: {apple}");
+    }
+    assert!(
+        !apple.contains("scopes:"),
+        "the default scopes are left out: {apple}"
+    );
+    assert!(!apple.contains("clientSecret"), "{apple}");
     let saml = &files["identityprovider-corp-saml.yaml"];
     for v in ["localRole: PRIMARY/it", "name: corp-all"] {
         assert!(saml.contains(v), "{v} not exported: {saml}");
@@ -594,6 +660,56 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     assert_eq!(lint.status.code(), Some(1), "{}", text(&lint));
     assert_eq!(conflicts(&lint), audited);
 
+    // audit --declared of the export: its certificates are the server's, so no drift; a declared
+    // JWKS URI the server does not have is reported as the operator would rewrite it.
+    let drift = |dir: &std::path::Path| {
+        let o = cli(
+            &env,
+            &[
+                &[
+                    "audit",
+                    "--namespace",
+                    &env.ns,
+                    "--format",
+                    "json",
+                    "--declared",
+                ][..],
+                &[dir.to_str().expect("utf-8 path")],
+                &conn,
+            ]
+            .concat(),
+        );
+        let v: Value = serde_json::from_slice(&o.stdout).expect("json output");
+        let found: Vec<String> = v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["rule"] == "Drift")
+            .map(|f| f["message"].as_str().unwrap_or_default().to_string())
+            .collect();
+        found
+    };
+    assert_eq!(drift(&out), Vec::<String>::new());
+    let edited = dir.path().join("edited");
+    std::fs::create_dir(&edited).expect("mkdir");
+    std::fs::write(
+        edited.join("corp-oidc.yaml"),
+        files["identityprovider-corp-oidc.yaml"].replace(
+            "https://login.corp.example/jwks",
+            "https://login.corp.example/new-jwks",
+        ),
+    )
+    .expect("write");
+    let found = drift(&edited);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].contains(
+            "declares JWKS URI https://login.corp.example/new-jwks, but the server's \"Corp OIDC\""
+        ) && found[0].contains("has JWKS URI https://login.corp.example/jwks"),
+        "{}",
+        found[0]
+    );
+
     // Create the Secrets the README lists (values from "the vault"; the backend's is the real one).
     let secrets = secrets_to_create(readme);
     assert_eq!(
@@ -603,7 +719,8 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
             "google-client-secret",
             "github-client-secret",
             "corp-oidc-client-secret",
-            "facebook-client-secret"
+            "facebook-client-secret",
+            "apple-private-key"
         ]
     );
     // Each Secret comes with its consent label, or the operator would send nothing.
@@ -640,7 +757,14 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     }
     env.wait_condition("IdentityBackend", "asgardeo", "Ready", "True", T)
         .await;
-    for name in ["google", "github", "corp-saml", "corp-oidc", "facebook"] {
+    for name in [
+        "google",
+        "github",
+        "corp-saml",
+        "corp-oidc",
+        "facebook",
+        "apple",
+    ] {
         env.wait_condition("IdentityProvider", name, "Ready", "True", T)
             .await;
         env.wait_event(name, "Adopted", T).await;
@@ -696,7 +820,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
         stats.count(Operation::PatchIdp),
         stats.count(Operation::PatchApplication),
     );
-    assert_eq!((patch_idps, patch_apps), (5, 5), "{stats:?}");
+    assert_eq!((patch_idps, patch_apps), (6, 5), "{stats:?}");
     env.emulator.with_tenant(TENANT, |t| {
         let owners: Vec<_> = t
             .idps
@@ -707,7 +831,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
             .collect();
         assert_eq!(
             owners.len(),
-            10,
+            11,
             "every adopted object carries its owner: {owners:?}"
         );
         assert!(owners
@@ -716,7 +840,7 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
     });
     let pushes = stats.count(Operation::UpdateFederatedAuthenticator);
     assert!(
-        pushes <= 4,
+        pushes <= 5,
         "at most one client-secret push per adopted IdP with a secret: {stats:?}"
     );
     assert_eq!(
@@ -729,6 +853,28 @@ async fn export_apply_adopts_everything_without_changing_the_server() {
         before,
         "the server is as the console left it"
     );
+    // Apple's authenticator carries the private key from the vault (its Secret was never pushed, so
+    // adoption pushes it), and no client secret until the server signs one at the next login.
+    env.emulator.with_tenant(TENANT, |t| {
+        let apple = t.idps.iter().find(|i| i.name == "Apple").expect("apple");
+        let props: Vec<_> = apple.authenticators[0]
+            .properties
+            .iter()
+            .flatten()
+            .collect();
+        let value = |k: &str| {
+            props
+                .iter()
+                .find(|p| p.key == k)
+                .and_then(|p| p.value.clone())
+        };
+        assert_eq!(
+            value("PrivateKey").as_deref(),
+            Some("apple-private-key-from-the-vault")
+        );
+        assert_eq!(value("ClientSecret"), None, "{props:?}");
+        assert_eq!(value("TeamId").as_deref(), Some("CORPTEAM01"));
+    });
     assert!(
         !env.operator_log().contains("-from-the-vault"),
         "a Secret value reached the log"

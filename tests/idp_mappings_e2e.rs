@@ -349,3 +349,185 @@ async fn the_mappings_example_converges_as_written() {
     );
     assert_eq!(maps, Some(3));
 }
+
+/// The Apple IdP's stored authenticator properties as (key, value).
+fn apple_props(env: &TestEnv) -> Vec<(String, Option<String>)> {
+    with_idp(env, "Apple", |i, _| {
+        i.authenticators[0]
+            .properties
+            .iter()
+            .flatten()
+            .map(|p| (p.key.clone(), p.value.clone()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+fn prop_of(props: &[(String, Option<String>)], key: &str) -> Option<String> {
+    props
+        .iter()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, v)| v.clone())
+}
+
+#[tokio::test]
+async fn the_apple_example_converges_and_pushes_the_private_key_only() {
+    use identity_operator::backend::operation::Operation;
+    common::require_dev_env();
+    let mut env = TestEnv::new("idp-apple-example").await;
+    env.start_operator(&[]);
+    env.create_backend("asgardeo").await;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/jit-on/apple.yaml");
+    let yaml = std::fs::read_to_string(path)
+        .expect("example")
+        .replace("namespace: identity", &format!("namespace: {}", env.ns));
+    env.apply(&yaml).await.expect("the example applies");
+    env.wait_condition("IdentityProvider", "apple", "Ready", "True", T)
+        .await;
+    let props = apple_props(&env);
+    let key = prop_of(&props, "PrivateKey").expect("the private key is pushed");
+    assert!(
+        key.contains("REPLACE_WITH_THE_P8_KEY_FROM_APPLE"),
+        "PrivateKey is the Secret's value"
+    );
+    for (k, want) in [
+        ("ClientId", "com.example.web"),
+        ("TeamId", "TEAMID1234"),
+        ("KeyId", "KEYID12345"),
+        ("Scopes", "name email"),
+    ] {
+        assert_eq!(prop_of(&props, k).as_deref(), Some(want), "{k}");
+    }
+    // The client secret, its expiry and the regeneration flag are the server's to make.
+    for k in [
+        "ClientSecret",
+        "SecretExpiryEpochTime",
+        "RegenerateClientSecret",
+    ] {
+        assert!(prop_of(&props, k).is_none(), "{k} sent: {props:?}");
+    }
+
+    // A login makes the server sign a client secret and store it (AppleAuthenticator
+    // .evaluateClientSecret): no drift, so no write over the next drift checks.
+    with_idp(&env, "Apple", |i, _| {
+        let props = i.authenticators[0].properties.get_or_insert_with(Vec::new);
+        for (k, v) in [
+            ("ClientSecret", "signed.jwt.value"),
+            ("SecretExpiryEpochTime", "1796000000"),
+            ("RegenerateClientSecret", "false"),
+        ] {
+            props.push(wire::Property {
+                key: k.into(),
+                value: Some(v.into()),
+            });
+        }
+    })
+    .expect("apple on the server");
+    let (reads, pushes) = {
+        let s = env.emulator.stats();
+        (
+            s.count(Operation::GetIdp),
+            s.count(Operation::UpdateFederatedAuthenticator),
+        )
+    };
+    wait_until(T, || async {
+        (env.emulator.stats().count(Operation::GetIdp) >= reads + 2).then_some(())
+    })
+    .await
+    .expect("drift checks ran");
+    assert_eq!(
+        env.emulator
+            .stats()
+            .count(Operation::UpdateFederatedAuthenticator),
+        pushes,
+        "the server's own client secret is not drift"
+    );
+    assert_eq!(
+        prop_of(&apple_props(&env), "ClientSecret").as_deref(),
+        Some("signed.jwt.value")
+    );
+
+    // A new key is pushed; the push drops the secret signed with the old one (the server's PUT
+    // keeps only what it carries), so the next login signs one with the new key.
+    env.apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: apple-private-key, namespace: {}, labels: {{identity-operator.io/use: identity-provider-client-secret}}}}\nstringData: {{private-key: the-rotated-key}}\n",
+        env.ns
+    ))
+    .await
+    .expect("rotate the key");
+    wait_until(T, || async {
+        (prop_of(&apple_props(&env), "PrivateKey").as_deref() == Some("the-rotated-key"))
+            .then_some(())
+    })
+    .await
+    .expect("the rotated key is pushed");
+    let props = apple_props(&env);
+    assert!(prop_of(&props, "ClientSecret").is_none(), "{props:?}");
+    assert_eq!(prop_of(&props, "TeamId").as_deref(), Some("TEAMID1234"));
+}
+
+#[tokio::test]
+async fn the_apiserver_refuses_apple_and_facebook_specs_the_server_could_not_use() {
+    common::require_dev_env();
+    let env = TestEnv::new("idp-apple-cel").await;
+    env.create_backend("asgardeo").await;
+    let apple = |extra: &str| {
+        format!(
+            "apiVersion: identity-operator.io/v1alpha1\nkind: IdentityProvider\nmetadata: {{name: apple}}\nspec:\n  backendRef: {{name: asgardeo}}\n  displayName: Apple\n  apple:\n    clientID: com.example.web\n    teamID: TEAMID1234\n    keyID: KEYID12345\n    privateKeySecretRef: {{name: k, key: private-key}}\n{extra}\n"
+        )
+    };
+    let cases = [
+        (
+            "a validity the server would renew at every login",
+            "    secretValidityPeriodSeconds: 3600",
+            "secretValidityPeriodSeconds",
+        ),
+        (
+            "more than Apple accepts",
+            "    secretValidityPeriodSeconds: 15777001",
+            "secretValidityPeriodSeconds",
+        ),
+        (
+            "a scope the server would split",
+            "    scopes: [\"name email\"]",
+            "scopes: each must be one word",
+        ),
+        (
+            "query parameters that are not key=value pairs",
+            "    additionalQueryParameters: \"&prompt\"",
+            "key=value pairs joined by &",
+        ),
+        (
+            "two types",
+            "  google: {clientID: g, clientSecretRef: {name: k, key: k}}",
+            "set exactly one identity provider type",
+        ),
+    ];
+    for (what, extra, needle) in cases {
+        let err = env
+            .apply(&apple(extra))
+            .await
+            .expect_err(&format!("{what}: accepted"));
+        assert!(err.contains(needle), "{what}: {err}");
+    }
+    env.apply(&apple("    secretValidityPeriodSeconds: 86400"))
+        .await
+        .expect("a valid spec applies");
+    // Facebook's user-info fields are sent comma separated: one field name each.
+    let facebook = |fields: &str| {
+        format!(
+            "apiVersion: identity-operator.io/v1alpha1\nkind: IdentityProvider\nmetadata: {{name: facebook}}\nspec:\n  backendRef: {{name: asgardeo}}\n  displayName: Facebook\n  facebook: {{clientID: fb, clientSecretRef: {{name: k, key: k}}, userInfoFields: {fields}}}\n"
+        )
+    };
+    let err = env
+        .apply(&facebook("[\"id,name\"]"))
+        .await
+        .expect_err("a comma inside a field: accepted");
+    assert!(
+        err.contains("userInfoFields: each must be one Graph API field name"),
+        "{err}"
+    );
+    env.apply(&facebook("[id, name, email, \"picture.type(large)\"]"))
+        .await
+        .expect("field names apply");
+}

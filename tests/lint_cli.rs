@@ -27,7 +27,7 @@ fn flags_exactly_the_jit_off_variant() {
         "{out}"
     );
     assert!(
-        out.contains("1 problem(s) in 11 object(s) from 16 file(s)"),
+        out.contains("1 problem(s) in 12 object(s) from 17 file(s)"),
         "{out}"
     );
 }
@@ -71,7 +71,7 @@ fn json_format_is_data() {
     assert_eq!(code, 1, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON document");
     assert_eq!(v["problems"], 1);
-    assert_eq!(v["objects"], 11);
+    assert_eq!(v["objects"], 12);
     assert_eq!(v["findings"][0]["file"], "examples/jit-off/payroll.yaml");
     assert_eq!(v["findings"][0]["line"], 3);
 }

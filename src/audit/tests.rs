@@ -291,3 +291,168 @@ fn a_lookup_by_a_claim_the_mappings_do_not_map_is_reported_and_export_keeps_the_
         serde_json::json!({"mappings": [{"idpClaim": "mail", "localClaim": email}]})
     );
 }
+
+/// A certificate (PEM) that is only a test value: the audit compares text, never parses it.
+fn pem(body: &str) -> String {
+    format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----")
+}
+
+#[test]
+fn a_declared_certificate_that_differs_from_the_servers_is_drift() {
+    use crate::backend::IdpCertificate;
+    let (a, b) = (pem("QUFB"), pem("QkJC"));
+    let oidc = |cert: &str| {
+        format!("oidc: {{clientID: c, clientSecretRef: {{name: s, key: k}}, authorizationEndpoint: https://x/a, tokenEndpoint: https://x/t{cert}}}")
+    };
+    let saml = |cert: &str| {
+        format!("saml: {{idpEntityID: e, ssoURL: https://x/sso, spEntityID: sp{cert}}}")
+    };
+    let jwks = |u: &str| IdpCertificate {
+        jwks_uri: Some(u.into()),
+        ..Default::default()
+    };
+    let pems = |c: &[&String]| IdpCertificate {
+        certificates: c.iter().map(|p| p.to_string()).collect(),
+        ..Default::default()
+    };
+    let certs = |c: &[&String]| {
+        let list: Vec<String> = c.iter().map(|p| format!("{p:?}")).collect();
+        format!(", certificates: [{}]", list.join(", "))
+    };
+    // (case, declared provider block, declared name, server certificate, expected message piece)
+    let cases: Vec<(&str, String, &str, IdpCertificate, Option<&str>)> = vec![
+        ("same JWKS URI", oidc(", jwksURI: https://x/jwks"), "Corp", jwks("https://x/jwks"), None),
+        (
+            "another JWKS URI",
+            oidc(", jwksURI: https://x/jwks"),
+            "Corp",
+            jwks("https://x/old-jwks"),
+            Some("declares JWKS URI https://x/jwks, but the server's \"Corp\" (https://api.asgardeo.io/t/acme/api/server/v1/identity-providers/id-Corp) has JWKS URI https://x/old-jwks: the operator will rewrite it (1 certificate change(s))"),
+        ),
+        ("same certificates", oidc(&certs(&[&a, &b])), "Corp", pems(&[&a, &b]), None),
+        (
+            "certificates in another order",
+            oidc(&certs(&[&a, &b])),
+            "Corp",
+            pems(&[&b, &a]),
+            Some("declares 2 certificate(s), but the server's \"Corp\""),
+        ),
+        (
+            "certificates where the server has a JWKS URI",
+            oidc(&certs(&[&a])),
+            "Corp",
+            jwks("https://x/jwks"),
+            Some("has JWKS URI https://x/jwks"),
+        ),
+        (
+            "a SAML metadata URI where the server has a certificate",
+            saml(", metadataURI: https://x/metadata"),
+            "Corp",
+            pems(&[&a]),
+            Some("declares SAML metadata URI https://x/metadata, but the server's \"Corp\" (https://api.asgardeo.io/t/acme/api/server/v1/identity-providers/id-Corp) has 1 other certificate(s)"),
+        ),
+        (
+            "a SAML certificate where the server has none",
+            saml(&certs(&[&a])),
+            "Corp",
+            IdpCertificate::default(),
+            Some("has no certificate"),
+        ),
+        ("no certificate declared: not managed", saml(""), "Corp", pems(&[&a]), None),
+        ("not on the server", oidc(", jwksURI: https://x/jwks"), "Elsewhere", jwks("https://x/old"), None),
+    ];
+    for (case, block, name, server_cert, want) in cases {
+        let yaml = format!(
+            "apiVersion: identity-operator.io/v1alpha1\nkind: IdentityProvider\nmetadata: {{name: corp, namespace: identity}}\nspec:\n  backendRef: {{name: asgardeo}}\n  displayName: {name}\n  {block}\n"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("idps.yaml"), &yaml).expect("write");
+        let docs = crate::lint::load_paths(&[dir.path().to_path_buf()]).expect(case);
+        let declared = declared_idps(&docs);
+        assert_eq!(declared.len(), 1, "{case}: the manifest parses");
+        let mut server = idp(
+            "Corp",
+            "OpenIDConnectAuthenticator",
+            &[("ClientId", "c")],
+            true,
+        );
+        server.idp.certificate = Box::new(server_cert);
+        let snap = TenantSnapshot {
+            idps: vec![server],
+            applications: vec![],
+        };
+        let found: Vec<String> = certificate_drift(&declared, &snap, API)
+            .iter()
+            .map(|f| format!("{} {}", f.location, f.problem))
+            .collect();
+        match want {
+            None => assert!(found.is_empty(), "{case}: {found:#?}"),
+            Some(piece) => {
+                assert_eq!(found.len(), 1, "{case}: {found:#?}");
+                assert!(
+                    found[0].contains("idps.yaml")
+                        && found[0].contains("Drift: IdentityProvider identity/corp "),
+                    "{case}: {}",
+                    found[0]
+                );
+                assert!(
+                    found[0].contains(piece),
+                    "{case}: {piece:?} missing in {}",
+                    found[0]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn an_apple_idp_without_jit_before_totp_is_a_conflict_in_audit_and_in_lint_of_the_export() {
+    let apple = |jit: bool| {
+        idp(
+            "Apple",
+            "AppleOIDCAuthenticator",
+            &[
+                ("ClientId", "com.example.web"),
+                ("TeamId", "TEAM123456"),
+                ("KeyId", "KEY1234567"),
+                ("Scopes", "name email"),
+            ],
+            jit,
+        )
+    };
+    let snap = |jit: bool| TenantSnapshot {
+        idps: vec![apple(jit)],
+        applications: vec![app(
+            "Shop",
+            &[
+                &[
+                    ("LOCAL", "BasicAuthenticator"),
+                    ("Apple", "AppleOIDCAuthenticator"),
+                ],
+                &[("LOCAL", "totp")],
+            ],
+            None,
+        )],
+    };
+    let local = LocalAccountAuthenticators::default();
+    assert!(conflicts(&snap(true), &local).is_empty(), "JIT on: clean");
+    let audited = audit_snapshot(&snap(false), API, "identity", &local);
+    assert_eq!(audited.findings.len(), 1, "{:#?}", audited.findings);
+    assert!(
+        audited.findings[0]
+            .problem
+            .to_string()
+            .contains("IdentityProvider \"Apple\""),
+        "{}",
+        audited.findings[0].problem
+    );
+    // export writes spec.apple; lint of it finds the same conflict.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = crate::export::plan(&snap(false), &crate::export::tests::options());
+    assert_eq!(plan.idps.len(), 1, "Apple is exported");
+    assert!(plan.idps[0].2.spec.apple.is_some());
+    crate::export::write(dir.path(), &plan, "https://x/t/acme/", "identity", "id").expect("writes");
+    let docs = crate::lint::load_paths(&[dir.path().to_path_buf()]).expect("loads");
+    let linted = crate::lint::lint_documents(&docs);
+    assert_eq!(without_places(&linted), without_places(&audited));
+}

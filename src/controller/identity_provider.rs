@@ -401,7 +401,7 @@ async fn credentials<'a>(
         return Ok(Err(Outcome::stalled("InvalidSpec", problem)));
     }
     if spec.provider_type().is_none() {
-        let msg = "set exactly one of google, github, facebook, oidc or saml";
+        let msg = "set exactly one of google, github, facebook, apple, oidc or saml";
         return Ok(Err(Outcome::stalled("InvalidSpec", msg)));
     }
     let secret_ref = client_secret_ref(idp);

@@ -109,7 +109,8 @@ pub fn jit_diff(change: &JitChange, server: &Jit) -> Option<JitChange> {
     (out != JitChange::default()).then_some(out)
 }
 
-/// The federated authenticator the spec describes, with the client secret (when the type has one).
+/// The federated authenticator the spec describes, with the client secret (when the type has one;
+/// for Apple `client_secret` is the private key).
 pub fn desired_authenticator(
     spec: &IdentityProviderSpec,
     client_secret: Option<&Secret>,
@@ -151,8 +152,48 @@ pub fn desired_authenticator(
             if !p.scopes.is_empty() {
                 props.push(Property::new("Scope", p.scopes.join(",")));
             }
+            if !p.user_info_fields.is_empty() {
+                props.push(Property::new(
+                    "UserInfoFields",
+                    p.user_info_fields.join(","),
+                ));
+            }
             if let Some(cb) = &p.callback_url {
                 props.push(Property::new("callBackUrl", cb));
+            }
+        }
+        // AppleAuthenticator.getConfigurationProperties (wso2-extensions/
+        // identity-outbound-auth-apple 9275ea9, with AppleAuthenticatorConstants): ClientId,
+        // ClientSecret (confidential), SecretValidityPeriod, TeamId, KeyId, PrivateKey
+        // (confidential), callbackUrl, Scopes (space separated, default "name email"),
+        // AdditionalQueryParameters, RegenerateClientSecret, SecretExpiryEpochTime (confidential).
+        // ClientSecret, its expiry and RegenerateClientSecret are the server's own: it signs a
+        // client secret from the key at a login when it has none, it expired or regeneration was
+        // asked for, and stores the three itself (AppleAuthenticator.evaluateClientSecret). So they
+        // are never sent and never compared. An authenticator PUT that leaves them out drops them
+        // (carbon-identity-framework 8d6f7cf IdPManagementDAO.updateFederatedAuthenticatorConfig
+        // deletes the properties an update does not carry), and the next login signs a fresh secret
+        // with what was just written, which is what a new key, team or client id needs anyway.
+        ProviderType::Apple => {
+            let p = spec.apple.as_ref()?;
+            props.push(Property::new("ClientId", &p.client_id));
+            if let Some(v) = p.secret_validity_period_seconds {
+                props.push(Property::new("SecretValidityPeriod", v.to_string()));
+            }
+            props.push(Property::new("TeamId", &p.team_id));
+            props.push(Property::new("KeyId", &p.key_id));
+            props.extend(client_secret.map(|s| Property::new("PrivateKey", s.expose())));
+            if let Some(cb) = &p.callback_url {
+                props.push(Property::new("callbackUrl", cb));
+            }
+            let scopes = if p.scopes.is_empty() {
+                "name email".to_string()
+            } else {
+                p.scopes.join(" ")
+            };
+            props.push(Property::new("Scopes", scopes));
+            if let Some(q) = &p.additional_query_parameters {
+                props.push(Property::new("AdditionalQueryParameters", q));
             }
         }
         ProviderType::Oidc => {

@@ -502,9 +502,10 @@ fn wanted_without_refs(spec: &Value) -> Value {
     let mut v = spec.clone();
     if let Some(o) = v.as_object_mut() {
         o.remove("backendRef");
-        for k in ["google", "github", "facebook", "oidc"] {
+        for k in ["google", "github", "facebook", "apple", "oidc"] {
             if let Some(p) = o.get_mut(k).and_then(Value::as_object_mut) {
                 p.remove("clientSecretRef");
+                p.remove("privateKeySecretRef");
             }
         }
     }

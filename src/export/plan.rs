@@ -19,6 +19,8 @@ use crate::controller::translate;
 
 /// The key every exported client-secret Secret uses.
 pub const CLIENT_SECRET_KEY: &str = "client-secret";
+/// The key export uses in the Secret it asks for an Apple IdP: the private key's PEM text.
+pub const APPLE_PRIVATE_KEY_KEY: &str = "private-key";
 
 /// The longest Kubernetes object name export produces (a DNS-1123 label, so it also fits everywhere a
 /// label is needed).
@@ -204,6 +206,16 @@ fn prop<'a>(a: &'a FederatedAuthenticator, key: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
+/// A comma-separated property as a list (blank entries dropped).
+fn comma_list(v: Option<&str>) -> Vec<String> {
+    v.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 fn words(v: Option<&str>) -> Vec<String> {
     v.map(|s| s.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default()
@@ -299,17 +311,51 @@ fn provider_block(
             put("clientID", Some(need("ClientId")?.into()));
             put("clientSecretRef", Some(secret_ref));
             put("callbackURL", prop(a, "callBackUrl").map(Into::into));
-            let scopes: Vec<String> = prop(a, "Scope")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect();
+            let scopes = comma_list(prop(a, "Scope"));
             if !scopes.is_empty() {
                 put("scopes", Some(json!(scopes)));
             }
+            let fields = comma_list(prop(a, "UserInfoFields"));
+            if !fields.is_empty() {
+                put("userInfoFields", Some(json!(fields)));
+            }
             "facebook"
+        }
+        // The client secret, its expiry and RegenerateClientSecret are the server's own (it
+        // signs the secret from the private key at login, see translate::desired_authenticator):
+        // not exported, and not compared on adoption.
+        "AppleOIDCAuthenticator" => {
+            put("clientID", Some(need("ClientId")?.into()));
+            put("teamID", Some(need("TeamId")?.into()));
+            put("keyID", Some(need("KeyId")?.into()));
+            put(
+                "privateKeySecretRef",
+                Some(json!({"name": secret_name, "key": APPLE_PRIVATE_KEY_KEY})),
+            );
+            // A period the resource cannot hold (not a number, or outside what it accepts) is
+            // left out: the operator then keeps the server's.
+            let period = prop(a, "SecretValidityPeriod")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|v| (3601..=15_777_000).contains(v));
+            put("secretValidityPeriodSeconds", period.map(Into::into));
+            put("callbackURL", prop(a, "callbackUrl").map(Into::into));
+            // The server splits Apple's scopes on spaces, commas and `+` (getScope).
+            let scopes: Vec<String> = prop(a, "Scopes")
+                .unwrap_or_default()
+                .split([' ', ',', '+'])
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            if !scopes.is_empty() && scopes != ["name", "email"] {
+                put("scopes", Some(json!(scopes)));
+            }
+            put(
+                "additionalQueryParameters",
+                prop(a, "AdditionalQueryParameters")
+                    .filter(|q| !q.is_empty())
+                    .map(Into::into),
+            );
+            "apple"
         }
         "OpenIDConnectAuthenticator" => {
             put("clientID", Some(need("ClientId")?.into()));
@@ -354,7 +400,7 @@ fn provider_block(
         }
         other => {
             return Err(format!(
-                "its authenticator {other:?} is not a type the IdentityProvider resource supports (google, github, facebook, oidc, saml)"
+                "its authenticator {other:?} is not a type the IdentityProvider resource supports (google, github, facebook, apple, oidc, saml)"
             ))
         }
     };
@@ -593,7 +639,13 @@ fn idp_object(
         );
         return None;
     };
-    let secret_name = format!("{name}-client-secret");
+    // Apple's Secret holds the private key the server signs client secrets with, not a secret.
+    let apple = auth.authenticator_id == backend::wire::authenticator_id("AppleOIDCAuthenticator");
+    let secret_name = if apple {
+        format!("{name}-private-key")
+    } else {
+        format!("{name}-client-secret")
+    };
     let (field, block) = match provider_block(auth, &d.idp, &secret_name) {
         Ok(b) => b,
         Err(why) => {
@@ -717,13 +769,20 @@ fn idp_object(
             format!("the operator will change its claim, role or group mappings: {diff:?}"),
         );
     }
-    let secret = (field != "saml").then(|| SecretToCreate {
-        name: secret_name,
-        keys: vec![CLIENT_SECRET_KEY.into()],
-        purpose: format!(
-            "the client secret of identity provider {server:?} as registered at the provider (the server never shows it back; the operator writes it when this Secret changes or when it rewrites the authenticator)"
-        ),
-        usage: crate::controller::USE_IDP_CLIENT_SECRET,
+    let secret = (field != "saml").then(|| {
+        let (key, what) = if field == "apple" {
+            (APPLE_PRIVATE_KEY_KEY, "the Sign in with Apple private key (the .p8 file's PEM text)")
+        } else {
+            (CLIENT_SECRET_KEY, "the client secret")
+        };
+        SecretToCreate {
+            name: secret_name,
+            keys: vec![key.into()],
+            purpose: format!(
+                "{what} of identity provider {server:?} as registered at the provider (the server never shows it back; the operator writes it when this Secret changes or when it rewrites the authenticator)"
+            ),
+            usage: crate::controller::USE_IDP_CLIENT_SECRET,
+        }
     });
     let mut obj = IdentityProvider::new(&name, spec);
     obj.metadata.namespace = Some(ctx.opts.namespace.clone());

@@ -43,6 +43,11 @@ const RULES: &[(&str, &str, &str)] = &[
         "An object that does not match the schema, or two objects that clash.",
         "An object of the identity-operator.io kinds does not parse, or two objects claim the same name or server name.",
     ),
+    (
+        "Drift",
+        "A declared object that the server holds differently.",
+        "audit --declared: an IdentityProvider's certificate (JWKS URI, SAML metadata URI or PEM certificates) on the server differs from the declared one, so the operator will rewrite it.",
+    ),
 ];
 
 /// Renders a report. `summary` is the closing line of the text and github formats.

@@ -52,6 +52,9 @@ pub enum Problem {
     DanglingReference(String),
     /// An object of one of our kinds that does not parse, or two objects that clash.
     Invalid(String),
+    /// A declared object that the server holds differently (`audit --declared`): the operator would
+    /// rewrite it on its next pass.
+    Drift(String),
 }
 
 impl Problem {
@@ -61,13 +64,17 @@ impl Problem {
             Problem::Conflict(_) => "InterconnectionConflict",
             Problem::DanglingReference(_) => "DanglingReference",
             Problem::Invalid(_) => "Invalid",
+            Problem::Drift(_) => "Drift",
         }
     }
 
     /// The message without the rule id.
     pub fn message(&self) -> &str {
         match self {
-            Problem::Conflict(m) | Problem::DanglingReference(m) | Problem::Invalid(m) => m,
+            Problem::Conflict(m)
+            | Problem::DanglingReference(m)
+            | Problem::Invalid(m)
+            | Problem::Drift(m) => m,
         }
     }
 }
@@ -78,6 +85,7 @@ impl fmt::Display for Problem {
             Problem::Conflict(m) => write!(f, "InterconnectionConflict: {m}"),
             Problem::DanglingReference(m) => write!(f, "DanglingReference: {m}"),
             Problem::Invalid(m) => write!(f, "Invalid: {m}"),
+            Problem::Drift(m) => write!(f, "Drift: {m}"),
         }
     }
 }

@@ -44,7 +44,7 @@ fn jit_on_variant_is_clean() {
     let report = lint("examples/jit-on");
     assert!(report.findings.is_empty(), "{:#?}", messages(&report));
     assert_eq!(report.exit_code(), 0);
-    assert_eq!(report.objects, 5);
+    assert_eq!(report.objects, 6);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `IdentityProvider`: a federated connection (Google, GitHub, Facebook, OIDC, SAML) with its JIT
+//! `IdentityProvider`: a federated connection (Google, GitHub, Facebook, Apple, OIDC, SAML) with its JIT
 //! provisioning and its claim, role and group mappings.
 
 // kube's printcolumn(...) lists repeat `type_ = "string"`, which clippy reads as duplicated attributes.
@@ -51,7 +51,7 @@ use super::common::{
         json_path = ".metadata.creationTimestamp"
     )
 )]
-#[x_kube(validation = Rule::new("(has(self.google) ? 1 : 0) + (has(self.github) ? 1 : 0) + (has(self.facebook) ? 1 : 0) + (has(self.oidc) ? 1 : 0) + (has(self.saml) ? 1 : 0) == 1").message("set exactly one identity provider type: google, github, facebook, oidc or saml"))]
+#[x_kube(validation = Rule::new("(has(self.google) ? 1 : 0) + (has(self.github) ? 1 : 0) + (has(self.facebook) ? 1 : 0) + (has(self.apple) ? 1 : 0) + (has(self.oidc) ? 1 : 0) + (has(self.saml) ? 1 : 0) == 1").message("set exactly one identity provider type: google, github, facebook, apple, oidc or saml"))]
 // With claim mappings the federated user's attributes arrive as the mapped local claims only, so
 // a lookup by a claim nothing maps to never matches (every user is then a lookup failure).
 #[x_kube(validation = Rule::new("!has(self.jit) || !has(self.jit.accountLookup) || !has(self.claims) || !has(self.claims.mappings) || size(self.claims.mappings) == 0 || self.jit.accountLookup.all(l, self.claims.mappings.exists(m, m.localClaim == l.localAttribute))").message("jit.accountLookup: each localAttribute must be a local claim that claims.mappings maps to (without such a mapping the lookup never matches)"))]
@@ -82,7 +82,11 @@ pub struct IdentityProviderSpec {
     /// Facebook (the server's FacebookAuthenticator). `scopes` are Facebook permissions (server
     /// default `email`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub facebook: Option<OAuthProvider>,
+    pub facebook: Option<FacebookProvider>,
+    /// Sign in with Apple (the server's AppleOIDCAuthenticator). The server signs the client secret
+    /// Apple wants from the private key itself, so no client secret is declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apple: Option<AppleProvider>,
     /// Any OpenID Connect provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcProvider>,
@@ -122,7 +126,7 @@ pub struct IdentityProviderSpec {
     pub adopt: bool,
 }
 
-/// An OAuth 2.0 / OIDC social login (Google, GitHub, Facebook).
+/// An OAuth 2.0 / OIDC social login (Google, GitHub).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OAuthProvider {
@@ -136,6 +140,88 @@ pub struct OAuthProvider {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     /// The redirect URL registered at the provider (default: the server's commonauth endpoint).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "callbackURL"
+    )]
+    pub callback_url: Option<String>,
+}
+
+/// Facebook login: the OAuth fields plus the user-information fields to read.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FacebookProvider {
+    /// The Facebook app id.
+    #[serde(rename = "clientID")]
+    #[x_kube(validation = Rule::new("self != ''").message("clientID must not be empty"))]
+    pub client_id: String,
+    /// The Secret key holding the Facebook app secret.
+    pub client_secret_ref: SecretKeyRef,
+    /// Permissions to request (server default `email`); sent comma-separated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// The Graph API user fields to read (`UserInfoFields`, e.g. `id`, `name`, `email`); sent
+    /// comma-separated. Left out, the server reads Facebook's default fields; it always adds
+    /// `id` when reading (FacebookAuthenticator.processAuthenticationResponse), which need not be
+    /// listed here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50), inner(length(max = 128)))]
+    #[x_kube(validation = Rule::new("self.all(f, f.matches('^[A-Za-z0-9_.{}()]+$'))").message("userInfoFields: each must be one Graph API field name (letters, digits, _ . {} ()), without commas or spaces"))]
+    pub user_info_fields: Vec<String>,
+    /// The redirect URL registered at Facebook (default: the server's commonauth endpoint).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "callbackURL"
+    )]
+    pub callback_url: Option<String>,
+}
+
+/// Sign in with Apple. The server makes the client secret Apple requires (a JWT signed with the
+/// private key, for `secretValidityPeriodSeconds`) at a login when it has none or it expires, and
+/// stores it itself (AppleAuthenticator.evaluateClientSecret, wso2-extensions/
+/// identity-outbound-auth-apple 9275ea9), so the spec names the key, never a client secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppleProvider {
+    /// The Services ID registered at Apple (the OAuth client id, e.g. `com.example.web`).
+    #[serde(rename = "clientID")]
+    #[x_kube(validation = Rule::new("self != ''").message("clientID must not be empty"))]
+    pub client_id: String,
+    /// The team identifier Apple gave the developer account (10 characters). Required by the
+    /// server to sign the client secret.
+    #[serde(rename = "teamID")]
+    #[x_kube(validation = Rule::new("self != ''").message("teamID must not be empty"))]
+    pub team_id: String,
+    /// The identifier of the Sign in with Apple key (10 characters). Required by the server to
+    /// sign the client secret.
+    #[serde(rename = "keyID")]
+    #[x_kube(validation = Rule::new("self != ''").message("keyID must not be empty"))]
+    pub key_id: String,
+    /// The Secret key holding the private key downloaded from Apple (the `.p8` file's PEM text),
+    /// pushed as the authenticator's confidential `PrivateKey`.
+    pub private_key_secret_ref: SecretKeyRef,
+    /// How long each client secret the server signs is valid, in seconds (server default
+    /// 15777000, six months, the most Apple accepts). The server renews a secret an hour before it
+    /// expires, so a period of an hour or less would renew it at every login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 3601, max = 15777000))]
+    pub secret_validity_period_seconds: Option<i64>,
+    /// Scopes to request (server default `name email`, the only ones Apple has); sent
+    /// space-separated, and the server splits on commas and `+` too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10), inner(length(max = 64)))]
+    #[x_kube(validation = Rule::new(r"self.all(s, s.matches('^[^\\s,+]+$'))").message("scopes: each must be one word, without spaces, commas or +"))]
+    pub scopes: Vec<String>,
+    /// More query parameters for Apple's authorization request, as `key=value` pairs joined by
+    /// `&` (the server adds `scope` and `response_mode=form_post` itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new(r"self.matches('^[^&=\\s]+=[^&\\s]*(&[^&=\\s]+=[^&\\s]*)*$')").message("additionalQueryParameters must be key=value pairs joined by &"))]
+    pub additional_query_parameters: Option<String>,
+    /// The return URL registered at Apple for the Services ID (default: the server's commonauth
+    /// endpoint).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -465,6 +551,8 @@ pub enum ProviderType {
     Github,
     /// Facebook (FacebookAuthenticator).
     Facebook,
+    /// Sign in with Apple (AppleOIDCAuthenticator).
+    Apple,
     /// Generic OIDC (OpenIDConnectAuthenticator).
     Oidc,
     /// SAML 2.0 (SAMLSSOAuthenticator).
@@ -478,6 +566,7 @@ impl ProviderType {
             ProviderType::Google => "GoogleOIDCAuthenticator",
             ProviderType::Github => "GithubAuthenticator",
             ProviderType::Facebook => "FacebookAuthenticator",
+            ProviderType::Apple => "AppleOIDCAuthenticator",
             ProviderType::Oidc => "OpenIDConnectAuthenticator",
             ProviderType::Saml => "SAMLSSOAuthenticator",
         }
@@ -504,6 +593,7 @@ impl IdentityProviderSpec {
             (self.google.is_some(), ProviderType::Google),
             (self.github.is_some(), ProviderType::Github),
             (self.facebook.is_some(), ProviderType::Facebook),
+            (self.apple.is_some(), ProviderType::Apple),
             (self.oidc.is_some(), ProviderType::Oidc),
             (self.saml.is_some(), ProviderType::Saml),
         ];
@@ -514,13 +604,15 @@ impl IdentityProviderSpec {
         }
     }
 
-    /// The Secret key holding the client secret, for the types that have one.
+    /// The Secret key holding the provider's credential, for the types that have one: the client
+    /// secret, or Apple's private key (the one value the operator pushes from a Secret).
     pub fn client_secret_ref(&self) -> Option<&SecretKeyRef> {
         self.google
             .as_ref()
             .or(self.github.as_ref())
-            .or(self.facebook.as_ref())
             .map(|p| &p.client_secret_ref)
+            .or(self.facebook.as_ref().map(|p| &p.client_secret_ref))
+            .or(self.apple.as_ref().map(|p| &p.private_key_secret_ref))
             .or(self.oidc.as_ref().map(|p| &p.client_secret_ref))
     }
 

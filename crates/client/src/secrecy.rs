@@ -25,6 +25,9 @@ use super::wire;
 ///   `UserInfoUrl`, `OIDCLogoutEPUrl`, `Scopes` are not.
 /// - `GoogleOIDCAuthenticator`, `GithubAuthenticator`, `FacebookAuthenticator`: `ClientSecret`
 ///   (their `getConfigurationProperties`, same pattern: client secret `setConfidential(true)`).
+/// - `AppleOIDCAuthenticator`: `ClientSecret`, `PrivateKey` and `SecretExpiryEpochTime`
+///   (wso2-extensions/identity-outbound-auth-apple 9275ea9,
+///   `AppleAuthenticator.getConfigurationProperties`).
 /// - `SAMLSSOAuthenticator`: none of the keys the operator writes (`IdPEntityId`, `SSOUrl`,
 ///   `SPEntityId`, `NameIDType`, `ISAuthnReqSigned`) is a secret.
 pub const FALLBACK: &[(&str, &[&str])] = &[
@@ -32,6 +35,10 @@ pub const FALLBACK: &[(&str, &[&str])] = &[
     ("GoogleOIDCAuthenticator", &["ClientSecret"]),
     ("GithubAuthenticator", &["ClientSecret"]),
     ("FacebookAuthenticator", &["ClientSecret"]),
+    (
+        "AppleOIDCAuthenticator",
+        &["ClientSecret", "PrivateKey", "SecretExpiryEpochTime"],
+    ),
     ("SAMLSSOAuthenticator", &[]),
 ];
 

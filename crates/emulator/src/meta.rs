@@ -10,7 +10,8 @@
 //!
 //! The keys and their secrecy come from the authenticators' `getConfigurationProperties`: only the
 //! client secret is confidential in the OIDC (wso2-extensions/identity-outbound-auth-oidc
-//! `OpenIDConnectAuthenticator`, 9a6d18e, ~L1627-1646), Google, GitHub and Facebook connectors; the
+//! `OpenIDConnectAuthenticator`, 9a6d18e, ~L1627-1646), Google, GitHub and Facebook connectors;
+//! the Apple one also keeps its private key and the generated secret's expiry confidential; the
 //! SAML one has none among the keys the operator writes.
 
 use super::reply::{EmuError, Reply};
@@ -71,6 +72,25 @@ const AUTHENTICATORS: &[Declared] = &[
             // Facebook.CALLBACK_URL, used by FacebookAuthenticator.getConfigurationProperties
             // (wso2-extensions/identity-outbound-auth-facebook 4c23f11, ~L925).
             ("callBackUrl", false),
+        ],
+    ),
+    (
+        "AppleOIDCAuthenticator",
+        "Apple",
+        // AppleAuthenticator.getConfigurationProperties (wso2-extensions/
+        // identity-outbound-auth-apple 9275ea9), in its display order.
+        &[
+            ("ClientId", false),
+            ("ClientSecret", true),
+            ("SecretValidityPeriod", false),
+            ("TeamId", false),
+            ("KeyId", false),
+            ("PrivateKey", true),
+            ("callbackUrl", false),
+            ("Scopes", false),
+            ("AdditionalQueryParameters", false),
+            ("RegenerateClientSecret", false),
+            ("SecretExpiryEpochTime", true),
         ],
     ),
     (

@@ -1,6 +1,6 @@
 use super::*;
 use crate::api::application::{LoginFlow as ApiFlow, LoginOption, LoginStep, SkipFor};
-use crate::api::identity_provider::{JitSpec, OAuthProvider};
+use crate::api::identity_provider::{AppleProvider, JitSpec, OAuthProvider};
 use crate::api::{BackendRef, DeletionPolicy, LocalObjectRef, SecretKeyRef};
 use crate::backend::{FlowKind, LoginFlow};
 
@@ -20,6 +20,7 @@ fn google_spec(jit: Option<JitSpec>) -> IdentityProviderSpec {
         }),
         github: None,
         facebook: None,
+        apple: None,
         oidc: None,
         saml: None,
         jit,
@@ -108,6 +109,148 @@ fn google_authenticator_properties_and_secret_not_compared() {
     assert!(!authenticator_differs(&desired, &server, &confidential));
     server.properties[0].value = Some("other".into());
     assert!(authenticator_differs(&desired, &server, &confidential));
+}
+
+fn apple_spec(change: impl FnOnce(&mut AppleProvider)) -> IdentityProviderSpec {
+    let mut apple = AppleProvider {
+        client_id: "com.example.web".into(),
+        team_id: "TEAM123456".into(),
+        key_id: "KEY1234567".into(),
+        private_key_secret_ref: SecretKeyRef {
+            name: "s".into(),
+            key: "private-key".into(),
+        },
+        secret_validity_period_seconds: None,
+        scopes: vec![],
+        additional_query_parameters: None,
+        callback_url: None,
+    };
+    change(&mut apple);
+    IdentityProviderSpec {
+        google: None,
+        apple: Some(apple),
+        ..google_spec(None)
+    }
+}
+
+/// (case, spec change, the properties sent as key=value; PrivateKey is the Secret's value).
+type AppleCase = (
+    &'static str,
+    fn(&mut AppleProvider),
+    &'static [&'static str],
+);
+
+#[test]
+fn apple_sends_the_key_and_never_a_client_secret() {
+    let cases: &[AppleCase] = &[
+        (
+            "minimal: the server's default scopes, no validity period",
+            |_| {},
+            &[
+                "ClientId=com.example.web",
+                "TeamId=TEAM123456",
+                "KeyId=KEY1234567",
+                "PrivateKey=pem",
+                "Scopes=name email",
+            ],
+        ),
+        (
+            "every field",
+            |a| {
+                a.secret_validity_period_seconds = Some(86400);
+                a.scopes = vec!["email".into()];
+                a.additional_query_parameters = Some("prompt=consent".into());
+                a.callback_url = Some("https://is.example/commonauth".into());
+            },
+            &[
+                "ClientId=com.example.web",
+                "SecretValidityPeriod=86400",
+                "TeamId=TEAM123456",
+                "KeyId=KEY1234567",
+                "PrivateKey=pem",
+                "callbackUrl=https://is.example/commonauth",
+                "Scopes=email",
+                "AdditionalQueryParameters=prompt=consent",
+            ],
+        ),
+    ];
+    for (case, change, want) in cases {
+        let spec = apple_spec(change);
+        assert_eq!(spec.provider_type(), Some(ProviderType::Apple), "{case}");
+        assert_eq!(
+            spec.client_secret_ref().map(|r| r.key.as_str()),
+            Some("private-key"),
+            "{case}"
+        );
+        let desired = desired_authenticator(&spec, Some(&Secret::new("pem"))).expect("apple");
+        assert_eq!(desired.name.as_deref(), Some("AppleOIDCAuthenticator"));
+        let got: Vec<String> = desired
+            .properties
+            .iter()
+            .map(|p| format!("{}={}", p.key, p.value.as_deref().unwrap_or_default()))
+            .collect();
+        assert_eq!(got, *want, "{case}");
+        // What the server keeps for itself after a login (a signed client secret, its expiry,
+        // the regeneration flag reset) is no difference; the private key is never compared.
+        let mut server = desired.clone();
+        for p in &mut server.properties {
+            if p.key == "PrivateKey" {
+                p.value = Some("******".into());
+            }
+        }
+        for (k, v) in [
+            ("ClientSecret", "eyJraWQ.signed"),
+            ("SecretExpiryEpochTime", "1796000000"),
+            ("RegenerateClientSecret", "false"),
+        ] {
+            server.properties.push(Property::new(k, v));
+        }
+        let confidential = Confidential::fallback(&desired.authenticator_id);
+        assert!(
+            !authenticator_differs(&desired, &server, &confidential),
+            "{case}"
+        );
+        // A console edit of a declared field is.
+        server.properties[2].value = Some("OTHER".into());
+        assert!(
+            authenticator_differs(&desired, &server, &confidential),
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn facebook_user_info_fields_are_sent_comma_separated() {
+    use crate::api::identity_provider::FacebookProvider;
+    let spec = IdentityProviderSpec {
+        google: None,
+        facebook: Some(FacebookProvider {
+            client_id: "fb".into(),
+            client_secret_ref: SecretKeyRef {
+                name: "s".into(),
+                key: "k".into(),
+            },
+            scopes: vec!["email".into(), "public_profile".into()],
+            user_info_fields: vec!["id".into(), "name".into(), "email".into()],
+            callback_url: None,
+        }),
+        ..google_spec(None)
+    };
+    let desired = desired_authenticator(&spec, Some(&Secret::new("x"))).expect("facebook");
+    let got: Vec<(&str, &str)> = desired
+        .properties
+        .iter()
+        .filter(|p| p.key != "ClientSecret")
+        .map(|p| (p.key.as_str(), p.value.as_deref().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("ClientId", "fb"),
+            ("Scope", "email,public_profile"),
+            ("UserInfoFields", "id,name,email")
+        ]
+    );
 }
 
 fn app_spec(steps: Vec<Vec<LoginOption>>) -> ApplicationSpec {
