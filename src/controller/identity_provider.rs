@@ -929,11 +929,11 @@ async fn dependents_only(
     required.extend(
         old.jit_required_by
             .iter()
-            .cloned()
             .filter(|r| match &r.application_ref {
                 None => server_only.iter().any(|d| d.name == r.application),
                 Some(name) => pending.contains(name),
-            }),
+            })
+            .cloned(),
     );
     let mut seen = Observed::from(idp);
     seen.dependents = dependents;
