@@ -140,4 +140,51 @@ async fn a_small_workload_until_ready_stays_within_its_request_budget() {
         0,
         "the IdP re-read its declared dependents"
     );
+
+    // A new dependent changes only the IdP's status (dependents, jitRequiredBy): with JIT on, the
+    // IdP's pass for it takes the new flow from the application's own pass and reads nothing
+    // from the server (issue 22).
+    let before = env.emulator.stats();
+    let extra = workload()
+        .split("---")
+        .find(|doc| doc.contains("name: app-0}"))
+        .map(|doc| {
+            doc.replace("app-0", &format!("app-{APPS}"))
+                .replace("App 0", &format!("App {APPS}"))
+        })
+        .expect("app-0 in the workload");
+    env.apply(&extra).await.expect("apply the new dependent");
+    env.wait_condition("Application", &format!("app-{APPS}"), "Ready", "True", T)
+        .await;
+    let listed = common::wait_until(T, || async {
+        let idp = env.get("IdentityProvider", "google").await?;
+        let n = idp["status"]["jitRequiredBy"].as_array()?.len();
+        (n == APPS + 1).then_some(())
+    })
+    .await;
+    assert!(
+        listed.is_some(),
+        "jitRequiredBy never listed the new application"
+    );
+    let after = env.emulator.stats();
+    let delta = |op: &str| {
+        let n = |s: &identity_operator::emulator::Stats| {
+            s.operations.get(op).copied().unwrap_or_default()
+        };
+        n(&after) - n(&before)
+    };
+    println!(
+        "a new dependent: {} requests: {:?} -> {:?}",
+        after.reads + after.writes - before.reads - before.writes,
+        before.operations,
+        after.operations
+    );
+    for op in [
+        "get_idp",
+        "get_federated_authenticator",
+        "connected_apps",
+        "get_jit",
+    ] {
+        assert_eq!(delta(op), 0, "the IdP's pass for a new dependent read {op}");
+    }
 }

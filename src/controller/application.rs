@@ -76,6 +76,13 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
                 let result = apply(&app, &api, &ctx, &mut seen).await;
                 let rule_flow = seen.rule_flow.take();
                 let ready = matches!(&result, Ok(o) if o.is_ready());
+                // Before the status write that shows this generation's pass finished: an IdP's
+                // dependents-only pass, triggered by that write, takes the flow from here (the flow
+                // is on the server whatever the write's fate; a failed one forgets it below).
+                if ready {
+                    ctx.memo
+                        .record_flow(&uid, app.metadata.generation, rule_flow.clone());
+                }
                 let action =
                     managed::report(result, async |o| finish(&ctx, &api, &app, seen, o).await)
                         .await;
@@ -88,8 +95,6 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
                     ctx.memo
                         .record(&uid, read.with(secret.clone()), now, resync);
                     let server = read.server_with(secret);
-                    ctx.memo
-                        .record_flow(&uid, app.metadata.generation, rule_flow.clone());
                     ctx.memo.record_rule(&uid, server, now, resync, rule_flow);
                 } else {
                     ctx.memo.forget(&uid);
@@ -1129,43 +1134,46 @@ async fn finish(
         conditional_steps: observed.conditional_steps,
         script: observed.script,
     };
+    // The Events go out beside the status write, not before it: a JIT toggle on a hub IdP is one
+    // such pass per dependent (8 at a time), and each waited for its Event's round trip first.
+    let mut events = Vec::new();
     if conflict_now != had_conflict {
         if conflict_now {
-            publish(
-                ctx,
-                app,
+            events.push((
                 EventType::Warning,
-                "InterconnectionConflict",
+                "InterconnectionConflict".to_string(),
                 "CheckConflicts",
                 conflict_msg,
-            )
-            .await;
+            ));
         } else if !old.conditions.is_empty() {
-            publish(
-                ctx,
-                app,
+            events.push((
                 EventType::Normal,
-                "ConflictCleared",
+                "ConflictCleared".to_string(),
                 "CheckConflicts",
                 "the login flow fits the identity providers' JIT settings again".into(),
-            )
-            .await;
+            ));
         }
     }
     let was_ready = conditions::is_true(&old.conditions, READY);
     if was_ready != outcome.is_ready() && !outcome.is_ready() {
         let c = &outcome.conditions()[0];
-        publish(
-            ctx,
-            app,
+        events.push((
             EventType::Warning,
-            &c.reason,
+            c.reason.clone(),
             "Reconcile",
             c.message.clone(),
-        )
-        .await;
+        ));
     }
-    apply_status(api, app, app.status.as_ref(), &status).await?;
+    let publish_all = async {
+        for (type_, reason, action, note) in events {
+            publish(ctx, app, type_, &reason, action, note).await;
+        }
+    };
+    let ((), applied) = futures::join!(
+        publish_all,
+        apply_status(api, app, app.status.as_ref(), &status)
+    );
+    applied?;
     let pending = app.annotations().get(CREATE_PENDING).map(String::as_str);
     if managed::pending_done(pending, observed.created, status.id.as_deref()) {
         annotate(api, app, CREATE_PENDING, None).await?;

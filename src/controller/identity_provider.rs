@@ -129,15 +129,34 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
                 if let Some(wait) = ctx.memo.coalesce(&uid, own, Instant::now(), COALESCE) {
                     return Ok(Action::requeue(wait));
                 }
+                if ctx.memo.dependents_only(&uid, own, Instant::now()) {
+                    if let Some(action) = dependents_only(&ctx, &api, &idp).await {
+                        match &action {
+                            Ok(_) => {
+                                ctx.memo.rehash(&uid, inputs);
+                                // The coalescing window starts again: one such pass per window.
+                                ctx.memo.record_own(&uid, own, Instant::now());
+                            }
+                            Err(_) => {
+                                ctx.memo.forget(&uid);
+                                ctx.memo.forget_own(&uid);
+                            }
+                        }
+                        return action;
+                    }
+                }
                 let mut seen = Observed::from(idp.as_ref());
                 let result = apply(&idp, &api, &ctx, &mut seen).await;
                 let ready = matches!(&result, Ok(o) if o.is_ready());
+                let jit_on = seen.declared_jit == Some(Jit::Enabled)
+                    && seen.jit_on_server == Some(Jit::Enabled);
                 let action =
                     managed::report(result, async |o| finish(&ctx, &api, &idp, seen, o).await)
                         .await;
                 if ready && action.is_ok() {
                     ctx.memo.record(&uid, inputs, Instant::now(), resync);
                     ctx.memo.record_own(&uid, own, Instant::now());
+                    ctx.memo.record_jit_on(&uid, jit_on);
                 } else {
                     ctx.memo.forget(&uid);
                     ctx.memo.forget_own(&uid);
@@ -165,6 +184,8 @@ struct Observed {
     created: bool,
     /// JIT on the server as the conflict rule sees it.
     jit_on_server: Option<Jit>,
+    /// JIT as declared (the spec over the server's settings), as this pass's rule checked it.
+    declared_jit: Option<Jit>,
     /// The server object's name after this pass (`status.serverName`).
     server_name: Option<String>,
     dependents: Vec<Dependent>,
@@ -185,6 +206,7 @@ impl From<&IdentityProvider> for Observed {
             id: old.id,
             created: false,
             jit_on_server: old.jit.as_deref().and_then(Jit::from_status_value),
+            declared_jit: None,
             server_name: old.server_name,
             dependents: old.dependents,
             conflicts: old.conflicts,
@@ -552,6 +574,7 @@ async fn sync_jit(
         ),
     };
     let declared = translate::declared_jit(spec, server_jit.as_ref());
+    seen.declared_jit = Some(declared);
     // With JIT declared on, this IdP can be in no conflict and Block has nothing to hold back:
     // the flows are needed only for jitRequiredBy, and those of declared dependents come from
     // their own last pass when this process has it. With JIT off, Block decides on live flows.
@@ -789,8 +812,17 @@ async fn dependents(
     } else {
         connected(ctx, client, id, &cluster_apps, needs_local).await?
     };
+    Ok(merge_dependents(&cluster_apps, live))
+}
+
+/// The dependents for the status, from the declared ones and the applications connected on the
+/// server (name, id, flow), and the flows the rule checks. Pure.
+fn merge_dependents(
+    cluster_apps: &[Arc<Application>],
+    live: Vec<(String, String, Option<flow::Flow>)>,
+) -> (Vec<Dependent>, Vec<(String, flow::Flow)>) {
     let mut deps: BTreeMap<String, Dependent> = BTreeMap::new();
-    for app in &cluster_apps {
+    for app in cluster_apps {
         let app_id = app.status.as_ref().and_then(|s| s.id.clone());
         let name = live
             .iter()
@@ -817,7 +849,97 @@ async fn dependents(
             });
         }
     }
-    Ok((deps.into_values().collect(), flows))
+    (deps.into_values().collect(), flows)
+}
+
+/// A pass for a change of the IdP's dependents alone (a new Application, its server id, its
+/// finished pass) after a full pass that found JIT on, declared and on the server
+/// ([`memo::Memo::dependents_only`]): the dependents and `jitRequiredBy` are recomputed from the
+/// caches and the dependents' own last passes and the status written; nothing is asked of the
+/// server. While dependents arrive this was a full pass per coalescing window (`get_idp`,
+/// `get_federated_authenticator`, `connected_apps`: ~13 × 3 reads per IdP at 1000 × 5000, most of
+/// the requests to converge) for a status that only the cluster had changed.
+///
+/// It finds what the full pass would: with JIT on there is no conflict and Block holds nothing
+/// back (no live flow is needed); a declared dependent on the server is known from its own last
+/// pass of its current generation, which left that flow (this IdP in it) on the server, or else
+/// this returns `None`; the applications that exist only on the server change only by an edit
+/// there, which the next full pass (the resync) reads like any other drift, so they are kept as
+/// the last full pass listed them. `None`: a full pass is needed.
+async fn dependents_only(
+    ctx: &Context,
+    api: &Api<IdentityProvider>,
+    idp: &IdentityProvider,
+) -> Option<Result<Action, Error>> {
+    let ns = idp.namespace()?;
+    let old = idp.status.as_ref()?;
+    let id = old.id.clone()?;
+    let jit_on = old.jit.as_deref().and_then(Jit::from_status_value) == Some(Jit::Enabled);
+    if !jit_on || !old.conflicts.is_empty() {
+        return None;
+    }
+    let backend = ctx
+        .backends
+        .get(&ObjectRef::new(&idp.spec.backend_ref.name).within(&ns))?;
+    let needs_local = registry::local_account_authenticators(&backend);
+    let me = ObjectRef::from_obj(idp);
+    let cluster_apps: Vec<Arc<Application>> = {
+        let index = ctx.index.lock().ok()?;
+        index
+            .dependents(&me)
+            .filter_map(|r| ctx.apps.get(r))
+            .collect()
+    };
+    let mut live = Vec::new();
+    // Declared dependents whose pass of their current generation is still running: their flow on
+    // the server is the old one or the new one; what the last full pass found is kept until that
+    // pass ends (its status write triggers this IdP again).
+    let mut pending = Vec::new();
+    for app in &cluster_apps {
+        let status = app.status.as_ref();
+        // Not on the server yet: not connected there either.
+        let Some(app_id) = status.and_then(|s| s.id.clone()) else {
+            continue;
+        };
+        if status.and_then(|s| s.observed_generation) != app.metadata.generation {
+            pending.push(app.name_any());
+            continue;
+        }
+        // Finished, but not by a pass of this process (a restart): only the server knows.
+        let flow = ctx
+            .memo
+            .flow_at(&app.uid().unwrap_or_default(), app.metadata.generation)?;
+        let flow = flow
+            .map(|(f, script)| translate::flow_for_rule(&f.steps, script.as_deref(), &needs_local));
+        live.push((app.spec.display_name.clone(), app_id, flow));
+    }
+    let server_only: Vec<&Dependent> = old
+        .dependents
+        .iter()
+        .filter(|d| d.application_ref.is_none())
+        .filter(|d| !live.iter().any(|l| d.id.as_ref() == Some(&l.1)))
+        .collect();
+    for d in &server_only {
+        live.push((d.name.clone(), d.id.clone()?, None));
+    }
+    let (dependents, flows) = merge_dependents(&cluster_apps, live);
+    let mut required = jit_required_by(&idp.spec, &flows, &needs_local, &dependents);
+    // The server-only ones' flows were read by the last full pass, and the pending ones' are not
+    // known yet: what the last pass found, kept.
+    required.extend(
+        old.jit_required_by
+            .iter()
+            .filter(|r| match &r.application_ref {
+                None => server_only.iter().any(|d| d.name == r.application),
+                Some(name) => pending.contains(name),
+            })
+            .cloned(),
+    );
+    let mut seen = Observed::from(idp);
+    seen.dependents = dependents;
+    seen.jit_required_by = required;
+    let ready = outcome(&id, false, &seen.conflicts);
+    Some(finish(ctx, api, idp, seen, ready).await)
 }
 
 /// Observe: every application connected to IdP `id` on the server with its flow. A declared

@@ -26,6 +26,10 @@ pub struct Memo {
     /// Per IdentityProvider (uid): a hash of its own inputs (its dependents left out) at its last
     /// successful full pass, and when that pass was.
     own: Mutex<HashMap<String, (u64, Instant)>>,
+    /// IdentityProviders (uid) whose last successful full pass had JIT on, declared and on the
+    /// server: no conflict is possible, so a change of their dependents alone needs no server
+    /// read ([`Memo::dependents_only`]).
+    jit_on: Mutex<std::collections::HashSet<String>>,
     /// Per Application (uid): the resourceVersion of its credentials Secret when it last held
     /// exactly these credentials (a hash of them, never the values).
     credentials: Mutex<HashMap<String, (String, u64)>>,
@@ -159,6 +163,37 @@ impl Memo {
     pub fn forget_own(&self, uid: &str) {
         let mut last = self.own.lock().unwrap_or_else(|e| e.into_inner());
         last.remove(uid);
+        let mut jit_on = self.jit_on.lock().unwrap_or_else(|e| e.into_inner());
+        jit_on.remove(uid);
+    }
+
+    /// Records whether an IdP's successful full pass found JIT on, declared and on the server.
+    pub fn record_jit_on(&self, uid: &str, on: bool) {
+        let mut jit_on = self.jit_on.lock().unwrap_or_else(|e| e.into_inner());
+        if on {
+            jit_on.insert(uid.to_string());
+        } else {
+            jit_on.remove(uid);
+        }
+    }
+
+    /// Whether an IdP's pass may be a dependents-only one: its own inputs equal those of its last
+    /// successful full pass, that pass found JIT on (declared and on the server), and its resync
+    /// (the full pass that re-reads the server) is not due yet.
+    pub fn dependents_only(&self, uid: &str, own: u64, now: Instant) -> bool {
+        let same_own = {
+            let last = self.own.lock().unwrap_or_else(|e| e.into_inner());
+            last.get(uid).is_some_and(|(seen, _)| *seen == own)
+        };
+        let jit_on = {
+            let jit_on = self.jit_on.lock().unwrap_or_else(|e| e.into_inner());
+            jit_on.contains(uid)
+        };
+        let not_due = {
+            let passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
+            passes.get(uid).is_some_and(|(_, due)| now < *due)
+        };
+        same_own && jit_on && not_due
     }
 
     /// Whether the credentials Secret at `version` (from the metadata cache) is known to hold
@@ -462,6 +497,49 @@ mod tests {
         assert!(!memo.credentials_current("u", "7", &("id", "rotated")));
         memo.credentials_forget("u");
         assert!(!memo.credentials_current("u", "7", &("id", "s")));
+    }
+
+    #[test]
+    fn only_a_dependents_change_after_a_jit_on_pass_skips_the_server_until_the_resync() {
+        let t0 = Instant::now();
+        let soon = t0 + Duration::from_secs(10);
+        // (case, own at the pass, JIT on at the pass, own now, now, forgotten since, want)
+        let due = t0 + RESYNC;
+        let table: &[(&str, u64, bool, u64, Instant, bool, bool)] = &[
+            ("dependents only, JIT on", 1, true, 1, soon, false, true),
+            (
+                "own change: spec, Secret, backend",
+                1,
+                true,
+                2,
+                soon,
+                false,
+                false,
+            ),
+            (
+                "JIT off or skipped: live flows",
+                1,
+                false,
+                1,
+                soon,
+                false,
+                false,
+            ),
+            ("resync due: read the server", 1, true, 1, due, false, false),
+            ("failed pass since", 1, true, 1, soon, true, false),
+        ];
+        for &(case, own, jit_on, own_now, now, forgotten, want) in table {
+            let memo = Memo::default();
+            assert!(!memo.dependents_only("u", own, t0), "{case}: never passed");
+            memo.record("u", 7, t0, RESYNC);
+            memo.record_own("u", own, t0);
+            memo.record_jit_on("u", jit_on);
+            if forgotten {
+                memo.forget("u");
+                memo.forget_own("u");
+            }
+            assert_eq!(memo.dependents_only("u", own_now, now), want, "{case}");
+        }
     }
 
     #[test]
