@@ -6,7 +6,7 @@
 //! `identity-api` (the custom resources) and `identity-client` (the identity-server trait and its
 //! Asgardeo / WSO2 client) ← this crate: `controller` (reconcilers), `webhook` and `admission`
 //! (admission-time feedback), `lint`, `audit` and `export` (the offline and live checks), `leader`,
-//! `telemetry`. The emulator (`identity-emulator`) and the bench (`identity-bench`) are crates and
+//! `telemetry`, and `run` (the composition root that wires them). The emulator (`identity-emulator`) and the bench (`identity-bench`) are crates and
 //! binaries of their own; the operator does not depend on them.
 //!
 //! `api`, `backend` and `flow` below are those crates under the names the operator's code has always
@@ -19,6 +19,7 @@ pub mod duration;
 pub mod export;
 pub mod leader;
 pub mod lint;
+pub mod run;
 pub mod telemetry;
 pub mod webhook;
 

@@ -15,7 +15,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controllers (kubeconfig or in-cluster credentials).
-    Run(identity_operator::controller::RunArgs),
+    Run(identity_operator::run::RunArgs),
     /// Print the CustomResourceDefinitions as YAML (or write one file per kind with --out-dir).
     Crd {
         /// Write <plural>.yaml files into this folder instead of printing.
@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => {
             identity_operator::telemetry::init_logging(cli.log_format);
-            identity_operator::controller::run(args).await
+            identity_operator::run::run(args).await
         }
         Command::Crd { out_dir } => {
             for (plural, crd) in identity_operator::api::crds() {

@@ -83,43 +83,43 @@ const GROUP: &str = "identity-operator.io";
 /// (templates/_helpers.tpl `identity-operator.rules`, templates/rbac.yaml) must grant each of them
 /// and the tests below check that it does. A new call in the code goes here first.
 const CALLS: &[Call] = &[
-    // Caches and watches of the three kinds: watcher() in src/controller/run.rs (primary,
+    // Caches and watches of the three kinds: watcher() in src/run.rs (primary,
     // Controller::watches) — list + watch.
     call(
         "list",
         GROUP,
         "identitybackends",
-        "src/controller/run.rs primary/watches",
+        "src/run.rs primary/watches",
     ),
     call(
         "watch",
         GROUP,
         "identitybackends",
-        "src/controller/run.rs primary/watches",
+        "src/run.rs primary/watches",
     ),
     call(
         "list",
         GROUP,
         "identityproviders",
-        "src/controller/run.rs primary/watches",
+        "src/run.rs primary/watches",
     ),
     call(
         "watch",
         GROUP,
         "identityproviders",
-        "src/controller/run.rs primary/watches",
+        "src/run.rs primary/watches",
     ),
     call(
         "list",
         GROUP,
         "applications",
-        "src/controller/run.rs primary/watches",
+        "src/run.rs primary/watches",
     ),
     call(
         "watch",
         GROUP,
         "applications",
-        "src/controller/run.rs primary/watches",
+        "src/run.rs primary/watches",
     ),
     // A fresh read of a referenced IdP when the cache lags behind a trigger.
     call(
@@ -176,13 +176,13 @@ const CALLS: &[Call] = &[
         "list",
         "",
         "secrets",
-        "src/controller/run.rs meta_api watcher",
+        "src/run.rs meta_api watcher",
     ),
     call(
         "watch",
         "",
         "secrets",
-        "src/controller/run.rs meta_api watcher",
+        "src/run.rs meta_api watcher",
     ),
     call(
         "get",

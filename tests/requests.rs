@@ -168,9 +168,7 @@ async fn a_small_workload_until_ready_stays_within_its_request_budget() {
     );
     let after = env.emulator.stats();
     let delta = |op: &str| {
-        let n = |s: &identity_emulator::Stats| {
-            s.operations.get(op).copied().unwrap_or_default()
-        };
+        let n = |s: &identity_emulator::Stats| s.operations.get(op).copied().unwrap_or_default();
         n(&after) - n(&before)
     };
     println!(

@@ -32,8 +32,8 @@ use super::managed::{
 };
 use super::translate::{self, desired_flow, desired_oidc, flow_differs, oidc_differs};
 use super::{
-    annotate, apply_status, backend_err, cleanup, jittered, memo, publish, registry, Context,
-    Error, FINALIZER, MANAGER,
+    annotate, apply_status, backend_err, cleanup, jittered, memo, publish, referenced_idps,
+    registry, Context, Error, FINALIZER, MANAGER,
 };
 use crate::api::application::AppConflictEntry;
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
@@ -188,23 +188,6 @@ pub fn plan_flow(
     } else {
         (None, new)
     }
-}
-
-/// The IdentityProviders an application's flow references.
-pub fn referenced_idps(app: &Application) -> Vec<ObjectRef<IdentityProvider>> {
-    let ns = app.namespace().unwrap_or_default();
-    let mut out: Vec<ObjectRef<IdentityProvider>> = app
-        .spec
-        .login_flow
-        .iter()
-        .flat_map(|f| &f.steps)
-        .flat_map(|s| &s.options)
-        .filter_map(|o| o.identity_provider_ref.as_ref())
-        .map(|r| ObjectRef::new(&r.name).within(&ns))
-        .collect();
-    out.sort_by_key(|r| r.name.clone());
-    out.dedup();
-    out
 }
 
 /// Records the application's edges; returns the IdPs it referenced before and after (both need a

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use super::{application, Context, FINALIZER};
+use super::{Context, FINALIZER};
 use crate::api::{Application, IdentityProvider};
 
 /// The last successful full pass of each object (by uid): a hash of its inputs and when the next
@@ -319,7 +319,7 @@ impl AppInputs {
         // bookkeeping, written at the end of a pass: not inputs (the next pass may see them late).
         backend_inputs(ctx, &ns, &app.spec.backend_ref.name, &mut h);
         let mut rule = DefaultHasher::new();
-        for r in application::referenced_idps(app) {
+        for r in super::referenced_idps(app) {
             let idp = ctx.idps.get(&r);
             idp.as_deref().map(idp_facts).hash(&mut h);
             idp.as_deref().map(idp_rule_facts).hash(&mut rule);

@@ -1,5 +1,5 @@
 //! The reconcilers. One module per kind, each written as steps (see its `//!` header); this module
-//! holds what they share: the [`Context`], the error type, status and event helpers, and [`run`].
+//! holds what they share: the [`Context`], the error type, status and event helpers. `crate::run` wires them together.
 
 /// Runs one step of an apply: a step returns `Result<Result<T, Outcome>, Error>`, where
 /// `Ok(Err(outcome))` ends the pass with that outcome (a missing reference, an invalid spec) and
@@ -352,5 +352,25 @@ pub fn recorder(client: Client) -> Recorder {
     )
 }
 
-pub use run::{run, RunArgs, RESYNC_READS_PER_OBJECT};
-mod run;
+/// The IdentityProviders an application's flow references: the facts the Application controller,
+/// its memo, the dependency index and the webhook all key on.
+pub fn referenced_idps(app: &Application) -> Vec<ObjectRef<IdentityProvider>> {
+    let ns = app.namespace().unwrap_or_default();
+    let mut out: Vec<ObjectRef<IdentityProvider>> = app
+        .spec
+        .login_flow
+        .iter()
+        .flat_map(|f| &f.steps)
+        .flat_map(|s| &s.options)
+        .filter_map(|o| o.identity_provider_ref.as_ref())
+        .map(|r| ObjectRef::new(&r.name).within(&ns))
+        .collect();
+    out.sort_by_key(|r| r.name.clone());
+    out.dedup();
+    out
+}
+
+/// Identity-server requests one resync pass of one object costs. Measured (BENCHMARKS.md, steady
+/// state): an Application 3 (itself twice, its OIDC settings), an IdentityProvider ~4, 2.0–3.3 per
+/// object on average.
+pub const RESYNC_READS_PER_OBJECT: u32 = 3;

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use crate::api::identity_provider::ConflictPolicy;
 use crate::api::{Application, IdentityProvider};
 use crate::backend::{FlowKind, LoginFlow};
-use crate::controller::application::{plan_flow, referenced_idps};
+use crate::controller::application::plan_flow;
+use crate::controller::referenced_idps;
 use crate::controller::translate::{declared_jit, desired_flow, plan_script};
 use crate::flow::{self, Jit, LocalAccountAuthenticators};
 

@@ -1,5 +1,6 @@
-//! `identity-operator run`: wires the three controllers, their watches, the caches and the HTTP
-//! endpoints (/metrics, /healthz, /readyz) together.
+//! `identity-operator run`: wires the three controllers, their watches, the caches, the admission
+//! webhook, leader election and the HTTP endpoints (/metrics, /healthz, /readyz) together. The
+//! composition root: it depends on every part, and no part depends on it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -17,12 +18,13 @@ use kube::runtime::{predicates, watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use super::managed::Managed;
-use super::registry::SlotKind;
-use super::{
-    application, identity_backend, identity_provider, recorder, BackendRegistry, Context, Error,
-};
 use crate::api::{Application, IdentityBackend, IdentityProvider};
+use crate::controller::managed::Managed;
+use crate::controller::registry::SlotKind;
+use crate::controller::{
+    application, identity_backend, identity_provider, recorder, BackendRegistry, Context, Error,
+    RESYNC_READS_PER_OBJECT,
+};
 use crate::flow::DependencyIndex;
 use crate::telemetry::{self, Metrics};
 
@@ -84,10 +86,6 @@ pub const RESYNC_FLOOR: Duration = Duration::from_secs(5 * 60);
 /// A derived default is never longer: drift (someone edits the tenant by hand) should still be
 /// corrected the same day.
 pub const RESYNC_CEILING: Duration = Duration::from_secs(6 * 3600);
-/// Identity-server requests one resync pass of one object costs. Measured (BENCHMARKS.md, steady
-/// state): an Application 3 (itself twice, its OIDC settings), an IdentityProvider ~4, 2.0–3.3 per
-/// object on average.
-pub const RESYNC_READS_PER_OBJECT: u32 = 3;
 /// Round trip assumed for a request before any was observed: a SaaS tenant seen from a cluster in
 /// another region (the emulator at `--latency-ms 20` measures ~22 ms).
 pub const ASSUMED_REQUEST_LATENCY: Duration = Duration::from_millis(50);
@@ -572,7 +570,7 @@ async fn controllers(
         .trigger_backoff(QuickBackoff::default())
         .watches_shared_stream(secrets_for_backends, move |s| {
             select(&c.backends, s.namespace(), |b: &IdentityBackend| {
-                super::secret_hold::secrets_of(b).contains(&s.name_any())
+                crate::controller::secret_hold::secrets_of(b).contains(&s.name_any())
             })
         })
         .graceful_shutdown_on(stop.clone())
@@ -773,7 +771,9 @@ where
                     .health(&backend)
                     .degraded()
                     .map_or(SLOT_BUSY_REQUEUE, |d| d.backoff);
-                return Ok(Action::requeue(wait + super::jittered(wait) / 10));
+                return Ok(Action::requeue(
+                    wait + crate::controller::jittered(wait) / 10,
+                ));
             };
             let result = f(obj, ctx).await;
             drop(slot);
