@@ -64,12 +64,9 @@ async fn seed_scenario_block_warn_and_clear() {
     env.create_backend("asgardeo").await;
     env.apply(&google(true, "Block")).await.expect("idp");
     env.apply(PAYROLL).await.expect("app");
-    env.wait_condition("IdentityBackend", "asgardeo", "Ready", "True", T)
-        .await;
-    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
-        .await;
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    env.ready("IdentityBackend", "asgardeo", T).await;
+    env.ready("IdentityProvider", "google", T).await;
+    env.ready("Application", "payroll", T).await;
 
     // The server has what the YAML says, once.
     let server = env.server();
@@ -100,37 +97,18 @@ async fn seed_scenario_block_warn_and_clear() {
     assert_eq!(idp["status"]["dependents"][0]["applicationRef"], "payroll");
 
     // JIT off under Block: held back, reported on both sides.
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "google",
-        json!({"spec": {"jit": {"enabled": false}}}),
+        json!({"jit": {"enabled": false}}),
     )
-    .await
-    .expect("patch");
-    let c = env
-        .wait_condition(
-            "IdentityProvider",
-            "google",
-            "InterconnectionConflict",
-            "True",
-            T,
-        )
-        .await;
+    .await;
+    let c = env.conflict("IdentityProvider", "google", T).await;
     let msg = c["message"].as_str().unwrap_or_default();
     assert!(msg.contains("Payroll") && msg.contains("totp"), "{msg}");
-    let ready = env
-        .wait_condition("IdentityProvider", "google", "Ready", "False", T)
-        .await;
+    let ready = env.not_ready("IdentityProvider", "google", T).await;
     assert_eq!(ready["reason"], "JITDisableBlocked");
-    let c = env
-        .wait_condition(
-            "Application",
-            "payroll",
-            "InterconnectionConflict",
-            "True",
-            T,
-        )
-        .await;
+    let c = env.conflict("Application", "payroll", T).await;
     let msg = c["message"].as_str().unwrap_or_default();
     assert!(msg.contains("google") && msg.contains("totp"), "{msg}");
     assert!(
@@ -140,39 +118,29 @@ async fn seed_scenario_block_warn_and_clear() {
     env.wait_event("google", "InterconnectionConflict", T).await;
 
     // Warn: pushed, still reported.
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "google",
-        json!({"spec": {"conflictPolicy": "Warn"}}),
+        json!({"conflictPolicy": "Warn"}),
     )
-    .await
-    .expect("patch");
-    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
-        .await;
+    .await;
+    env.ready("IdentityProvider", "google", T).await;
     let off = common::wait_until(T, || async {
         (!server_jit(&env, "Google").await).then_some(())
     })
     .await;
     assert!(off.is_some(), "Warn pushes JIT off");
-    env.wait_condition(
-        "IdentityProvider",
-        "google",
-        "InterconnectionConflict",
-        "True",
-        T,
-    )
-    .await;
+    env.conflict("IdentityProvider", "google", T).await;
     let idp = env.get("IdentityProvider", "google").await.expect("idp");
     assert_eq!(idp["status"]["jit"], "Disabled");
 
     // JIT back on: cleared on both sides.
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "google",
-        json!({"spec": {"jit": {"enabled": true}}}),
+        json!({"jit": {"enabled": true}}),
     )
-    .await
-    .expect("patch");
+    .await;
     env.wait_condition(
         "IdentityProvider",
         "google",
@@ -213,8 +181,7 @@ async fn server_only_application_counts_as_dependent() {
     env.start_operator(&[]);
     env.create_backend("asgardeo").await;
     env.apply(&google(true, "Block")).await.expect("idp");
-    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "google", T).await;
 
     // Someone made an application in the console: Google, then passkey.
     let server = env.server();
@@ -237,22 +204,13 @@ async fn server_only_application_counts_as_dependent() {
         .await
         .expect("create on server");
 
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "google",
-        json!({"spec": {"jit": {"enabled": false}}}),
+        json!({"jit": {"enabled": false}}),
     )
-    .await
-    .expect("patch");
-    let c = env
-        .wait_condition(
-            "IdentityProvider",
-            "google",
-            "InterconnectionConflict",
-            "True",
-            T,
-        )
-        .await;
+    .await;
+    let c = env.conflict("IdentityProvider", "google", T).await;
     assert!(c["message"]
         .as_str()
         .unwrap_or_default()
@@ -274,8 +232,7 @@ async fn drift_on_the_server_is_reverted() {
     env.create_backend("asgardeo").await;
     env.apply(&google(true, "Block")).await.expect("idp");
     env.apply(PAYROLL).await.expect("app");
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    env.ready("Application", "payroll", T).await;
 
     let server = env.server();
     let idp = server
@@ -346,10 +303,8 @@ async fn delete_and_orphan() {
     )
     .await
     .expect("idp2");
-    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
-        .await;
-    env.wait_condition("IdentityProvider", "kept", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "google", T).await;
+    env.ready("IdentityProvider", "kept", T).await;
 
     env.delete("IdentityProvider", "google").await;
     env.delete("IdentityProvider", "kept").await;
@@ -440,29 +395,20 @@ async fn interrupted_create_leaves_no_duplicate_and_existing_needs_adopt() {
     .expect("idp");
 
     env.start_operator(&[]);
-    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "google", T).await;
     env.wait_event("google", "Recovered", T).await;
     let all = server.find_idp_by_name("Google").await.expect("list");
     assert!(all.is_some());
-    let ready = env
-        .wait_condition("IdentityProvider", "taken", "Ready", "False", T)
-        .await;
+    let ready = env.not_ready("IdentityProvider", "taken", T).await;
     assert_eq!(ready["reason"], "AlreadyExists");
     assert!(ready["message"]
         .as_str()
         .unwrap_or_default()
         .contains("adopt"));
 
-    env.patch(
-        "IdentityProvider",
-        "taken",
-        json!({"spec": {"adopt": true}}),
-    )
-    .await
-    .expect("adopt");
-    env.wait_condition("IdentityProvider", "taken", "Ready", "True", T)
+    env.set_spec("IdentityProvider", "taken", json!({"adopt": true}))
         .await;
+    env.ready("IdentityProvider", "taken", T).await;
     env.wait_event("taken", "Adopted", T).await;
     assert_eq!(
         env.emulator.with_tenant(common::TENANT, |t| t.idps.len()),
@@ -560,8 +506,7 @@ async fn secret_rotation_is_pushed_and_credentials_secret_is_restored() {
     env.create_backend("asgardeo").await;
     env.apply(&google(true, "Block")).await.expect("idp");
     env.apply(PAYROLL).await.expect("app");
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    env.ready("Application", "payroll", T).await;
     assert_eq!(
         stored_client_secret(&env, "Google").as_deref(),
         Some("google-very-secret-value")
@@ -598,10 +543,8 @@ async fn one_operator_watches_a_list_of_namespaces() {
         env.create_backend("asgardeo").await;
         env.apply(&google(true, "Block")).await.expect("idp");
     }
-    a.wait_condition("IdentityProvider", "google", "Ready", "True", T)
-        .await;
-    b.wait_condition("IdentityProvider", "google", "Ready", "True", T)
-        .await;
+    a.ready("IdentityProvider", "google", T).await;
+    b.ready("IdentityProvider", "google", T).await;
     assert!(b
         .server()
         .find_idp_by_name("Google")

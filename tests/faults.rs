@@ -68,20 +68,16 @@ async fn server_errors_and_429_storm_then_recovery() {
     env.apply(&app_yaml("wiki", "Wiki", "gh"))
         .await
         .expect("app");
-    env.wait_condition("IdentityBackend", "asgardeo", "Ready", "False", T)
-        .await;
+    env.not_ready("IdentityBackend", "asgardeo", T).await;
     assert!(env.emulator.stats().faults_injected > 0);
     env.emulator.set_faults(Faults {
         rate_limit_next: 20,
         retry_after_secs: 1,
         ..Default::default()
     });
-    env.wait_condition("IdentityProvider", "gh", "Ready", "True", T)
-        .await;
-    env.wait_condition("Application", "wiki", "Ready", "True", T)
-        .await;
-    env.wait_condition("IdentityBackend", "asgardeo", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "gh", T).await;
+    env.ready("Application", "wiki", T).await;
+    env.ready("IdentityBackend", "asgardeo", T).await;
     assert_eq!(
         counts(&env),
         (1, 1),
@@ -106,18 +102,16 @@ async fn revoked_token_is_renewed() {
     env.apply(GH_SECRET).await.expect("secret");
     env.start_operator(&[]);
     env.apply(&idp_yaml("gh", "GitHub")).await.expect("idp");
-    env.wait_condition("IdentityProvider", "gh", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "gh", T).await;
     let before = env.emulator.stats().token_requests;
     env.emulator.revoke_all_tokens();
     // A spec change forces calls with the revoked token.
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "gh",
-        json!({"spec": {"jit": {"enabled": true, "scheme": "PromptConsent"}}}),
+        json!({"jit": {"enabled": true, "scheme": "PromptConsent"}}),
     )
-    .await
-    .expect("patch");
+    .await;
     let pushed = common::wait_until(T, || async {
         let server = env.server();
         let idp = server.find_idp_by_name("GitHub").await.ok()??;
@@ -199,22 +193,18 @@ async fn deleted_credentials_secret_and_idp_deleted_on_server() {
     env.apply(GH_SECRET).await.expect("secret");
     env.start_operator(&[]);
     env.apply(&idp_yaml("gh", "GitHub")).await.expect("idp");
-    env.wait_condition("IdentityProvider", "gh", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "gh", T).await;
 
     // The client Secret is deleted under the IdP: a clear reason, and back when it returns.
     env.delete("Secret", "gh-oauth").await;
-    let c = env
-        .wait_condition("IdentityProvider", "gh", "Ready", "False", T)
-        .await;
+    let c = env.not_ready("IdentityProvider", "gh", T).await;
     assert_eq!(c["reason"], "SecretNotFound");
     assert!(c["message"]
         .as_str()
         .unwrap_or_default()
         .contains("gh-oauth"));
     env.apply(GH_SECRET).await.expect("secret back");
-    env.wait_condition("IdentityProvider", "gh", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "gh", T).await;
 
     // The IdP is deleted on the server behind the operator's back: recreated, reported.
     let old_id = env.get("IdentityProvider", "gh").await.expect("idp")["status"]["id"]
@@ -243,8 +233,7 @@ async fn deleted_credentials_secret_and_idp_deleted_on_server() {
     env.wait_event("asgardeo", "SecretKept", T).await;
     let secret = env.get("Secret", "asgardeo-m2m").await.expect("kept");
     assert!(secret["metadata"]["deletionTimestamp"].is_string());
-    env.wait_condition("IdentityBackend", "asgardeo", "Ready", "True", T)
-        .await;
+    env.ready("IdentityBackend", "asgardeo", T).await;
     env.delete("IdentityProvider", "gh").await;
     env.wait_gone("IdentityProvider", "gh", T).await;
     assert_eq!(counts(&env).0, 0, "the IdP's server object was deleted");
@@ -271,10 +260,8 @@ async fn a_restart_during_namespace_deletion_neither_hangs_nor_leaks() {
     env.apply(&app_yaml("wiki", "Wiki", "gh"))
         .await
         .expect("app");
-    env.wait_condition("IdentityProvider", "gh", "Ready", "True", T)
-        .await;
-    env.wait_condition("Application", "wiki", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "gh", T).await;
+    env.ready("Application", "wiki", T).await;
     assert_eq!(counts(&env), (1, 1));
     let held = common::wait_until(T, || async {
         let s = env.get("Secret", "asgardeo-m2m").await?;
@@ -339,15 +326,10 @@ async fn a_broken_object_does_not_stop_the_others() {
     env.apply(&app_yaml("wiki", "Wiki", "gh"))
         .await
         .expect("app");
-    env.wait_condition("Application", "wiki", "Ready", "True", T)
-        .await;
-    let c = env
-        .wait_condition("IdentityProvider", "orphan", "Ready", "False", T)
-        .await;
+    env.ready("Application", "wiki", T).await;
+    let c = env.not_ready("IdentityProvider", "orphan", T).await;
     assert_eq!(c["reason"], "BackendNotFound");
-    let c = env
-        .wait_condition("Application", "lost", "Ready", "False", T)
-        .await;
+    let c = env.not_ready("Application", "lost", T).await;
     assert_eq!(c["reason"], "IdentityProviderNotFound");
     assert!(c["message"]
         .as_str()
@@ -366,16 +348,14 @@ async fn apiserver_restart_is_survived() {
     env.apply(GH_SECRET).await.expect("secret");
     env.start_operator(&[]);
     env.apply(&idp_yaml("gh", "GitHub")).await.expect("idp");
-    env.wait_condition("IdentityProvider", "gh", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "gh", T).await;
     cp.restart_apiserver();
     // The watches reconnect: a change made after the restart reaches the server.
     env.client = cp.client().await;
     env.apply(&app_yaml("wiki", "Wiki", "gh"))
         .await
         .expect("app after restart");
-    env.wait_condition("Application", "wiki", "Ready", "True", T)
-        .await;
+    env.ready("Application", "wiki", T).await;
     assert_eq!(counts(&env), (1, 1));
 }
 

@@ -263,8 +263,7 @@ spec:
     ))
     .await
     .expect("idp applies");
-    env.wait_condition("IdentityProvider", name, "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", name, T).await;
 }
 
 /// A namespace with a backend, two replicas, and the first one leading and reconciling.

@@ -1008,33 +1008,22 @@ spec:
     )
     .await
     .expect("apply");
-    env.wait_condition("IdentityBackend", "asgardeo", "Ready", "True", T)
-        .await;
-    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
-        .await;
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    env.ready("IdentityBackend", "asgardeo", T).await;
+    env.ready("IdentityProvider", "google", T).await;
+    env.ready("Application", "payroll", T).await;
     let creds = env
         .secret_data("payroll-oidc")
         .await
         .expect("credentials Secret written by the operator's ServiceAccount");
     assert!(creds.get("client-secret").is_some_and(|s| !s.is_empty()));
 
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "google",
-        json!({"spec": {"jit": {"enabled": false}}}),
-    )
-    .await
-    .expect("patch");
-    env.wait_condition(
-        "IdentityProvider",
-        "google",
-        "InterconnectionConflict",
-        "True",
-        T,
+        json!({"jit": {"enabled": false}}),
     )
     .await;
+    env.conflict("IdentityProvider", "google", T).await;
     // A repeated Event is patched (series), a first one created: wait for one of each kind.
     env.wait_event("google", "InterconnectionConflict", T).await;
     env.wait_event("payroll", "Created", T).await;
@@ -1262,8 +1251,7 @@ spec:
     )
     .await
     .expect("idp");
-    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "google", T).await;
     let app = r#"
 apiVersion: identity-operator.io/v1alpha1
 kind: Application

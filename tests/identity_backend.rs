@@ -56,13 +56,12 @@ async fn the_target_is_immutable() {
         assert!(err.contains("is immutable"), "{patch}: {err}");
     }
     // Everything else may change.
-    env.patch(
+    env.set_spec(
         "IdentityBackend",
         "wso2",
-        json!({"spec": {"maxConcurrentRequests": 4, "credentialsSecretRef": {"name": "t"}}}),
+        json!({"maxConcurrentRequests": 4, "credentialsSecretRef": {"name": "t"}}),
     )
-    .await
-    .expect("non-target fields are mutable");
+    .await;
 }
 
 #[tokio::test]
@@ -122,8 +121,7 @@ async fn missing_scopes_are_named_on_the_backend() {
     env.emulator.set_authorized_scopes(Operation::all_scopes());
     env.create_backend("asgardeo").await;
     env.start_operator(&[]);
-    env.wait_condition("IdentityBackend", "asgardeo", "Ready", "False", T)
-        .await;
+    env.not_ready("IdentityBackend", "asgardeo", T).await;
     let backend = env
         .get("IdentityBackend", "asgardeo")
         .await
@@ -154,8 +152,7 @@ async fn missing_scopes_are_named_on_the_backend() {
     all.push(identity_operator::backend::operation::SCRIPT_SCOPE);
     env.emulator.set_authorized_scopes(all);
     env.emulator.revoke_all_tokens();
-    env.wait_condition("IdentityBackend", "asgardeo", "Ready", "True", T)
-        .await;
+    env.ready("IdentityBackend", "asgardeo", T).await;
     let backend = env
         .get("IdentityBackend", "asgardeo")
         .await

@@ -100,9 +100,7 @@ async fn a_refused_mapping_is_reported_with_the_servers_answer_and_a_merge_keeps
   roles: {mappings: [{idpRole: staff-admin, localRole: admin}]}
   groups: [{name: staff-devs}]"#;
     env.apply(&google(spec)).await.expect("idp");
-    let ready = env
-        .wait_condition("IdentityProvider", "staff-google", "Ready", "False", T)
-        .await;
+    let ready = env.not_ready("IdentityProvider", "staff-google", T).await;
     assert_eq!(ready["reason"], "MappingsRejected", "{ready}");
     for needle in [
         "One or more local claim URIs do not exist",
@@ -128,17 +126,15 @@ async fn a_refused_mapping_is_reported_with_the_servers_answer_and_a_merge_keeps
     );
 
     // The fix goes through, and Ready comes back.
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "staff-google",
-        json!({"spec": {"claims": {"mappings": [
+        json!({"claims": {"mappings": [
             {"idpClaim": "email", "localClaim": "http://wso2.org/claims/emailaddress"},
-            {"idpClaim": "cc", "localClaim": "http://wso2.org/claims/department"}]}}}),
+            {"idpClaim": "cc", "localClaim": "http://wso2.org/claims/department"}]}}),
     )
-    .await
-    .expect("patch");
-    env.wait_condition("IdentityProvider", "staff-google", "Ready", "True", T)
-        .await;
+    .await;
+    env.ready("IdentityProvider", "staff-google", T).await;
     let mut stored = claim_mappings(&env);
     stored.sort();
     let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
@@ -157,15 +153,14 @@ async fn a_refused_mapping_is_reported_with_the_servers_answer_and_a_merge_keeps
     with_idp(&env, "Staff Google", |i, _| {
         i.roles.outbound_provisioning_roles = Some(vec!["hr-admin".into()]);
     });
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "staff-google",
-        json!({"spec": {
+        json!({
             "roles": {"mappings": [{"idpRole": "staff-admin", "localRole": "manager"}]},
-            "groups": [{"name": "staff-devs"}, {"name": "staff-ops"}]}}),
+            "groups": [{"name": "staff-devs"}, {"name": "staff-ops"}]}),
     )
-    .await
-    .expect("patch");
+    .await;
     let after = wait_until(T, || async {
         let g = groups(&env);
         (g.len() == 2).then_some(g)
@@ -200,8 +195,7 @@ async fn a_lookup_by_a_claim_the_servers_mappings_do_not_map_is_a_condition() {
     enabled: true
     accountLookup: [{localAttribute: "http://wso2.org/claims/mobile", federatedAttribute: phone}]"#;
     env.apply(&google(spec)).await.expect("idp");
-    env.wait_condition("IdentityProvider", "staff-google", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "staff-google", T).await;
     // A console maps claims, none of them to mobile; the next pass (a spec change) sees it.
     with_idp(&env, "Staff Google", |i, _| {
         emu::set_claims(
@@ -216,33 +210,28 @@ async fn a_lookup_by_a_claim_the_servers_mappings_do_not_map_is_a_condition() {
         )
     })
     .expect("idp on the server");
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "staff-google",
-        json!({"spec": {"description": "staff sign-in"}}),
+        json!({"description": "staff sign-in"}),
     )
-    .await
-    .expect("patch");
-    let ready = env
-        .wait_condition("IdentityProvider", "staff-google", "Ready", "False", T)
-        .await;
+    .await;
+    let ready = env.not_ready("IdentityProvider", "staff-google", T).await;
     assert_eq!(ready["reason"], "LookupClaimNotMapped", "{ready}");
     assert!(
         message(&ready).contains("http://wso2.org/claims/mobile"),
         "{ready}"
     );
     // Mapping a claim to it in the spec clears it.
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "staff-google",
-        json!({"spec": {"claims": {"mappings": [
+        json!({"claims": {"mappings": [
             {"idpClaim": "email", "localClaim": "http://wso2.org/claims/emailaddress"},
-            {"idpClaim": "phone", "localClaim": "http://wso2.org/claims/mobile"}]}}}),
+            {"idpClaim": "phone", "localClaim": "http://wso2.org/claims/mobile"}]}}),
     )
-    .await
-    .expect("patch");
-    env.wait_condition("IdentityProvider", "staff-google", "Ready", "True", T)
-        .await;
+    .await;
+    env.ready("IdentityProvider", "staff-google", T).await;
 }
 
 #[tokio::test]
@@ -308,8 +297,7 @@ async fn the_mappings_example_converges_as_written() {
         .expect("example")
         .replace("namespace: identity", &format!("namespace: {}", env.ns));
     env.apply(&yaml).await.expect("the example applies");
-    env.wait_condition("IdentityProvider", "staff-google", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "staff-google", T).await;
     let m = with_idp(&env, "Staff Google", |i, local| {
         identity_operator::backend::IdpMappings::from_wire(
             Some(&emu::claims_response(i, local)),
@@ -330,8 +318,7 @@ async fn the_mappings_example_converges_as_written() {
         .expect("example")
         .replace("namespace: identity", &format!("namespace: {}", env.ns));
     env.apply(&yaml).await.expect("the example applies");
-    env.wait_condition("IdentityProvider", "entra", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "entra", T).await;
     let (authz, maps) = with_idp(&env, "Microsoft", |i, local| {
         let authz = i.authenticators[0]
             .properties

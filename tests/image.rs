@@ -496,29 +496,18 @@ async fn runs_under_the_charts_pod_settings_and_converges_the_seed_scenario() {
     assert_eq!(creds.get("client-id"), app.client_id.as_ref());
 
     // The conflict, held back under Block.
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "google",
-        json!({"spec": {"jit": {"enabled": false}}}),
+        json!({"jit": {"enabled": false}}),
     )
-    .await
-    .expect("patch");
-    let c = env
-        .wait_condition(
-            "IdentityProvider",
-            "google",
-            "InterconnectionConflict",
-            "True",
-            T,
-        )
-        .await;
+    .await;
+    let c = env.conflict("IdentityProvider", "google", T).await;
     println!(
         "IdentityProvider google: InterconnectionConflict=True: {}",
         c["message"]
     );
-    let ready = env
-        .wait_condition("IdentityProvider", "google", "Ready", "False", T)
-        .await;
+    let ready = env.not_ready("IdentityProvider", "google", T).await;
     assert_eq!(ready["reason"], "JITDisableBlocked");
     let idp = server
         .find_idp_by_name("Google")

@@ -12,47 +12,17 @@ use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(60);
 
-const LOOKUP: &str =
-    r#"[{localAttribute: "http://wso2.org/claims/emailaddress", federatedAttribute: email}]"#;
-
+/// The partner's Okta with JIT on, an account lookup, `skip` as skipForLookupFailure.
 fn partner_okta(skip: bool, policy: &str) -> String {
-    format!(
-        r#"
-apiVersion: v1
-kind: Secret
-metadata: {{name: partner-okta-oidc, labels: {{identity-operator.io/use: identity-provider-client-secret}}}}
-stringData: {{client-secret: okta-very-secret-value}}
----
-apiVersion: identity-operator.io/v1alpha1
-kind: IdentityProvider
-metadata: {{name: partner-okta}}
-spec:
-  backendRef: {{name: asgardeo}}
-  displayName: Partner Okta
-  oidc:
-    clientID: "0oa-partner"
-    clientSecretRef: {{name: partner-okta-oidc, key: client-secret}}
-    authorizationEndpoint: https://partner.okta.example/oauth2/v1/authorize
-    tokenEndpoint: https://partner.okta.example/oauth2/v1/token
-  jit: {{enabled: true, accountLookup: {LOOKUP}, skipForLookupFailure: {skip}}}
-  conflictPolicy: {policy}
-"#
+    let lookup: Value = serde_yaml::from_str(LOOKUP).expect("lookup is YAML");
+    common::partner_okta(
+        json!({"enabled": true, "accountLookup": lookup, "skipForLookupFailure": skip}),
+        policy,
     )
 }
 
-const PAYROLL: &str = r#"
-apiVersion: identity-operator.io/v1alpha1
-kind: Application
-metadata: {name: payroll}
-spec:
-  backendRef: {name: asgardeo}
-  displayName: Payroll
-  oidc: {grantTypes: [authorization_code], callbackURLs: ["https://payroll.example/callback"]}
-  loginFlow:
-    steps:
-      - options: [{authenticator: BasicAuthenticator}, {identityProviderRef: {name: partner-okta}}]
-      - options: [{authenticator: totp}]
-"#;
+const LOOKUP: &str =
+    r#"[{localAttribute: "http://wso2.org/claims/emailaddress", federatedAttribute: email}]"#;
 
 /// The server's JIT of an IdP: (enabled, skip on lookup failure, number of lookup mappings).
 async fn server_jit(env: &TestEnv, idp: &str) -> (bool, Option<bool>, usize) {
@@ -91,24 +61,17 @@ async fn jit_skipped_on_lookup_failure_is_a_conflict_on_both_sides() {
     env.start_operator(&[]);
     env.create_backend("asgardeo").await;
     env.apply(&partner_okta(true, "Warn")).await.expect("idp");
-    env.wait_condition("IdentityProvider", "partner-okta", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "partner-okta", T).await;
     assert_eq!(
         server_jit(&env, "Partner Okta").await,
         (true, Some(true), 1),
         "the lookup and the skip are pushed"
     );
-    env.apply(PAYROLL).await.expect("app");
+    env.apply(&common::payroll_via_partner_okta(""))
+        .await
+        .expect("app");
 
-    let idp = env
-        .wait_condition(
-            "IdentityProvider",
-            "partner-okta",
-            "InterconnectionConflict",
-            "True",
-            T,
-        )
-        .await;
+    let idp = env.conflict("IdentityProvider", "partner-okta", T).await;
     assert_eq!(
         idp["reason"], "JITSkippedOnLookupFailureWithMFADependents",
         "{idp}"
@@ -123,15 +86,7 @@ async fn jit_skipped_on_lookup_failure_is_a_conflict_on_both_sides() {
         assert!(message(&idp).contains(needle), "{needle:?}: {idp}");
     }
     assert!(!message(&idp).contains("disabled in the spec"), "{idp}");
-    let app = env
-        .wait_condition(
-            "Application",
-            "payroll",
-            "InterconnectionConflict",
-            "True",
-            T,
-        )
-        .await;
+    let app = env.conflict("Application", "payroll", T).await;
     for needle in [
         "IdentityProvider partner-okta (step 1)",
         "skipped on lookup failure",
@@ -158,13 +113,12 @@ async fn jit_skipped_on_lookup_failure_is_a_conflict_on_both_sides() {
     assert_eq!(partner["failedForWantOfLocalAccount"], true, "{partner}");
 
     // Turning the skip off clears it on both sides.
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "partner-okta",
-        json!({"spec": {"jit": {"skipForLookupFailure": false}}}),
+        json!({"jit": {"skipForLookupFailure": false}}),
     )
-    .await
-    .expect("patch");
+    .await;
     env.wait_condition(
         "IdentityProvider",
         "partner-okta",
@@ -193,12 +147,11 @@ async fn block_holds_back_turning_the_lookup_skip_on() {
     env.start_operator(&[]);
     env.create_backend("asgardeo").await;
     env.apply(&partner_okta(false, "Block")).await.expect("idp");
-    env.apply(PAYROLL).await.expect("app");
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
-    let idp = env
-        .wait_condition("IdentityProvider", "partner-okta", "Ready", "True", T)
-        .await;
+    env.apply(&common::payroll_via_partner_okta(""))
+        .await
+        .expect("app");
+    env.ready("Application", "payroll", T).await;
+    let idp = env.ready("IdentityProvider", "partner-okta", T).await;
     assert!(message(&idp).contains("matches the spec"), "{idp}");
     common::wait_until(T, || async {
         let idp = env.get("IdentityProvider", "partner-okta").await?;
@@ -207,27 +160,16 @@ async fn block_holds_back_turning_the_lookup_skip_on() {
     .await
     .expect("Payroll is a dependent");
 
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "partner-okta",
-        json!({"spec": {"jit": {"skipForLookupFailure": true}}}),
+        json!({"jit": {"skipForLookupFailure": true}}),
     )
-    .await
-    .expect("patch");
-    let ready = env
-        .wait_condition("IdentityProvider", "partner-okta", "Ready", "False", T)
-        .await;
+    .await;
+    let ready = env.not_ready("IdentityProvider", "partner-okta", T).await;
     assert_eq!(ready["reason"], "JITLookupSkipBlocked", "{ready}");
     assert!(message(&ready).contains("Payroll"), "{ready}");
-    let conflict = env
-        .wait_condition(
-            "IdentityProvider",
-            "partner-okta",
-            "InterconnectionConflict",
-            "True",
-            T,
-        )
-        .await;
+    let conflict = env.conflict("IdentityProvider", "partner-okta", T).await;
     assert!(
         message(&conflict).contains("skipped on lookup failure"),
         "{conflict}"
@@ -250,13 +192,12 @@ async fn block_holds_back_turning_the_lookup_skip_on() {
     assert_eq!(partner["success"], true, "{partner}");
 
     // Warn lets it through, and the same login now fails for want of a local account.
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "partner-okta",
-        json!({"spec": {"conflictPolicy": "Warn"}}),
+        json!({"conflictPolicy": "Warn"}),
     )
-    .await
-    .expect("patch");
+    .await;
     let pushed = common::wait_until(T, || async {
         (server_jit(&env, "Partner Okta").await.1 == Some(true)).then_some(())
     })

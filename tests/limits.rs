@@ -66,8 +66,7 @@ async fn creates_whose_answer_is_lost_or_unusable_are_recovered_once() {
     env.apply(GH_SECRET).await.expect("secret");
     // A short attempt timeout, so that a create whose answer never comes (Hang) fails fast.
     env.start_operator(&["--backend-request-timeout", "2s"]);
-    env.wait_condition("IdentityBackend", "asgardeo", "Ready", "True", T)
-        .await;
+    env.ready("IdentityBackend", "asgardeo", T).await;
     let kinds = [
         ("nolocation", SpoiledCreate::NoLocation),
         ("oversized", SpoiledCreate::Oversized),
@@ -88,7 +87,7 @@ async fn creates_whose_answer_is_lost_or_unusable_are_recovered_once() {
                 ..Default::default()
             });
             env.apply(&yaml).await.expect("applies");
-            env.wait_condition(kind, name, "Ready", "True", T).await;
+            env.ready(kind, name, T).await;
             assert_eq!(
                 env.emulator.stats().faults_injected,
                 spoiled + 1,
@@ -216,10 +215,8 @@ spec:
         )
         .await;
     }
-    env.wait_condition("Application", "wiki", "Ready", "True", normal)
-        .await;
-    env.wait_condition("IdentityBackend", "fast", "Ready", "True", normal)
-        .await;
+    env.ready("Application", "wiki", normal).await;
+    env.ready("IdentityBackend", "fast", normal).await;
     let took = started.elapsed();
     // The tarpit's backend says what is wrong, and its objects are not Ready.
     let degraded = env
@@ -261,9 +258,7 @@ spec:
 
 #[tokio::test]
 async fn an_invalid_credentials_secret_name_stalls_before_any_write() {
-    let mut env = TestEnv::new("badsecret").await;
-    env.create_backend("asgardeo").await;
-    env.start_operator(&[]);
+    let env = TestEnv::started("badsecret").await;
     env.apply(
         r#"
 apiVersion: identity-operator.io/v1alpha1
@@ -324,8 +319,7 @@ async fn a_blocked_idp_does_not_push_its_client_secret_every_resync() {
     env.apply(&app_yaml("wiki", "asgardeo", "gh"))
         .await
         .expect("app");
-    env.wait_condition("Application", "wiki", "Ready", "True", T)
-        .await;
+    env.ready("Application", "wiki", T).await;
     // JIT off while wiki's TOTP step needs a local account: Block holds it back.
     env.patch(
         "IdentityProvider",
@@ -334,9 +328,7 @@ async fn a_blocked_idp_does_not_push_its_client_secret_every_resync() {
     )
     .await
     .expect("jit off");
-    let c = env
-        .wait_condition("IdentityProvider", "gh", "Ready", "False", T)
-        .await;
+    let c = env.not_ready("IdentityProvider", "gh", T).await;
     assert_eq!(c["reason"], "JITDisableBlocked", "{c}");
     // The Secret rotates while the IdP is blocked: the new value is pushed once, and recorded.
     let pushes = || {

@@ -133,9 +133,7 @@ stringData: {client-id: the-users-value, other: keep-me}
     env.apply(&app("payroll", "Payroll", Some("users-own"), ""))
         .await
         .expect("app");
-    let c = env
-        .wait_condition("Application", "payroll", "Ready", "False", T)
-        .await;
+    let c = env.not_ready("Application", "payroll", T).await;
     assert_eq!(c["reason"], "CredentialsSecretNotOwned", "{c}");
     assert!(message(&c).contains("users-own"), "{c}");
     let data = env.secret_data("users-own").await.expect("secret");
@@ -154,15 +152,12 @@ stringData: {client-id: the-users-value, other: keep-me}
     env.apply(&app("first", "First", Some("shared-oidc"), ""))
         .await
         .expect("first");
-    env.wait_condition("Application", "first", "Ready", "True", T)
-        .await;
+    env.ready("Application", "first", T).await;
     let first_id = env.secret_data("shared-oidc").await.expect("created")["client-id"].clone();
     env.apply(&app("second", "Second", Some("shared-oidc"), ""))
         .await
         .expect("second");
-    let c = env
-        .wait_condition("Application", "second", "Ready", "False", T)
-        .await;
+    let c = env.not_ready("Application", "second", T).await;
     assert_eq!(c["reason"], "CredentialsSecretNotOwned");
     assert!(message(&c).contains("Application first"), "{c}");
     // A few resyncs later the Secret still holds the first Application's credentials.
@@ -178,21 +173,16 @@ stringData: {client-id: the-users-value, other: keep-me}
 /// does not "recover" someone else's object.
 #[tokio::test]
 async fn name_clash_one_wins_and_the_loser_never_touches_it() {
-    let mut env = TestEnv::new("clash").await;
-    env.create_backend("asgardeo").await;
-    env.start_operator(&[]);
+    let mut env = TestEnv::started("clash").await;
     env.apply(&idp("google", "Google", true, ""))
         .await
         .expect("winner");
-    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "google", T).await;
     let id = env.get("IdentityProvider", "google").await.expect("idp")["status"]["id"].clone();
     env.apply(&idp("google2", "GOOGLE", true, ""))
         .await
         .expect("loser");
-    let c = env
-        .wait_condition("IdentityProvider", "google2", "Ready", "False", T)
-        .await;
+    let c = env.not_ready("IdentityProvider", "google2", T).await;
     assert_eq!(c["reason"], "NameClash", "{c}");
     assert!(message(&c).contains("google"), "{c}");
     assert_eq!(counts(&env).0, 1, "one server object");
@@ -206,8 +196,7 @@ async fn name_clash_one_wins_and_the_loser_never_touches_it() {
         1,
         "deleting the loser left the winner's object"
     );
-    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "google", T).await;
     assert_eq!(
         env.get("IdentityProvider", "google").await.expect("idp")["status"]["id"],
         id
@@ -244,9 +233,7 @@ async fn name_clash_one_wins_and_the_loser_never_touches_it() {
     .await
     .expect("mark");
     env.start_operator(&[]);
-    let c = env
-        .wait_condition("IdentityProvider", "stale", "Ready", "False", T)
-        .await;
+    let c = env.not_ready("IdentityProvider", "stale", T).await;
     assert_eq!(c["reason"], "AlreadyExists", "{c}");
     let cleared = common::wait_until(T, || async {
         let o = env.get("IdentityProvider", "stale").await?;
@@ -301,8 +288,7 @@ async fn interrupted_create_is_recovered_by_its_uid_marker() {
         .await
         .expect("pre-existing");
     env.start_operator(&[]);
-    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "google", T).await;
     env.wait_event("google", "Recovered", T).await;
     let obj = env.get("IdentityProvider", "google").await.expect("idp");
     assert_eq!(obj["status"]["id"], made.as_str());
@@ -322,9 +308,7 @@ async fn interrupted_create_is_recovered_by_its_uid_marker() {
 /// still needs a local account after Google: the JIT disable is held back.
 #[tokio::test]
 async fn block_holds_with_an_unresolvable_flow() {
-    let mut env = TestEnv::new("unresolvable").await;
-    env.create_backend("asgardeo").await;
-    env.start_operator(&[]);
+    let env = TestEnv::started("unresolvable").await;
     env.apply(&idp("google", "Google", true, ""))
         .await
         .expect("google");
@@ -339,23 +323,18 @@ async fn block_holds_with_an_unresolvable_flow() {
     env.apply(&app("payroll", "Payroll", None, flow))
         .await
         .expect("app");
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    env.ready("Application", "payroll", T).await;
     env.delete("IdentityProvider", "github").await;
     env.wait_gone("IdentityProvider", "github", T).await;
-    env.wait_condition("Application", "payroll", "Ready", "False", T)
-        .await;
+    env.not_ready("Application", "payroll", T).await;
 
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "google",
-        json!({"spec": {"jit": {"enabled": false}}}),
+        json!({"jit": {"enabled": false}}),
     )
-    .await
-    .expect("jit off");
-    let c = env
-        .wait_condition("IdentityProvider", "google", "Ready", "False", T)
-        .await;
+    .await;
+    let c = env.not_ready("IdentityProvider", "google", T).await;
     assert_eq!(c["reason"], "JITDisableBlocked", "{c}");
     assert!(message(&c).contains("Payroll"), "{c}");
     assert!(
@@ -369,26 +348,21 @@ async fn block_holds_with_an_unresolvable_flow() {
 /// changed in one apply never end with both on the server.
 #[tokio::test]
 async fn block_from_the_application_side() {
-    let mut env = TestEnv::new("appblock").await;
-    env.create_backend("asgardeo").await;
-    env.start_operator(&[]);
+    let env = TestEnv::started("appblock").await;
     env.apply(&idp("google", "Google", false, ""))
         .await
         .expect("google");
     env.apply(&app("payroll", "Payroll", None, GOOGLE_ONLY))
         .await
         .expect("app");
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    env.ready("Application", "payroll", T).await;
     env.apply(
         &app("payroll", "Payroll", None, GOOGLE_THEN_TOTP)
             .replace("  oidc:", "  description: new text\n  oidc:"),
     )
     .await
     .expect("flow change");
-    let c = env
-        .wait_condition("Application", "payroll", "Ready", "False", T)
-        .await;
+    let c = env.not_ready("Application", "payroll", T).await;
     assert_eq!(c["reason"], "LoginFlowBlocked", "{c}");
     assert!(
         message(&c).contains("google") || message(&c).contains("Google"),
@@ -413,15 +387,13 @@ async fn block_from_the_application_side() {
     );
 
     // Enabling JIT releases it.
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "google",
-        json!({"spec": {"jit": {"enabled": true}}}),
+        json!({"jit": {"enabled": true}}),
     )
-    .await
-    .expect("jit on");
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    .await;
+    env.ready("Application", "payroll", T).await;
     assert_eq!(server_steps(&env, "Payroll").await, 2);
 
     // One commit: JIT off and a new MFA app together. Whatever order the operator takes them in,
@@ -459,9 +431,7 @@ async fn block_from_the_application_side() {
 /// cached client deletes, and the IdentityBackend's finalizer holds it until its users are gone.
 #[tokio::test]
 async fn namespace_deletion_leaves_nothing_on_the_server() {
-    let mut env = TestEnv::new("nsdelete").await;
-    env.create_backend("asgardeo").await;
-    env.start_operator(&[]);
+    let env = TestEnv::started("nsdelete").await;
     env.apply(&idp("google", "Google", true, ""))
         .await
         .expect("idp");
@@ -473,8 +443,7 @@ async fn namespace_deletion_leaves_nothing_on_the_server() {
     ))
     .await
     .expect("app");
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    env.ready("Application", "payroll", T).await;
     let b = env
         .get("IdentityBackend", "asgardeo")
         .await
@@ -512,14 +481,11 @@ async fn namespace_deletion_leaves_nothing_on_the_server() {
 /// server's code, and how to unblock), the finalizer stays; Orphan releases it.
 #[tokio::test]
 async fn refused_delete_is_reported_and_orphan_unblocks() {
-    let mut env = TestEnv::new("refused").await;
-    env.create_backend("asgardeo").await;
-    env.start_operator(&[]);
+    let env = TestEnv::started("refused").await;
     env.apply(&idp("google", "Google", true, ""))
         .await
         .expect("idp");
-    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "google", T).await;
     // A server-only application uses Google: the server refuses to delete it.
     env.server()
         .create_application(&NewApplication {
@@ -535,9 +501,7 @@ async fn refused_delete_is_reported_and_orphan_unblocks() {
         .await
         .expect("server-only app");
     env.delete("IdentityProvider", "google").await;
-    let c = env
-        .wait_condition("IdentityProvider", "google", "Ready", "False", T)
-        .await;
+    let c = env.not_ready("IdentityProvider", "google", T).await;
     assert_eq!(c["reason"], "DeleteRefused", "{c}");
     assert!(message(&c).contains("IDP-6"), "server code: {c}");
     assert!(message(&c).contains("deletionPolicy: Orphan"), "{c}");
@@ -551,20 +515,17 @@ async fn refused_delete_is_reported_and_orphan_unblocks() {
     // The backend cannot go while the IdP still needs it: its status says who uses it and how to
     // unblock, not only a log line.
     env.delete("IdentityBackend", "asgardeo").await;
-    let c = env
-        .wait_condition("IdentityBackend", "asgardeo", "Ready", "False", T)
-        .await;
+    let c = env.not_ready("IdentityBackend", "asgardeo", T).await;
     assert_eq!(c["reason"], "InUse", "{c}");
     assert!(message(&c).contains("IdentityProvider google"), "{c}");
     assert!(message(&c).contains("To unblock"), "{c}");
 
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "google",
-        json!({"spec": {"deletionPolicy": "Orphan"}}),
+        json!({"deletionPolicy": "Orphan"}),
     )
-    .await
-    .expect("orphan");
+    .await;
     env.wait_gone("IdentityProvider", "google", T).await;
     assert_eq!(counts(&env).0, 1, "Orphan leaves it on the server");
 }
@@ -574,14 +535,11 @@ async fn refused_delete_is_reported_and_orphan_unblocks() {
 /// forever.
 #[tokio::test]
 async fn rename_in_place_clash_and_server_errors_reach_the_object() {
-    let mut env = TestEnv::new("rename").await;
-    env.create_backend("asgardeo").await;
-    env.start_operator(&[]);
+    let env = TestEnv::started("rename").await;
     env.apply(&idp("alpha", "Alpha", true, ""))
         .await
         .expect("idp");
-    env.wait_condition("IdentityProvider", "alpha", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "alpha", T).await;
     let id = env.get("IdentityProvider", "alpha").await.expect("idp")["status"]["id"]
         .as_str()
         .expect("id")
@@ -600,16 +558,9 @@ async fn rename_in_place_clash_and_server_errors_reach_the_object() {
         .await
         .expect("beta");
 
-    env.patch(
-        "IdentityProvider",
-        "alpha",
-        json!({"spec": {"displayName": "Beta"}}),
-    )
-    .await
-    .expect("rename");
-    let c = env
-        .wait_condition("IdentityProvider", "alpha", "Ready", "False", T)
+    env.set_spec("IdentityProvider", "alpha", json!({"displayName": "Beta"}))
         .await;
+    let c = env.not_ready("IdentityProvider", "alpha", T).await;
     assert_eq!(c["reason"], "RenameClash", "{c}");
     assert_eq!(counts(&env).0, 2, "no second object");
     assert_eq!(
@@ -617,15 +568,9 @@ async fn rename_in_place_clash_and_server_errors_reach_the_object() {
         "Alpha"
     );
 
-    env.patch(
-        "IdentityProvider",
-        "alpha",
-        json!({"spec": {"displayName": "Gamma"}}),
-    )
-    .await
-    .expect("rename");
-    env.wait_condition("IdentityProvider", "alpha", "Ready", "True", T)
+    env.set_spec("IdentityProvider", "alpha", json!({"displayName": "Gamma"}))
         .await;
+    env.ready("IdentityProvider", "alpha", T).await;
     assert_eq!(
         env.server().get_idp(&id).await.expect("renamed").name,
         "Gamma"
@@ -637,38 +582,27 @@ async fn rename_in_place_clash_and_server_errors_reach_the_object() {
         error_status: 503,
         ..Default::default()
     });
-    env.patch(
-        "IdentityProvider",
-        "alpha",
-        json!({"spec": {"description": "x"}}),
-    )
-    .await
-    .expect("change");
-    let c = env
-        .wait_condition("IdentityProvider", "alpha", "Ready", "False", T)
+    env.set_spec("IdentityProvider", "alpha", json!({"description": "x"}))
         .await;
+    let c = env.not_ready("IdentityProvider", "alpha", T).await;
     assert_eq!(c["reason"], "ServerUnavailable", "{c}");
     assert!(message(&c).contains("IDP-65001"), "server code: {c}");
     env.emulator.set_faults(Faults::default());
-    env.wait_condition("IdentityProvider", "alpha", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "alpha", T).await;
 }
 
 /// Issue 24 item 6: after a RenameClash the IdP's new displayName is another identity provider's on
 /// the server; an Application that uses the IdP must not point its flow at that foreign IdP.
 #[tokio::test]
 async fn a_rename_clash_never_sends_a_flow_through_the_foreign_idp() {
-    let mut env = TestEnv::new("renameflow").await;
-    env.create_backend("asgardeo").await;
-    env.start_operator(&[]);
+    let env = TestEnv::started("renameflow").await;
     env.apply(&idp("google", "Google", true, ""))
         .await
         .expect("idp");
     env.apply(&app("payroll", "Payroll", None, GOOGLE_ONLY))
         .await
         .expect("app");
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    env.ready("Application", "payroll", T).await;
     env.server()
         .create_idp(&NewIdp {
             name: "Beta".into(),
@@ -682,28 +616,14 @@ async fn a_rename_clash_never_sends_a_flow_through_the_foreign_idp() {
         })
         .await
         .expect("a foreign IdP");
-    env.patch(
-        "IdentityProvider",
-        "google",
-        json!({"spec": {"displayName": "Beta"}}),
-    )
-    .await
-    .expect("rename");
-    let c = env
-        .wait_condition("IdentityProvider", "google", "Ready", "False", T)
+    env.set_spec("IdentityProvider", "google", json!({"displayName": "Beta"}))
         .await;
+    let c = env.not_ready("IdentityProvider", "google", T).await;
     assert_eq!(c["reason"], "RenameClash", "{c}");
     // A change of the application makes it run a full pass with the clashing name in its cache.
-    env.patch(
-        "Application",
-        "payroll",
-        json!({"spec": {"description": "touched"}}),
-    )
-    .await
-    .expect("touch");
-    let c = env
-        .wait_condition("Application", "payroll", "Ready", "False", T)
+    env.set_spec("Application", "payroll", json!({"description": "touched"}))
         .await;
+    let c = env.not_ready("Application", "payroll", T).await;
     assert_eq!(c["reason"], "IdentityProviderNotReady", "{c}");
     assert!(
         c["message"]

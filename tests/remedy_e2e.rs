@@ -13,48 +13,14 @@ use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(60);
 
+/// The partner's Okta (Block) with JIT on or off.
 fn partner_okta(jit: bool) -> String {
-    format!(
-        r#"
-apiVersion: v1
-kind: Secret
-metadata: {{name: partner-okta-oidc, labels: {{identity-operator.io/use: identity-provider-client-secret}}}}
-stringData: {{client-secret: okta-very-secret-value}}
----
-apiVersion: identity-operator.io/v1alpha1
-kind: IdentityProvider
-metadata: {{name: partner-okta}}
-spec:
-  backendRef: {{name: asgardeo}}
-  displayName: Partner Okta
-  oidc:
-    clientID: "0oa-partner"
-    clientSecretRef: {{name: partner-okta-oidc, key: client-secret}}
-    authorizationEndpoint: https://partner.okta.example/oauth2/v1/authorize
-    tokenEndpoint: https://partner.okta.example/oauth2/v1/token
-  jit: {{enabled: {jit}}}
-  conflictPolicy: Block
-"#
-    )
+    common::partner_okta(json!({"enabled": jit}), "Block")
 }
 
+/// Payroll through the partner's Okta, `skip` on its TOTP step.
 fn payroll(skip: &str) -> String {
-    format!(
-        r#"
-apiVersion: identity-operator.io/v1alpha1
-kind: Application
-metadata: {{name: payroll}}
-spec:
-  backendRef: {{name: asgardeo}}
-  displayName: Payroll
-  oidc: {{grantTypes: [authorization_code], callbackURLs: ["https://payroll.example/callback"]}}
-  loginFlow:
-    steps:
-      - options: [{{authenticator: BasicAuthenticator}}, {{identityProviderRef: {{name: partner-okta}}}}]
-      - options: [{{authenticator: totp}}]
-        {skip}
-"#
-    )
+    common::payroll_via_partner_okta(skip)
 }
 
 async fn server_jit(env: &TestEnv, idp: &str) -> bool {
@@ -120,10 +86,8 @@ async fn jit_off_with_skip_for_is_no_conflict_and_the_simulated_logins_prove_it(
     ))
     .await
     .expect("app");
-    env.wait_condition("IdentityProvider", "partner-okta", "Ready", "True", T)
-        .await;
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "partner-okta", T).await;
+    env.ready("Application", "payroll", T).await;
 
     // The generated script is on the server with the flow.
     let script = common::wait_until(T, || async { server_script(&env, "Payroll").await })
@@ -157,13 +121,12 @@ async fn jit_off_with_skip_for_is_no_conflict_and_the_simulated_logins_prove_it(
     env.wait_event("payroll", "DriftCorrected", T).await;
 
     // JIT off under Block: no conflict, so it is pushed; Ready on both sides.
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "partner-okta",
-        json!({"spec": {"jit": {"enabled": false}}}),
+        json!({"jit": {"enabled": false}}),
     )
-    .await
-    .expect("patch");
+    .await;
     let off = common::wait_until(T, || async {
         (!server_jit(&env, "Partner Okta").await).then_some(())
     })
@@ -194,8 +157,7 @@ async fn jit_off_with_skip_for_is_no_conflict_and_the_simulated_logins_prove_it(
         T,
     )
     .await;
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    env.ready("Application", "payroll", T).await;
 
     // The emulator runs the script: the partner user skips TOTP, the local user still gets it.
     let partner = simulate(&env, "Payroll", json!({"1": "Partner Okta"})).await;
@@ -215,29 +177,18 @@ async fn jit_off_with_skip_for_is_no_conflict_and_the_simulated_logins_prove_it(
     // Without the skip the same JIT-off flow is the conflict again. Under Block the Application
     // side holds that flow change back: the script stays, the partner still gets in.
     env.apply(&payroll("")).await.expect("app without skip");
-    let ready = env
-        .wait_condition("Application", "payroll", "Ready", "False", T)
-        .await;
+    let ready = env.not_ready("Application", "payroll", T).await;
     assert_eq!(ready["reason"], "LoginFlowBlocked", "{ready}");
     let held = simulate(&env, "Payroll", json!({"1": "Partner Okta"})).await;
     assert_eq!(held["success"], true, "{held}");
     // With Warn it is pushed, and the simulation shows what Block prevented.
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "partner-okta",
-        json!({"spec": {"conflictPolicy": "Warn"}}),
+        json!({"conflictPolicy": "Warn"}),
     )
-    .await
-    .expect("patch");
-    let c = env
-        .wait_condition(
-            "Application",
-            "payroll",
-            "InterconnectionConflict",
-            "True",
-            T,
-        )
-        .await;
+    .await;
+    let c = env.conflict("Application", "payroll", T).await;
     let msg = c["message"].as_str().unwrap_or_default();
     assert!(msg.contains("skipFor") && msg.contains("totp"), "{msg}");
     let broken = common::wait_until(T, || async {
@@ -267,8 +218,7 @@ async fn a_script_the_operator_did_not_write_is_not_verified_unless_proved_and_n
     env.start_operator(&[]);
     env.create_backend("asgardeo").await;
     env.apply(&partner_okta(true)).await.expect("idp");
-    env.wait_condition("IdentityProvider", "partner-okta", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "partner-okta", T).await;
     // A console user wrote a script that does skip TOTP for the partner, but it also logs through
     // an API outside the operator's model, so the operator cannot prove it: not verified.
     let hand_written = "var onLoginRequest = function (context) {\n    executeStep(1, {\n        onSuccess: function (context) {\n            Log.info('signed in through ' + context.steps[1].idp);\n            if (context.steps[1].idp === 'LOCAL') { executeStep(2); }\n        }\n    });\n};\n";
@@ -290,31 +240,20 @@ async fn a_script_the_operator_did_not_write_is_not_verified_unless_proved_and_n
 
     // The server-only application depends on the IdP; JIT off is held back, and the message says
     // why the script does not count.
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "partner-okta",
-        json!({"spec": {"jit": {"enabled": false}}}),
+        json!({"jit": {"enabled": false}}),
     )
-    .await
-    .expect("patch");
-    let c = env
-        .wait_condition(
-            "IdentityProvider",
-            "partner-okta",
-            "InterconnectionConflict",
-            "True",
-            T,
-        )
-        .await;
+    .await;
+    let c = env.conflict("IdentityProvider", "partner-okta", T).await;
     let msg = c["message"].as_str().unwrap_or_default();
     assert!(
         msg.contains("has a conditional-auth script that was not verified"),
         "{msg}"
     );
     assert!(msg.contains("skipFor"), "{msg}");
-    let ready = env
-        .wait_condition("IdentityProvider", "partner-okta", "Ready", "False", T)
-        .await;
+    let ready = env.not_ready("IdentityProvider", "partner-okta", T).await;
     assert_eq!(ready["reason"], "JITDisableBlocked");
     assert!(server_jit(&env, "Partner Okta").await, "Block keeps JIT on");
     let idp = env
@@ -329,9 +268,7 @@ async fn a_script_the_operator_did_not_write_is_not_verified_unless_proved_and_n
     ))
     .await
     .expect("app");
-    let stalled = env
-        .wait_condition("Application", "payroll", "Ready", "False", T)
-        .await;
+    let stalled = env.not_ready("Application", "payroll", T).await;
     assert_eq!(stalled["reason"], "AlreadyExists");
     assert_eq!(
         server_script(&env, "Payroll").await.as_deref(),
@@ -496,9 +433,7 @@ async fn a_skip_for_that_skips_nobody_is_named_on_ready() {
     ))
     .await
     .expect("app");
-    let ready = env
-        .wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    let ready = env.ready("Application", "payroll", T).await;
     let message = ready["message"].as_str().unwrap_or_default().to_owned();
     assert!(
         message.contains(
@@ -553,8 +488,7 @@ async fn a_script_that_replaces_the_simulation_is_not_proved() {
     env.start_operator(&[]);
     env.create_backend("asgardeo").await;
     env.apply(&partner_okta(true)).await.expect("idp");
-    env.wait_condition("IdentityProvider", "partner-okta", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "partner-okta", T).await;
     let faking = "var executeStep = function (n, o) {\n    if (typeof __out !== 'undefined') { __out.ran.push({ step: n, idp: 'LOCAL', authenticator: 'BasicAuthenticator', success: true }); }\n    if (o && o.onSuccess) { o.onSuccess({ steps: {} }); }\n};\nvar onLoginRequest = function (context) {\n    executeStep(1, { onSuccess: function (context) { executeStep(2); } });\n};\n";
     env.emulator.with_tenant(TENANT, |st| {
         let id = st.insert_app(
@@ -571,30 +505,19 @@ async fn a_script_that_replaces_the_simulation_is_not_proved() {
             app.sequence.script = Some(faking.to_owned());
         }
     });
-    env.patch(
+    env.set_spec(
         "IdentityProvider",
         "partner-okta",
-        json!({"spec": {"jit": {"enabled": false}}}),
+        json!({"jit": {"enabled": false}}),
     )
-    .await
-    .expect("patch");
-    let c = env
-        .wait_condition(
-            "IdentityProvider",
-            "partner-okta",
-            "InterconnectionConflict",
-            "True",
-            T,
-        )
-        .await;
+    .await;
+    let c = env.conflict("IdentityProvider", "partner-okta", T).await;
     let msg = c["message"].as_str().unwrap_or_default();
     assert!(
         msg.contains("has a conditional-auth script that was not verified"),
         "{msg}"
     );
-    let ready = env
-        .wait_condition("IdentityProvider", "partner-okta", "Ready", "False", T)
-        .await;
+    let ready = env.not_ready("IdentityProvider", "partner-okta", T).await;
     assert_eq!(ready["reason"], "JITDisableBlocked");
     assert!(server_jit(&env, "Partner Okta").await, "Block keeps JIT on");
 }

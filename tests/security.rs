@@ -96,8 +96,7 @@ async fn adoption_from_another_namespace_of_the_tenant_is_refused() {
     ))
     .await
     .expect("A applies");
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    env.ready("Application", "payroll", T).await;
     let (id, callbacks, description) = server_payroll(&env).await;
     assert_eq!(callbacks, ["https://payroll.a.example/cb"]);
     assert!(
@@ -163,18 +162,16 @@ async fn adoption_from_another_namespace_of_the_tenant_is_refused() {
     assert_eq!(server_payroll(&env).await.0, id, "A's application survives");
     assert_eq!(app_count(&env), 1);
     env.in_namespace(&ns_a);
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    env.ready("Application", "payroll", T).await;
 
     // Moving it on purpose: A lets go (deletionPolicy: Orphan removes its owner marker), then B
     // adopts it.
-    env.patch(
+    env.set_spec(
         "Application",
         "payroll",
-        json!({"spec": {"deletionPolicy": "Orphan"}}),
+        json!({"deletionPolicy": "Orphan"}),
     )
-    .await
-    .expect("orphan");
+    .await;
     env.delete("Application", "payroll").await;
     env.wait_gone("Application", "payroll", T).await;
     let (_, _, description) = server_payroll(&env).await;
@@ -191,8 +188,7 @@ async fn adoption_from_another_namespace_of_the_tenant_is_refused() {
     ))
     .await
     .expect("B adopts");
-    env.wait_condition("Application", "moved", "Ready", "True", T)
-        .await;
+    env.ready("Application", "moved", T).await;
     let (moved, callbacks, description) = server_payroll(&env).await;
     assert_eq!(moved, id);
     assert_eq!(callbacks, ["https://payroll.b.example/cb"]);
@@ -217,8 +213,7 @@ async fn the_owner_marker_on_the_server_refuses_adoption_from_another_release() 
     ))
     .await
     .expect("A applies");
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    env.ready("Application", "payroll", T).await;
     env.kill_operator();
     let (id, ..) = server_payroll(&env).await;
 
@@ -293,8 +288,7 @@ spec:
     )
     .await
     .expect("label");
-    env.wait_condition("IdentityBackend", "asgardeo", "Ready", "True", T)
-        .await;
+    env.ready("IdentityBackend", "asgardeo", T).await;
 
     // An IdP naming a Secret labelled for another use (the backend's, the kind a user who cannot
     // read it would pick) or for none: nothing is created on the server.
@@ -347,8 +341,7 @@ spec:
     )
     .await
     .expect("label");
-    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "google", T).await;
     let log = env.operator_log();
     assert!(!log.contains("hunter2-very-secret") && !log.contains(&env.client_secret));
 }

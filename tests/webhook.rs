@@ -119,8 +119,7 @@ async fn setup(env: &mut TestEnv, policy: &str, extra: &[String]) {
     env.start_operator(&extra);
     env.create_backend("asgardeo").await;
     env.apply(&idp("google", false, policy)).await.expect("idp");
-    env.wait_condition("IdentityProvider", "google", "Ready", "True", T)
-        .await;
+    env.ready("IdentityProvider", "google", T).await;
 }
 
 #[tokio::test]
@@ -134,8 +133,7 @@ async fn block_refuses_totp_after_a_jit_off_idp_also_in_dry_run_and_the_reconcil
     env.apply(&app("payroll", "google", ""))
         .await
         .expect("no conflict");
-    env.wait_condition("Application", "payroll", "Ready", "True", T)
-        .await;
+    env.ready("Application", "payroll", T).await;
 
     let conflicting = app("payroll", "google", TOTP);
     let msg = wait_refused(&env, &conflicting).await;
@@ -166,13 +164,8 @@ async fn block_refuses_totp_after_a_jit_off_idp_also_in_dry_run_and_the_reconcil
     env.apply_one(&app("payroll", "google", &skipped), true)
         .await
         .expect("skipFor is not refused");
-    env.patch(
-        "Application",
-        "payroll",
-        json!({"spec": {"description": "edited"}}),
-    )
-    .await
-    .expect("a change that is not a flow change is not refused");
+    env.set_spec("Application", "payroll", json!({"description": "edited"}))
+        .await;
 
     // The webhook down (the operator stopped): failurePolicy Ignore lets the apply through...
     env.kill_operator();
@@ -183,9 +176,7 @@ async fn block_refuses_totp_after_a_jit_off_idp_also_in_dry_run_and_the_reconcil
     .expect("stored while the webhook is down");
     // ...and the reconciler's Block holds the flow back from the server.
     env.start_operator(&[]);
-    let c = env
-        .wait_condition("Application", "payroll", "Ready", "False", T)
-        .await;
+    let c = env.not_ready("Application", "payroll", T).await;
     assert_eq!(c["reason"], "LoginFlowBlocked", "{c}");
     let server = env.server();
     let on_server = server
@@ -242,14 +233,7 @@ async fn warn_lets_the_flow_through_with_a_warning_on_kubectl_also_in_dry_run() 
         ok && stderr.contains("Warning:") && stderr.contains("step 2 offers totp"),
         "{stderr}"
     );
-    env.wait_condition(
-        "Application",
-        "payroll",
-        "InterconnectionConflict",
-        "True",
-        T,
-    )
-    .await;
+    env.conflict("Application", "payroll", T).await;
     // No conflict: no warning.
     let (ok, stderr) = env.kubectl_apply(&app("wiki", "google", ""), false);
     assert!(ok && !stderr.contains("Warning:"), "{stderr}");

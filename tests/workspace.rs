@@ -74,7 +74,18 @@ fn crates_depend_in_one_direction_and_the_operator_carries_no_emulator() {
         (
             "identity-operator",
             &["identity-model", "identity-api", "identity-client", "kube"],
-            &["identity-emulator", "identity-bench"],
+            &["identity-emulator", "identity-bench", "identity-testkit"],
+        ),
+        // The test kit serves tests and the bench; it knows nothing of the operator's crates.
+        (
+            "identity-testkit",
+            &["anyhow", "tokio"],
+            &[
+                "identity-operator",
+                "identity-emulator",
+                "identity-client",
+                "kube",
+            ],
         ),
         (
             "identity-emulator",

@@ -9,12 +9,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use identity_emulator::{Emulator, EmulatorConfig, EmulatorHandle};
+use identity_operator::api::{Application, IdentityBackend, IdentityProvider};
 use identity_operator::backend::asgardeo::{AsgardeoClient, AsgardeoConfig, Target};
 use identity_operator::backend::{IdentityServer, Secret};
+use identity_testkit::{ControlPlane, Output};
 use k8s_openapi::api::core::v1::{Namespace, Secret as KubeSecret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::NamespaceResourceScope;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::wait::await_condition;
 use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
 
@@ -40,6 +45,24 @@ pub struct TestEnv {
     /// A kubeconfig for the operator other than the caller's KUBECONFIG.
     pub kubeconfig: Option<PathBuf>,
 }
+
+/// The kinds whose status carries conditions, for [`TestEnv::wait_for`].
+pub trait HasConditions {
+    /// `status.conditions` (empty before the first status write).
+    fn conditions(&self) -> &[Condition];
+}
+
+/// One impl per kind: the three status types share no trait in the api crate.
+macro_rules! has_conditions {
+    ($($kind:ty),*) => {$(
+        impl HasConditions for $kind {
+            fn conditions(&self) -> &[Condition] {
+                self.status.as_ref().map_or(&[], |s| s.conditions.as_slice())
+            }
+        }
+    )*};
+}
+has_conditions!(IdentityProvider, Application, IdentityBackend);
 
 fn random_suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
@@ -118,23 +141,7 @@ pub async fn install_crds(client: &Client) {
     }
 }
 
-/// Polls `f` until it returns Some or the time is up. This is a wait-for-condition, not a sleep.
-pub async fn wait_until<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+pub use identity_testkit::{tail, wait_until};
 
 impl TestEnv {
     /// A namespace, an emulator and CRDs; the operator is started with [`TestEnv::start_operator`].
@@ -170,6 +177,15 @@ impl TestEnv {
             operator_log,
             kubeconfig,
         }
+    }
+
+    /// The usual start of a test: [`TestEnv::new`], the backend `asgardeo` on the emulator
+    /// ([`TestEnv::create_backend`]) and the operator watching the namespace.
+    pub async fn started(name: &str) -> Self {
+        let mut env = Self::new(name).await;
+        env.create_backend("asgardeo").await;
+        env.start_operator(&[]);
+        env
     }
 
     /// Starts the operator binary watching this namespace.
@@ -375,6 +391,15 @@ spec:
             .map_err(|e| e.to_string())
     }
 
+    /// Merge-patches the object's `spec` with `spec`; panics when the apiserver refuses it (a test
+    /// that expects a refusal uses [`TestEnv::patch`]).
+    pub async fn set_spec(&self, kind: &str, name: &str, spec: Value) {
+        let patch = serde_json::json!({ "spec": spec });
+        if let Err(e) = self.patch(kind, name, patch).await {
+            panic!("patching the spec of {kind} {name}: {e}");
+        }
+    }
+
     /// Deletes an object.
     pub async fn delete(&self, kind: &str, name: &str) {
         let _ = self
@@ -410,8 +435,89 @@ spec:
         serde_json::to_value(obj).ok()
     }
 
-    /// Waits until condition `type_` of the object has `status`; returns the condition.
+    /// Waits until condition `type_` of the object has `status`; returns the condition as JSON.
+    /// The three kinds of this operator are watched ([`TestEnv::wait_for`]); other kinds polled.
     pub async fn wait_condition(
+        &self,
+        kind: &str,
+        name: &str,
+        type_: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> Value {
+        let typed = match kind {
+            "IdentityProvider" => {
+                self.wait_for::<IdentityProvider>(name, type_, status, timeout)
+                    .await
+            }
+            "Application" => {
+                self.wait_for::<Application>(name, type_, status, timeout)
+                    .await
+            }
+            "IdentityBackend" => {
+                self.wait_for::<IdentityBackend>(name, type_, status, timeout)
+                    .await
+            }
+            _ => {
+                return self
+                    .poll_condition(kind, name, type_, status, timeout)
+                    .await
+            }
+        };
+        serde_json::to_value(typed).expect("a condition is JSON")
+    }
+
+    /// Waits until condition `type_` of the `K` named `name` in this namespace has `status`, with
+    /// kube's `await_condition` (a watch: it returns on the event that makes it true, no polling);
+    /// returns the condition. On timeout it panics with the object's status and the operator log.
+    pub async fn wait_for<K>(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> Condition
+    where
+        K: HasConditions
+            + kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + 'static,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &self.ns);
+        let find = |obj: &K| {
+            obj.conditions()
+                .iter()
+                .find(|c| c.type_ == type_ && c.status == status)
+                .cloned()
+        };
+        let holds = |obj: Option<&K>| obj.and_then(find).is_some();
+        let reached =
+            tokio::time::timeout(timeout, await_condition(api.clone(), name, holds)).await;
+        if let Ok(Ok(Some(obj))) = &reached {
+            if let Some(c) = find(obj) {
+                return c;
+            }
+        }
+        let now = api.get_opt(name).await.ok().flatten();
+        panic!(
+            "{} {name}: condition {type_}={status} not reached in {timeout:?} ({}); conditions: {}\noperator log tail:\n{}",
+            K::kind(&()),
+            match reached {
+                Ok(Err(e)) => format!("watch failed: {e}"),
+                Ok(Ok(None)) => "the object was deleted".to_string(),
+                _ => "timed out".to_string(),
+            },
+            now.map(|o| serde_json::to_string(o.conditions()).unwrap_or_default())
+                .unwrap_or_else(|| "(no object)".into()),
+            tail(&self.operator_log(), 30)
+        );
+    }
+
+    /// [`TestEnv::wait_condition`] for a kind without a type here: polls its JSON.
+    async fn poll_condition(
         &self,
         kind: &str,
         name: &str,
@@ -438,6 +544,24 @@ spec:
                 );
             }
         }
+    }
+
+    /// Waits until the object is Ready=True; returns the condition.
+    pub async fn ready(&self, kind: &str, name: &str, timeout: Duration) -> Value {
+        self.wait_condition(kind, name, "Ready", "True", timeout)
+            .await
+    }
+
+    /// Waits until the object is Ready=False; returns the condition (its reason says why).
+    pub async fn not_ready(&self, kind: &str, name: &str, timeout: Duration) -> Value {
+        self.wait_condition(kind, name, "Ready", "False", timeout)
+            .await
+    }
+
+    /// Waits until the object reports InterconnectionConflict=True; returns the condition.
+    pub async fn conflict(&self, kind: &str, name: &str, timeout: Duration) -> Value {
+        self.wait_condition(kind, name, "InterconnectionConflict", "True", timeout)
+            .await
     }
 
     /// Waits until the object is gone.
@@ -512,19 +636,16 @@ spec:
     }
 }
 
-/// The last `n` lines of a text.
-pub fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 /// A control plane of a test's own (`scripts/dev-env up --no-emulator` in a temp state dir), for
-/// tests that restart the apiserver and must not disturb the shared one. Stopped on drop.
+/// tests that restart the apiserver and must not disturb the shared one. Stopped on drop (by the
+/// testkit's [`ControlPlane`], the same starter the bench uses).
 pub struct OwnControlPlane {
     /// The state dir.
     pub dir: PathBuf,
     /// Its admin kubeconfig.
     pub kubeconfig: PathBuf,
+    /// The started control plane; `down` when dropped.
+    plane: ControlPlane,
 }
 
 impl OwnControlPlane {
@@ -534,13 +655,13 @@ impl OwnControlPlane {
         // many minutes inside a test.
         require_dev_env();
         let dir = std::env::temp_dir().join(format!("io-cp-{name}-{}", random_suffix()));
-        let out = dev_env(&dir, &["up", "--no-emulator"]);
-        let kubeconfig = out
-            .lines()
-            .find_map(|l| l.strip_prefix("export KUBECONFIG="))
-            .map(PathBuf::from)
-            .expect("dev-env prints KUBECONFIG");
-        Self { dir, kubeconfig }
+        let plane = ControlPlane::start(&dev_env_script(), &dir, "tests", Output::Capture)
+            .unwrap_or_else(|e| panic!("dev-env up: {e:#}"));
+        Self {
+            dir,
+            kubeconfig: plane.kubeconfig.clone(),
+            plane,
+        }
     }
 
     /// Its admin client.
@@ -554,7 +675,7 @@ impl OwnControlPlane {
 
     /// Stops and starts kube-apiserver (same flags and ports); returns when /readyz is 200 again.
     pub fn restart_apiserver(&self) {
-        dev_env(&self.dir, &["restart-apiserver", "--kill"]);
+        self.dev_env(&["restart-apiserver", "--kill"]);
     }
 
     /// Stops kube-apiserver (SIGTERM, or SIGKILL with `kill`) and waits until its port is free, so
@@ -565,7 +686,7 @@ impl OwnControlPlane {
         } else {
             &["stop-apiserver"]
         };
-        dev_env(&self.dir, args);
+        self.dev_env(args);
         let port = self.api_port();
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
@@ -579,7 +700,7 @@ impl OwnControlPlane {
 
     /// Starts kube-apiserver again; returns when /readyz is 200.
     pub fn start_apiserver(&self) {
-        dev_env(&self.dir, &["start-apiserver"]);
+        self.dev_env(&["start-apiserver"]);
     }
 
     /// The apiserver's port, from the kubeconfig's server URL.
@@ -590,37 +711,97 @@ impl OwnControlPlane {
             .and_then(|p| p.trim().parse().ok())
             .expect("server: https://127.0.0.1:PORT in the kubeconfig")
     }
-}
 
-fn dev_env(dir: &std::path::Path, args: &[&str]) -> String {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dev-env");
-    let out = Command::new(script)
-        .args(args)
-        .env("DEV_ENV_DIR", dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("dev-env runs");
-    assert!(
-        out.status.success(),
-        "dev-env {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-impl Drop for OwnControlPlane {
-    fn drop(&mut self) {
-        let _ =
-            Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dev-env"))
-                .args(["down"])
-                .env("DEV_ENV_DIR", &self.dir)
-                .stdin(Stdio::null())
-                .output();
+    /// `dev-env ARGS` in this control plane's state dir; its stdout.
+    fn dev_env(&self, args: &[&str]) -> String {
+        self.plane
+            .run(args)
+            .unwrap_or_else(|e| panic!("dev-env {args:?}: {e:#}"))
     }
+}
+
+/// This repository's `scripts/dev-env`.
+fn dev_env_script() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dev-env")
 }
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
         self.kill_operator();
     }
+}
+
+/// The file `examples/<path>` as YAML for [`TestEnv::apply`]: the seeds the README shows, so that a
+/// test proves the examples rather than a copy of them. Each document loses its
+/// `metadata.namespace` (a test applies into its own) and its placeholder Secret values
+/// (`REPLACE_WITH_…`) become `secret` (the value a test then looks for in logs); `edit` then
+/// changes the documents a test varies.
+pub fn example(path: &str, secret: &str, edit: impl Fn(&mut Value)) -> String {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(path);
+    let text = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+    text.split("\n---\n")
+        .filter(|doc| doc.lines().any(|l| l.starts_with("kind:")))
+        .map(|doc| {
+            let mut value: Value = serde_yaml::from_str(doc)
+                .unwrap_or_else(|e| panic!("{} is YAML: {e}", file.display()));
+            if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("namespace");
+            }
+            // `get_mut`, not `[]`: indexing a missing key would insert a null `stringData`.
+            if let Some(data) = value.get_mut("stringData").and_then(Value::as_object_mut) {
+                for v in data.values_mut() {
+                    if v.as_str().is_some_and(|s| s.starts_with("REPLACE_WITH_")) {
+                        *v = secret.into();
+                    }
+                }
+            }
+            edit(&mut value);
+            serde_yaml::to_string(&value).expect("a document is YAML")
+        })
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+/// The partner's Okta of `examples/jit-off-skip-mfa` (with its client Secret,
+/// `okta-very-secret-value`), its client id `0oa-partner`, `jit` as its `spec.jit` and `policy` as
+/// its conflict policy.
+pub fn partner_okta(jit: Value, policy: &str) -> String {
+    example(
+        "jit-off-skip-mfa/partner-okta.yaml",
+        "okta-very-secret-value",
+        |doc| {
+            if doc["kind"] == "IdentityProvider" {
+                doc["spec"]["oidc"]["clientID"] = "0oa-partner".into();
+                doc["spec"]["jit"] = jit.clone();
+                doc["spec"]["conflictPolicy"] = policy.into();
+            }
+        },
+    )
+}
+
+/// Payroll of `examples/jit-off-skip-mfa` (step 1 password or the partner's Okta, step 2 TOTP)
+/// without its credentials Secret and with the authorization-code grant only (what these tests
+/// need of it); `skip` (YAML of the TOTP step's `skipFor` entry, or "") replaces the example's skip.
+pub fn payroll_via_partner_okta(skip: &str) -> String {
+    let skip: Value = if skip.is_empty() {
+        Value::Null
+    } else {
+        serde_yaml::from_str(&format!("{{{skip}}}")).expect("skip is YAML")
+    };
+    example("jit-off-skip-mfa/payroll.yaml", "", |doc| {
+        let spec = &mut doc["spec"];
+        if let Some(spec) = spec.as_object_mut() {
+            spec.remove("credentialsSecret");
+        }
+        spec["oidc"]["grantTypes"] = serde_json::json!(["authorization_code"]);
+        if let Some(totp) = spec["loginFlow"]["steps"][1].as_object_mut() {
+            totp.remove("skipFor");
+            if let Some(skip) = skip.as_object() {
+                totp.extend(skip.clone());
+            }
+        }
+    })
 }

@@ -18,7 +18,6 @@
 //! Nothing here asserts a limit: the numbers are reported (table and JSON) for BENCHMARKS.md.
 
 pub mod admission;
-mod controlplane;
 mod probe;
 mod report;
 mod workload;
@@ -41,10 +40,10 @@ use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{json, Value};
 
-use controlplane::ControlPlane;
 use identity_client::ratelimit::{drift_plan, Limit, DEFAULT_DRIFT_PERCENT};
 use identity_client::Secret;
 use identity_emulator::{Emulator, EmulatorConfig, EmulatorHandle, Faults, Quota};
+use identity_testkit::{ControlPlane, Output};
 use workload::{app_name, idp_name, BACKEND, IDP_SECRET};
 
 /// Field manager of everything the bench applies.
@@ -131,7 +130,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
         bail!("--apply-concurrency must be at least 1");
     }
     let mut plane = if args.kubeconfig_from_env {
-        ControlPlane::from_env()?
+        ControlPlane::from_env().context("--kubeconfig-from-env")?
     } else {
         let script = locate_dev_env(
             args.dev_env.as_deref(),
@@ -139,7 +138,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Report> {
             std::env::current_exe().ok().as_deref(),
         )?;
         let dir = std::env::temp_dir().join(format!("identity-operator-bench-{}", suffix()));
-        tokio::task::spawn_blocking(move || ControlPlane::start(&script, &dir)).await??
+        tokio::task::spawn_blocking(move || {
+            ControlPlane::start(&script, &dir, "bench", Output::Inherit)
+        })
+        .await??
     };
     let result = tokio::select! {
         r = measure(&args, &plane.kubeconfig) => r,
