@@ -109,18 +109,8 @@ const CALLS: &[Call] = &[
         "identityproviders",
         "src/run.rs primary/watches",
     ),
-    call(
-        "list",
-        GROUP,
-        "applications",
-        "src/run.rs primary/watches",
-    ),
-    call(
-        "watch",
-        GROUP,
-        "applications",
-        "src/run.rs primary/watches",
-    ),
+    call("list", GROUP, "applications", "src/run.rs primary/watches"),
+    call("watch", GROUP, "applications", "src/run.rs primary/watches"),
     // A fresh read of a referenced IdP when the cache lags behind a trigger.
     call(
         "get",
@@ -172,18 +162,8 @@ const CALLS: &[Call] = &[
     },
     // Secrets: metadata-only watch, reads of referenced Secrets, and the Application's credentials
     // Secret by server-side apply (which creates it the first time: create + patch).
-    call(
-        "list",
-        "",
-        "secrets",
-        "src/run.rs meta_api watcher",
-    ),
-    call(
-        "watch",
-        "",
-        "secrets",
-        "src/run.rs meta_api watcher",
-    ),
+    call("list", "", "secrets", "src/run.rs meta_api watcher"),
+    call("watch", "", "secrets", "src/run.rs meta_api watcher"),
     call(
         "get",
         "",
