@@ -543,8 +543,6 @@ async fn controllers(
         apps: apps.clone(),
         registry: BackendRegistry::new(secrets, backend_metrics, args.backend_request_timeout),
         index: Mutex::new(DependencyIndex::default()),
-        app_seen: Mutex::default(),
-        idp_seen: Mutex::default(),
         recorder: recorder(client.clone()),
         metrics,
         resync,

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use k8s_openapi::ByteString;
@@ -32,7 +32,7 @@ use super::managed::{
 };
 use super::translate::{self, desired_flow, desired_oidc, flow_differs, oidc_differs};
 use super::{
-    annotate, apply_status, backend_err, cleanup, jittered, memo, publish, referenced_idps,
+    annotate, apply_status, backend_err, cleanup, facts, jittered, memo, publish, referenced_idps,
     registry, Context, Error, FINALIZER, MANAGER,
 };
 use crate::api::application::AppConflictEntry;
@@ -56,21 +56,26 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
             FinalizerEvent::Apply(app) => {
                 let uid = app.uid().unwrap_or_default();
                 let resync = super::resync_of(&ctx, &ns, &app.spec.backend_ref.name);
-                let read = memo::AppInputs::of(&ctx, &app);
+                let read = facts::AppInputs::of(&ctx, &app);
                 let inputs = read.hash();
                 let now = Instant::now();
-                if let Some(wait) = ctx.memo.skip(&uid, inputs, now) {
-                    return Ok(Action::requeue(wait + jittered(resync) / 10));
-                }
-                let server_inputs = read.server_with(read.secret.clone());
-                if let Some(flow) = ctx.memo.status_only(&uid, server_inputs, now) {
-                    if let Some(action) = status_only(&ctx, &api, &app, flow).await {
-                        match &action {
-                            Ok(_) => ctx.memo.rehash(&uid, inputs),
-                            Err(_) => ctx.memo.forget(&uid),
-                        }
-                        return action;
+                match ctx
+                    .memo
+                    .decide(&uid, &read.for_decision(), now, Duration::ZERO)
+                {
+                    memo::Pass::Skip(wait) => {
+                        return Ok(Action::requeue(wait + jittered(resync) / 10));
                     }
+                    memo::Pass::StatusOnly(flow) => {
+                        if let Some(action) = status_only(&ctx, &api, &app, flow).await {
+                            match &action {
+                                Ok(_) => ctx.memo.passed_cheaply(&uid, inputs, Instant::now()),
+                                Err(_) => ctx.memo.forget_pass(&uid),
+                            }
+                            return action;
+                        }
+                    }
+                    _ => {}
                 }
                 let mut seen = Observed::from(app.as_ref());
                 let result = apply(&app, &api, &ctx, &mut seen).await;
@@ -91,13 +96,14 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
                         (Some(_), Some(written)) => Some(Some(written)),
                         _ => read.secret.clone(),
                     };
-                    let now = Instant::now();
+                    let kind = memo::KindPass::Application {
+                        server: read.server_with(secret.clone()),
+                        rule_flow,
+                    };
                     ctx.memo
-                        .record(&uid, read.with(secret.clone()), now, resync);
-                    let server = read.server_with(secret);
-                    ctx.memo.record_rule(&uid, server, now, resync, rule_flow);
+                        .passed(&uid, read.with(secret), kind, Instant::now(), resync);
                 } else {
-                    ctx.memo.forget(&uid);
+                    ctx.memo.forget_pass(&uid);
                 }
                 action
             }
@@ -216,26 +222,10 @@ pub fn index_app(ctx: &Context, app: &Application) -> Vec<ObjectRef<IdentityProv
 /// deletion, its finalizer). A status-only write of the Application changes none of these.
 pub fn idps_to_refresh(ctx: &Context, app: &Application) -> Vec<ObjectRef<IdentityProvider>> {
     let touched = index_app(ctx, app);
-    let fingerprint = (
-        app.metadata.generation,
-        app.status.as_ref().and_then(|s| s.id.clone()),
-        // The pass of a new generation finished (its flow is on the server): the IdPs'
-        // jitRequiredBy reads it.
-        app.status.as_ref().and_then(|s| s.observed_generation),
-        app.meta().deletion_timestamp.is_some(),
-        app.finalizers().iter().any(|f| f == FINALIZER),
-    );
-    let Ok(mut seen) = ctx.app_seen.lock() else {
-        return touched;
-    };
-    let me = ObjectRef::from_obj(app);
-    if seen.get(&me) == Some(&fingerprint) {
+    let facts = facts::AppFacts::of(app);
+    let uid = app.uid().unwrap_or_default();
+    if !ctx.memo.facts_changed(&uid, &facts, facts.gone()) {
         return Vec::new();
-    }
-    if fingerprint.3 && !fingerprint.4 {
-        seen.remove(&me); // Gone for good: forget it.
-    } else {
-        seen.insert(me, fingerprint);
     }
     touched
 }
@@ -1181,8 +1171,8 @@ async fn finish(
 async fn cleanup(app: Arc<Application>, ctx: &Context) -> Result<Action, Error> {
     let uid = app.uid().unwrap_or_default();
     index_app(ctx, &app);
-    ctx.memo.forget(&app.uid().unwrap_or_default());
-    ctx.memo.credentials_forget(&app.uid().unwrap_or_default());
+    ctx.memo.forget_pass(&uid);
+    ctx.memo.credentials_forget(&uid);
     ctx.metrics.set_conflicts(
         "Application",
         &ObjectRef::from_obj(app.as_ref()).to_string(),
@@ -1199,7 +1189,7 @@ async fn cleanup(app: Arc<Application>, ctx: &Context) -> Result<Action, Error> 
     };
     let released = cleanup::release(ctx, app.as_ref(), owned).await;
     if released.is_ok() {
-        ctx.memo.forget_id(&uid);
+        ctx.memo.forget(&uid);
     }
     released
 }

@@ -20,7 +20,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 
 use super::conditions::{self, Cond, Outcome};
 use super::identity_backend::now;
@@ -29,8 +29,9 @@ use super::managed::{
 };
 use super::translate::{self, authenticator_differs, desired_authenticator, jit_change, jit_diff};
 use super::{
-    annotate_all, apply_status, backend_err, cleanup, consent_message, consented, jittered, memo,
-    publish, read_secret, registry, secret_value, Context, Error, FINALIZER, USE_IDP_CLIENT_SECRET,
+    annotate_all, apply_status, backend_err, cleanup, consent_message, consented, facts, jittered,
+    memo, publish, read_secret, registry, secret_value, Context, Error, FINALIZER,
+    USE_IDP_CLIENT_SECRET,
 };
 use crate::api::conditions::{INTERCONNECTION_CONFLICT, READY};
 use crate::api::identity_provider::{ConflictEntry, ConflictPolicy, Dependent, JitRequirement};
@@ -122,28 +123,23 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
                 let uid = idp.uid().unwrap_or_default();
                 let resync = super::resync_of(&ctx, &ns, &idp.spec.backend_ref.name);
                 let secret = client_secret_ref(&idp).map(|r| r.name.as_str());
-                let (own, inputs) = memo::idp_inputs(&ctx, &idp, secret);
-                if let Some(wait) = ctx.memo.skip(&uid, inputs, Instant::now()) {
-                    return Ok(Action::requeue(wait + jittered(resync) / 10));
-                }
-                if let Some(wait) = ctx.memo.coalesce(&uid, own, Instant::now(), COALESCE) {
-                    return Ok(Action::requeue(wait));
-                }
-                if ctx.memo.dependents_only(&uid, own, Instant::now()) {
-                    if let Some(action) = dependents_only(&ctx, &api, &idp).await {
-                        match &action {
-                            Ok(_) => {
-                                ctx.memo.rehash(&uid, inputs);
-                                // The coalescing window starts again: one such pass per window.
-                                ctx.memo.record_own(&uid, own, Instant::now());
-                            }
-                            Err(_) => {
-                                ctx.memo.forget(&uid);
-                                ctx.memo.forget_own(&uid);
-                            }
-                        }
-                        return action;
+                let inputs = facts::idp_inputs(&ctx, &idp, secret);
+                let decision = inputs.for_decision();
+                match ctx.memo.decide(&uid, &decision, Instant::now(), COALESCE) {
+                    memo::Pass::Skip(wait) => {
+                        return Ok(Action::requeue(wait + jittered(resync) / 10));
                     }
+                    memo::Pass::Coalesce(wait) => return Ok(Action::requeue(wait)),
+                    memo::Pass::DependentsOnly => {
+                        if let Some(action) = dependents_only(&ctx, &api, &idp).await {
+                            match &action {
+                                Ok(_) => ctx.memo.passed_cheaply(&uid, inputs.all, Instant::now()),
+                                Err(_) => ctx.memo.forget_pass(&uid),
+                            }
+                            return action;
+                        }
+                    }
+                    _ => {}
                 }
                 let mut seen = Observed::from(idp.as_ref());
                 let result = apply(&idp, &api, &ctx, &mut seen).await;
@@ -154,12 +150,15 @@ pub async fn reconcile(idp: Arc<IdentityProvider>, ctx: Arc<Context>) -> Result<
                     managed::report(result, async |o| finish(&ctx, &api, &idp, seen, o).await)
                         .await;
                 if ready && action.is_ok() {
-                    ctx.memo.record(&uid, inputs, Instant::now(), resync);
-                    ctx.memo.record_own(&uid, own, Instant::now());
-                    ctx.memo.record_jit_on(&uid, jit_on);
+                    let now = Instant::now();
+                    let kind = memo::KindPass::IdentityProvider {
+                        own: inputs.own,
+                        window_from: now,
+                        jit_on,
+                    };
+                    ctx.memo.passed(&uid, inputs.all, kind, now, resync);
                 } else {
-                    ctx.memo.forget(&uid);
-                    ctx.memo.forget_own(&uid);
+                    ctx.memo.forget_pass(&uid);
                 }
                 action
             }
@@ -751,28 +750,14 @@ fn names(conflicts: &[ConflictEntry]) -> String {
 }
 
 /// The applications that must look again after an IdentityProvider event: its dependents, but only
-/// when something they use changed (generation, server id, JIT on the server, deletion, finalizer). Status
-/// writes that only change the IdP's dependents list or conditions do not re-run every dependent.
+/// when a fact they read of it changed ([`facts::IdpFacts`]). Status writes that only change the
+/// IdP's dependents list or conditions, and spec edits no flow reads, do not re-run every dependent.
 pub fn apps_to_refresh(ctx: &Context, idp: &IdentityProvider) -> Vec<ObjectRef<Application>> {
     let me = ObjectRef::from_obj(idp);
-    let status = idp.status.as_ref();
-    let fingerprint = (
-        idp.metadata.generation,
-        status.and_then(|s| s.id.clone()),
-        status.and_then(|s| s.jit.clone()),
-        status.and_then(|s| s.observed_generation),
-        idp.meta().deletion_timestamp.is_some(),
-        idp.finalizers().iter().any(|f| f == FINALIZER),
-    );
-    if let Ok(mut seen) = ctx.idp_seen.lock() {
-        if seen.get(&me) == Some(&fingerprint) {
-            return Vec::new();
-        }
-        if fingerprint.4 && !fingerprint.5 {
-            seen.remove(&me); // Gone for good: forget it.
-        } else {
-            seen.insert(me.clone(), fingerprint);
-        }
+    let facts = facts::IdpFacts::of(idp);
+    let uid = idp.uid().unwrap_or_default();
+    if !ctx.memo.facts_changed(&uid, &facts, facts.gone()) {
+        return Vec::new();
     }
     ctx.index
         .lock()
@@ -854,7 +839,7 @@ fn merge_dependents(
 
 /// A pass for a change of the IdP's dependents alone (a new Application, its server id, its
 /// finished pass) after a full pass that found JIT on, declared and on the server
-/// ([`memo::Memo::dependents_only`]): the dependents and `jitRequiredBy` are recomputed from the
+/// ([`memo::Pass::DependentsOnly`]): the dependents and `jitRequiredBy` are recomputed from the
 /// caches and the dependents' own last passes and the status written; nothing is asked of the
 /// server. While dependents arrive this was a full pass per coalescing window (`get_idp`,
 /// `get_federated_authenticator`, `connected_apps`: ~13 × 3 reads per IdP at 1000 × 5000, most of
@@ -1202,8 +1187,7 @@ async fn cleanup(idp: Arc<IdentityProvider>, ctx: &Context) -> Result<Action, Er
     let uid = idp.uid().unwrap_or_default();
     let key = super::gate::key(idp.namespace().as_deref(), &idp.name_any());
     ctx.block_gate.forget_jit(&key);
-    ctx.memo.forget(&uid);
-    ctx.memo.forget_own(&idp.uid().unwrap_or_default());
+    ctx.memo.forget_pass(&uid);
     ctx.metrics.set_conflicts(
         "IdentityProvider",
         &ObjectRef::from_obj(idp.as_ref()).to_string(),
@@ -1220,7 +1204,7 @@ async fn cleanup(idp: Arc<IdentityProvider>, ctx: &Context) -> Result<Action, Er
     };
     let released = cleanup::release(ctx, idp.as_ref(), owned).await;
     if released.is_ok() {
-        ctx.memo.forget_id(&uid);
+        ctx.memo.forget(&uid);
     }
     released
 }

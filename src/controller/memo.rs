@@ -1,436 +1,355 @@
-//! What each object's last successful pass saw, so that a reconcile with nothing new to act on skips
-//! the server and the apiserver; the periodic resync (the drift check) always does the full pass.
+//! What this process remembers about each object between passes: one [`Record`] per object (by
+//! uid), one pure decision of what the next pass must do ([`decide`]), and one forget.
 //!
 //! Most reconciles of a converging namespace are triggered by other objects (an IdP's status, a
 //! dependent's server id, a Secret) and find nothing to do, yet each one read the object, its OIDC
-//! settings, its IdPs' JIT and a Secret again. The inputs below are everything a pass reads from
-//! the cluster; the server's own state is re-read at the resync (or when an input changes).
+//! settings, its IdPs' JIT and a Secret again. The record holds the last successful full pass's
+//! inputs ([`super::facts`]), so such a reconcile skips the server and the apiserver; the periodic
+//! resync (the drift check) always does the full pass. Beside it, [`Written`]: what this process
+//! wrote and the cache may not show yet.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use kube::runtime::reflector::ObjectRef;
-use kube::{Resource, ResourceExt};
+use super::facts::digest;
 
-use super::{Context, FINALIZER};
-use crate::api::{Application, IdentityProvider};
-
-/// The last successful full pass of each object (by uid): a hash of its inputs and when the next
-/// full pass is due.
+/// One [`Record`] per object this process has passed (by uid), IdentityProviders and Applications
+/// alike (uids are unique across kinds).
 #[derive(Default)]
 pub struct Memo {
-    passes: Mutex<HashMap<String, (u64, Instant)>>,
-    /// Per IdentityProvider (uid): a hash of its own inputs (its dependents left out) at its last
-    /// successful full pass, and when that pass was.
-    own: Mutex<HashMap<String, (u64, Instant)>>,
-    /// IdentityProviders (uid) whose last successful full pass had JIT on, declared and on the
-    /// server: no conflict is possible, so a change of their dependents alone needs no server
-    /// read ([`Memo::dependents_only`]).
-    jit_on: Mutex<std::collections::HashSet<String>>,
-    /// Per Application (uid): the resourceVersion of its credentials Secret when it last held
-    /// exactly these credentials (a hash of them, never the values).
-    credentials: Mutex<HashMap<String, (String, u64)>>,
-    /// Per object (uid): the server id this process last knew it owns. The cache can show an
-    /// object older than this process's own last status write (the next pass may start before the
-    /// watch delivers it); the id must not be lost to such a stale view.
-    ids: Mutex<HashMap<String, String>>,
-    /// Per IdentityProvider (uid): the client Secret version this process last pushed (the
-    /// annotation may not have reached the cache yet).
-    pushed: Mutex<HashMap<String, String>>,
-    /// Per Application (uid): at its last successful full pass, the hash of its server inputs
-    /// ([`AppInputs::server_with`]), when its next full pass is due, and the flow the status rule
-    /// checks (with the script on the server), so that a change of the IdPs' JIT alone is a
-    /// status-only pass.
-    rules: Mutex<HashMap<String, RulePass>>,
-    /// Objects (uid) whose create-pending mark `managed::claim` just set with their finalizer,
-    /// before any create.
-    fresh: Mutex<std::collections::HashSet<String>>,
-    /// Per Application (uid): the generation of its last successful full pass and the flow that
-    /// pass left on the server, so that an IdP's pass with JIT on computes `jitRequiredBy`
-    /// without reading every declared dependent's application again.
-    flows: Mutex<HashMap<String, FlowPass>>,
+    records: Mutex<HashMap<String, Record>>,
+}
+
+/// Everything this process remembers about one object.
+#[derive(Default, Clone, Debug)]
+pub struct Record {
+    /// Its last successful full pass; `None`: the next pass is a full one.
+    pub last: Option<LastPass>,
+    /// An Application's: the generation of its last successful full pass and the flow that pass
+    /// left on the server, so that an IdP's pass with JIT on computes `jitRequiredBy` without
+    /// reading every declared dependent's application again. Recorded before the pass's status
+    /// write (which triggers that IdP pass), forgotten with [`Record::last`].
+    pub flow: Option<FlowPass>,
+    /// What this process wrote that the cache may not show yet.
+    pub written: Written,
+    /// A digest of the facts the other kind's watch last reacted to ([`super::facts`]).
+    pub seen: Option<u64>,
+}
+
+/// A successful full pass.
+#[derive(Clone, Debug)]
+pub struct LastPass {
+    /// A hash of all its inputs.
+    pub inputs: u64,
+    /// When the next full pass is due: at 90 % of the drift-check interval, the earliest a
+    /// jittered resync requeue fires, so a resync is never skipped.
+    pub due: Instant,
+    /// What the kind's cheaper passes need of it.
+    pub kind: KindPass,
+}
+
+/// What the cheaper passes of each kind need of the last full one.
+#[derive(Clone, Debug)]
+pub enum KindPass {
+    /// An Application's pass.
+    Application {
+        /// The hash of its server inputs (all but the status rule's: see
+        /// [`super::facts::AppInputs::server_with`]).
+        server: u64,
+        /// The flow the status rule checks, with the script on the server.
+        rule_flow: Option<RuleFlow>,
+    },
+    /// An IdentityProvider's pass.
+    IdentityProvider {
+        /// A hash of its own inputs (its dependents left out).
+        own: u64,
+        /// When the coalescing window of its dependents' changes started (its last full or
+        /// dependents-only pass).
+        window_from: Instant,
+        /// The pass found JIT on, declared and on the server: no conflict is possible, so a change
+        /// of its dependents alone needs no server read.
+        jit_on: bool,
+    },
+}
+
+/// What this process wrote and the cache may not show yet (the next pass may start before the
+/// watch delivers this process's own write).
+#[derive(Default, Clone, Debug)]
+pub struct Written {
+    /// The server id the object owns: it must not be lost to a stale view of its status.
+    pub id: Option<String>,
+    /// An IdentityProvider's client Secret version last pushed (the annotation may lag).
+    pub pushed: Option<String>,
+    /// An Application's credentials Secret: the version it had when it last held exactly these
+    /// credentials, and a hash of them (never the values).
+    pub credentials: Option<(String, u64)>,
+    /// `managed::claim` set the create-pending mark with the finalizer, before any create.
+    pub fresh: bool,
+}
+
+impl Record {
+    fn is_empty(&self) -> bool {
+        self.last.is_none()
+            && self.flow.is_none()
+            && self.seen.is_none()
+            && self.written.id.is_none()
+            && self.written.pushed.is_none()
+            && self.written.credentials.is_none()
+            && !self.written.fresh
+    }
 }
 
 /// The flow the status rule checks: the steps and the script on the server.
 pub type RuleFlow = (crate::backend::FlowUpdate, Option<String>);
 
-/// An Application's last full pass as [`Memo::status_only`] needs it: server inputs, due, flow.
-type RulePass = (u64, Instant, Option<RuleFlow>);
-
 /// An Application's last full pass as an IdP's `jitRequiredBy` needs it: generation, flow.
-type FlowPass = (Option<i64>, Option<RuleFlow>);
+pub type FlowPass = (Option<i64>, Option<RuleFlow>);
+
+/// A reconcile's inputs as read from the caches before its pass ([`super::facts`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inputs {
+    /// An Application's.
+    Application {
+        /// All inputs.
+        all: u64,
+        /// Its server inputs (all but the status rule's).
+        server: u64,
+    },
+    /// An IdentityProvider's.
+    IdentityProvider {
+        /// All inputs.
+        all: u64,
+        /// Its own inputs (its dependents left out).
+        own: u64,
+    },
+}
+
+impl Inputs {
+    /// The hash of all inputs.
+    pub fn all(&self) -> u64 {
+        match self {
+            Inputs::Application { all, .. } | Inputs::IdentityProvider { all, .. } => *all,
+        }
+    }
+}
+
+/// What the next pass of an object must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pass {
+    /// Nothing changed and the resync is not due: requeue after this long.
+    Skip(Duration),
+    /// An IdentityProvider whose dependents alone changed within the coalescing window: run once
+    /// for the whole burst, after this long. Its own changes never wait.
+    Coalesce(Duration),
+    /// An Application whose IdPs' rule facts alone changed: recompute the status from the cache
+    /// with this flow (`None`: it has no flow to check), asking the server nothing.
+    StatusOnly(Option<RuleFlow>),
+    /// An IdentityProvider whose dependents alone changed after a pass that found JIT on:
+    /// rebuild its dependents from the caches, asking the server nothing.
+    DependentsOnly,
+    /// Read the server and converge.
+    Full,
+}
+
+/// What the next pass must do, given the last successful full pass (`last`), the inputs now, and
+/// the coalescing window of an IdentityProvider's dependents' changes. Pure.
+pub fn decide(last: Option<&LastPass>, inputs: &Inputs, now: Instant, window: Duration) -> Pass {
+    let Some(last) = last else {
+        return Pass::Full;
+    };
+    let not_due = now < last.due;
+    if last.inputs == inputs.all() && not_due {
+        return Pass::Skip(last.due - now);
+    }
+    match (&last.kind, inputs) {
+        (
+            KindPass::IdentityProvider {
+                own,
+                window_from,
+                jit_on,
+            },
+            Inputs::IdentityProvider { own: own_now, .. },
+        ) if own == own_now => {
+            let end = *window_from + window;
+            if now < end {
+                Pass::Coalesce(end - now)
+            } else if *jit_on && not_due {
+                Pass::DependentsOnly
+            } else {
+                Pass::Full
+            }
+        }
+        (
+            KindPass::Application { server, rule_flow },
+            Inputs::Application {
+                server: server_now, ..
+            },
+        ) if server == server_now && not_due => Pass::StatusOnly(rule_flow.clone()),
+        _ => Pass::Full,
+    }
+}
 
 impl Memo {
-    /// When `inputs` equal those of the last successful pass and its resync is not due yet, how
-    /// long until it is: the pass can be skipped and the object requeued for then.
-    pub fn skip(&self, uid: &str, inputs: u64, now: Instant) -> Option<Duration> {
-        let passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
-        let (seen, due) = passes.get(uid)?;
-        (*seen == inputs && now < *due).then(|| *due - now)
+    fn read<R>(&self, uid: &str, f: impl FnOnce(Option<&Record>) -> R) -> R {
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        f(records.get(uid))
     }
 
-    /// Records a successful full pass. `resync` is the drift-check interval: the next full pass is
-    /// due at 90 % of it, the earliest a jittered resync requeue fires, so a resync is never skipped.
-    pub fn record(&self, uid: &str, inputs: u64, now: Instant, resync: Duration) {
-        let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
-        passes.insert(uid.to_string(), (inputs, now + resync.mul_f64(0.9)));
+    /// Changes one record; one that holds nothing any more is dropped.
+    fn change<R>(&self, uid: &str, f: impl FnOnce(&mut Record) -> R) -> R {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let record = records.entry(uid.to_string()).or_default();
+        let out = f(record);
+        if record.is_empty() {
+            records.remove(uid);
+        }
+        out
     }
 
-    /// Forgets an object (a failed or unfinished pass, a deletion): its next pass is a full one.
+    /// What the next pass of `uid` must do ([`decide`]).
+    pub fn decide(&self, uid: &str, inputs: &Inputs, now: Instant, window: Duration) -> Pass {
+        self.read(uid, |r| {
+            decide(r.and_then(|r| r.last.as_ref()), inputs, now, window)
+        })
+    }
+
+    /// Records a successful full pass. `resync` is the drift-check interval.
+    pub fn passed(&self, uid: &str, inputs: u64, kind: KindPass, now: Instant, resync: Duration) {
+        let due = now + resync.mul_f64(0.9);
+        self.change(uid, |r| r.last = Some(LastPass { inputs, due, kind }));
+    }
+
+    /// Records the inputs of a successful cheaper pass (status-only, dependents-only), keeping
+    /// when the full pass is due. An IdentityProvider's coalescing window starts again at `now`:
+    /// one such pass per window.
+    pub fn passed_cheaply(&self, uid: &str, inputs: u64, now: Instant) {
+        self.change(uid, |r| {
+            if let Some(last) = r.last.as_mut() {
+                last.inputs = inputs;
+                if let KindPass::IdentityProvider { window_from, .. } = &mut last.kind {
+                    *window_from = now;
+                }
+            }
+        });
+    }
+
+    /// Forgets the last pass (it failed or did not finish; the object is being deleted): the next
+    /// pass is a full one.
+    pub fn forget_pass(&self, uid: &str) {
+        self.change(uid, |r| {
+            r.last = None;
+            r.flow = None;
+        });
+    }
+
+    /// Forgets everything about an object: its deletion finished.
     pub fn forget(&self, uid: &str) {
-        let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
-        passes.remove(uid);
-        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
-        rules.remove(uid);
-        let mut flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
-        flows.remove(uid);
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        records.remove(uid);
+    }
+
+    /// How many objects have a record (for tests: a deleted object leaves none).
+    pub fn len(&self) -> usize {
+        self.records.lock().map(|r| r.len()).unwrap_or_default()
+    }
+
+    /// Whether no object has a record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Records the flow an Application's successful full pass of `generation` left on the server.
     pub fn record_flow(&self, uid: &str, generation: Option<i64>, flow: Option<RuleFlow>) {
-        let mut flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
-        flows.insert(uid.to_string(), (generation, flow));
+        self.change(uid, |r| r.flow = Some((generation, flow)));
     }
 
     /// The flow an Application's last successful full pass left on the server, if that pass was
     /// of `generation` (an older pass's flow may since have been replaced): `Some(None)` when it
     /// has no flow the rule checks, `None` when this process does not know.
     pub fn flow_at(&self, uid: &str, generation: Option<i64>) -> Option<Option<RuleFlow>> {
-        let flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
-        flows
-            .get(uid)
-            .filter(|(g, _)| *g == generation)
-            .map(|(_, f)| f.clone())
+        self.read(uid, |r| {
+            r.and_then(|r| r.flow.as_ref())
+                .filter(|(g, _)| *g == generation)
+                .map(|(_, f)| f.clone())
+        })
     }
 
-    /// Records an Application's full pass for [`Memo::status_only`].
-    pub fn record_rule(
-        &self,
-        uid: &str,
-        server: u64,
-        now: Instant,
-        resync: Duration,
-        flow: Option<RuleFlow>,
-    ) {
-        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
-        rules.insert(uid.to_string(), (server, now + resync.mul_f64(0.9), flow));
-    }
-
-    /// When only the status rule's inputs changed since the last full pass (same server inputs,
-    /// resync not due): the flow to check, for a pass that recomputes the status from the cache
-    /// and asks the server nothing. `Some(None)`: the application has no flow to check.
-    pub fn status_only(&self, uid: &str, server: u64, now: Instant) -> Option<Option<RuleFlow>> {
-        let rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
-        let (seen, due, flow) = rules.get(uid)?;
-        (*seen == server && now < *due).then(|| flow.clone())
-    }
-
-    /// Records new inputs of an object after a status-only pass, keeping when its full pass is due.
-    pub fn rehash(&self, uid: &str, inputs: u64) {
-        let mut passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = passes.get_mut(uid) {
-            entry.0 = inputs;
-        }
-    }
-
-    /// Coalesces an IdP's passes for a burst of dependent changes: when only its dependents
-    /// changed since its last successful full pass and that pass is less than `window` old, how
-    /// long until the window ends (the pass runs then, once, for the whole burst). Its own changes
-    /// (spec, Secret, backend, a JIT toggle) never wait.
-    pub fn coalesce(
-        &self,
-        uid: &str,
-        own: u64,
-        now: Instant,
-        window: Duration,
-    ) -> Option<Duration> {
-        let last = self.own.lock().unwrap_or_else(|e| e.into_inner());
-        let (seen, at) = last.get(uid)?;
-        let end = *at + window;
-        (*seen == own && now < end).then(|| end - now)
-    }
-
-    /// Records an IdP's own inputs at a successful full pass (see [`Memo::coalesce`]).
-    pub fn record_own(&self, uid: &str, own: u64, now: Instant) {
-        let mut last = self.own.lock().unwrap_or_else(|e| e.into_inner());
-        last.insert(uid.to_string(), (own, now));
-    }
-
-    /// Forgets an IdP's own inputs (a failed pass, a deletion).
-    pub fn forget_own(&self, uid: &str) {
-        let mut last = self.own.lock().unwrap_or_else(|e| e.into_inner());
-        last.remove(uid);
-        let mut jit_on = self.jit_on.lock().unwrap_or_else(|e| e.into_inner());
-        jit_on.remove(uid);
-    }
-
-    /// Records whether an IdP's successful full pass found JIT on, declared and on the server.
-    pub fn record_jit_on(&self, uid: &str, on: bool) {
-        let mut jit_on = self.jit_on.lock().unwrap_or_else(|e| e.into_inner());
-        if on {
-            jit_on.insert(uid.to_string());
-        } else {
-            jit_on.remove(uid);
-        }
-    }
-
-    /// Whether an IdP's pass may be a dependents-only one: its own inputs equal those of its last
-    /// successful full pass, that pass found JIT on (declared and on the server), and its resync
-    /// (the full pass that re-reads the server) is not due yet.
-    pub fn dependents_only(&self, uid: &str, own: u64, now: Instant) -> bool {
-        let same_own = {
-            let last = self.own.lock().unwrap_or_else(|e| e.into_inner());
-            last.get(uid).is_some_and(|(seen, _)| *seen == own)
-        };
-        let jit_on = {
-            let jit_on = self.jit_on.lock().unwrap_or_else(|e| e.into_inner());
-            jit_on.contains(uid)
-        };
-        let not_due = {
-            let passes = self.passes.lock().unwrap_or_else(|e| e.into_inner());
-            passes.get(uid).is_some_and(|(_, due)| now < *due)
-        };
-        same_own && jit_on && not_due
-    }
-
-    /// Whether the credentials Secret at `version` (from the metadata cache) is known to hold
-    /// `data`, so it need not be read. Any edit of the Secret changes its version.
-    pub fn credentials_current(&self, uid: &str, version: &str, data: &impl Hash) -> bool {
-        let known = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
-        known
-            .get(uid)
-            .is_some_and(|(v, h)| v == version && *h == digest(data))
-    }
-
-    /// Records that the credentials Secret at `version` holds `data` (read or just written).
-    pub fn credentials_written(&self, uid: &str, version: Option<String>, data: &impl Hash) {
-        let mut known = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
-        match version {
-            Some(v) => known.insert(uid.to_string(), (v, digest(data))),
-            None => known.remove(uid),
-        };
-    }
-
-    /// The version of an Application's credentials Secret it last wrote or read.
-    pub fn credentials_version(&self, uid: &str) -> Option<String> {
-        let known = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
-        known.get(uid).map(|(v, _)| v.clone())
-    }
-
-    /// Forgets what an Application's credentials Secret held (deleted, or someone else's).
-    pub fn credentials_forget(&self, uid: &str) {
-        let mut known = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
-        known.remove(uid);
+    /// Whether the other kind's watch must react to `facts` of `uid`: they differ from what it
+    /// last reacted to. `gone`: the object is deleted for good and is forgotten.
+    pub fn facts_changed(&self, uid: &str, facts: &impl Hash, gone: bool) -> bool {
+        let now = digest(facts);
+        self.change(uid, |r| {
+            let changed = r.seen != Some(now);
+            r.seen = (!gone).then_some(now);
+            changed
+        })
     }
 }
 
+/// [`Written`]: what this process wrote and the cache may not show yet.
 impl Memo {
     /// Remembers the server id an object owns (created, adopted, recovered or found by id).
     pub fn remember_id(&self, uid: &str, id: &str) {
-        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
-        if ids.get(uid).map(String::as_str) != Some(id) {
-            ids.insert(uid.to_string(), id.to_string());
-        }
+        self.change(uid, |r| r.written.id = Some(id.to_string()));
     }
 
     /// The server id of `uid` as the status shows it, else as this process last knew it.
     pub fn owned_id(&self, uid: &str, in_status: Option<String>) -> Option<String> {
-        in_status.or_else(|| {
-            let ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
-            ids.get(uid).cloned()
-        })
-    }
-
-    /// Forgets an object's server id and pushed Secret version (its deletion finished).
-    pub fn forget_id(&self, uid: &str) {
-        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
-        ids.remove(uid);
-        let mut pushed = self.pushed.lock().unwrap_or_else(|e| e.into_inner());
-        pushed.remove(uid);
+        in_status.or_else(|| self.read(uid, |r| r.and_then(|r| r.written.id.clone())))
     }
 
     /// Notes that `managed::claim` set the create-pending mark of a brand-new object.
     pub fn fresh_pending(&self, uid: &str) {
-        let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
-        fresh.insert(uid.to_string());
+        self.change(uid, |r| r.written.fresh = true);
     }
 
     /// Whether the object's create-pending mark was set by `managed::claim` with no create since
     /// (consumed: the create follows).
     pub fn take_fresh_pending(&self, uid: &str) -> bool {
-        let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
-        fresh.remove(uid)
+        self.change(uid, |r| std::mem::take(&mut r.written.fresh))
     }
 
     /// Remembers the client Secret version just pushed to an IdP (and annotated).
     pub fn remember_pushed(&self, uid: &str, version: String) {
-        let mut pushed = self.pushed.lock().unwrap_or_else(|e| e.into_inner());
-        pushed.insert(uid.to_string(), version);
+        self.change(uid, |r| r.written.pushed = Some(version));
     }
 
     /// The client Secret version last pushed: this process's memory, else the annotation.
     pub fn pushed_version(&self, uid: &str, annotated: Option<String>) -> Option<String> {
-        let pushed = self.pushed.lock().unwrap_or_else(|e| e.into_inner());
-        pushed.get(uid).cloned().or(annotated)
-    }
-}
-
-fn digest(data: &impl Hash) -> u64 {
-    let mut h = DefaultHasher::new();
-    data.hash(&mut h);
-    h.finish()
-}
-
-fn backend_inputs(ctx: &Context, ns: &str, name: &str, h: &mut DefaultHasher) {
-    let backend = ctx.backends.get(&ObjectRef::new(name).within(ns));
-    backend
-        .as_ref()
-        .map(|b| (b.uid(), b.metadata.generation))
-        .hash(h);
-    if let Some(b) = backend {
-        ctx.registry
-            .secret_version(ns, &b.spec.credentials_secret_ref.name)
-            .hash(h);
-    }
-}
-
-/// Everything an Application's pass reads from the cluster: its generation and marks, its backend,
-/// its IdPs (server id, JIT as on the server, generation, deletion), and (see [`AppInputs::with`])
-/// its credentials Secret.
-pub struct AppInputs {
-    base: DefaultHasher,
-    /// What only the status rule reads of the IdPs (JIT declared and on the server, the policy): a
-    /// change here alone needs no server request ([`Memo::status_only`]).
-    rule: u64,
-    /// The credentials Secret's version in the metadata cache (`None`: no credentialsSecret).
-    pub secret: Option<Option<String>>,
-}
-
-impl AppInputs {
-    /// Reads the inputs from the caches, before a pass.
-    pub fn of(ctx: &Context, app: &Application) -> Self {
-        let mut h = DefaultHasher::new();
-        let ns = app.namespace().unwrap_or_default();
-        (app.uid(), app.metadata.generation).hash(&mut h);
-        // The create-pending mark and the pushed-Secret annotation are this operator's own
-        // bookkeeping, written at the end of a pass: not inputs (the next pass may see them late).
-        backend_inputs(ctx, &ns, &app.spec.backend_ref.name, &mut h);
-        let mut rule = DefaultHasher::new();
-        for r in super::referenced_idps(app) {
-            let idp = ctx.idps.get(&r);
-            idp.as_deref().map(idp_facts).hash(&mut h);
-            idp.as_deref().map(idp_rule_facts).hash(&mut rule);
-        }
-        let secret = app
-            .spec
-            .credentials_secret
-            .as_ref()
-            .map(|s| ctx.registry.secret_version(&ns, &s.name));
-        Self {
-            base: h,
-            rule: rule.finish(),
-            secret,
-        }
+        self.read(uid, |r| r.and_then(|r| r.written.pushed.clone()))
+            .or(annotated)
     }
 
-    /// The hash of what needs the server (all but the status rule's inputs), with the Secret at
-    /// `secret` (see [`AppInputs::with`]).
-    pub fn server_with(&self, secret: Option<Option<String>>) -> u64 {
-        let mut h = self.base.clone();
-        secret.hash(&mut h);
-        h.finish()
+    /// Whether the credentials Secret at `version` (from the metadata cache) is known to hold
+    /// `data`, so it need not be read. Any edit of the Secret changes its version.
+    pub fn credentials_current(&self, uid: &str, version: &str, data: &impl Hash) -> bool {
+        let hash = digest(data);
+        self.read(uid, |r| {
+            r.and_then(|r| r.written.credentials.as_ref())
+                .is_some_and(|(v, h)| v == version && *h == hash)
+        })
     }
 
-    /// The hash, with the credentials Secret at `secret`. After a pass that wrote the Secret, its
-    /// new version is passed here (the cache may not show it yet): otherwise the watch event of
-    /// the pass's own write would look like a change and cost a full pass. The rest stays as read
-    /// before the pass, so a change made during the pass is never recorded as seen.
-    pub fn with(&self, secret: Option<Option<String>>) -> u64 {
-        let mut h = self.base.clone();
-        secret.hash(&mut h);
-        self.rule.hash(&mut h);
-        h.finish()
+    /// Records that the credentials Secret at `version` holds `data` (read or just written).
+    pub fn credentials_written(&self, uid: &str, version: Option<String>, data: &impl Hash) {
+        let known = version.map(|v| (v, digest(data)));
+        self.change(uid, |r| r.written.credentials = known);
     }
 
-    /// The hash as read before the pass.
-    pub fn hash(&self) -> u64 {
-        self.with(self.secret.clone())
+    /// The version of an Application's credentials Secret it last wrote or read.
+    pub fn credentials_version(&self, uid: &str) -> Option<String> {
+        self.read(uid, |r| {
+            r.and_then(|r| r.written.credentials.as_ref())
+                .map(|(v, _)| v.clone())
+        })
     }
-}
 
-/// What an Application's server work reads of an IdP: its name and authenticator (the flow), its
-/// backend, whether it exists on the server, its deletion. Not its generation: a JIT toggle changes
-/// only [`idp_rule_facts`].
-fn idp_facts(idp: &IdentityProvider) -> impl Hash {
-    let s = idp.status.as_ref();
-    (
-        idp.uid(),
-        idp.server_name().to_string(),
-        idp.spec.provider_type().map(|p| p.authenticator_name()),
-        idp.spec.backend_ref.name.clone(),
-        s.and_then(|s| s.id.clone()),
-        s.is_some_and(|s| s.observed_generation.is_some()),
-        idp.meta().deletion_timestamp.is_some(),
-    )
-}
-
-/// What an Application's status rule (and its Block check) reads of an IdP: JIT declared and on
-/// the server, and the conflict policy.
-fn idp_rule_facts(idp: &IdentityProvider) -> impl Hash {
-    (
-        idp.spec.jit.as_ref().map(|j| j.enabled),
-        format!("{:?}", idp.spec.conflict_policy),
-        idp.status.as_ref().and_then(|s| s.jit.clone()),
-    )
-}
-
-/// Everything an IdentityProvider's pass reads from the cluster: its generation and marks, its
-/// backend, its client Secret, and the Applications that reference it (generation, server id,
-/// deletion, finalizer).
-/// Returns (own inputs, all inputs).
-pub fn idp_inputs(
-    ctx: &Context,
-    idp: &IdentityProvider,
-    client_secret: Option<&str>,
-) -> (u64, u64) {
-    let mut h = DefaultHasher::new();
-    let ns = idp.namespace().unwrap_or_default();
-    (idp.uid(), idp.metadata.generation).hash(&mut h);
-    // Not the create-pending mark nor the pushed-Secret annotation: this operator's own
-    // bookkeeping, written at the end of a pass (the Secret's own version is an input).
-    backend_inputs(ctx, &ns, &idp.spec.backend_ref.name, &mut h);
-    client_secret
-        .map(|name| ctx.registry.secret_version(&ns, name))
-        .hash(&mut h);
-    let own = h.finish();
-    let me = ObjectRef::from_obj(idp);
-    let mut dependents: Vec<ObjectRef<Application>> = ctx
-        .index
-        .lock()
-        .map(|i| i.dependents(&me).cloned().collect())
-        .unwrap_or_default();
-    dependents.sort_by(|a, b| a.name.cmp(&b.name));
-    for r in dependents {
-        ctx.apps
-            .get(&r)
-            .map(|a| {
-                (
-                    a.uid(),
-                    a.metadata.generation,
-                    a.status.as_ref().and_then(|s| s.id.clone()),
-                    // A finished pass of a new generation has pushed its flow: jitRequiredBy
-                    // must look again (the generation alone may reach the IdP before the push).
-                    a.status.as_ref().and_then(|s| s.observed_generation),
-                    a.meta().deletion_timestamp.is_some(),
-                    a.finalizers().iter().any(|f| f == FINALIZER),
-                )
-            })
-            .hash(&mut h);
+    /// Forgets what an Application's credentials Secret held (deleted, or someone else's).
+    pub fn credentials_forget(&self, uid: &str) {
+        self.change(uid, |r| r.written.credentials = None);
     }
-    (own, h.finish())
 }
 
 #[cfg(test)]
@@ -438,6 +357,190 @@ mod tests {
     use super::*;
 
     const RESYNC: Duration = Duration::from_secs(100);
+    const WINDOW: Duration = Duration::from_secs(5);
+
+    fn app(all: u64, server: u64) -> Inputs {
+        Inputs::Application { all, server }
+    }
+
+    fn idp(all: u64, own: u64) -> Inputs {
+        Inputs::IdentityProvider { all, own }
+    }
+
+    fn app_pass(inputs: Inputs, at: Instant) -> LastPass {
+        let Inputs::Application { all, server } = inputs else {
+            unreachable!("an Application's inputs")
+        };
+        LastPass {
+            inputs: all,
+            due: at + RESYNC.mul_f64(0.9),
+            kind: KindPass::Application {
+                server,
+                rule_flow: None,
+            },
+        }
+    }
+
+    fn idp_pass(inputs: Inputs, at: Instant, jit_on: bool) -> LastPass {
+        let Inputs::IdentityProvider { all, own } = inputs else {
+            unreachable!("an IdentityProvider's inputs")
+        };
+        LastPass {
+            inputs: all,
+            due: at + RESYNC.mul_f64(0.9),
+            kind: KindPass::IdentityProvider {
+                own,
+                window_from: at,
+                jit_on,
+            },
+        }
+    }
+
+    /// The one decision of what a pass must do, for both kinds.
+    #[test]
+    fn what_the_next_pass_must_do() {
+        let t0 = Instant::now();
+        let s = |n: u64| t0 + Duration::from_secs(n);
+        let due = s(90); // a jittered resync fires at 90 % of the interval at the earliest
+        let skip = |n: u64| Pass::Skip(Duration::from_secs(90 - n));
+        // (case, last pass, inputs now, now, want)
+        let table: Vec<(&str, Option<LastPass>, Inputs, Instant, Pass)> = vec![
+            ("never passed", None, app(1, 1), s(1), Pass::Full),
+            ("an IdP never passed", None, idp(1, 1), s(1), Pass::Full),
+            (
+                "App: nothing new",
+                Some(app_pass(app(1, 1), t0)),
+                app(1, 1),
+                s(30),
+                skip(30),
+            ),
+            (
+                "App: a server input",
+                Some(app_pass(app(1, 1), t0)),
+                app(2, 2),
+                s(30),
+                Pass::Full,
+            ),
+            (
+                "App: its IdPs' rule facts alone",
+                Some(app_pass(app(1, 1), t0)),
+                app(2, 1),
+                s(30),
+                Pass::StatusOnly(None),
+            ),
+            (
+                "App: the resync",
+                Some(app_pass(app(1, 1), t0)),
+                app(1, 1),
+                due,
+                Pass::Full,
+            ),
+            (
+                "App: rule facts at the resync",
+                Some(app_pass(app(1, 1), t0)),
+                app(2, 1),
+                due,
+                Pass::Full,
+            ),
+            (
+                "IdP: nothing new",
+                Some(idp_pass(idp(1, 1), t0, true)),
+                idp(1, 1),
+                s(30),
+                skip(30),
+            ),
+            (
+                "IdP: its own change never waits",
+                Some(idp_pass(idp(1, 1), t0, true)),
+                idp(2, 2),
+                s(1),
+                Pass::Full,
+            ),
+            (
+                "IdP: a burst of dependents waits for the window",
+                Some(idp_pass(idp(1, 1), t0, true)),
+                idp(2, 1),
+                s(2),
+                Pass::Coalesce(Duration::from_secs(3)),
+            ),
+            (
+                "IdP: dependents after the window, JIT on",
+                Some(idp_pass(idp(1, 1), t0, true)),
+                idp(2, 1),
+                s(5),
+                Pass::DependentsOnly,
+            ),
+            (
+                "IdP: dependents, JIT off or skipped: live flows",
+                Some(idp_pass(idp(1, 1), t0, false)),
+                idp(2, 1),
+                s(5),
+                Pass::Full,
+            ),
+            (
+                "IdP: dependents at the resync",
+                Some(idp_pass(idp(1, 1), t0, true)),
+                idp(2, 1),
+                due,
+                Pass::Full,
+            ),
+            (
+                "IdP: the resync",
+                Some(idp_pass(idp(1, 1), t0, true)),
+                idp(1, 1),
+                due,
+                Pass::Full,
+            ),
+        ];
+        for (case, last, inputs, now, want) in table {
+            assert_eq!(decide(last.as_ref(), &inputs, now, WINDOW), want, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_cheaper_pass_keeps_the_resync_and_restarts_the_window() {
+        let memo = Memo::default();
+        let t0 = Instant::now();
+        let own = KindPass::IdentityProvider {
+            own: 1,
+            window_from: t0,
+            jit_on: true,
+        };
+        memo.passed("u", 1, own, t0, RESYNC);
+        let t6 = t0 + Duration::from_secs(6);
+        assert_eq!(
+            memo.decide("u", &idp(2, 1), t6, WINDOW),
+            Pass::DependentsOnly
+        );
+        memo.passed_cheaply("u", 2, t6);
+        assert_eq!(
+            memo.decide("u", &idp(2, 1), t6, WINDOW),
+            Pass::Skip(Duration::from_secs(84)),
+            "the full pass stays due at 90 s"
+        );
+        let t7 = t6 + Duration::from_secs(1);
+        assert_eq!(
+            memo.decide("u", &idp(3, 1), t7, WINDOW),
+            Pass::Coalesce(Duration::from_secs(4)),
+            "one dependents-only pass per window"
+        );
+    }
+
+    #[test]
+    fn a_failed_pass_forgets_the_pass_and_the_flow_but_not_what_was_written() {
+        let memo = Memo::default();
+        let t0 = Instant::now();
+        let flow = (crate::backend::FlowUpdate::default(), None);
+        memo.passed("a", 1, app_pass(app(1, 1), t0).kind, t0, RESYNC);
+        memo.record_flow("a", Some(1), Some(flow.clone()));
+        memo.remember_id("a", "i1");
+        memo.forget_pass("a");
+        assert_eq!(memo.decide("a", &app(1, 1), t0, WINDOW), Pass::Full);
+        assert_eq!(memo.flow_at("a", Some(1)), None);
+        assert_eq!(memo.owned_id("a", None).as_deref(), Some("i1"));
+        memo.forget("a");
+        assert!(memo.is_empty(), "a finished deletion leaves nothing");
+    }
 
     #[test]
     fn a_flow_is_known_only_for_the_generation_whose_pass_left_it() {
@@ -451,40 +554,6 @@ mod tests {
         assert_eq!(memo.flow_at("a", Some(2)), None);
         memo.record_flow("b", Some(1), None);
         assert_eq!(memo.flow_at("b", Some(1)), Some(None), "no flow to check");
-        memo.forget("a");
-        assert_eq!(memo.flow_at("a", Some(1)), None, "a failed pass forgets it");
-    }
-
-    #[test]
-    fn unknown_objects_get_a_full_pass() {
-        let memo = Memo::default();
-        assert_eq!(memo.skip("u", 1, Instant::now()), None);
-    }
-
-    #[test]
-    fn same_inputs_before_the_resync_skip_until_it_is_due() {
-        let memo = Memo::default();
-        let t0 = Instant::now();
-        memo.record("u", 1, t0, RESYNC);
-        let later = t0 + Duration::from_secs(30);
-        assert_eq!(memo.skip("u", 1, later), Some(Duration::from_secs(60)));
-    }
-
-    #[test]
-    fn changed_inputs_get_a_full_pass() {
-        let memo = Memo::default();
-        let t0 = Instant::now();
-        memo.record("u", 1, t0, RESYNC);
-        assert_eq!(memo.skip("u", 2, t0 + Duration::from_secs(1)), None);
-    }
-
-    #[test]
-    fn the_resync_is_never_skipped() {
-        let memo = Memo::default();
-        let t0 = Instant::now();
-        memo.record("u", 1, t0, RESYNC);
-        // A jittered resync fires at 90 % of the interval at the earliest.
-        assert_eq!(memo.skip("u", 1, t0 + Duration::from_secs(90)), None);
     }
 
     #[test]
@@ -497,71 +566,7 @@ mod tests {
         assert!(!memo.credentials_current("u", "7", &("id", "rotated")));
         memo.credentials_forget("u");
         assert!(!memo.credentials_current("u", "7", &("id", "s")));
-    }
-
-    #[test]
-    fn only_a_dependents_change_after_a_jit_on_pass_skips_the_server_until_the_resync() {
-        let t0 = Instant::now();
-        let soon = t0 + Duration::from_secs(10);
-        // (case, own at the pass, JIT on at the pass, own now, now, forgotten since, want)
-        let due = t0 + RESYNC;
-        let table: &[(&str, u64, bool, u64, Instant, bool, bool)] = &[
-            ("dependents only, JIT on", 1, true, 1, soon, false, true),
-            (
-                "own change: spec, Secret, backend",
-                1,
-                true,
-                2,
-                soon,
-                false,
-                false,
-            ),
-            (
-                "JIT off or skipped: live flows",
-                1,
-                false,
-                1,
-                soon,
-                false,
-                false,
-            ),
-            ("resync due: read the server", 1, true, 1, due, false, false),
-            ("failed pass since", 1, true, 1, soon, true, false),
-        ];
-        for &(case, own, jit_on, own_now, now, forgotten, want) in table {
-            let memo = Memo::default();
-            assert!(!memo.dependents_only("u", own, t0), "{case}: never passed");
-            memo.record("u", 7, t0, RESYNC);
-            memo.record_own("u", own, t0);
-            memo.record_jit_on("u", jit_on);
-            if forgotten {
-                memo.forget("u");
-                memo.forget_own("u");
-            }
-            assert_eq!(memo.dependents_only("u", own_now, now), want, "{case}");
-        }
-    }
-
-    #[test]
-    fn a_burst_of_dependent_changes_waits_for_the_window_own_changes_do_not() {
-        let memo = Memo::default();
-        let t0 = Instant::now();
-        let window = Duration::from_secs(5);
-        assert_eq!(memo.coalesce("u", 1, t0, window), None);
-        memo.record_own("u", 1, t0);
-        let t1 = t0 + Duration::from_secs(2);
-        assert_eq!(
-            memo.coalesce("u", 1, t1, window),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(memo.coalesce("u", 2, t1, window), None, "own change");
-        assert_eq!(
-            memo.coalesce("u", 1, t0 + window, window),
-            None,
-            "window over"
-        );
-        memo.forget_own("u");
-        assert_eq!(memo.coalesce("u", 1, t1, window), None);
+        assert!(memo.is_empty(), "an empty record is dropped");
     }
 
     #[test]
@@ -575,46 +580,29 @@ mod tests {
             "stale view"
         );
         assert_eq!(memo.owned_id("u", Some("i2".into())).as_deref(), Some("i2"));
-        memo.forget_id("u");
+        memo.remember_pushed("u", "7".into());
+        memo.forget("u");
         assert_eq!(memo.owned_id("u", None), None);
+        assert_eq!(memo.pushed_version("u", None), None);
     }
 
     #[test]
-    fn a_change_of_the_rule_inputs_alone_is_a_status_only_pass_until_the_resync() {
+    fn the_fresh_mark_is_taken_once() {
         let memo = Memo::default();
-        let t0 = Instant::now();
-        assert_eq!(memo.status_only("u", 1, t0), None, "never passed");
-        memo.record("u", 10, t0, RESYNC);
-        memo.record_rule("u", 1, t0, RESYNC, None);
-        let later = t0 + Duration::from_secs(10);
-        assert_eq!(memo.status_only("u", 1, later), Some(None));
-        assert_eq!(
-            memo.status_only("u", 2, later),
-            None,
-            "a server input changed"
-        );
-        let due = t0 + Duration::from_secs(90);
-        assert_eq!(
-            memo.status_only("u", 1, due),
-            None,
-            "the resync is a full pass"
-        );
-        memo.rehash("u", 11);
-        assert_eq!(
-            memo.skip("u", 11, later),
-            Some(Duration::from_secs(80)),
-            "due kept"
-        );
-        memo.forget("u");
-        assert_eq!(memo.status_only("u", 1, later), None);
+        assert!(!memo.take_fresh_pending("u"));
+        memo.fresh_pending("u");
+        assert!(memo.take_fresh_pending("u"));
+        assert!(!memo.take_fresh_pending("u"));
+        assert!(memo.is_empty());
     }
 
     #[test]
-    fn a_forgotten_object_gets_a_full_pass() {
+    fn the_watch_reacts_to_changed_facts_once_and_forgets_what_is_gone() {
         let memo = Memo::default();
-        let t0 = Instant::now();
-        memo.record("u", 1, t0, RESYNC);
-        memo.forget("u");
-        assert_eq!(memo.skip("u", 1, t0), None);
+        assert!(memo.facts_changed("u", &1, false), "first sight");
+        assert!(!memo.facts_changed("u", &1, false), "the same facts");
+        assert!(memo.facts_changed("u", &2, false));
+        assert!(memo.facts_changed("u", &3, true), "gone for good");
+        assert!(memo.is_empty());
     }
 }

@@ -23,6 +23,7 @@ macro_rules! step {
 pub mod application;
 pub mod cleanup;
 pub mod conditions;
+pub mod facts;
 #[cfg(test)]
 mod fake;
 pub mod gate;
@@ -69,12 +70,6 @@ pub struct Context {
     pub registry: BackendRegistry,
     /// Application → IdentityProvider edges, both ways, so a JIT change reaches exactly its dependents.
     pub index: Mutex<DependencyIndex<ObjectRef<Application>, ObjectRef<IdentityProvider>>>,
-    /// What IdentityProviders last learned about each Application (generation, server id, deleting),
-    /// so that an Application's status write does not make its IdPs re-read the server.
-    pub app_seen: Mutex<std::collections::HashMap<ObjectRef<Application>, AppFingerprint>>,
-    /// What Applications last learned about each IdentityProvider (see
-    /// `identity_provider::apps_to_refresh`).
-    pub idp_seen: Mutex<std::collections::HashMap<ObjectRef<IdentityProvider>, IdpFingerprint>>,
     /// Publishes Events.
     pub recorder: Recorder,
     /// Prometheus metrics.
@@ -86,29 +81,14 @@ pub struct Context {
     /// changed in one commit cannot both pass Block by each reading the other's old state. One lock
     /// per IdP (see [`gate`]), so unrelated objects never wait for each other.
     pub block_gate: gate::BlockGate,
-    /// The last successful pass of each object, so that a reconcile with no new input skips the
-    /// server until the resync.
+    /// What this process remembers about each object: its last successful pass (so that a
+    /// reconcile with no new input skips the server until the resync), what it wrote that the
+    /// cache may not show yet, and the facts the other kind's watch last reacted to.
     pub memo: memo::Memo,
     /// Reconciles at once per kind (`--concurrency`): what each backend's share of the slots is
     /// taken from (see [`registry::slot_share`]).
     pub concurrency: usize,
 }
-
-/// The parts of an Application its IdentityProviders care about: generation, server id, observed
-/// generation (its flow pushed), deleting, finalizer still present (its removal means the server
-/// object is gone).
-pub type AppFingerprint = (Option<i64>, Option<String>, Option<i64>, bool, bool);
-
-/// The parts of an IdentityProvider its Applications care about: generation, server id, JIT on the
-/// server, observed generation, deleting, finalizer still present.
-pub type IdpFingerprint = (
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    bool,
-    bool,
-);
 
 /// Why a reconcile failed. Messages name the object and never contain secret values.
 #[derive(Debug, thiserror::Error)]

@@ -532,7 +532,7 @@ pub enum AttributeSyncMethod {
 
 /// What to do with a change that would disable JIT while applications depend on it.
 #[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema,
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, schemars::JsonSchema,
 )]
 pub enum ConflictPolicy {
     /// Hold the JIT change back (the rest of the spec is still applied) and report it.

@@ -214,7 +214,7 @@ impl Flow {
 }
 
 /// JIT provisioning as declared or observed for one identity provider.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Jit {
     /// JIT provisioning creates local accounts.
     Enabled,
