@@ -287,3 +287,35 @@ async fn the_lookup_fields_are_validated_by_the_apiserver() {
         env.apply(&idp(name, &jit)).await.expect(name);
     }
 }
+
+/// The Application's side of a held-back lookup skip, between resyncs: declaring
+/// `skipForLookupFailure` changes what the conflict rule reads of the IdP, so the dependent
+/// Application shows the conflict at once, without waiting for its drift check (a resync of ten
+/// minutes here). Failed before the memo took its IdP facts from `facts::IdpFacts`: it hashed only
+/// `jit.enabled`, so the Application skipped the pass.
+#[tokio::test]
+async fn the_application_shows_a_held_back_lookup_skip_without_waiting_for_its_resync() {
+    let mut env = TestEnv::new("jit-lookup-app-side").await;
+    env.start_operator(&["--resync-interval", "10m"]);
+    env.create_backend("asgardeo").await;
+    env.apply(&partner_okta(false, "Block")).await.expect("idp");
+    env.apply(&common::payroll_via_partner_okta(""))
+        .await
+        .expect("app");
+    env.ready("Application", "payroll", T).await;
+    env.ready("IdentityProvider", "partner-okta", T).await;
+
+    env.set_spec(
+        "IdentityProvider",
+        "partner-okta",
+        json!({"jit": {"skipForLookupFailure": true}}),
+    )
+    .await;
+    let ready = env.not_ready("IdentityProvider", "partner-okta", T).await;
+    assert_eq!(ready["reason"], "JITLookupSkipBlocked", "{ready}");
+    let conflict = env.conflict("Application", "payroll", T).await;
+    assert!(
+        message(&conflict).contains("skipped on lookup failure"),
+        "{conflict}"
+    );
+}
