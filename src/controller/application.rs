@@ -27,8 +27,7 @@ use serde_json::json;
 use super::conditions::{self, Cond, Outcome};
 use super::identity_backend::now;
 use super::managed::{
-    self, description_change, Identified, Managed, Read, SecretPlan, ServerKind, CREATE_PENDING,
-    MANAGED_BY,
+    self, description_change, Identified, Managed, SecretPlan, CREATE_PENDING, MANAGED_BY,
 };
 use super::translate::{self, desired_flow, desired_oidc, flow_differs, oidc_differs};
 use super::{
@@ -121,8 +120,10 @@ pub async fn reconcile(app: Arc<Application>, ctx: Arc<Context>) -> Result<Actio
 }
 
 impl Managed for Application {
-    const KIND: ServerKind = ServerKind::Application;
+    type Server = crate::backend::Application;
     type Status = ApplicationStatus;
+    const NOUN: &'static str = "application";
+    const DELETE_REFUSED_HINT: &'static str = "fix the operator's access to the server";
     fn display_name(&self) -> &str {
         &self.spec.display_name
     }
@@ -146,6 +147,42 @@ impl Managed for Application {
     }
     fn description(&self) -> Option<&str> {
         self.spec.description.as_deref()
+    }
+    fn found(server: &crate::backend::Application) -> managed::Found {
+        managed::Found {
+            id: server.id.clone(),
+            name: server.name.clone(),
+            description: server.description.clone(),
+        }
+    }
+    async fn get_server(
+        client: &dyn IdentityServer,
+        id: &str,
+    ) -> Result<crate::backend::Application, crate::backend::BackendError> {
+        client.get_application(id).await
+    }
+    async fn find_server_id(
+        client: &dyn IdentityServer,
+        name: &str,
+    ) -> Result<Option<String>, crate::backend::BackendError> {
+        Ok(client.find_application_by_name(name).await?.map(|s| s.id))
+    }
+    async fn set_server_description(
+        client: &dyn IdentityServer,
+        id: &str,
+        description: String,
+    ) -> Result<(), crate::backend::BackendError> {
+        let patch = ApplicationPatch {
+            description: Some(description),
+            ..Default::default()
+        };
+        client.patch_application(id, &patch).await
+    }
+    async fn delete_server(
+        client: &dyn IdentityServer,
+        id: &str,
+    ) -> Result<bool, crate::backend::BackendError> {
+        client.delete_application(id).await
     }
 }
 
@@ -385,7 +422,7 @@ async fn identify(
     api: &Api<Application>,
     flow: Option<FlowUpdate>,
     seen: &mut Observed,
-) -> managed::Step<(String, bool, Option<Read>)> {
+) -> managed::Step<(String, bool, Option<crate::backend::Application>)> {
     let (app, client) = (pass.app, pass.client);
     let create = async |description: String| {
         let new = NewApplication {
@@ -419,10 +456,10 @@ fn known_app(
     app: &Application,
     id: &str,
     created: bool,
-    read: Option<Read>,
+    read: Option<crate::backend::Application>,
     sent: Option<FlowUpdate>,
 ) -> Option<crate::backend::Application> {
-    if let Some(Read::App(server)) = read {
+    if let Some(server) = read {
         return Some(server);
     }
     let flow = sent.filter(|_| created)?;
@@ -1179,7 +1216,6 @@ async fn cleanup(app: Arc<Application>, ctx: &Context) -> Result<Action, Error> 
         0,
     );
     let owned = cleanup::Owned {
-        kind: ServerKind::Application,
         policy: app.spec.deletion_policy,
         backend_ref: &app.spec.backend_ref,
         display_name: &app.spec.display_name,

@@ -12,15 +12,14 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use super::managed::{self, CleanupPlan, ServerKind, CREATE_PENDING};
+use super::kind::{self, Managed};
+use super::managed::{self, CleanupPlan, CREATE_PENDING};
 use super::{publish, Context, Error};
 use crate::api::{BackendRef, DeletionPolicy, IdentityBackend};
 use crate::backend::IdentityServer;
 
 /// What cleanup needs to know about the object.
 pub struct Owned<'a> {
-    /// The kind on the server.
-    pub kind: ServerKind,
     /// Delete or Orphan.
     pub policy: DeletionPolicy,
     /// Its backend.
@@ -54,10 +53,11 @@ pub async fn client_for_cleanup(
 }
 
 /// Deletes (or orphans) the server object of `obj`. `Err(Error::Blocked)` keeps the finalizer.
-pub async fn release<K>(ctx: &Context, obj: &K, owned: Owned<'_>) -> Result<Action, Error>
-where
-    K: Resource<DynamicType = ()>,
-{
+pub async fn release<K: Managed>(
+    ctx: &Context,
+    obj: &K,
+    owned: Owned<'_>,
+) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let uid = obj.uid().unwrap_or_default();
     let pending_mine = obj.annotations().get(CREATE_PENDING) == Some(&uid);
@@ -70,14 +70,9 @@ where
         Some(Err(why)) => Err(why.clone()),
         _ => Ok(()),
     };
-    let plan = managed::plan_cleanup(
-        owned.kind,
-        owned.policy,
-        owned.id.as_deref(),
-        pending_mine,
-        available,
-    );
-    let noun = owned.kind.noun();
+    let plan =
+        managed::plan_cleanup::<K>(owned.policy, owned.id.as_deref(), pending_mine, available);
+    let noun = K::NOUN;
     let id = match plan {
         CleanupPlan::Release(reason, note) => {
             if owned.policy == DeletionPolicy::Orphan {
@@ -103,7 +98,7 @@ where
         Some(id) => id,
         // A create may have reached the server before a crash: delete what it made, proven ours by
         // the marker; anything else with that name is someone else's.
-        None => match owned.kind.find(client.as_ref(), owned.display_name).await {
+        None => match kind::find::<K>(client.as_ref(), owned.display_name).await {
             Ok(Some(f))
                 if managed::marker(f.description.as_deref()).is_some_and(|m| m.uid == uid) =>
             {
@@ -130,7 +125,7 @@ where
             }
         },
     };
-    match owned.kind.delete(client.as_ref(), &id).await {
+    match K::delete_server(client.as_ref(), &id).await {
         Ok(existed) => {
             let text = if existed {
                 format!("deleted {noun} {id} on the server")
@@ -143,7 +138,7 @@ where
         Err(e) if e.is_not_found() => Ok(Action::await_change()),
         Err(e) if e.is_retryable() => Err(super::backend_err(format!("deleting {noun} {id}"))(e)),
         Err(e) => {
-            let (reason, message) = managed::delete_refused(owned.kind, &id, &e);
+            let (reason, message) = managed::delete_refused::<K>(&id, &e);
             Err(stuck(ctx, obj, reason, message).await)
         }
     }
@@ -154,16 +149,18 @@ where
 /// so that another object (say, in the namespace the application moves to) may adopt it. Best
 /// effort: Orphan never blocks a deletion; when the marker cannot be removed a Warning Event says
 /// how to remove it by hand. Only our own marker is removed.
-async fn release_marker<K>(ctx: &Context, obj: &K, owned: &Owned<'_>, ns: &str, id: &str, uid: &str)
-where
-    K: Resource<DynamicType = ()>,
-{
-    let noun = owned.kind.noun();
+async fn release_marker<K: Managed>(
+    ctx: &Context,
+    obj: &K,
+    owned: &Owned<'_>,
+    ns: &str,
+    id: &str,
+    uid: &str,
+) {
+    let noun = K::NOUN;
     let result = async {
         let client = client_for_cleanup(ctx, ns, owned.backend_ref).await?;
-        let found = owned
-            .kind
-            .get(client.as_ref(), id)
+        let found = kind::get::<K>(client.as_ref(), id)
             .await
             .map_err(|e| e.to_string())?;
         let Some(found) = found else {
@@ -173,9 +170,7 @@ where
             return Ok(());
         }
         let text = managed::strip_markers(found.description.as_deref().unwrap_or_default());
-        owned
-            .kind
-            .set_description(client.as_ref(), id, text)
+        K::set_server_description(client.as_ref(), id, text)
             .await
             .map_err(|e| e.to_string())
     }

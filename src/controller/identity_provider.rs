@@ -24,9 +24,7 @@ use kube::{Api, ResourceExt};
 
 use super::conditions::{self, Cond, Outcome};
 use super::identity_backend::now;
-use super::managed::{
-    self, description_change, Identified, Managed, Read, ServerKind, CREATE_PENDING,
-};
+use super::managed::{self, description_change, Identified, Managed, CREATE_PENDING};
 use super::translate::{self, authenticator_differs, desired_authenticator, jit_change, jit_diff};
 use super::{
     annotate_all, apply_status, backend_err, cleanup, consent_message, consented, facts, jittered,
@@ -42,8 +40,11 @@ use crate::flow::{self, Jit, LocalAccountAuthenticators};
 pub use super::managed::SECRET_VERSION;
 
 impl Managed for IdentityProvider {
-    const KIND: ServerKind = ServerKind::IdentityProvider;
+    type Server = crate::backend::Idp;
     type Status = IdentityProviderStatus;
+    const NOUN: &'static str = "identity provider";
+    const DELETE_REFUSED_HINT: &'static str =
+        "remove it from the login flows of the applications that use it";
     fn display_name(&self) -> &str {
         &self.spec.display_name
     }
@@ -67,6 +68,39 @@ impl Managed for IdentityProvider {
     }
     fn description(&self) -> Option<&str> {
         self.spec.description.as_deref()
+    }
+    fn found(server: &crate::backend::Idp) -> managed::Found {
+        managed::Found {
+            id: server.id.clone(),
+            name: server.name.clone(),
+            description: server.description.clone(),
+        }
+    }
+    async fn get_server(
+        client: &dyn IdentityServer,
+        id: &str,
+    ) -> Result<crate::backend::Idp, crate::backend::BackendError> {
+        client.get_idp(id).await
+    }
+    async fn find_server_id(
+        client: &dyn IdentityServer,
+        name: &str,
+    ) -> Result<Option<String>, crate::backend::BackendError> {
+        Ok(client.find_idp_by_name(name).await?.map(|s| s.id))
+    }
+    async fn set_server_description(
+        client: &dyn IdentityServer,
+        id: &str,
+        description: String,
+    ) -> Result<(), crate::backend::BackendError> {
+        let patch = [crate::backend::IdpPatch::Description(description)];
+        client.patch_idp(id, &patch).await
+    }
+    async fn delete_server(
+        client: &dyn IdentityServer,
+        id: &str,
+    ) -> Result<bool, crate::backend::BackendError> {
+        client.delete_idp(id).await
     }
 }
 
@@ -317,7 +351,7 @@ async fn identify(
     client: &dyn IdentityServer,
     creds: &Credentials<'_>,
     seen: &mut Observed,
-) -> managed::Step<(String, bool, Option<Read>)> {
+) -> managed::Step<(String, bool, Option<crate::backend::Idp>)> {
     let create = async |description: String| {
         let new = NewIdp {
             name: idp.spec.display_name.clone(),
@@ -353,10 +387,10 @@ async fn server_idp(
     client: &dyn IdentityServer,
     id: &str,
     created: bool,
-    read: Option<Read>,
+    read: Option<crate::backend::Idp>,
     creds: &Credentials<'_>,
 ) -> Result<crate::backend::Idp, Error> {
-    if let Some(Read::Idp(server)) = read {
+    if let Some(server) = read {
         return Ok(server);
     }
     if created {
@@ -1194,7 +1228,6 @@ async fn cleanup(idp: Arc<IdentityProvider>, ctx: &Context) -> Result<Action, Er
         0,
     );
     let owned = cleanup::Owned {
-        kind: ServerKind::IdentityProvider,
         policy: idp.spec.deletion_policy,
         backend_ref: &idp.spec.backend_ref,
         display_name: &idp.spec.display_name,

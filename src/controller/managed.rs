@@ -6,7 +6,7 @@
 //! dereference → validate → build → apply → status steps of stackabletech's operators.
 //!
 //! Only what differs per kind lives in `identity_provider.rs` / `application.rs`: how to read,
-//! find, create, update and delete on the server ([`ServerKind`]) and the kind's own plan (JIT under
+//! find, create, update and delete on the server ([`Managed`]) and the kind's own plan (JIT under
 //! Block, the login flow under Block, the credentials Secret).
 //!
 //! Ownership is explicit. A server object belongs to a Kubernetes object when its id is in the
@@ -25,9 +25,10 @@ use std::sync::Arc;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, ResourceExt};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use super::conditions::Outcome;
+use super::kind;
+pub use super::kind::Managed;
 use super::{annotate, apply_status, publish, Context, Error};
 use crate::api::{BackendRef, DeletionPolicy, IdentityBackend};
 use crate::backend::{BackendError, IdentityServer};
@@ -292,135 +293,6 @@ pub fn same_name(a: &str, b: &str) -> bool {
     a.to_lowercase() == b.to_lowercase()
 }
 
-/// Which kind of server object a managed resource stands for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ServerKind {
-    /// An identity provider.
-    IdentityProvider,
-    /// An application.
-    Application,
-}
-
-impl ServerKind {
-    /// The noun in messages.
-    pub fn noun(self) -> &'static str {
-        match self {
-            ServerKind::IdentityProvider => "identity provider",
-            ServerKind::Application => "application",
-        }
-    }
-
-    /// Reads the object by id; `None` when the server says it is gone.
-    pub async fn get(
-        self,
-        client: &dyn IdentityServer,
-        id: &str,
-    ) -> Result<Option<Found>, BackendError> {
-        Ok(self.read(client, id).await?.map(|r| r.found()))
-    }
-
-    /// Reads the whole object by id (what the diff needs, so a pass reads it once); `None` when
-    /// the server says it is gone.
-    pub async fn read(
-        self,
-        client: &dyn IdentityServer,
-        id: &str,
-    ) -> Result<Option<Read>, BackendError> {
-        let read = match self {
-            ServerKind::IdentityProvider => client.get_idp(id).await.map(Read::Idp),
-            ServerKind::Application => client.get_application(id).await.map(Read::App),
-        };
-        match read {
-            Ok(r) => Ok(Some(r)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Finds the whole object by name.
-    pub async fn find_read(
-        self,
-        client: &dyn IdentityServer,
-        name: &str,
-    ) -> Result<Option<Read>, BackendError> {
-        let id = match self {
-            ServerKind::IdentityProvider => client.find_idp_by_name(name).await?.map(|s| s.id),
-            ServerKind::Application => client.find_application_by_name(name).await?.map(|s| s.id),
-        };
-        match id {
-            Some(id) => self.read(client, &id).await,
-            None => Ok(None),
-        }
-    }
-
-    /// Finds the object by name (with its description, the ownership proof).
-    pub async fn find(
-        self,
-        client: &dyn IdentityServer,
-        name: &str,
-    ) -> Result<Option<Found>, BackendError> {
-        Ok(self.find_read(client, name).await?.map(|r| r.found()))
-    }
-
-    /// Replaces the object's description (the owner marker's release on Orphan).
-    pub async fn set_description(
-        self,
-        client: &dyn IdentityServer,
-        id: &str,
-        description: String,
-    ) -> Result<(), BackendError> {
-        match self {
-            ServerKind::IdentityProvider => {
-                client
-                    .patch_idp(id, &[crate::backend::IdpPatch::Description(description)])
-                    .await
-            }
-            ServerKind::Application => {
-                let patch = crate::backend::ApplicationPatch {
-                    description: Some(description),
-                    ..Default::default()
-                };
-                client.patch_application(id, &patch).await
-            }
-        }
-    }
-
-    /// Deletes the object; `Ok(false)` when it was already gone.
-    pub async fn delete(self, client: &dyn IdentityServer, id: &str) -> Result<bool, BackendError> {
-        match self {
-            ServerKind::IdentityProvider => client.delete_idp(id).await,
-            ServerKind::Application => client.delete_application(id).await,
-        }
-    }
-}
-
-/// A whole server object as read.
-#[derive(Clone, Debug)]
-pub enum Read {
-    /// An identity provider.
-    Idp(crate::backend::Idp),
-    /// An application.
-    App(crate::backend::Application),
-}
-
-impl Read {
-    /// What the ownership decision needs of it.
-    pub fn found(&self) -> Found {
-        match self {
-            Read::Idp(i) => Found {
-                id: i.id.clone(),
-                name: i.name.clone(),
-                description: i.description.clone(),
-            },
-            Read::App(a) => Found {
-                id: a.id.clone(),
-                name: a.name.clone(),
-                description: a.description.clone(),
-            },
-        }
-    }
-}
-
 /// A server object as the ownership decision needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Found {
@@ -465,37 +337,34 @@ pub fn lookup_by_name(by_id: &ById, display_name: &str, pending: bool, adopt: bo
 }
 
 /// Observe: read by id, and by name when the id is missing or gone or the name changes. Never writes.
-pub async fn observe(
-    kind: ServerKind,
+pub async fn observe<K: Managed>(
     client: &dyn IdentityServer,
     id: Option<&str>,
     display_name: &str,
 ) -> Result<Observation, Error> {
-    let (seen, _) = observe_read(kind, client, id, display_name, true).await?;
+    let (seen, _) = observe_read::<K>(client, id, display_name, true).await?;
     Ok(seen)
 }
 
 /// [`observe`], keeping the whole object it read (the recorded one, else the one found by name), so
 /// that the pass diffs it without reading it again. `not_new`: a create is pending or the object
 /// adopts, so a missing id needs the name looked up (see [`lookup_by_name`]).
-pub async fn observe_read(
-    kind: ServerKind,
+pub async fn observe_read<K: Managed>(
     client: &dyn IdentityServer,
     id: Option<&str>,
     display_name: &str,
     not_new: bool,
-) -> Result<(Observation, Option<Read>), Error> {
-    let noun = kind.noun();
+) -> Result<(Observation, Option<K::Server>), Error> {
+    let noun = K::NOUN;
     let mut read = None;
     let by_id = match id {
         None => ById::NotRecorded,
-        Some(id) => match kind
-            .read(client, id)
+        Some(id) => match kind::read::<K>(client, id)
             .await
             .map_err(super::backend_err(format!("reading {noun} {id}")))?
         {
             Some(r) => {
-                let f = r.found();
+                let f = K::found(&r);
                 read = Some(r);
                 ById::Found(f)
             }
@@ -503,13 +372,13 @@ pub async fn observe_read(
         },
     };
     let found_by_name = if lookup_by_name(&by_id, display_name, not_new, false) {
-        kind.find_read(client, display_name)
+        kind::find_read::<K>(client, display_name)
             .await
             .map_err(super::backend_err(format!("looking up the {noun} by name")))?
     } else {
         None
     };
-    let by_name = found_by_name.as_ref().map(Read::found);
+    let by_name = found_by_name.as_ref().map(K::found);
     if read.is_none() {
         read = found_by_name;
     }
@@ -576,13 +445,13 @@ pub enum IdentityPlan {
 }
 
 /// Plan: which server object this object stands for, or why none. Pure.
-pub fn plan_identity(
-    kind: ServerKind,
+pub fn plan_identity<K: Managed>(
     me: &Identity<'_>,
     seen: &Observation,
     others: &[Claim],
 ) -> IdentityPlan {
-    let noun = kind.noun();
+    let noun = K::NOUN;
+    let kind = kind::kind_name::<K>();
     let name = me.display_name;
     let mine_pending = me.pending == Some(me.uid);
     let clear_pending = me.pending.is_some();
@@ -598,7 +467,7 @@ pub fn plan_identity(
         reason: "NameClash",
         message: format!(
             "displayName {name:?} is already claimed by {} {} on the same tenant: exactly one object may manage a server {noun}; choose another displayName",
-            kind_object(kind),
+            kind,
             o.object
         ),
         clear_pending: clear_pending && !mine_pending,
@@ -611,7 +480,7 @@ pub fn plan_identity(
             "the {noun} {:?} on the server ({}) is managed by {} {who} (its description carries that object's owner marker): exactly one object may manage a server {noun}, so it was neither adopted nor changed. Choose another displayName; if that object is gone, delete it with deletionPolicy: Orphan (which releases the {noun}) or remove the [identity-operator.io/owner=...] marker from the description on the server",
             f.name,
             f.id,
-            kind_object(kind)
+            kind
         ),
         clear_pending,
     }
@@ -679,13 +548,6 @@ pub fn plan_identity(
     }
 }
 
-fn kind_object(kind: ServerKind) -> &'static str {
-    match kind {
-        ServerKind::IdentityProvider => "IdentityProvider",
-        ServerKind::Application => "Application",
-    }
-}
-
 /// The claims on the server of the other objects of `obj`'s kind in the cluster cache that point at
 /// the same tenant as `obj`, whatever their namespace or backend name: ownership is per tenant,
 /// since two namespaces with a backend for one tenant reach the same server objects. An object
@@ -750,46 +612,8 @@ where
         .collect()
 }
 
-/// What each kind tells the managed flow about itself.
-pub trait Managed:
-    kube::Resource<DynamicType = ()>
-    + Clone
-    + DeserializeOwned
-    + std::fmt::Debug
-    + Send
-    + Sync
-    + 'static
-{
-    /// The server object it stands for.
-    const KIND: ServerKind;
-    /// Its status type.
-    type Status: Serialize + PartialEq;
-    /// `spec.displayName`.
-    fn display_name(&self) -> &str;
-    /// `spec.adopt`.
-    fn adopt(&self) -> bool;
-    /// `spec.backendRef`.
-    fn backend(&self) -> &BackendRef;
-    /// The server id in status.
-    fn recorded_id(&self) -> Option<String>;
-    /// The current status with `id` set (written right after a create or an adoption).
-    fn status_with_id(&self, id: &str) -> Self::Status;
-    /// The cluster cache of this kind.
-    fn cache(ctx: &Context) -> &Store<Self>;
-    /// `spec.description`.
-    fn description(&self) -> Option<&str>;
-    /// The description the server object carries: the spec's, then the owner marker. Sent with
-    /// the create, so the marker is there from the first moment and never has to be replaced.
-    fn server_description(&self) -> String {
-        with_marker(
-            &strip_markers(self.description().unwrap_or_default()),
-            &marker_for(self),
-        )
-    }
-}
-
 /// The result of [`identify`].
-pub enum Identified {
+pub enum Identified<K: Managed> {
     /// The server object that is ours; `created` when this pass created it.
     Ours {
         /// Server id.
@@ -798,7 +622,7 @@ pub enum Identified {
         /// clears it once the id is in status ([`pending_done`]).
         created: bool,
         /// The whole object, when observe read it (so the pass need not read it again).
-        read: Option<Read>,
+        read: Option<K::Server>,
     },
     /// No server object to work on: report `outcome`, keep `id` in status.
     Stop {
@@ -864,9 +688,8 @@ pub async fn identify<K: Managed>(
     obj: &K,
     client: &dyn IdentityServer,
     create: impl AsyncFnOnce(String) -> Result<String, BackendError>,
-) -> Result<Identified, Error> {
-    let kind = K::KIND;
-    let noun = kind.noun();
+) -> Result<Identified<K>, Error> {
+    let noun = K::NOUN;
     let uid = obj.uid().unwrap_or_default();
     let recorded = ctx.memo.owned_id(&uid, obj.recorded_id());
     // A mark [`claim`] set in this process for a brand-new object stands for no create yet: the
@@ -878,14 +701,8 @@ pub async fn identify<K: Managed>(
         .map(String::as_str)
         .filter(|_| !fresh);
     let not_new = pending.is_some() || obj.adopt();
-    let (seen, read) = observe_read(
-        kind,
-        client,
-        recorded.as_deref(),
-        obj.display_name(),
-        not_new,
-    )
-    .await?;
+    let (seen, read) =
+        observe_read::<K>(client, recorded.as_deref(), obj.display_name(), not_new).await?;
     let others = tenant_claims(ctx, obj);
     let owner = owner_of(obj);
     let me = Identity {
@@ -899,8 +716,8 @@ pub async fn identify<K: Managed>(
         ById::Gone(id) => Some(id.clone()),
         _ => None,
     };
-    let read_of = |id: &str| read.clone().filter(|r| r.found().id == id);
-    match plan_identity(kind, &me, &seen, &others) {
+    let read_of = |id: &str| read.clone().filter(|r| K::found(r).id == id);
+    match plan_identity::<K>(&me, &seen, &others) {
         IdentityPlan::Existing { id, .. } => {
             ctx.memo.remember_id(&uid, &id);
             let read = read_of(&id);
@@ -981,7 +798,7 @@ pub async fn identify<K: Managed>(
                             pending: Some(uid.as_str()),
                             ..me.clone()
                         };
-                        match after_failed_create(kind, client, &mine, &seen, &others).await {
+                        match after_failed_create::<K>(client, &mine, &seen, &others).await {
                             Ok(Some(AfterCreate::Recover(f))) => {
                                 let note = format!(
                                     "the server kept {noun} {} although its answer to the create was unusable ({e}); it carries this object's uid: taking it over",
@@ -1045,27 +862,25 @@ pub fn may_have_committed(e: &BackendError) -> bool {
 }
 
 /// What a lookup by name after a failed create found.
-enum AfterCreate {
+enum AfterCreate<K: Managed> {
     /// Our own object (it carries our uid marker): the create did commit.
     Recover(Found),
     /// Someone else's: report the clash.
-    Stop(Identified),
+    Stop(Identified<K>),
 }
 
 /// A create that failed with a name conflict observe did not look up (a brand-new object), or
 /// whose answer was lost or unusable: look the name up now and plan again with our create-pending
 /// mark, so that our own object is recovered by its uid marker and anyone else's is reported
 /// exactly as if it had been seen first. `None` when nothing of that name is found.
-async fn after_failed_create(
-    kind: ServerKind,
+async fn after_failed_create<K: Managed>(
     client: &dyn IdentityServer,
     me: &Identity<'_>,
     seen: &Observation,
     others: &[Claim],
-) -> Result<Option<AfterCreate>, Error> {
-    let noun = kind.noun();
-    let by_name = kind
-        .find(client, me.display_name)
+) -> Result<Option<AfterCreate<K>>, Error> {
+    let noun = K::NOUN;
+    let by_name = kind::find::<K>(client, me.display_name)
         .await
         .map_err(super::backend_err(format!("looking up the {noun} by name")))?;
     if by_name.is_none() {
@@ -1075,7 +890,7 @@ async fn after_failed_create(
         by_id: seen.by_id.clone(),
         by_name,
     };
-    Ok(match plan_identity(kind, me, &again, others) {
+    Ok(match plan_identity::<K>(me, &again, others) {
         IdentityPlan::Recover(f) => Some(AfterCreate::Recover(f)),
         IdentityPlan::Clash {
             reason, message, ..
@@ -1098,8 +913,8 @@ async fn take_over<K: Managed>(
     note: String,
     id: String,
     pending: bool,
-    read: Option<Read>,
-) -> Result<Identified, Error> {
+    read: Option<K::Server>,
+) -> Result<Identified<K>, Error> {
     let uid = obj.uid().unwrap_or_default();
     publish(ctx, obj, EventType::Normal, reason, "Adopt", note).await;
     apply_status(api, obj, None, &obj.status_with_id(&id)).await?;
@@ -1154,14 +969,13 @@ pub enum CleanupPlan {
 
 /// Plan the deletion. Pure. `client` says whether a client for the backend is at hand (fresh or
 /// cached) and, when not, why.
-pub fn plan_cleanup(
-    kind: ServerKind,
+pub fn plan_cleanup<K: Managed>(
     policy: DeletionPolicy,
     id: Option<&str>,
     pending_mine: bool,
     client: Result<(), String>,
 ) -> CleanupPlan {
-    let noun = kind.noun();
+    let noun = K::NOUN;
     if policy == DeletionPolicy::Orphan {
         return CleanupPlan::Release(
             "Orphaned",
@@ -1189,14 +1003,9 @@ pub fn plan_cleanup(
 }
 
 /// The condition a refused server delete puts on the object, with the server's code.
-pub fn delete_refused(kind: ServerKind, id: &str, e: &BackendError) -> (&'static str, String) {
-    let noun = kind.noun();
-    let hint = match kind {
-        ServerKind::IdentityProvider => {
-            "remove it from the login flows of the applications that use it"
-        }
-        ServerKind::Application => "fix the operator's access to the server",
-    };
+pub fn delete_refused<K: Managed>(id: &str, e: &BackendError) -> (&'static str, String) {
+    let noun = K::NOUN;
+    let hint = K::DELETE_REFUSED_HINT;
     (
         "DeleteRefused",
         format!(

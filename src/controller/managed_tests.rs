@@ -12,10 +12,12 @@ use kube::api::ObjectMeta;
 
 use super::*;
 use crate::api::identity_provider::ConflictPolicy;
+use crate::api::IdentityProvider;
 use crate::backend::{FlowKind, FlowOption, FlowStep, FlowUpdate, JitChange, LoginFlow};
 use crate::controller::application::plan_flow;
 use crate::controller::fake::FakeServer;
 use crate::controller::identity_provider::{authenticator_push, live_flows, plan_jit};
+use crate::controller::kind;
 use crate::flow::{Jit, LocalAccountAuthenticators};
 
 const UID: &str = "uid-me";
@@ -313,7 +315,7 @@ fn identity_plan_table() {
             pending,
         };
         let seen = Observation { by_id, by_name };
-        let got = plan_identity(ServerKind::IdentityProvider, &me, &seen, &others);
+        let got = plan_identity::<IdentityProvider>(&me, &seen, &others);
         assert_eq!(tag(&got), want, "case {name:?}");
         if let IdentityPlan::Clash { message, .. } = &got {
             assert!(message.contains("Google"), "case {name:?}: {message}");
@@ -369,7 +371,7 @@ async fn observe_then_plan_against_the_fake_server() {
         ),
     ];
     for (name, id, display_name, pending, want) in cases {
-        let seen = observe(ServerKind::IdentityProvider, &server, id, display_name)
+        let seen = observe::<IdentityProvider>(&server, id, display_name)
             .await
             .expect("observe");
         let me = Identity {
@@ -379,7 +381,7 @@ async fn observe_then_plan_against_the_fake_server() {
             adopt: false,
             pending,
         };
-        let got = plan_identity(ServerKind::IdentityProvider, &me, &seen, &[]);
+        let got = plan_identity::<IdentityProvider>(&me, &seen, &[]);
         assert_eq!(tag(&got), want, "case {name:?}");
     }
 }
@@ -524,7 +526,7 @@ fn cleanup_plan_table() {
         ),
     ];
     for (name, policy, id, pending, client, want) in cases {
-        let got = match plan_cleanup(ServerKind::IdentityProvider, policy, id, pending, client) {
+        let got = match plan_cleanup::<IdentityProvider>(policy, id, pending, client) {
             CleanupPlan::Release(r, _) => format!("release {r}"),
             CleanupPlan::Delete(id) => format!("delete {id}"),
             CleanupPlan::DeletePending => "pending".into(),
@@ -547,17 +549,15 @@ async fn refused_delete_is_reported_with_the_server_code() {
             options: vec![FlowOption::federated("Google", "GoogleOIDCAuthenticator")],
         }],
     );
-    let err = ServerKind::IdentityProvider
-        .delete(&server, &idp)
+    let err = IdentityProvider::delete_server(&server, &idp)
         .await
         .expect_err("in use");
-    let (reason, message) = delete_refused(ServerKind::IdentityProvider, &idp, &err);
+    let (reason, message) = delete_refused::<IdentityProvider>(&idp, &err);
     assert_eq!(reason, "DeleteRefused");
     assert!(message.contains("IDP-60005"), "{message}");
     assert!(message.contains("deletionPolicy: Orphan"), "{message}");
     assert!(
-        ServerKind::IdentityProvider
-            .get(&server, &idp)
+        kind::get::<IdentityProvider>(&server, &idp)
             .await
             .expect("get")
             .is_some(),
@@ -1311,7 +1311,7 @@ fn after_a_conflict_our_marker_recovers_and_a_foreign_object_clashes() {
         by_name: Some(found("i1", "Google", Some(&owner_marker(UID)))),
     };
     assert_eq!(
-        plan_identity(ServerKind::IdentityProvider, &me, &ours, &[]),
+        plan_identity::<IdentityProvider>(&me, &ours, &[]),
         IdentityPlan::Recover(found("i1", "Google", Some(&owner_marker(UID))))
     );
     let foreign = Observation {
@@ -1319,7 +1319,7 @@ fn after_a_conflict_our_marker_recovers_and_a_foreign_object_clashes() {
         by_name: Some(found("i2", "Google", Some("someone's"))),
     };
     assert!(matches!(
-        plan_identity(ServerKind::IdentityProvider, &me, &foreign, &[]),
+        plan_identity::<IdentityProvider>(&me, &foreign, &[]),
         IdentityPlan::Clash {
             reason: "AlreadyExists",
             ..

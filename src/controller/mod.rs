@@ -29,6 +29,7 @@ mod fake;
 pub mod gate;
 pub mod identity_backend;
 pub mod identity_provider;
+pub mod kind;
 pub mod managed;
 pub mod memo;
 pub mod proofs;
