@@ -136,13 +136,6 @@ impl IdpFacts {
     }
 }
 
-/// A digest of facts, for the watch's "what it last reacted to".
-pub fn digest(data: &impl Hash) -> u64 {
-    let mut h = DefaultHasher::new();
-    data.hash(&mut h);
-    h.finish()
-}
-
 fn backend_inputs(ctx: &Context, ns: &str, name: &str, h: &mut DefaultHasher) {
     let backend = ctx.backends.get(&ObjectRef::new(name).within(ns));
     backend

@@ -9,7 +9,7 @@ use kube::runtime::reflector::Store;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::managed::{marker_for, strip_markers, with_marker, Found};
+use super::marker::{marker_for, strip_markers, with_marker};
 use super::Context;
 use crate::api::BackendRef;
 use crate::backend::{BackendError, IdentityServer};
@@ -124,4 +124,15 @@ pub async fn find<K: Managed>(
     name: &str,
 ) -> Result<Option<Found>, BackendError> {
     Ok(find_read::<K>(client, name).await?.as_ref().map(K::found))
+}
+
+/// A server object as the ownership decision needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// Server id.
+    pub id: String,
+    /// Server name.
+    pub name: String,
+    /// Server description (may carry an owner marker, [`marker`]).
+    pub description: Option<String>,
 }

@@ -9,11 +9,9 @@
 //! wrote and the cache may not show yet.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use super::facts::digest;
 
 /// One [`Record`] per object this process has passed (by uid), IdentityProviders and Applications
 /// alike (uids are unique across kinds).
@@ -350,6 +348,13 @@ impl Memo {
     pub fn credentials_forget(&self, uid: &str) {
         self.change(uid, |r| r.written.credentials = None);
     }
+}
+
+/// A digest of hashable data (facts, credentials), never the data itself.
+pub fn digest(data: &impl Hash) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut h);
+    h.finish()
 }
 
 #[cfg(test)]

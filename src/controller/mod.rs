@@ -31,6 +31,7 @@ pub mod identity_backend;
 pub mod identity_provider;
 pub mod kind;
 pub mod managed;
+pub mod marker;
 pub mod memo;
 pub mod proofs;
 pub mod registry;
