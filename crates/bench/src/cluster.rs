@@ -165,16 +165,15 @@ pub(crate) async fn operator_identity(
         .context("TokenRequest without a token")?;
     // The admin kubeconfig with every user replaced by the token (a client certificate would win
     // over the token and make the operator an admin again).
-    let mut kc: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(admin_kubeconfig)?)?;
-    if let Some(users) = kc.get_mut("users").and_then(|u| u.as_sequence_mut()) {
+    let mut kc: Value = serde_saphyr::from_str(&std::fs::read_to_string(admin_kubeconfig)?)?;
+    if let Some(users) = kc.get_mut("users").and_then(|u| u.as_array_mut()) {
         for user in users {
-            user["user"] = serde_yaml::to_value(json!({ "token": token }))?;
+            user["user"] = json!({ "token": token });
         }
     }
     kc["contexts"][0]["context"]["namespace"] = ns.into();
     let path = workdir.join("operator.kubeconfig");
-    write_private(&path, &serde_yaml::to_string(&kc)?)?;
+    write_private(&path, &serde_saphyr::to_string(&kc)?)?;
     Ok(path)
 }
 
