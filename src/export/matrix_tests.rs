@@ -57,7 +57,7 @@ fn root() -> std::path::PathBuf {
 
 pub fn matrix() -> Matrix {
     let text = std::fs::read_to_string(root().join("tests/field-matrix.yaml")).expect("matrix");
-    serde_yaml::from_str(&text).expect("matrix parses")
+    serde_saphyr::from_str(&text).expect("matrix parses")
 }
 
 /// Every leaf of every CRD's spec in `crds/`, as `Kind spec.a.b[]`.
@@ -79,7 +79,7 @@ fn crd_leaves() -> BTreeSet<String> {
     for entry in std::fs::read_dir(root().join("crds")).expect("crds/") {
         let path = entry.expect("entry").path();
         let crd: Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&path).expect("crd")).expect("yaml");
+            serde_saphyr::from_str(&std::fs::read_to_string(&path).expect("crd")).expect("yaml");
         let kind = crd["spec"]["names"]["kind"]
             .as_str()
             .expect("kind")

@@ -251,7 +251,7 @@ fn comment_safe(s: &str) -> String {
 
 fn yaml_of<T: serde::Serialize>(header: &str, obj: &T) -> String {
     // The types serialize to plain maps; a failure here would be a bug in a derive, not input.
-    let body = serde_yaml::to_string(obj).unwrap_or_default();
+    let body = serde_saphyr::to_string(obj).unwrap_or_default();
     format!("{header}{body}")
 }
 

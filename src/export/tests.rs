@@ -490,7 +490,7 @@ fn server_ids_cannot_add_yaml_and_unusable_names_are_skipped() {
         for sep in ['\u{2028}', '\u{2029}', '\u{85}', '\r'] {
             assert!(!text.contains(sep), "{sep:?} in\n{text}");
         }
-        let got: serde_json::Value = serde_yaml::from_str(&text).expect("parses");
+        let got: serde_json::Value = serde_saphyr::from_str(&text).expect("parses");
         assert_eq!(got, want, "the file is exactly the object:\n{text}");
     };
     let idp = serde_json::to_value(&plan.idps[0].2).expect("json");
@@ -529,5 +529,30 @@ fn only_certificates_the_crd_accepts_are_exported() {
     ];
     for (case, pems, want) in cases {
         assert_eq!(super::plan::certificates_expressible(&pems), want, "{case}");
+    }
+}
+
+/// The YAML export writes stays what kubectl reads back (YAML 1.1, like sigs.k8s.io/yaml): strings
+/// that look like booleans, numbers or null are quoted, a script keeps its lines as a block scalar.
+#[test]
+fn exported_yaml_quotes_what_a_yaml_1_1_reader_would_retype() {
+    let script = "var onLoginRequest = function (context) {\n    executeStep(1);\n};\n";
+    let cases = [
+        "yes", "on", "off", "no", "y", "1.0", "0755", "~", "null", "", "true", "12:30", script,
+    ];
+    for text in cases {
+        let doc = serde_json::json!({ "spec": { "value": text } });
+        let out = super::yaml_of("", &doc);
+        let line = out.lines().nth(1).unwrap_or_default().trim();
+        if text == script {
+            assert!(line.starts_with("value: |"), "{text:?} as {out}");
+        } else {
+            assert!(
+                line.starts_with("value: \"") || line.starts_with("value: '"),
+                "{text:?} is quoted: {out}"
+            );
+        }
+        let back: serde_json::Value = serde_saphyr::from_str(&out).expect("parses");
+        assert_eq!(back, doc, "{text:?} round-trips");
     }
 }

@@ -123,7 +123,7 @@ pub fn split_documents(file: &str, text: &str) -> Result<Vec<Document>, LoadErro
             document: index,
         };
         let value: serde_json::Value =
-            serde_yaml::from_str(&chunk).map_err(|e| LoadError::Yaml {
+            serde_saphyr::from_str(&chunk).map_err(|e| LoadError::Yaml {
                 location: location.clone(),
                 message: e.to_string(),
             })?;

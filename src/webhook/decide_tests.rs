@@ -12,7 +12,7 @@ fn idp(
     on_server: Option<&str>,
 ) -> Arc<IdentityProvider> {
     let jit = jit.map(|j| format!("jit: {j}")).unwrap_or_default();
-    let mut obj: IdentityProvider = serde_yaml::from_str(&format!(
+    let mut obj: IdentityProvider = serde_saphyr::from_str(&format!(
         r#"
 apiVersion: identity-operator.io/v1alpha1
 kind: IdentityProvider
@@ -42,7 +42,7 @@ fn app(steps: Option<&str>) -> Application {
     let flow = steps
         .map(|s| format!("loginFlow: {{steps: {s}}}"))
         .unwrap_or_default();
-    serde_yaml::from_str(&format!(
+    serde_saphyr::from_str(&format!(
         r#"
 apiVersion: identity-operator.io/v1alpha1
 kind: Application

@@ -18,33 +18,38 @@
 //! Nothing here asserts a limit: the numbers are reported (table and JSON) for BENCHMARKS.md.
 
 pub mod admission;
+mod cluster;
+mod operator;
 mod probe;
 mod report;
+mod wait;
 mod workload;
 
 pub use report::{BackendRequests, JitToggle, Report, SteadyState};
 pub use workload::Workload;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::PostParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::core::{ApiResource, GroupVersionKind};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use serde_json::{json, Value};
 
+use cluster::{
+    apiserver_by_verb, apiserver_total, apply, cleanup_cluster_scoped, install_crds,
+    operator_identity, operator_requests,
+};
 use identity_client::ratelimit::{drift_plan, Limit, DEFAULT_DRIFT_PERCENT};
 use identity_client::Secret;
 use identity_emulator::{Emulator, EmulatorConfig, EmulatorHandle, Faults, Quota};
 use identity_testkit::{ControlPlane, Output};
-use workload::{app_name, idp_name, BACKEND, IDP_SECRET};
+use operator::{operator_metrics, start_operator};
+use wait::{wait_conflicts, wait_converged};
+use workload::{idp_name, BACKEND, IDP_SECRET};
 
 /// Field manager of everything the bench applies.
 const MANAGER: &str = "identity-operator-bench";
@@ -184,29 +189,6 @@ fn locate_dev_env(
 
 fn suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
-}
-
-/// The operator child process; killed when dropped.
-struct Operator {
-    child: Child,
-    metrics_port: u16,
-}
-
-impl Operator {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Everything after the control plane is up.
@@ -413,191 +395,6 @@ async fn measure(args: &BenchArgs, kubeconfig: &Path) -> anyhow::Result<Report> 
     })
 }
 
-fn ar(api_version: &str, kind: &str) -> ApiResource {
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind))
-}
-
-fn crd_resource(kind: &str) -> ApiResource {
-    ar("identity-operator.io/v1alpha1", kind)
-}
-
-/// Server-side applies one object in `ns`; retries a few times (a CRD just Established may still
-/// answer 404 for a moment, and the apiserver may be briefly busy).
-async fn apply(client: &Client, ns: &str, obj: &Value) -> anyhow::Result<()> {
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        ns,
-        &ar(
-            obj["apiVersion"].as_str().unwrap_or("v1"),
-            obj["kind"].as_str().unwrap_or_default(),
-        ),
-    );
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-    let mut attempt = 0;
-    loop {
-        match api
-            .patch(
-                name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(obj),
-            )
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(e) if attempt < 10 && retryable(&e) => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(anyhow!("applying {} {name}: {e}", obj["kind"])),
-        }
-    }
-}
-
-fn retryable(e: &kube::Error) -> bool {
-    match e {
-        kube::Error::Api(s) => s.code == 404 || s.code == 429 || s.code >= 500,
-        _ => true,
-    }
-}
-
-/// Applies the generated CRDs and waits until they are Established.
-async fn install_crds(client: &Client) -> anyhow::Result<()> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (_, crd) in identity_api::crds() {
-        let name = crd.name_any();
-        let mut body = serde_json::to_value(&crd)?;
-        body["apiVersion"] = "apiextensions.k8s.io/v1".into();
-        body["kind"] = "CustomResourceDefinition".into();
-        api.patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .with_context(|| format!("applying CRD {name}"))?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let crd = api.get(&name).await?;
-            let established = crd
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("CRD {name} not Established after 60s");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    Ok(())
-}
-
-/// A ServiceAccount bound to cluster-admin, a FlowSchema matching only it (exempt priority level,
-/// like the admin user: no throttling), a token, and a kubeconfig with that token. Returns the
-/// kubeconfig's path.
-async fn operator_identity(
-    client: &Client,
-    ns: &str,
-    flow_schema: &str,
-    admin_kubeconfig: &Path,
-    workdir: &Path,
-) -> anyhow::Result<PathBuf> {
-    let sa_name = "identity-operator";
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-    sas.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": sa_name}}))?,
-    )
-    .await
-    .context("creating the operator's ServiceAccount")?;
-    let binding = json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "ClusterRoleBinding",
-        "metadata": {"name": flow_schema},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-        "subjects": [{"kind": "ServiceAccount", "name": sa_name, "namespace": ns}]
-    });
-    let schema = json!({
-        "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
-        "kind": "FlowSchema",
-        "metadata": {"name": flow_schema},
-        "spec": {
-            "priorityLevelConfiguration": {"name": "exempt"},
-            "matchingPrecedence": 10,
-            "rules": [{
-                "subjects": [{"kind": "ServiceAccount", "serviceAccount": {"name": sa_name, "namespace": ns}}],
-                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"], "namespaces": ["*"], "clusterScope": true}],
-                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}]
-            }]
-        }
-    });
-    for obj in [&binding, &schema] {
-        let api: Api<DynamicObject> = Api::all_with(
-            client.clone(),
-            &ar(
-                obj["apiVersion"].as_str().unwrap_or_default(),
-                obj["kind"].as_str().unwrap_or_default(),
-            ),
-        );
-        api.patch(
-            obj["metadata"]["name"].as_str().unwrap_or_default(),
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(obj),
-        )
-        .await
-        .with_context(|| format!("applying {}", obj["kind"]))?;
-    }
-    let request: TokenRequest =
-        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 6 * 3600}}))?;
-    let token = sas
-        .create_token_request(sa_name, &PostParams::default(), &request)
-        .await
-        .context("requesting a token for the operator")?
-        .status
-        .map(|s| s.token)
-        .context("TokenRequest without a token")?;
-    // The admin kubeconfig with every user replaced by the token (a client certificate would win
-    // over the token and make the operator an admin again).
-    let mut kc: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(admin_kubeconfig)?)?;
-    if let Some(users) = kc.get_mut("users").and_then(|u| u.as_sequence_mut()) {
-        for user in users {
-            user["user"] = serde_yaml::to_value(json!({ "token": token }))?;
-        }
-    }
-    kc["contexts"][0]["context"]["namespace"] = ns.into();
-    let path = workdir.join("operator.kubeconfig");
-    write_private(&path, &serde_yaml::to_string(&kc)?)?;
-    Ok(path)
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())
-}
-
-async fn cleanup_cluster_scoped(client: &Client, name: &str) {
-    for (api_version, kind) in [
-        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-        ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema"),
-    ] {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar(api_version, kind));
-        let _ = api.delete(name, &Default::default()).await;
-    }
-}
-
 /// The backend's budget per minute, as the operator derives it from the bench's flags (the bench
 /// backend is a loopback URL: no Asgardeo default).
 fn budget_per_minute(args: &BenchArgs) -> Option<u32> {
@@ -659,256 +456,6 @@ fn backend_objects(
         }),
         backend,
     ]
-}
-
-fn start_operator(
-    args: &BenchArgs,
-    ns: &str,
-    kubeconfig: &Path,
-    workdir: &Path,
-) -> anyhow::Result<Operator> {
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let log = std::fs::File::create(workdir.join("operator.log"))?;
-    let exe = operator_binary(args.operator_bin.as_deref())?;
-    let child = Command::new(&exe)
-        .args([
-            "run",
-            "--namespace",
-            ns,
-            "--resync-interval",
-            &format!("{}ms", args.resync_interval.as_millis()),
-            "--metrics-addr",
-            &format!("127.0.0.1:{metrics_port}"),
-            "--concurrency",
-            &args.operator_concurrency.to_string(),
-        ])
-        .env("KUBECONFIG", kubeconfig)
-        .env("RUST_LOG", &args.operator_log_level)
-        .env_remove("WATCH_NAMESPACE")
-        .env_remove("POD_NAMESPACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("starting the operator")?;
-    Ok(Operator {
-        child,
-        metrics_port,
-    })
-}
-
-/// The operator binary: the one given, else `identity-operator` in this binary's folder.
-fn operator_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(p) = given {
-        return Ok(p.to_path_buf());
-    }
-    let exe = std::env::current_exe().context("finding the bench's own binary")?;
-    let beside = exe.with_file_name("identity-operator");
-    if beside.is_file() {
-        Ok(beside)
-    } else {
-        bail!(
-            "no identity-operator binary beside {}: build it with `cargo build -p identity-operator` (same profile) or pass --operator-bin",
-            exe.display()
-        )
-    }
-}
-
-/// Every object of `kind` in `ns`, listed in pages of 500.
-async fn list_all(client: &Client, ns: &str, kind: &str) -> anyhow::Result<Vec<DynamicObject>> {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &crd_resource(kind));
-    let mut out = Vec::new();
-    let mut params = ListParams::default().limit(500);
-    loop {
-        let page = api.list(&params).await?;
-        out.extend(page.items);
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(out),
-        }
-    }
-}
-
-/// Status of condition `type_` of an object.
-fn condition<'a>(obj: &'a DynamicObject, type_: &str) -> Option<&'a Value> {
-    obj.data["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-}
-
-fn has_condition(obj: &DynamicObject, type_: &str, status: &str) -> bool {
-    condition(obj, type_).is_some_and(|c| c["status"] == status)
-}
-
-/// How often to list while waiting: often for small runs; for large ones rarely enough that the
-/// bench's own lists (thousands of objects with status) do not load the apiserver much. `fine`: a
-/// short wait measured in fractions of a second (the JIT toggle).
-fn poll_interval(objects: usize, fine: bool) -> Duration {
-    match (objects > 2000, fine) {
-        (false, true) => Duration::from_millis(250),
-        (false, false) | (true, true) => Duration::from_secs(1),
-        (true, false) => Duration::from_secs(5),
-    }
-}
-
-async fn wait_converged(
-    client: &Client,
-    ns: &str,
-    args: &BenchArgs,
-    total: usize,
-    operator: &mut Operator,
-    t0: Instant,
-    log: &Path,
-) -> anyhow::Result<()> {
-    let mut last_report = Instant::now();
-    loop {
-        if let Some(status) = operator.exited() {
-            bail!("the operator exited ({status}); see {}", log.display());
-        }
-        let mut not_ready = Vec::new();
-        let mut listed = 0;
-        for kind in ["IdentityBackend", "IdentityProvider", "Application"] {
-            for obj in list_all(client, ns, kind).await? {
-                listed += 1;
-                if !has_condition(&obj, "Ready", "True") {
-                    not_ready.push((kind, obj));
-                }
-            }
-        }
-        let ready = listed - not_ready.len();
-        if ready == total && listed == total {
-            return Ok(());
-        }
-        if last_report.elapsed() > Duration::from_secs(10) {
-            last_report = Instant::now();
-            eprintln!(
-                "bench: {ready}/{total} Ready after {:.0}s",
-                t0.elapsed().as_secs_f64()
-            );
-        }
-        if t0.elapsed() > args.timeout {
-            let sample: Vec<String> = not_ready
-                .iter()
-                .take(5)
-                .map(|(kind, o)| {
-                    format!(
-                        "{kind} {}: {}",
-                        o.name_any(),
-                        condition(o, "Ready").cloned().unwrap_or(Value::Null)
-                    )
-                })
-                .collect();
-            bail!(
-                "not converged after {:?}: {} not Ready, e.g. {sample:?}; see {}",
-                args.timeout,
-                not_ready.len(),
-                log.display()
-            );
-        }
-        tokio::time::sleep(poll_interval(total, false)).await;
-    }
-}
-
-async fn wait_conflicts(
-    client: &Client,
-    ns: &str,
-    args: &BenchArgs,
-    conflicting: &[usize],
-    operator: &mut Operator,
-) -> anyhow::Result<()> {
-    let want: std::collections::BTreeSet<String> =
-        conflicting.iter().map(|&a| app_name(a)).collect();
-    let t = Instant::now();
-    loop {
-        if let Some(status) = operator.exited() {
-            bail!("the operator exited ({status})");
-        }
-        let shown = list_all(client, ns, "Application")
-            .await?
-            .iter()
-            .filter(|o| want.contains(&o.name_any()))
-            .filter(|o| has_condition(o, "InterconnectionConflict", "True"))
-            .count();
-        if shown == want.len() {
-            return Ok(());
-        }
-        if t.elapsed() > args.timeout {
-            bail!(
-                "JIT toggle: only {shown} of {} dependents show the conflict after {:?}",
-                want.len(),
-                args.timeout
-            );
-        }
-        tokio::time::sleep(poll_interval(args.apps, true)).await;
-    }
-}
-
-async fn metrics_text(client: &Client) -> anyhow::Result<String> {
-    let req = http::Request::get("/metrics").body(Vec::new())?;
-    Ok(client.request_text(req).await?)
-}
-
-/// Requests the operator made so far (its FlowSchema's dispatched requests).
-async fn operator_requests(client: &Client, flow_schema: &str) -> anyhow::Result<u64> {
-    let text = metrics_text(client).await?;
-    Ok(probe::sum(
-        &text,
-        "apiserver_flowcontrol_dispatched_requests_total",
-        &[("flow_schema", flow_schema)],
-    ) as u64)
-}
-
-/// Requests of every client so far (`apiserver_request_total`).
-async fn apiserver_total(client: &Client) -> anyhow::Result<u64> {
-    let text = metrics_text(client).await?;
-    Ok(probe::sum(&text, "apiserver_request_total", &[]) as u64)
-}
-
-/// Requests of every client so far by `VERB resource`.
-async fn apiserver_by_verb(
-    client: &Client,
-) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
-    Ok(probe::requests_by_verb(&metrics_text(client).await?))
-}
-
-type ReconcileNumbers = (
-    std::collections::BTreeMap<String, u64>,
-    std::collections::BTreeMap<String, f64>,
-);
-
-/// Reconciles by kind/result and mean reconcile time by kind, from the operator's /metrics.
-async fn operator_metrics(port: u16) -> ReconcileNumbers {
-    let mut counts = std::collections::BTreeMap::new();
-    let mut means = std::collections::BTreeMap::new();
-    let Ok(resp) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
-        return (counts, means);
-    };
-    let Ok(text) = resp.text().await else {
-        return (counts, means);
-    };
-    for s in probe::samples(&text, "identity_operator_reconciles_total") {
-        let key = format!(
-            "{}/{}",
-            s.labels.get("kind").cloned().unwrap_or_default(),
-            s.labels.get("result").cloned().unwrap_or_default()
-        );
-        counts.insert(key, s.value as u64);
-    }
-    for s in probe::samples(&text, "identity_operator_reconcile_duration_seconds_count") {
-        let kind = s.labels.get("kind").cloned().unwrap_or_default();
-        let sum = probe::sum(
-            &text,
-            "identity_operator_reconcile_duration_seconds_sum",
-            &[("kind", &kind)],
-        );
-        if s.value > 0.0 {
-            means.insert(kind, sum / s.value);
-        }
-    }
-    (counts, means)
 }
 
 #[cfg(test)]
