@@ -26,11 +26,13 @@ async fn prove_ahead_in(
     questions: impl IntoIterator<Item = Question>,
     budget: Duration,
 ) {
-    let mut unknown: Vec<Question> = questions
+    // Each question once, however many objects ask it (the connected apps of a hub IdP often
+    // share one script), and in the order asked.
+    let mut asked = std::collections::HashSet::new();
+    let unknown: Vec<Question> = questions
         .into_iter()
-        .filter(|q| answers.get(q).is_none())
+        .filter(|q| answers.get(q).is_none() && asked.insert(q.clone()))
         .collect();
-    unknown.dedup();
     if unknown.is_empty() {
         return;
     }

@@ -434,24 +434,6 @@ fn is_generated(script: &str, steps: &[FlowStep]) -> bool {
     script::recognize(script, &script_flow(steps, vec![]).steps).is_some()
 }
 
-/// The flow the script generator sees for `steps` and `script`, with a script the operator did not
-/// generate proved by simulation where it can be (the stretch of the remedy: a hand-written script
-/// that only uses the modelled adaptive API and never lets a login reach a local-account step after
-/// an IdP sign-in is as good as skipFor). Anything else stays not verified.
-fn script_origin(
-    steps: &[FlowStep],
-    script: Option<&str>,
-    needs_local: &flow::LocalAccountAuthenticators,
-) -> flow::Flow {
-    let mut known = flow::script::flow_with_script(script_flow(steps, vec![]).steps, script);
-    if let Some(q) = proof_question_for(&known, steps, script, needs_local) {
-        if flow::proof::Answers::global().get_or_prove(&q) {
-            known.script = ScriptOrigin::Proved;
-        }
-    }
-    known
-}
-
 /// What a simulation would have to prove about `script` on `steps`: none when there is no script
 /// or it is the operator's own (the rule reads its skips instead). The controller proves these
 /// ahead, off the async workers (`controller::proofs`), so that [`flow_for_rule`] finds the answer.
@@ -460,8 +442,66 @@ pub fn proof_question(
     script: Option<&str>,
     needs_local: &flow::LocalAccountAuthenticators,
 ) -> Option<flow::proof::Question> {
-    let known = flow::script::flow_with_script(script_flow(steps, vec![]).steps, script);
-    proof_question_for(&known, steps, script, needs_local)
+    ScriptedFlow::read(steps, script, needs_local).question
+}
+
+/// A flow's steps with its script read once (`flow_with_script`: the operator's own skips, else
+/// "not verified"), and the question a proof would have to answer about it. The controller asks
+/// [`ScriptedFlow::question`] to prove ahead, then takes [`ScriptedFlow::rule`] from the same read.
+pub struct ScriptedFlow<'a> {
+    steps: &'a [FlowStep],
+    known: flow::Flow,
+    /// What a proof must answer; `None`: no script, or the operator's own.
+    pub question: Option<flow::proof::Question>,
+}
+
+impl<'a> ScriptedFlow<'a> {
+    /// Reads the script of `steps` once. Pure.
+    pub fn read(
+        steps: &'a [FlowStep],
+        script: Option<&str>,
+        needs_local: &flow::LocalAccountAuthenticators,
+    ) -> Self {
+        let known = flow::script::flow_with_script(script_flow(steps, vec![]).steps, script);
+        let question = proof_question_for(&known, steps, script, needs_local);
+        Self {
+            steps,
+            known,
+            question,
+        }
+    }
+
+    /// The flow as the conflict rule sees it ([`flow_for_rule`]). A script the operator did not
+    /// write counts as proved when a proof of its question says so (an IdP sign-in is then as good
+    /// as skipFor); anything else stays not verified.
+    pub fn rule(self, needs_local: &flow::LocalAccountAuthenticators) -> flow::Flow {
+        let mut known = self.known;
+        if let Some(q) = &self.question {
+            if flow::proof::Answers::global().get_or_prove(q) {
+                known.script = ScriptOrigin::Proved;
+            }
+        }
+        flow::Flow {
+            steps: self
+                .steps
+                .iter()
+                .map(|s| {
+                    s.options
+                        .iter()
+                        .map(|o| {
+                            if o.is_local() || needs_local.contains(&o.authenticator) {
+                                flow::FlowOption::Authenticator(o.authenticator.clone())
+                            } else {
+                                flow::FlowOption::IdentityProvider(o.idp.clone())
+                            }
+                        })
+                        .collect()
+                })
+                .collect(),
+            skips: known.skips,
+            script: known.script,
+        }
+    }
 }
 
 fn proof_question_for(
@@ -527,7 +567,9 @@ pub fn plan_script(
         .as_deref()
         .is_none_or(|s| is_generated(s, &server.steps) || script::is_marked(s));
     let Some(mut f) = desired else {
-        let origin = script_origin(&server.steps, on_server.as_deref(), needs_local).script;
+        let origin = ScriptedFlow::read(&server.steps, on_server.as_deref(), needs_local)
+            .rule(needs_local)
+            .script;
         let plan = ScriptPlan {
             effective: on_server,
             origin,
@@ -549,7 +591,9 @@ pub fn plan_script(
         (Some(_), None) => {}
     }
     let effective = f.script.clone().or(on_server);
-    let origin = script_origin(&f.steps, effective.as_deref(), needs_local).script;
+    let origin = ScriptedFlow::read(&f.steps, effective.as_deref(), needs_local)
+        .rule(needs_local)
+        .script;
     (
         Some(f),
         ScriptPlan {
@@ -673,26 +717,7 @@ pub fn flow_for_rule(
     script: Option<&str>,
     needs_local: &crate::flow::LocalAccountAuthenticators,
 ) -> crate::flow::Flow {
-    let known = script_origin(steps, script, needs_local);
-    crate::flow::Flow {
-        steps: steps
-            .iter()
-            .map(|s| {
-                s.options
-                    .iter()
-                    .map(|o| {
-                        if o.is_local() || needs_local.contains(&o.authenticator) {
-                            crate::flow::FlowOption::Authenticator(o.authenticator.clone())
-                        } else {
-                            crate::flow::FlowOption::IdentityProvider(o.idp.clone())
-                        }
-                    })
-                    .collect()
-            })
-            .collect(),
-        skips: known.skips,
-        script: known.script,
-    }
+    ScriptedFlow::read(steps, script, needs_local).rule(needs_local)
 }
 
 #[cfg(test)]

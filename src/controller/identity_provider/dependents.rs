@@ -245,14 +245,20 @@ pub(super) async fn connected(
             });
         let (name, flow) = match known {
             Some((name, flow)) => {
-                if let Some((f, script)) = &flow {
-                    let q = translate::proof_question(&f.steps, script.as_deref(), needs_local);
-                    crate::controller::proofs::prove_ahead(q, crate::controller::proofs::BUDGET)
+                let flow = match &flow {
+                    Some((f, script)) => {
+                        let read =
+                            translate::ScriptedFlow::read(&f.steps, script.as_deref(), needs_local);
+                        let q = read.question.clone();
+                        crate::controller::proofs::prove_ahead(
+                            q,
+                            crate::controller::proofs::BUDGET,
+                        )
                         .await;
-                }
-                let flow = flow.map(|(f, script)| {
-                    translate::flow_for_rule(&f.steps, script.as_deref(), needs_local)
-                });
+                        Some(read.rule(needs_local))
+                    }
+                    None => None,
+                };
                 (name, flow)
             }
             None => match client.get_application(&app_id).await {
